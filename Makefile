@@ -1,0 +1,122 @@
+# smime-milter — plain GNU make, C11.
+#
+#   make              build milter/smime-milter and milter/smimectl
+#   make check        install missing Debian packages, build, run every test
+#   make check-asan   the same tests on an ASan+UBSan build (build-asan/)
+#   make run          run the daemon in the foreground with conf/smime-milter.conf
+#   make demo         the whole job end to end through a private Postfix
+#   make install      PREFIX=/usr/local DESTDIR=
+
+VERSION   := 0.1.0
+PREFIX    ?= /usr/local
+SBINDIR   ?= $(PREFIX)/sbin
+MANDIR    ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+STATEDIR  ?= /var/lib/smime-milter
+
+# O: object directory; BINDIR: where the two programs land.
+O         ?= build
+BINDIR    ?= milter
+SAN       ?=
+
+PKGS      := libcrypto libconfig sqlite3
+CC        ?= cc
+CFLAGS    ?= -O2 -g
+XCFLAGS   := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
+             -DSMIME_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+XCPPFLAGS := -Ilib
+LIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+
+ifneq ($(SAN),)
+XCFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN    := -fsanitize=address,undefined
+CFLAGS   := -O1 -g
+endif
+
+LIB_SRCS  := $(sort $(wildcard lib/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
+LIB_A     := $(O)/libsmime.a
+MILTER_OBJS := $(O)/milter/smime-milter.o $(O)/milter/callbacks.o
+CTL_OBJS  := $(O)/milter/smimectl.o
+UNIT_SRCS := $(sort $(wildcard tests/unit/check_*.c))
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
+TESTUTIL  := $(O)/tests/unit/testutil.o
+
+PROGS     := $(BINDIR)/smime-milter $(BINDIR)/smimectl
+
+.PHONY: all deps check check-run check-unit check-e2e check-asan check-valgrind \
+        run demo install clean bench
+all: $(PROGS)
+
+$(O)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(XCPPFLAGS) $(CPPFLAGS) $(XCFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB_A): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(BINDIR)/smime-milter: $(MILTER_OBJS) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(LDSAN) $(LDFLAGS) -pthread -o $@ $(MILTER_OBJS) $(LIB_A) -lmilter $(LIBS)
+
+$(BINDIR)/smimectl: $(CTL_OBJS) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(LDSAN) $(LDFLAGS) -pthread -o $@ $(CTL_OBJS) $(LIB_A) $(LIBS)
+
+$(O)/tests/check_%: $(O)/tests/unit/check_%.o $(TESTUTIL) $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) $(LDSAN) $(LDFLAGS) -pthread -o $@ $< $(TESTUTIL) $(LIB_A) $(CHECK_LIBS) $(LIBS)
+
+deps:
+	@scripts/deps
+
+# Environment handed to every test script: where the programs are.
+TEST_ENV := SMIME_BINDIR=$(abspath $(BINDIR)) SMIME_TESTBIN=$(abspath $(O)/tests) \
+            SMIME_TOP=$(CURDIR)
+
+check: deps
+	@$(MAKE) --no-print-directory check-run
+
+check-run: all $(UNIT_BINS)
+	@$(TEST_ENV) tests/run-all
+
+check-unit: all $(UNIT_BINS)
+	@$(TEST_ENV) tests/run-all unit
+
+check-e2e: all $(UNIT_BINS)
+	@$(TEST_ENV) tests/run-all e2e
+
+check-asan: deps
+	@$(MAKE) --no-print-directory O=build-asan BINDIR=build-asan/bin SAN=1 check-run
+
+check-valgrind: deps all $(UNIT_BINS)
+	@$(TEST_ENV) SMIME_VALGRIND=1 tests/run-all unit
+
+run: deps all
+	@mkdir -p var
+	$(BINDIR)/smime-milter -f -c conf/smime-milter.conf -p inet:8894@127.0.0.1
+
+demo: deps all
+	@contrib/demo/demo.sh
+
+bench: deps all
+	@contrib/bench/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(PROGS) $(DESTDIR)$(SBINDIR)/
+	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/smime-milter
+	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/smime-milter/keys
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/smime-milter/smime-milter.conf ]; then \
+	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/smime-milter/smime-milter.conf"; \
+	else install -m 0644 conf/smime-milter.conf $(DESTDIR)$(SYSCONFDIR)/smime-milter/; fi
+	install -d -m 0750 $(DESTDIR)$(STATEDIR)
+	for m in man/*.5; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/ || true; done
+	for m in man/*.8; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/ || true; done
+
+clean:
+	rm -rf build build-asan milter/smime-milter milter/smimectl var
+
+-include $(LIB_OBJS:.o=.d) $(MILTER_OBJS:.o=.d) $(CTL_OBJS:.o=.d)
