@@ -94,9 +94,17 @@ check-asan: deps
 check-valgrind: deps all $(UNIT_BINS)
 	@$(TEST_ENV) SMIME_VALGRIND=1 tests/run-all unit
 
+# make run: the sample configuration with its state paths moved under var/.
+RUNDIR := $(CURDIR)/var
 run: deps all
-	@mkdir -p var
-	$(BINDIR)/smime-milter -f -c conf/smime-milter.conf -p inet:8894@127.0.0.1
+	@mkdir -p $(RUNDIR)/keys && chmod 700 $(RUNDIR)/keys
+	@sed -e 's|"/var/lib/smime-milter/cache.db"|"$(RUNDIR)/cache.db"|' \
+	     -e 's|"/var/lib/smime-milter/spool"|"$(RUNDIR)/spool"|' \
+	     -e 's|"/run/smime-milter/smime-milter.pid"|"$(RUNDIR)/smime-milter.pid"|' \
+	     -e 's|"/etc/smime-milter/keys"|"$(RUNDIR)/keys"|' \
+	     conf/smime-milter.conf > $(RUNDIR)/smime-milter.conf
+	@echo "make run: $(RUNDIR)/smime-milter.conf (conf/smime-milter.conf with state under var/); Ctrl-C stops"
+	$(BINDIR)/smime-milter -f -c $(RUNDIR)/smime-milter.conf -p inet:8894@127.0.0.1
 
 demo: deps all
 	@contrib/demo/demo.sh

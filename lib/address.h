@@ -1,0 +1,48 @@
+/*
+ * address.h — e-mail addresses, domains and client networks.
+ *
+ * Addresses are compared the way mail admins expect: the domain is
+ * case-insensitive, the local part is compared as written but stored
+ * lowercased (every real-world mailbox provider folds case), so
+ * addr_normalize() lowercases the whole address.
+ */
+#ifndef SMIME_ADDRESS_H
+#define SMIME_ADDRESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "status.h"
+
+/* Strip angle brackets, comments and surrounding space from an envelope or
+ * From address and lowercase it: "<Bob@Partner.Example>" → "bob@partner.example".
+ * Returns SM_ERR_PARSE for something that is not local@domain. */
+sm_status addr_normalize(const char *in, char *out, size_t outlen);
+/* The address inside a From: header value ("Bob <bob@x>" → "bob@x"),
+ * normalised. Takes the first mailbox. */
+sm_status addr_from_header(const char *value, char *out, size_t outlen);
+/* The domain part of a normalised address (pointer into addr), or NULL. */
+const char *addr_domain(const char *addr);
+/* Syntax checks used by the configuration. */
+bool addr_valid_domain(const char *domain);
+bool addr_valid_mailbox(const char *addr);
+/* Does addr (normalised) belong to domain (exact, case-insensitive)? */
+bool addr_in_domain(const char *addr, const char *domain);
+
+/* One network, IPv4 or IPv6. */
+struct cidr {
+	int family;          /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	unsigned prefix;     /* bits */
+};
+
+/* Parse "192.0.2.0/24", "2001:db8::/32", "127.0.0.1" (a host). */
+sm_status cidr_parse(const char *text, struct cidr *out);
+/* Does the socket address fall inside the network? IPv4-mapped IPv6
+ * addresses (::ffff:192.0.2.1) match IPv4 networks. */
+bool cidr_match(const struct cidr *net, const struct sockaddr *sa);
+bool cidr_match_list(const struct cidr *nets, size_t n, const struct sockaddr *sa);
+
+#endif

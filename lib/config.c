@@ -1,0 +1,861 @@
+/*
+ * config.c — the schema table and the loader.
+ *
+ * Every key lives in exactly one table below, with its type, default and
+ * bounds. The loader applies the defaults, walks the file, reports unknown
+ * keys and bad values with FILE:LINE, and runs the cross-key checks.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+
+enum sch_type { T_BOOL, T_STR, T_INT, T_ENUM, T_STRLIST, T_MODE, T_GROUP, T_POLICY };
+enum sch_check { C_NONE, C_SOCKET, C_AUTHSERV, C_DOMAINS, C_CIDRS, C_NONEMPTY,
+	C_FILE_EXISTS, C_RULE_ADDR, C_HEADER_NAME };
+
+struct schema {
+	const char *name;
+	enum sch_type type;
+	size_t off;                 /* field offset from the group's base */
+	const char *def;            /* default as text (NULL: unset) */
+	long long min, max;         /* T_INT bounds */
+	const char *const *enums;   /* T_ENUM value names, index = enum value */
+	const struct schema *sub;   /* T_GROUP / T_POLICY members */
+	enum sch_check check;
+	unsigned setbit;            /* outbound keys a policy rule may set */
+	size_t count_off;           /* T_STRLIST: where the element count goes */
+};
+
+static const char *const encrypt_names[] = { "never", "opportunistic", "required", NULL };
+static const char *const missing_names[] = { "reject", "tempfail", NULL };
+static const char *const mixed_names[] = { "sign-only", "split", NULL };
+static const char *const cipher_names[] = { "auto", "aes-128-cbc", "aes-256-cbc",
+	"aes-128-gcm", "aes-256-gcm", NULL };
+static const char *const padding_names[] = { "pkcs1", "oaep", NULL };
+static const char *const digest_names[] = { "sha256", "sha384", "sha512", NULL };
+static const char *const format_names[] = { "detached", "opaque", NULL };
+static const char *const on_error_names[] = { "tempfail", "accept", NULL };
+static const char *const decrypt_names[] = { "off", "harvest", "deliver", NULL };
+static const char *const backend_names[] = { "sqlite", NULL };
+
+#define OUT(f) offsetof(struct cfg_outbound, f)
+#define CFG(f) offsetof(struct config, f)
+#define POL(f) offsetof(struct cfg_policy, f)
+
+static const struct schema outbound_schema[] = {
+	{ "sign", T_BOOL, OUT(sign), "true", 0, 0, NULL, NULL, C_NONE, CFG_SET_SIGN, 0 },
+	{ "encrypt", T_ENUM, OUT(encrypt), "opportunistic", 0, 0, encrypt_names, NULL, C_NONE, CFG_SET_ENCRYPT, 0 },
+	{ "missing_cert", T_ENUM, OUT(missing_cert), "reject", 0, 0, missing_names, NULL, C_NONE, CFG_SET_MISSING_CERT, 0 },
+	{ "mixed", T_ENUM, OUT(mixed), "sign-only", 0, 0, mixed_names, NULL, C_NONE, CFG_SET_MIXED, 0 },
+	{ "cipher", T_ENUM, OUT(cipher), "auto", 0, 0, cipher_names, NULL, C_NONE, CFG_SET_CIPHER, 0 },
+	{ "rsa_padding", T_ENUM, OUT(rsa_padding), "pkcs1", 0, 0, padding_names, NULL, C_NONE, CFG_SET_RSA_PADDING, 0 },
+	{ "digest", T_ENUM, OUT(digest), "sha256", 0, 0, digest_names, NULL, C_NONE, CFG_SET_DIGEST, 0 },
+	{ "sign_format", T_ENUM, OUT(sign_format), "detached", 0, 0, format_names, NULL, C_NONE, CFG_SET_SIGN_FORMAT, 0 },
+	{ "encrypt_to_sender", T_BOOL, OUT(encrypt_to_sender), "true", 0, 0, NULL, NULL, C_NONE, CFG_SET_ENCRYPT_TO_SENDER, 0 },
+	{ "subject_tag", T_STR, OUT(subject_tag), "[encrypt]", 0, 0, NULL, NULL, C_NONE, 0, 0 },
+	{ "trigger_header", T_STR, OUT(trigger_header), "X-Encrypt", 0, 0, NULL, NULL, C_HEADER_NAME, 0, 0 },
+	{ "on_error", T_ENUM, OUT(on_error), "tempfail", 0, 0, on_error_names, NULL, C_NONE, CFG_SET_ON_ERROR, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
+static const struct schema policy_schema[] = {
+	{ "recipient", T_STR, POL(recipient), NULL, 0, 0, NULL, NULL, C_RULE_ADDR, 0, 0 },
+	{ "sender", T_STR, POL(sender), NULL, 0, 0, NULL, NULL, C_RULE_ADDR, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
+static const struct schema cache_schema[] = {
+	{ "backend", T_ENUM, CFG(cache_backend), "sqlite", 0, 0, backend_names, NULL, C_NONE, 0, 0 },
+	{ "path", T_STR, CFG(cache_path), "/var/lib/smime-milter/cache.db", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
+static const struct schema trust_schema[] = {
+	{ "ca_file", T_STR, CFG(trust_ca_file), "/etc/ssl/certs/ca-certificates.crt", 0, 0, NULL, NULL, C_FILE_EXISTS, 0, 0 },
+	{ "allow_self_signed", T_BOOL, CFG(trust_allow_self_signed), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
+static const struct schema inbound_schema[] = {
+	{ "harvest", T_BOOL, CFG(inbound_harvest), "true", 0, 0, NULL, NULL, C_NONE, 0, 0 },
+	{ "results_header", T_BOOL, CFG(inbound_results_header), "true", 0, 0, NULL, NULL, C_NONE, 0, 0 },
+	{ "decrypt", T_ENUM, CFG(inbound_decrypt), "harvest", 0, 0, decrypt_names, NULL, C_NONE, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
+#define MIB (1024LL * 1024)
+static const struct schema limits_schema[] = {
+	{ "max_message_size", T_INT, CFG(max_message_size), "52428800", 64 * 1024, 2048 * MIB, NULL, NULL, C_NONE, 0, 0 },
+	{ "spool_threshold", T_INT, CFG(spool_threshold), "1048576", 4096, 2048 * MIB, NULL, NULL, C_NONE, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
+static const struct schema top_schema[] = {
+	{ "socket", T_STR, CFG(socket), "inet:8894@127.0.0.1", 0, 0, NULL, NULL, C_SOCKET, 0, 0 },
+	{ "socket_mode", T_MODE, CFG(socket_mode), "0660", 0, 0777, NULL, NULL, C_NONE, 0, 0 },
+	{ "user", T_STR, CFG(user), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "pid_file", T_STR, CFG(pid_file), "/run/smime-milter/smime-milter.pid", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "spool_dir", T_STR, CFG(spool_dir), "/var/lib/smime-milter/spool", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "authserv_id", T_STR, CFG(authserv_id), NULL, 0, 0, NULL, NULL, C_AUTHSERV, 0, 0 },
+	{ "internal_domains", T_STRLIST, CFG(internal_domains), "", 0, 0, NULL, NULL, C_DOMAINS, 0, CFG(n_internal_domains) },
+	{ "internal_hosts", T_STRLIST, CFG(internal_hosts), "127.0.0.0/8,::1", 0, 0, NULL, NULL, C_CIDRS, 0, CFG(n_internal_hosts) },
+	{ "outbound_daemons", T_STRLIST, CFG(outbound_daemons), "ORIGINATING", 0, 0, NULL, NULL, C_NONEMPTY, 0, CFG(n_outbound_daemons) },
+	{ "cache", T_GROUP, 0, NULL, 0, 0, NULL, cache_schema, C_NONE, 0, 0 },
+	{ "keys_dir", T_STR, CFG(keys_dir), "/etc/smime-milter/keys", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "trust", T_GROUP, 0, NULL, 0, 0, NULL, trust_schema, C_NONE, 0, 0 },
+	{ "outbound", T_GROUP, CFG(outbound), NULL, 0, 0, NULL, outbound_schema, C_NONE, 0, 0 },
+	{ "inbound", T_GROUP, 0, NULL, 0, 0, NULL, inbound_schema, C_NONE, 0, 0 },
+	{ "policy", T_POLICY, 0, NULL, 0, 0, NULL, policy_schema, C_NONE, 0, 0 },
+	{ "limits", T_GROUP, 0, NULL, 0, 0, NULL, limits_schema, C_NONE, 0, 0 },
+	{ "log_debug", T_BOOL, CFG(log_debug), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
+struct loadctx {
+	const char *file;
+	struct config_errors *errs;
+	int nerr;
+	int oom;
+};
+
+static void
+lc_error(struct loadctx *lc, int line, const char *key, const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	va_list ap;
+	char **v;
+
+	lc->nerr++;
+	if (lc->errs == NULL)
+		return;
+	if (line > 0)
+		buf_printf(&b, "%s:%d: %s: ", lc->file, line, key);
+	else
+		buf_printf(&b, "%s: %s: ", lc->file, key);
+	va_start(ap, fmt);
+	buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	v = realloc(lc->errs->msg, (lc->errs->n + 1) * sizeof(*v));
+	if (v != NULL)
+		lc->errs->msg = v;
+	if (v == NULL || b.data == NULL) {
+		buf_free(&b);
+		lc->oom = 1;
+		return;
+	}
+	v[lc->errs->n++] = buf_steal(&b);
+}
+
+void
+config_errors_free(struct config_errors *errs)
+{
+	if (errs == NULL)
+		return;
+	for (size_t i = 0; i < errs->n; i++)
+		free(errs->msg[i]);
+	free(errs->msg);
+	errs->msg = NULL;
+	errs->n = 0;
+}
+
+static const char *
+type_name(int t)
+{
+	switch (t) {
+	case CONFIG_TYPE_GROUP: return "a group";
+	case CONFIG_TYPE_INT:
+	case CONFIG_TYPE_INT64: return "a number";
+	case CONFIG_TYPE_FLOAT: return "a decimal number";
+	case CONFIG_TYPE_STRING: return "a string";
+	case CONFIG_TYPE_BOOL: return "a boolean";
+	case CONFIG_TYPE_ARRAY: return "an array";
+	case CONFIG_TYPE_LIST: return "a list";
+	}
+	return "something else";
+}
+
+static void
+enum_expect(struct buf *b, const char *const *names)
+{
+	for (size_t i = 0; names[i]; i++)
+		buf_printf(b, "%s%s", i ? ", " : "", names[i]);
+}
+
+/* Value checks shared by single strings and list elements. NULL = fine. */
+static const char *
+check_value(enum sch_check c, const char *v, char *msg, size_t len)
+{
+	struct stat st;
+
+	switch (c) {
+	case C_NONE:
+		return NULL;
+	case C_NONEMPTY:
+		return *v ? NULL : "must not be empty";
+	case C_SOCKET: {
+		const char *p;
+		char *end;
+		long port;
+
+		if (strncmp(v, "unix:", 5) == 0 || strncmp(v, "local:", 6) == 0) {
+			p = strchr(v, ':') + 1;
+			if (*p != '/')
+				return "expected an absolute path after unix:";
+			return NULL;
+		}
+		if (strncmp(v, "inet:", 5) == 0)
+			p = v + 5;
+		else if (strncmp(v, "inet6:", 6) == 0)
+			p = v + 6;
+		else
+			return "expected inet:PORT@HOST, inet6:PORT@HOST or unix:PATH";
+		port = strtol(p, &end, 10);
+		if (end == p || port < 1 || port > 65535 || (*end != '@' && *end != '\0'))
+			return "port must be a number from 1 to 65535";
+		if (*end == '@' && end[1] == '\0')
+			return "expected a host after @";
+		return NULL;
+	}
+	case C_AUTHSERV:
+		if (*v == '\0')
+			return "must not be empty";
+		for (const char *p = v; *p; p++)
+			if (isspace((unsigned char)*p) || *p == ';' || *p == '(' ||
+			    *p == ')' || (unsigned char)*p >= 0x7f)
+				return "must be a host name (no spaces, semicolons or parentheses)";
+		return NULL;
+	case C_DOMAINS:
+		return addr_valid_domain(v) ? NULL : "not a valid domain name";
+	case C_CIDRS: {
+		struct cidr n;
+		return cidr_parse(v, &n) == SM_OK ? NULL :
+		    "expected an IPv4 or IPv6 address or network (192.0.2.0/24, 2001:db8::/32)";
+	}
+	case C_FILE_EXISTS:
+		if (stat(v, &st) != 0) {
+			snprintf(msg, len, "cannot open \"%s\": %s", v, strerror(errno));
+			return msg;
+		}
+		if (!S_ISREG(st.st_mode)) {
+			snprintf(msg, len, "\"%s\" is not a regular file", v);
+			return msg;
+		}
+		return NULL;
+	case C_RULE_ADDR:
+		if (v[0] == '@')
+			return addr_valid_domain(v + 1) ? NULL :
+			    "expected an address or @domain; the domain is not valid";
+		return addr_valid_mailbox(v) ? NULL : "expected an address or @domain";
+	case C_HEADER_NAME:
+		for (const char *p = v; *p; p++)
+			if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == ':')
+				return "not a valid header field name";
+		return NULL;
+	}
+	return NULL;
+}
+
+static char *
+lower_dup(const char *s, int lower)
+{
+	char *d = strdup(s);
+
+	if (d && lower)
+		for (char *p = d; *p; p++)
+			*p = (char)tolower((unsigned char)*p);
+	return d;
+}
+
+/* Store one string list (already validated) into the field. */
+static int
+store_strlist(struct loadctx *lc, const struct schema *e, char *base,
+    const char **items, size_t n)
+{
+	size_t *count = (size_t *)(base + e->count_off);
+
+	if (e->check == C_CIDRS) {
+		struct cidr *v = calloc(n ? n : 1, sizeof(*v));
+		if (v == NULL)
+			return lc->oom = 1, -1;
+		for (size_t i = 0; i < n; i++)
+			cidr_parse(items[i], &v[i]);
+		free(*(struct cidr **)(base + e->off));
+		*(struct cidr **)(base + e->off) = v;
+	} else {
+		char **v = calloc(n + 1, sizeof(*v));
+		char **old = *(char ***)(base + e->off);
+		if (v == NULL)
+			return lc->oom = 1, -1;
+		for (size_t i = 0; i < n; i++)
+			if ((v[i] = lower_dup(items[i], e->check == C_DOMAINS)) == NULL)
+				lc->oom = 1;
+		if (old)
+			for (size_t i = 0; old[i]; i++)
+				free(old[i]);
+		free(old);
+		*(char ***)(base + e->off) = v;
+	}
+	*count = n;
+	return 0;
+}
+
+static int
+parse_mode(const char *v, unsigned *out)
+{
+	char *end;
+	unsigned long m;
+
+	if (*v == '\0' || strspn(v, "01234567") != strlen(v))
+		return -1;
+	m = strtoul(v, &end, 8);
+	if (m > 0777)
+		return -1;
+	*out = (unsigned)m;
+	return 0;
+}
+
+/* Apply one default (from the schema's text). */
+static void
+apply_default(struct loadctx *lc, const struct schema *e, char *base)
+{
+	switch (e->type) {
+	case T_BOOL:
+		*(bool *)(base + e->off) = strcmp(e->def, "true") == 0;
+		break;
+	case T_INT:
+		*(uint64_t *)(base + e->off) = strtoull(e->def, NULL, 10);
+		break;
+	case T_ENUM:
+		for (int i = 0; e->enums[i]; i++)
+			if (strcmp(e->enums[i], e->def) == 0)
+				*(int *)(base + e->off) = i;
+		break;
+	case T_MODE:
+		parse_mode(e->def, (unsigned *)(base + e->off));
+		break;
+	case T_STR:
+		if (e->def && (*(char **)(base + e->off) = strdup(e->def)) == NULL)
+			lc->oom = 1;
+		break;
+	case T_STRLIST: {
+		const char *items[8];
+		size_t n = 0;
+		char tmp[256];
+		char *save = NULL, *tok;
+
+		snprintf(tmp, sizeof(tmp), "%s", e->def);
+		for (tok = strtok_r(tmp, ",", &save); tok && n < 8; tok = strtok_r(NULL, ",", &save))
+			items[n++] = tok;
+		store_strlist(lc, e, base, items, n);
+		break;
+	}
+	case T_GROUP:
+		for (const struct schema *s = e->sub; s->name; s++)
+			apply_default(lc, s, base + e->off);
+		break;
+	case T_POLICY:
+		break;
+	}
+}
+
+static void load_group(struct loadctx *lc, config_setting_t *grp, const struct schema *tab,
+    char *base, const char *prefix, struct config *cfg);
+
+/* Read one setting into its field. path is the dotted key for messages. */
+static void
+load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
+    const char *path, struct config *cfg)
+{
+	int line = config_setting_source_line(s);
+	int t = config_setting_type(s);
+	char msg[512];
+	const char *why;
+
+	switch (e->type) {
+	case T_BOOL:
+		if (t != CONFIG_TYPE_BOOL) {
+			lc_error(lc, line, path, "expected true or false; got %s", type_name(t));
+			return;
+		}
+		*(bool *)(base + e->off) = config_setting_get_bool(s);
+		return;
+	case T_INT: {
+		long long v;
+
+		if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
+			lc_error(lc, line, path, "expected a number; got %s", type_name(t));
+			return;
+		}
+		v = config_setting_get_int64(s);
+		if (v < e->min || v > e->max) {
+			lc_error(lc, line, path, "expected a number from %lld to %lld; got %lld",
+			    e->min, e->max, v);
+			return;
+		}
+		*(uint64_t *)(base + e->off) = (uint64_t)v;
+		return;
+	}
+	case T_ENUM: {
+		const char *v;
+		struct buf b = BUF_INIT;
+
+		if (t == CONFIG_TYPE_STRING) {
+			v = config_setting_get_string(s);
+			for (int i = 0; e->enums[i]; i++)
+				if (strcmp(e->enums[i], v) == 0) {
+					*(int *)(base + e->off) = i;
+					return;
+				}
+		}
+		enum_expect(&b, e->enums);
+		if (t == CONFIG_TYPE_STRING)
+			lc_error(lc, line, path, "expected one of %s; got \"%s\"", buf_cstr(&b),
+			    config_setting_get_string(s));
+		else
+			lc_error(lc, line, path, "expected one of %s; got %s", buf_cstr(&b),
+			    type_name(t));
+		buf_free(&b);
+		return;
+	}
+	case T_MODE:
+		if (t != CONFIG_TYPE_STRING) {
+			lc_error(lc, line, path, "expected an octal mode as a string such as \"0660\"; got %s",
+			    type_name(t));
+			return;
+		}
+		if (parse_mode(config_setting_get_string(s), (unsigned *)(base + e->off)) != 0)
+			lc_error(lc, line, path, "expected an octal mode from \"0000\" to \"0777\"; got \"%s\"",
+			    config_setting_get_string(s));
+		return;
+	case T_STR: {
+		const char *v;
+		char **field = (char **)(base + e->off);
+
+		if (t != CONFIG_TYPE_STRING) {
+			lc_error(lc, line, path, "expected a string; got %s", type_name(t));
+			return;
+		}
+		v = config_setting_get_string(s);
+		if ((why = check_value(e->check, v, msg, sizeof(msg))) != NULL) {
+			lc_error(lc, line, path, "%s; got \"%s\"", why, v);
+			return;
+		}
+		free(*field);
+		if ((*field = lower_dup(v, e->check == C_RULE_ADDR)) == NULL)
+			lc->oom = 1;
+		return;
+	}
+	case T_STRLIST: {
+		int n = config_setting_length(s);
+		const char **items;
+		int bad = 0;
+
+		if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
+			lc_error(lc, line, path, "expected a list of strings [ \"…\", … ]; got %s",
+			    type_name(t));
+			return;
+		}
+		items = calloc((size_t)n + 1, sizeof(*items));
+		if (items == NULL) {
+			lc->oom = 1;
+			return;
+		}
+		for (int i = 0; i < n; i++) {
+			config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
+			int et = config_setting_type(el);
+			if (et != CONFIG_TYPE_STRING) {
+				lc_error(lc, line, path, "element %d: expected a string; got %s",
+				    i + 1, type_name(et));
+				bad = 1;
+				continue;
+			}
+			items[i] = config_setting_get_string(el);
+			if ((why = check_value(e->check, items[i], msg, sizeof(msg))) != NULL) {
+				lc_error(lc, line, path, "%s; got \"%s\"", why, items[i]);
+				bad = 1;
+			}
+		}
+		if (!bad)
+			store_strlist(lc, e, base, items, (size_t)n);
+		free(items);
+		return;
+	}
+	case T_GROUP:
+		if (t != CONFIG_TYPE_GROUP) {
+			lc_error(lc, line, path, "expected a group { … }; got %s", type_name(t));
+			return;
+		}
+		load_group(lc, s, e->sub, base + e->off, path, cfg);
+		return;
+	case T_POLICY: {
+		int n = config_setting_length(s);
+
+		if (t != CONFIG_TYPE_LIST) {
+			lc_error(lc, line, path, "expected a list of rules ( { … }, … ); got %s",
+			    type_name(t));
+			return;
+		}
+		cfg->policy = calloc((size_t)n + 1, sizeof(*cfg->policy));
+		if (cfg->policy == NULL) {
+			lc->oom = 1;
+			return;
+		}
+		for (int i = 0; i < n; i++) {
+			config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
+			struct cfg_policy *r = &cfg->policy[cfg->n_policy++];
+			char rpath[64];
+			int rline = config_setting_source_line(el);
+
+			snprintf(rpath, sizeof(rpath), "policy[%d]", i + 1);
+			r->line = rline;
+			if (config_setting_type(el) != CONFIG_TYPE_GROUP) {
+				lc_error(lc, rline, rpath, "expected a rule { recipient = \"…\"; … }; got %s",
+				    type_name(config_setting_type(el)));
+				continue;
+			}
+			load_group(lc, el, policy_schema, (char *)r, rpath, NULL);
+			/* The outbound keys a rule may override, checked with
+			 * the same table as the outbound group itself. */
+			for (unsigned j = 0; j < (unsigned)config_setting_length(el); j++) {
+				config_setting_t *m = config_setting_get_elem(el, j);
+				const char *name = config_setting_name(m);
+				char kpath[128];
+
+				snprintf(kpath, sizeof(kpath), "%s.%s", rpath, name);
+				for (const struct schema *o = outbound_schema; o->name; o++)
+					if (strcmp(o->name, name) == 0 && o->setbit) {
+						load_one(lc, o, m, (char *)&r->o, kpath, NULL);
+						r->set |= o->setbit;
+					}
+			}
+			if ((config_setting_get_member(el, "recipient") == NULL) ==
+			    (config_setting_get_member(el, "sender") == NULL))
+				lc_error(lc, rline, rpath,
+				    "a rule needs exactly one of recipient or sender");
+		}
+		return;
+	}
+	}
+}
+
+static const struct schema *
+schema_find(const struct schema *tab, const char *name)
+{
+	for (; tab->name; tab++)
+		if (strcmp(tab->name, name) == 0)
+			return tab;
+	return NULL;
+}
+
+static void
+load_group(struct loadctx *lc, config_setting_t *grp, const struct schema *tab, char *base,
+    const char *prefix, struct config *cfg)
+{
+	int n = config_setting_length(grp);
+
+	for (int i = 0; i < n; i++) {
+		config_setting_t *s = config_setting_get_elem(grp, (unsigned)i);
+		const char *name = config_setting_name(s);
+		const struct schema *e = schema_find(tab, name);
+		char path[192];
+
+		if (*prefix)
+			snprintf(path, sizeof(path), "%s.%s", prefix, name);
+		else
+			snprintf(path, sizeof(path), "%s", name);
+		if (e == NULL) {
+			/* policy rules may also carry outbound keys */
+			if (tab == policy_schema && schema_find(outbound_schema, name) &&
+			    schema_find(outbound_schema, name)->setbit)
+				continue;
+			lc_error(lc, config_setting_source_line(s), path, "unknown key");
+			continue;
+		}
+		load_one(lc, e, s, base, path, cfg);
+	}
+}
+
+static struct config *
+config_new(struct loadctx *lc)
+{
+	struct config *c = calloc(1, sizeof(*c));
+	char host[256];
+
+	if (c == NULL)
+		return NULL;
+	c->refs = 1;
+	for (const struct schema *e = top_schema; e->name; e++)
+		apply_default(lc, e, (char *)c);
+	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
+		snprintf(host, sizeof(host), "localhost");
+	host[sizeof(host) - 1] = '\0';
+	c->authserv_id = strdup(host);
+	if (c->authserv_id == NULL)
+		lc->oom = 1;
+	return c;
+}
+
+static void
+strv_free(char **v)
+{
+	if (v)
+		for (size_t i = 0; v[i]; i++)
+			free(v[i]);
+	free(v);
+}
+
+static void
+outbound_free(struct cfg_outbound *o)
+{
+	free(o->subject_tag);
+	free(o->trigger_header);
+}
+
+static void
+config_free(struct config *c)
+{
+	if (c == NULL)
+		return;
+	free(c->file);
+	free(c->socket);
+	free(c->user);
+	free(c->pid_file);
+	free(c->spool_dir);
+	free(c->authserv_id);
+	strv_free(c->internal_domains);
+	free(c->internal_hosts);
+	strv_free(c->outbound_daemons);
+	free(c->cache_path);
+	free(c->keys_dir);
+	free(c->trust_ca_file);
+	outbound_free(&c->outbound);
+	for (size_t i = 0; i < c->n_policy; i++) {
+		free(c->policy[i].recipient);
+		free(c->policy[i].sender);
+		outbound_free(&c->policy[i].o);
+	}
+	free(c->policy);
+	free(c);
+}
+
+sm_status
+config_defaults(struct config **out)
+{
+	struct loadctx lc = { "(defaults)", NULL, 0, 0 };
+	struct config *c = config_new(&lc);
+
+	if (c == NULL || lc.oom) {
+		config_free(c);
+		return SM_ERR_NOMEM;
+	}
+	*out = c;
+	return SM_OK;
+}
+
+sm_status
+config_load(const char *path, struct config **out, struct config_errors *errs)
+{
+	struct loadctx lc = { path, errs, 0, 0 };
+	config_t cf;
+	struct config *c;
+	FILE *f;
+
+	*out = NULL;
+	f = fopen(path, "r");
+	if (f == NULL) {
+		lc_error(&lc, 0, "file", "cannot open: %s", strerror(errno));
+		return SM_ERR_IO;
+	}
+	config_init(&cf);
+	if (!config_read(&cf, f)) {
+		lc_error(&lc, config_error_line(&cf), "syntax", "%s", config_error_text(&cf));
+		config_destroy(&cf);
+		fclose(f);
+		return SM_ERR_CONFIG;
+	}
+	fclose(f);
+	c = config_new(&lc);
+	if (c == NULL) {
+		config_destroy(&cf);
+		return SM_ERR_NOMEM;
+	}
+	load_group(&lc, config_root_setting(&cf), top_schema, (char *)c, "", c);
+
+	/* Checks across keys. */
+	if (c->spool_threshold > c->max_message_size) {
+		config_setting_t *s = config_lookup(&cf, "limits.spool_threshold");
+		lc_error(&lc, s ? config_setting_source_line(s) : 0, "limits.spool_threshold",
+		    "must not exceed limits.max_message_size (%llu)",
+		    (unsigned long long)c->max_message_size);
+	}
+	if (c->trust_ca_file && config_lookup(&cf, "trust.ca_file") == NULL) {
+		char msg[512];
+		const char *why = check_value(C_FILE_EXISTS, c->trust_ca_file, msg, sizeof(msg));
+		if (why)
+			lc_error(&lc, 0, "trust.ca_file", "(default) %s", why);
+	}
+	config_destroy(&cf);
+	if ((c->file = strdup(path)) == NULL)
+		lc.oom = 1;
+	if (lc.oom) {
+		config_free(c);
+		return SM_ERR_NOMEM;
+	}
+	if (lc.nerr) {
+		config_free(c);
+		return SM_ERR_CONFIG;
+	}
+	*out = c;
+	return SM_OK;
+}
+
+struct config *
+config_ref(struct config *c)
+{
+	if (c)
+		__atomic_add_fetch(&c->refs, 1, __ATOMIC_ACQ_REL);
+	return c;
+}
+
+void
+config_unref(struct config *c)
+{
+	if (c && __atomic_sub_fetch(&c->refs, 1, __ATOMIC_ACQ_REL) == 0)
+		config_free(c);
+}
+
+static void
+keys_collect(const struct schema *tab, const char *prefix, const char **out, size_t *n)
+{
+	static char names[64][48];
+
+	for (; tab->name; tab++) {
+		if (tab->type == T_GROUP || tab->type == T_POLICY) {
+			keys_collect(tab->sub, tab->name, out, n);
+			if (tab->type == T_POLICY)
+				for (const struct schema *o = outbound_schema; o->name; o++)
+					if (o->setbit && *n < 63) {
+						snprintf(names[*n], sizeof(names[0]), "policy.%s", o->name);
+						out[*n] = names[*n];
+						(*n)++;
+					}
+			continue;
+		}
+		if (*n >= 63)
+			return;
+		if (*prefix)
+			snprintf(names[*n], sizeof(names[0]), "%s.%s", prefix, tab->name);
+		else
+			snprintf(names[*n], sizeof(names[0]), "%s", tab->name);
+		out[*n] = names[*n];
+		(*n)++;
+	}
+}
+
+static const char *config_key_list[64];
+
+static void
+config_keys_init(void)
+{
+	size_t n = 0;
+
+	keys_collect(top_schema, "", config_key_list, &n);
+	config_key_list[n] = NULL;
+}
+
+const char *const *
+config_keys(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, config_keys_init);
+	return config_key_list;
+}
+
+const char *
+config_encrypt_name(enum cfg_encrypt e)
+{
+	return encrypt_names[e];
+}
+
+const char *
+config_cipher_name(enum cfg_cipher c)
+{
+	return cipher_names[c];
+}
+
+const char *
+config_decrypt_name(enum cfg_decrypt d)
+{
+	return decrypt_names[d];
+}
+
+static bool
+rule_matches(const char *pattern, const char *addr)
+{
+	if (pattern == NULL || addr == NULL)
+		return false;
+	if (pattern[0] == '@')
+		return addr_in_domain(addr, pattern + 1);
+	return strcasecmp(pattern, addr) == 0;
+}
+
+void
+config_outbound_for(const struct config *cfg, const char *sender, const char *rcpt,
+    struct cfg_outbound *out, int *rule_line)
+{
+	*out = cfg->outbound;
+	if (rule_line)
+		*rule_line = 0;
+	for (size_t i = 0; i < cfg->n_policy; i++) {
+		const struct cfg_policy *r = &cfg->policy[i];
+
+		if (!(rule_matches(r->recipient, rcpt) || rule_matches(r->sender, sender)))
+			continue;
+		if (r->set & CFG_SET_SIGN)
+			out->sign = r->o.sign;
+		if (r->set & CFG_SET_ENCRYPT)
+			out->encrypt = r->o.encrypt;
+		if (r->set & CFG_SET_MISSING_CERT)
+			out->missing_cert = r->o.missing_cert;
+		if (r->set & CFG_SET_MIXED)
+			out->mixed = r->o.mixed;
+		if (r->set & CFG_SET_CIPHER)
+			out->cipher = r->o.cipher;
+		if (r->set & CFG_SET_RSA_PADDING)
+			out->rsa_padding = r->o.rsa_padding;
+		if (r->set & CFG_SET_DIGEST)
+			out->digest = r->o.digest;
+		if (r->set & CFG_SET_SIGN_FORMAT)
+			out->sign_format = r->o.sign_format;
+		if (r->set & CFG_SET_ENCRYPT_TO_SENDER)
+			out->encrypt_to_sender = r->o.encrypt_to_sender;
+		if (r->set & CFG_SET_ON_ERROR)
+			out->on_error = r->o.on_error;
+		if (rule_line)
+			*rule_line = r->line;
+		return;
+	}
+}
+
+bool
+config_is_internal(const struct config *cfg, const char *addr)
+{
+	for (size_t i = 0; i < cfg->n_internal_domains; i++)
+		if (addr_in_domain(addr, cfg->internal_domains[i]))
+			return true;
+	return false;
+}

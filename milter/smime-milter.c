@@ -1,0 +1,391 @@
+/*
+ * smime-milter — the daemon: options, socket, privileges, signals, reload.
+ *
+ * Order of work: load and check the configuration; bind the socket (and,
+ * later, read keys and trust anchors) as root; create the state directories;
+ * daemonise unless -f; write the pid file; drop to the configured user;
+ * hand over to smfi_main(). SIGUSR1 reloads (libmilter itself treats SIGHUP
+ * as "stop"), SIGTERM and SIGINT stop.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "milter.h"
+
+static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct runtime *rt_current;
+
+struct runtime *
+runtime_new(struct config *cfg, char *err, size_t errlen)
+{
+	struct runtime *rt = calloc(1, sizeof(*rt));
+
+	if (rt == NULL) {
+		snprintf(err, errlen, "out of memory");
+		config_unref(cfg);
+		return NULL;
+	}
+	rt->cfg = cfg;
+	rt->refs = 1;
+	return rt;
+}
+
+struct runtime *
+runtime_get(void)
+{
+	struct runtime *rt;
+
+	pthread_mutex_lock(&rt_lock);
+	rt = rt_current;
+	if (rt)
+		rt->refs++;
+	pthread_mutex_unlock(&rt_lock);
+	return rt;
+}
+
+void
+runtime_put(struct runtime *rt)
+{
+	int left;
+
+	if (rt == NULL)
+		return;
+	pthread_mutex_lock(&rt_lock);
+	left = --rt->refs;
+	pthread_mutex_unlock(&rt_lock);
+	if (left == 0) {
+		config_unref(rt->cfg);
+		free(rt);
+	}
+}
+
+void
+runtime_swap(struct runtime *rt)
+{
+	struct runtime *old;
+
+	pthread_mutex_lock(&rt_lock);
+	old = rt_current;
+	rt_current = rt;
+	pthread_mutex_unlock(&rt_lock);
+	runtime_put(old);
+}
+
+static void
+usage(FILE *f)
+{
+	fprintf(f,
+	    "usage: smime-milter [-c FILE] [-f] [-p SOCKET] [-n] [-V] [-h]\n"
+	    "  -c FILE    configuration (default " CONFIG_DEFAULT_FILE ")\n"
+	    "  -f         stay in the foreground, log to stderr as well as syslog\n"
+	    "  -p SOCKET  override the configured socket (inet:PORT@HOST, unix:PATH)\n"
+	    "  -n         check the configuration, print problems, exit 0 or 1\n"
+	    "  -V         print the version\n"
+	    "  -h         this help\n");
+}
+
+/* Load a configuration, printing (check mode) or logging every problem. */
+static struct config *
+load_config(const char *file, bool print)
+{
+	struct config *cfg = NULL;
+	struct config_errors errs = { NULL, 0 };
+	sm_status st = config_load(file, &cfg, &errs);
+
+	for (size_t i = 0; i < errs.n; i++) {
+		if (print)
+			fprintf(stderr, "%s\n", errs.msg[i]);
+		else
+			log_msg(LOG_ERR, "%s", errs.msg[i]);
+	}
+	if (st != SM_OK && errs.n == 0) {
+		if (print)
+			fprintf(stderr, "%s: %s\n", file, sm_strstatus(st));
+		else
+			log_msg(LOG_ERR, "%s: %s", file, sm_strstatus(st));
+	}
+	config_errors_free(&errs);
+	return cfg;
+}
+
+/* mkdir -p for one level below an existing parent, owned by uid/gid. */
+static int
+ensure_dir(const char *path, mode_t mode, uid_t uid, gid_t gid, bool chown_it)
+{
+	struct stat st;
+
+	if (stat(path, &st) == 0) {
+		if (!S_ISDIR(st.st_mode)) {
+			log_msg(LOG_ERR, "%s: exists and is not a directory", path);
+			return -1;
+		}
+		return 0;
+	}
+	if (mkdir(path, mode) != 0) {
+		log_msg(LOG_ERR, "cannot create directory %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (chown_it && chown(path, uid, gid) != 0)
+		log_msg(LOG_WARNING, "cannot chown %s: %s", path, strerror(errno));
+	return 0;
+}
+
+static int
+ensure_parent(const char *file, mode_t mode, uid_t uid, gid_t gid, bool chown_it)
+{
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", file);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	return ensure_dir(dir, mode, uid, gid, chown_it);
+}
+
+/* Turn off Nagle on libmilter's listening socket: accepted sockets inherit
+ * it on Linux, and libmilter writes its end-of-message replies back to back,
+ * which otherwise costs a delayed-ACK round (40 ms) per message. */
+static void
+listener_nodelay(void)
+{
+	for (int fd = 3; fd < 1024; fd++) {
+		int on = 0, one = 1;
+		socklen_t len = sizeof(on);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+
+		if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on, &len) != 0 || !on)
+			continue;
+		if (getsockname(fd, (struct sockaddr *)&ss, &sl) != 0)
+			continue;
+		if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+}
+
+static const char *
+unix_path(const char *sock)
+{
+	if (strncmp(sock, "unix:", 5) == 0)
+		return sock + 5;
+	if (strncmp(sock, "local:", 6) == 0)
+		return sock + 6;
+	return NULL;
+}
+
+static void *
+reload_thread(void *arg)
+{
+	sigset_t *set = arg;
+	int sig;
+
+	for (;;) {
+		struct runtime *cur, *rt;
+		struct config *cfg;
+		char err[256];
+
+		if (sigwait(set, &sig) != 0)
+			continue;
+		cur = runtime_get();
+		log_msg(LOG_NOTICE, "SIGUSR1: reloading %s", cur->cfg->file);
+		cfg = load_config(cur->cfg->file, false);
+		if (cfg == NULL) {
+			log_msg(LOG_ERR, "reload failed: keeping the old configuration");
+			runtime_put(cur);
+			continue;
+		}
+		if (strcmp(cfg->socket, cur->cfg->socket) != 0)
+			log_msg(LOG_WARNING, "reload: socket changes need a restart; still on %s",
+			    cur->cfg->socket);
+		rt = runtime_new(cfg, err, sizeof(err));
+		if (rt == NULL) {
+			log_msg(LOG_ERR, "reload failed: %s; keeping the old configuration", err);
+			runtime_put(cur);
+			continue;
+		}
+		runtime_put(cur);
+		runtime_swap(rt);
+		log_msg(LOG_NOTICE, "reloaded configuration from %s", rt->cfg->file);
+	}
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *file = CONFIG_DEFAULT_FILE, *sock_override = NULL;
+	bool foreground = false, check_only = false;
+	struct config *cfg;
+	struct runtime *rt;
+	struct passwd *pw = NULL;
+	const char *sock, *upath;
+	char err[256];
+	int opt, rc;
+	static sigset_t usr1;
+	pthread_t tid;
+	FILE *pf;
+	mode_t old_umask;
+
+	while ((opt = getopt(argc, argv, "c:fp:nVh")) != -1) {
+		switch (opt) {
+		case 'c': file = optarg; break;
+		case 'f': foreground = true; break;
+		case 'p': sock_override = optarg; break;
+		case 'n': check_only = true; break;
+		case 'V': printf("smime-milter %s\n", SMIME_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+
+	if (check_only) {
+		cfg = load_config(file, true);
+		if (cfg == NULL)
+			return 1;
+		config_unref(cfg);
+		return 0;
+	}
+
+	log_open("smime-milter", foreground, false);
+	cfg = load_config(file, foreground);
+	if (cfg == NULL) {
+		log_msg(LOG_ERR, "%s: configuration invalid, not starting", file);
+		return 1;
+	}
+	if (cfg->log_debug)
+		log_open("smime-milter", foreground, true);
+	sock = sock_override ? sock_override : cfg->socket;
+
+	if (cfg->user && *cfg->user) {
+		pw = getpwnam(cfg->user);
+		if (pw == NULL) {
+			log_msg(LOG_ERR, "user \"%s\" does not exist", cfg->user);
+			return 1;
+		}
+		if (pw->pw_uid == geteuid())
+			pw = NULL; /* already that user: nothing to change */
+		else if (geteuid() != 0) {
+			log_msg(LOG_ERR, "cannot switch to user \"%s\": not running as root",
+			    cfg->user);
+			return 1;
+		}
+	}
+
+	rt = runtime_new(config_ref(cfg), err, sizeof(err));
+	config_unref(cfg);
+	if (rt == NULL) {
+		log_msg(LOG_ERR, "%s", err);
+		return 1;
+	}
+	runtime_swap(rt);
+
+	/* Privileged work first: directories, the socket. */
+	if (ensure_dir(cfg->spool_dir, 0700, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL) ||
+	    ensure_parent(cfg->cache_path, 0750, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL) ||
+	    ensure_parent(cfg->pid_file, 0755, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL))
+		return 1;
+	chmod(cfg->spool_dir, 0700);
+
+	if (smfi_setconn((char *)sock) == MI_FAILURE || smfi_register(milter_desc) == MI_FAILURE) {
+		log_msg(LOG_ERR, "cannot use socket %s", sock);
+		return 1;
+	}
+	old_umask = umask(0777 & ~(mode_t)cfg->socket_mode);
+	rc = smfi_opensocket(true);
+	umask(old_umask);
+	if (rc == MI_FAILURE) {
+		log_msg(LOG_ERR, "cannot listen on %s (in use, or no permission?)", sock);
+		return 1;
+	}
+	upath = unix_path(sock);
+	if (upath) {
+		chmod(upath, cfg->socket_mode);
+		if (pw && chown(upath, pw->pw_uid, pw->pw_gid) != 0)
+			log_msg(LOG_WARNING, "cannot chown %s: %s", upath, strerror(errno));
+	}
+	listener_nodelay();
+
+	if (!foreground) {
+		pid_t pid = fork();
+		int fd;
+
+		if (pid < 0) {
+			log_msg(LOG_ERR, "fork: %s", strerror(errno));
+			return 1;
+		}
+		if (pid > 0)
+			_exit(0);
+		setsid();
+		if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+			dup2(fd, 0);
+			dup2(fd, 1);
+			dup2(fd, 2);
+			if (fd > 2)
+				close(fd);
+		}
+	}
+
+	pf = fopen(cfg->pid_file, "w");
+	if (pf == NULL) {
+		log_msg(LOG_ERR, "cannot write pid file %s: %s", cfg->pid_file, strerror(errno));
+		return 1;
+	}
+	fprintf(pf, "%ld\n", (long)getpid());
+	fclose(pf);
+
+	if (pw) {
+		if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+		    setuid(pw->pw_uid) != 0 || setuid(0) == 0) {
+			log_msg(LOG_ERR, "cannot drop privileges to %s", pw->pw_name);
+			unlink(cfg->pid_file);
+			return 1;
+		}
+	}
+
+	/* SIGUSR1 is blocked everywhere and taken by one thread with sigwait;
+	 * libmilter's own signal thread handles SIGHUP, SIGTERM and SIGINT. */
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	{
+		/* Block the stop signals too before any thread exists, so they
+		 * reach libmilter's sigwait and not the reload thread. */
+		sigset_t all = usr1;
+		sigaddset(&all, SIGTERM);
+		sigaddset(&all, SIGINT);
+		sigaddset(&all, SIGHUP);
+		pthread_sigmask(SIG_BLOCK, &all, NULL);
+	}
+	if (pthread_create(&tid, NULL, reload_thread, &usr1) != 0) {
+		log_msg(LOG_ERR, "cannot start the reload thread");
+		return 1;
+	}
+	pthread_detach(tid);
+	signal(SIGPIPE, SIG_IGN);
+
+	log_msg(LOG_NOTICE, "smime-milter %s listening on %s%s%s", SMIME_VERSION, sock,
+	    pw ? " as user " : "", pw ? pw->pw_name : "");
+	rc = smfi_main();
+	log_msg(LOG_NOTICE, "stopping");
+	unlink(cfg->pid_file);
+	return rc == MI_SUCCESS ? 0 : 1;
+}
