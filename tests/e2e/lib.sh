@@ -14,7 +14,8 @@
 #   wait_delivered 1
 #
 # Everything started here is stopped by its PID on exit (trap), also on
-# failure. E2E_KEEP=1 keeps the temp dir of a failed run and says where.
+# failure. E2E_KEEP=1 keeps the temp dir of a failed run and says where;
+# E2E_KEEP=always keeps it in any case.
 #
 # Variables set by e2e_setup (read them, do not change them):
 #   E2E_DIR        the temp dir (mode 0755 so that user postfix can enter)
@@ -148,8 +149,8 @@ e2e_cleanup() {
 		e2e_log "FAIL: did not stop cleanly:$_leak"
 		_st=1
 	fi
-	if [ "$_st" -ne 0 ] && [ "${E2E_KEEP:-}" = 1 ]; then
-		e2e_log "keeping $E2E_DIR (E2E_KEEP=1)"
+	if { [ "$_st" -ne 0 ] && [ "${E2E_KEEP:-}" = 1 ]; } || [ "${E2E_KEEP:-}" = always ]; then
+		e2e_log "keeping $E2E_DIR (E2E_KEEP=${E2E_KEEP:-})"
 	elif [ -n "${E2E_DIR:-}" ] && [ -d "$E2E_DIR" ]; then
 		rm -rf "$E2E_DIR"
 	fi
@@ -256,6 +257,8 @@ milter_write_config() {
 	mkdir -p "$E2E_DIR/spool" "$E2E_DIR/keys" "$E2E_DIR/cache"
 	chmod 0700 "$E2E_DIR/keys"
 	[ -f "$E2E_DIR/ca.pem" ] || : >"$E2E_DIR/ca.pem"
+	_mc_extra='outbound = { sign = false; encrypt = "never"; };'
+	[ $# -ge 2 ] && _mc_extra=$2
 	cat >"$1" <<EOF
 # written by tests/e2e/lib.sh for $E2E_NAME
 socket = "$MILTER_SOCKET";
@@ -268,7 +271,7 @@ outbound_daemons = [ "ORIGINATING" ];
 cache = { path = "$E2E_DIR/cache/cache.db"; };
 keys_dir = "$E2E_DIR/keys";
 trust = { ca_file = "$E2E_DIR/ca.pem"; };
-${2:-outbound = { sign = false; encrypt = "never"; };}
+$_mc_extra
 EOF
 }
 
@@ -329,6 +332,12 @@ milter_stop() {
 	_rc=$?
 	MILTER_PID=
 	[ "$_rc" -eq 0 ] || fail "smime-milter exited with status $_rc after SIGTERM"
+}
+
+# milter_log_has_qid QUEUEID — the milter logged a line whose message starts
+# with QUEUEID (after the "HH:MM:SS smime-milter[PID]: LEVEL: " prefix of -f).
+milter_log_has_qid() {
+	grep -q -E "(^|\]: ([a-z]+: )?)$1: " "$MILTER_LOG"
 }
 
 # milter_kill — SIGKILL (a crash, as far as the MTA can tell).
