@@ -27,6 +27,7 @@
 #   PF_DIR         Postfix config_directory; PF_LOG its maillog_file
 #   SWAKS_LOG      transcript of the last send_mail
 
+# shellcheck disable=SC2034 # read by sendmail-lib.sh
 E2E_LIB_LOADED=1
 E2E_HOST=127.0.0.1
 E2E_NAME=$(basename "$0" .test)
@@ -83,6 +84,16 @@ wait_until() {
 
 e2e_alive() { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
 e2e_dead() { ! e2e_alive "$1"; }
+# e2e_running PID — alive and not a zombie (a process that is not our child
+# may wait a while for its new parent to reap it).
+e2e_running() {
+	e2e_alive "$1" || return 1
+	case $(sed -n 's/^[0-9]* (.*) \([A-Za-z]\).*/\1/p' "/proc/$1/stat" 2>/dev/null) in
+	Z | X) return 1 ;;
+	esac
+	return 0
+}
+e2e_stopped() { ! e2e_running "$1"; }
 
 # e2e_stop_pid PID NAME [SECONDS] — SIGTERM, bounded wait, then SIGKILL.
 # Returns 1 when SIGKILL was needed.
@@ -504,9 +515,10 @@ EOF
 	PF_STARTED=1
 	postfix -c "$_pf_cf" start >"$E2E_DIR/postfix-start.out" 2>&1 ||
 		fail "postfix -c $_pf_cf start failed: $(cat "$E2E_DIR/postfix-start.out")"
-	wait_until 15 e2e_port_listening "$PF_IN_PORT" &&
-		wait_until 5 e2e_port_listening "$PF_OUT_PORT" ||
-		fail "private Postfix does not listen on $PF_IN_PORT/$PF_OUT_PORT"
+	for _p in "$PF_IN_PORT" "$PF_OUT_PORT"; do
+		wait_until 15 e2e_port_listening "$_p" ||
+			fail "private Postfix does not listen on $E2E_HOST:$_p"
+	done
 	PF_MASTER_PID=$(postfix_master_pid)
 	[ -n "$PF_MASTER_PID" ] || fail "no master pid in $PF_DIR/queue/pid/master.pid"
 }
@@ -601,7 +613,7 @@ send_mail_pipe() {
 # error reply (swaks marks it "<**"), otherwise the last reply before QUIT.
 # Multi-line replies are reported by their first line, "CODE-" read as "CODE ".
 reply_final() {
-	[ -n "$SWAKS_LOG" ] && [ -f "$SWAKS_LOG" ] || fail "reply_final: no transcript yet"
+	[ -f "${SWAKS_LOG:-/nonexistent}" ] || fail "reply_final: no transcript yet"
 	_rf=$(grep -m1 -E '^<\*\* +[0-9]{3}' "$SWAKS_LOG") ||
 		_rf=$(grep -E '^<- +[0-9]{3}' "$SWAKS_LOG" | grep -v -E '^<- +221[ -]' | tail -n 1)
 	printf '%s\n' "$_rf" | sed -e 's/^<[-*]* *//' -e 's/^\([0-9][0-9][0-9]\)-/\1 /' | tr -d '\r'
@@ -649,7 +661,7 @@ wait_delivered() {
 # (Postfix's Received header names the queue id: "with ESMTP id QUEUEID").
 sink_file_of() {
 	for _f in $(sink_files); do
-		grep -q -E "^[[:space:]]+id $1[;[:space:]]|with E?SMTPS?A? id $1[;[:space:]]|id $1\$" "$_f" &&
+		grep -q -E "[[:space:]]id $1([;[:space:]]|\$)" "$_f" &&
 			{ echo "$_f"; return 0; }
 	done
 	fail "no message with queue id $1 in $SINK_DIR"
