@@ -49,6 +49,9 @@ PROGS     := $(BINDIR)/smime-milter $(BINDIR)/smimectl
         run demo install clean bench
 all: $(PROGS)
 
+# Keep object files of the test programs (they are intermediate otherwise).
+.SECONDARY:
+
 $(O)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(XCPPFLAGS) $(CPPFLAGS) $(XCFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<

@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "log.h"
 #include "milter.h"
+#include "policy.h"
 #include "spool.h"
 #include "status.h"
 
@@ -237,16 +238,9 @@ mlfi_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 static bool
 conn_is_outbound(const struct conn *c, SMFICTX *ctx)
 {
-	const struct config *cfg = c->rt->cfg;
-	const char *auth = smfi_getsymval(ctx, (char *)"{auth_authen}");
-
-	for (size_t i = 0; i < cfg->n_outbound_daemons; i++)
-		if (strcmp(cfg->outbound_daemons[i], c->daemon_name) == 0)
-			return true;
-	if (auth && *auth)
-		return true;
-	return c->have_client && cidr_match_list(cfg->internal_hosts, cfg->n_internal_hosts,
-	    (const struct sockaddr *)&c->client);
+	return policy_direction(c->rt->cfg, c->daemon_name,
+	    smfi_getsymval(ctx, (char *)"{auth_authen}"),
+	    c->have_client ? (const struct sockaddr *)&c->client : NULL) == POL_OUTBOUND;
 }
 
 static sfsistat
