@@ -77,7 +77,7 @@ deps:
 
 # Environment handed to every test script: where the programs are.
 TEST_ENV := SMIME_BINDIR=$(abspath $(BINDIR)) SMIME_TESTBIN=$(abspath $(O)/tests) \
-            SMIME_TOP=$(CURDIR)
+            SMIME_TOP=$(CURDIR) SMIME_TESTLOG=$(abspath $(O))/testlog
 
 check: deps
 	@$(MAKE) --no-print-directory check-run

@@ -241,6 +241,7 @@ main(int argc, char **argv)
 	pthread_t tid;
 	FILE *pf;
 	mode_t old_umask;
+	char *pid_file;
 
 	while ((opt = getopt(argc, argv, "c:fp:nVh")) != -1) {
 		switch (opt) {
@@ -384,8 +385,12 @@ main(int argc, char **argv)
 
 	log_msg(LOG_NOTICE, "smime-milter %s listening on %s%s%s", SMIME_VERSION, sock,
 	    pw ? " as user " : "", pw ? pw->pw_name : "");
+	/* A reload frees the first configuration: keep our own copy. */
+	pid_file = strdup(cfg->pid_file);
 	rc = smfi_main();
 	log_msg(LOG_NOTICE, "stopping");
-	unlink(cfg->pid_file);
+	if (pid_file)
+		unlink(pid_file);
+	free(pid_file);
 	return rc == MI_SUCCESS ? 0 : 1;
 }
