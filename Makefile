@@ -116,16 +116,44 @@ bench: deps all
 	@contrib/bench/bench.sh
 
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	@# Declarative list: what goes where, with which mode. DESTDIR and PREFIX
+	@# are honoured; an existing configuration is never overwritten.
+	@# SYSTEMDUNITDIR=/lib/systemd/system also installs the unit there;
+	@# DOCDIR defaults to PREFIX/share/doc/smime-milter.
+	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(PROGS) $(DESTDIR)$(SBINDIR)/
+	install -m 0644 man/smime-milter.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/smime-milter.8 man/smimectl.8 $(DESTDIR)$(MANDIR)/man8/
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/smime-milter
 	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/smime-milter/keys
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/smime-milter/smime-milter.conf ]; then \
 	  echo "keeping existing $(DESTDIR)$(SYSCONFDIR)/smime-milter/smime-milter.conf"; \
-	else install -m 0644 conf/smime-milter.conf $(DESTDIR)$(SYSCONFDIR)/smime-milter/; fi
+	else \
+	  echo "install -m 0644 conf/smime-milter.conf $(DESTDIR)$(SYSCONFDIR)/smime-milter/"; \
+	  install -m 0644 conf/smime-milter.conf $(DESTDIR)$(SYSCONFDIR)/smime-milter/; \
+	fi
 	install -d -m 0750 $(DESTDIR)$(STATEDIR)
-	for m in man/*.5; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man5/ || true; done
-	for m in man/*.8; do [ -e "$$m" ] && install -m 0644 $$m $(DESTDIR)$(MANDIR)/man8/ || true; done
+	install -d -m 0755 $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/postfix \
+	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/sendmail \
+	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/systemd
+	install -m 0644 README.md contrib/syslog.md conf/smime-milter.conf \
+	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/
+	install -m 0644 contrib/postfix/main.cf contrib/postfix/master.cf \
+	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/postfix/
+	install -m 0644 contrib/sendmail/smime-milter.mc \
+	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/sendmail/
+	@# The unit names /usr/sbin and /etc: point it at this installation.
+	sed -e 's|/usr/sbin/smime-milter|$(SBINDIR)/smime-milter|g' \
+	    -e 's|/etc/smime-milter/smime-milter.conf|$(SYSCONFDIR)/smime-milter/smime-milter.conf|g' \
+	  contrib/systemd/smime-milter.service \
+	  > $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/systemd/smime-milter.service
+	chmod 0644 $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/systemd/smime-milter.service
+	@if [ -n "$(SYSTEMDUNITDIR)" ]; then \
+	  echo "install -m 0644 smime-milter.service $(DESTDIR)$(SYSTEMDUNITDIR)/"; \
+	  install -d -m 0755 $(DESTDIR)$(SYSTEMDUNITDIR) && \
+	  install -m 0644 $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/systemd/smime-milter.service \
+	    $(DESTDIR)$(SYSTEMDUNITDIR)/; \
+	fi
 
 clean:
 	rm -rf build build-asan milter/smime-milter milter/smimectl var
