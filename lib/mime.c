@@ -1078,12 +1078,14 @@ parse_multipart(struct pctx *c, struct mime_entity *e, unsigned depth,
 		if ((unsigned char)b[i] < 32 || (unsigned char)b[i] > 126)
 			return SM_ERR_PARSE;
 	/*
-	 * An enclosing boundary equal to this one, or a prefix of it (or
-	 * the reverse), lets readers that match delimiters by prefix cut
-	 * the parts elsewhere than we do.
+	 * An enclosing boundary equal to this one or a prefix of it puts
+	 * its delimiter at the start of our delimiter lines (RFC 2046
+	 * §5.1.1 forbids that): readers matching by prefix would cut the
+	 * enclosing part there. The reverse is harmless: our part holds no
+	 * enclosing delimiter lines.
 	 */
 	for (f = up; f != NULL; f = f->up)
-		if (memcmp(b, f->b, blen < f->len ? blen : f->len) == 0)
+		if (blen >= f->len && memcmp(b, f->b, f->len) == 0)
 			return SM_ERR_PARSE;
 	me.b = b;
 	me.len = blen;

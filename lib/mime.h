@@ -233,9 +233,10 @@ struct mime_entity {
  * a NUL or bare CR in a header; Content-Type or Content-Transfer-Encoding
  * given twice; an unparseable Content-Type; a multipart without boundary,
  * with an empty boundary, one ending in a space, holding a control or
- * 8-bit character, equal to or a prefix of an enclosing boundary (or the
- * other way round: such a boundary makes part limits ambiguous); no
- * delimiter, no part, or no close delimiter.
+ * 8-bit character, or starting with an enclosing boundary (equal to it
+ * or extending it: readers that match delimiters by prefix would cut
+ * the enclosing part at the inner delimiter lines); no delimiter, no
+ * part, or no close delimiter.
  * SM_ERR_LIMIT: any mime_limits bound, including a boundary longer than
  * max_boundary_len. SM_ERR_NOMEM.
  */
@@ -308,8 +309,9 @@ const char *mime_smime_kind_name(enum mime_smime_kind k);
  * else, MIME-Version included, to outer. When content receives no
  * Content-Type, "Content-Type: text/plain; charset=us-ascii" is appended
  * (the RFC 2045 default, made explicit because the entity is about to
- * travel inside another one). outer and content must be empty; on failure
- * both are left empty. SM_OK or SM_ERR_NOMEM.
+ * travel inside another one). outer and content must be empty
+ * (SM_ERR_ARG otherwise, and they are not touched); on SM_ERR_NOMEM both
+ * are left empty.
  */
 sm_status mime_split_headers(const struct mime_headers *all,
     struct mime_headers *outer, struct mime_headers *content);
@@ -375,7 +377,9 @@ sm_status mime_b64_decode(const unsigned char *in, size_t n, struct buf *out);
  * breaks; every other byte, bare CR and LF included, is encoded so that
  * decoding gives back exactly in. Lines stay within 76 characters (soft
  * breaks "=\r\n"); whitespace before a line end is encoded; a line never
- * starts with "." or "From " (both encoded, =2E and =46). SM_ERR_NOMEM.
+ * starts with "." or "From " (both encoded, =2E and =46), and a line made
+ * by a soft break never starts with "-" (=2D), so re-encoded text inside
+ * a multipart cannot grow a new delimiter line. SM_ERR_NOMEM.
  */
 sm_status mime_qp_encode(const unsigned char *in, size_t n, struct buf *out);
 

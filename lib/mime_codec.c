@@ -160,10 +160,11 @@ crlf_at(const unsigned char *in, size_t n, size_t i)
 	return i + 1 < n && in[i] == '\r' && in[i + 1] == '\n';
 }
 
-/* Must byte i be written as =XX, given the column it would land in? */
+/* Must byte i be written as =XX, given the column it would land in and
+ * whether that column starts a line made by a soft break? */
 static bool
 qp_must_encode(const unsigned char *in, size_t n, size_t i, size_t col,
-    bool last)
+    bool last, bool after_soft)
 {
 	unsigned char c = in[i];
 
@@ -175,6 +176,8 @@ qp_must_encode(const unsigned char *in, size_t n, size_t i, size_t col,
 		return true; /* a lone "." ends the SMTP DATA phase */
 	if (col == 0 && c == 'F' && n - i >= 5 && memcmp(in + i, "From ", 5) == 0)
 		return true; /* mbox writers would turn it into ">From " */
+	if (after_soft && c == '-')
+		return true; /* a new line "--boundary" would be a delimiter */
 	return false;
 }
 
@@ -185,7 +188,7 @@ mime_qp_encode(const unsigned char *in, size_t n, struct buf *out)
 	struct qpw w = { out, 0 };
 	size_t i = 0, col = 0, start = out->len, width;
 	char trip[3];
-	bool last, enc;
+	bool last, enc, soft = false;
 	sm_status st = SM_ERR_NOMEM;
 
 	while (i < n) {
@@ -193,11 +196,12 @@ mime_qp_encode(const unsigned char *in, size_t n, struct buf *out)
 			if (qpw_put(&w, "\r\n", 2) != SM_OK)
 				goto out;
 			col = 0;
+			soft = false;
 			i += 2;
 			continue;
 		}
 		last = i + 1 == n || crlf_at(in, n, i + 1);
-		enc = qp_must_encode(in, n, i, col, last);
+		enc = qp_must_encode(in, n, i, col, last, soft && col == 0);
 		width = enc ? 3 : 1;
 		/* A hard line's final character may use column 76; any
 		 * other must leave room for the "=" of a soft break. */
@@ -205,7 +209,8 @@ mime_qp_encode(const unsigned char *in, size_t n, struct buf *out)
 			if (qpw_put(&w, "=\r\n", 3) != SM_OK)
 				goto out;
 			col = 0;
-			enc = qp_must_encode(in, n, i, col, last);
+			soft = true;
+			enc = qp_must_encode(in, n, i, col, last, true);
 			width = enc ? 3 : 1;
 		}
 		if (enc) {

@@ -603,6 +603,10 @@ static const struct {
 	{ 75, ".x", a75, "=\r\n=2Ex" }, /* no line may start with "." */
 	{ 75, "From x", a75, "=\r\n=46rom x" },
 	{ 75, " \r\n", a75, "=\r\n=20\r\n" },
+	/* A soft break must not start a line that could read as a MIME
+	 * delimiter when the text sits inside a multipart. */
+	{ 75, "--b", a75, "=\r\n=2D-b" },
+	{ 0, "--b", NULL, "--b" }, /* a hard line keeps its dashes */
 };
 
 START_TEST(quoted_printable_soft_breaks_keep_lines_within_76)
@@ -773,6 +777,12 @@ static const struct {
 	    "Content-Type: multipart/mixed; boundary=\"---=_=_ 65 _=_=---\""
 	    "\r\n\r\n-----=_=_ 65 _=_=---\r\n\r\nA\r\n-----=_=_ 65 _=_=-----\r\n",
 	    0, "\r\nA", "A", "", "" },
+	{ "an inner boundary may be a prefix of the enclosing one",
+	    "Content-Type: multipart/mixed; boundary=bb\r\n\r\n--bb\r\n"
+	    "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n"
+	    "A\r\n--b--\r\n--bb--\r\n",
+	    0, "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n"
+	    "A\r\n--b--", "--b\r\n\r\nA\r\n--b--", "", "" },
 	{ "nested multiparts are cut by their own boundary",
 	    "Content-Type: multipart/mixed; boundary=outer\r\n\r\n--outer\r\n"
 	    "Content-Type: multipart/alternative; boundary=inner\r\n\r\n"
@@ -938,10 +948,6 @@ static const struct {
 	    LIT("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
 	    "Content-Type: multipart/mixed; boundary=bb\r\n\r\n--bb\r\n\r\nA\r\n"
 	    "--bb--\r\n--b--\r\n"), SM_ERR_PARSE },
-	{ "nested boundary that is a prefix of the enclosing one",
-	    LIT("Content-Type: multipart/mixed; boundary=bb\r\n\r\n--bb\r\n"
-	    "Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nA\r\n"
-	    "--b--\r\n--bb--\r\n"), SM_ERR_PARSE },
 	{ "unterminated inner multipart",
 	    LIT("Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\n"
 	    "Content-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\n\r\nA\r\n"
@@ -1590,6 +1596,37 @@ START_TEST(canonical_8bit_text_and_binary_attachment_survive_a_7bit_relay)
 }
 END_TEST
 
+START_TEST(reencoding_never_creates_a_delimiter_line)
+{
+	struct buf in = BUF_INIT, out = BUF_INIT, dec = BUF_INIT, text = BUF_INIT;
+	struct mime_entity *e = NULL;
+	size_t i;
+
+	/* An 8bit line ending in "--b" exactly where the soft break falls
+	 * ("=C3=A9" and 69 x fill 75 columns): re-encoded naively, the
+	 * next line would read "--b", a delimiter of the enclosing part. */
+	ck_assert_int_eq(buf_append_str(&text, "\xc3\xa9"), SM_OK);
+	for (i = 0; i < 69; i++)
+		ck_assert_int_eq(buf_append_char(&text, 'x'), SM_OK);
+	ck_assert_int_eq(buf_append_str(&text, "--b\r\n"), SM_OK);
+	ck_assert_int_eq(buf_printf(&in, "Content-Type: multipart/mixed; "
+	    "boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n%s\r\n--b\r\n\r\nsecond"
+	    "\r\n--b--\r\n", buf_cstr(&text)), SM_OK);
+	ck_status(canon_str((const char *)in.data, in.len, &out), SM_OK, "canon");
+	ck_status(mime_parse(out.data, out.len, NULL, &e), SM_OK, "reparse");
+	ck_assert_msg(e->nparts == 2, "got %zu parts, want 2: \"%s\"", e->nparts,
+	    esc(out.data, out.len));
+	ck_assert_int_eq(mime_decode_body(e->parts[0], &dec), SM_OK);
+	ck_bytes(dec.data, dec.len, text.data, text.len, "text part");
+	mime_entity_free(e);
+	buf_free(&in);
+	buf_free(&out);
+	buf_free(&dec);
+	buf_free(&text);
+}
+END_TEST
+
 START_TEST(canonicalisation_refuses_what_it_cannot_repair)
 {
 	static const struct {
@@ -2072,6 +2109,7 @@ mime_suite(void)
 	tcase_add_test(tc, long_lines_are_reencoded_and_long_headers_refolded);
 	tcase_add_test(tc,
 	    canonical_8bit_text_and_binary_attachment_survive_a_7bit_relay);
+	tcase_add_test(tc, reencoding_never_creates_a_delimiter_line);
 	tcase_add_test(tc, canonicalisation_refuses_what_it_cannot_repair);
 	tcase_add_test(tc, a_detached_signature_carries_the_entity_verbatim);
 	tcase_add_loop_test(tc, pkcs7_entities_are_labelled_by_smime_type, 0,
