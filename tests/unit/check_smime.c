@@ -1806,6 +1806,81 @@ START_TEST(corpus_signatures_verify_like_openssl_with_the_same_signer)
 }
 END_TEST
 
+/* Real chains, anchored where the corpus README says, at signing time. */
+static const struct {
+	const char *path;
+	const char *ca[2];   /* anchors; none: the message's own root */
+} corpus_chain[] = {
+	{ "simple-java-mail/pkcs12/test messages/S_MIME test message "
+	  "signed.eml", { "simple-java-mail/pkcs12/ca.crt", NULL } },
+	{ "thunderbird/alice.dsig.SHA1.multipart.eml",
+	  { "thunderbird/TestCA.pem", NULL } },
+	/* the StartCom intermediate is not in the message: the store
+	 * supplies it */
+	{ "mimekit/thunderbird-signed.txt",
+	  { "mimekit/StartComCertificationAuthority.crt",
+	    "mimekit/StartComClass1PrimaryIntermediateClientCA.crt" } },
+	{ "simple-java-mail/test-messages/SMIME (signed and clear text).eml",
+	  { NULL, NULL } },
+};
+
+START_TEST(corpus_chains_are_trusted_at_their_signing_time)
+{
+	const char *rel = corpus_chain[_i].path;
+	unsigned char *raw;
+	size_t rawn;
+	struct msgparts m;
+	struct smime_verify_result res;
+	X509_STORE *store = X509_STORE_new();
+	time_t t;
+
+	raw = testutil_slurp(corpus(rel), &rawn);
+	ck_assert_ptr_nonnull(raw);
+	cut_message(raw, rawn, &m);
+	ck_assert_int_eq(smime_verify(m.der.data, m.der.len, m.content,
+	    m.content_len, NULL, false, &res, NULL), SM_OK);
+	t = res.signing_time;
+	ck_assert_msg(t != 0, "%s: want a signingTime", rel);
+	for (int i = 0; i < 2; i++) {
+		X509 *x;
+
+		if (corpus_chain[_i].ca[i] == NULL)
+			continue;
+		x = load_cert(corpus(corpus_chain[_i].ca[i]));
+		ck_assert_ptr_nonnull(x);
+		X509_STORE_add_cert(store, x);
+		X509_free(x);
+	}
+	if (corpus_chain[_i].ca[0] == NULL)
+		for (int i = 0; i < sk_X509_num(res.certs); i++) {
+			X509 *x = sk_X509_value(res.certs, i);
+
+			if (X509_check_issued(x, x) == X509_V_OK)
+				X509_STORE_add_cert(store, x);
+		}
+	smime_verify_result_free(&res);
+
+	clock_set(t);
+	ck_assert_int_eq(smime_verify(m.der.data, m.der.len, m.content,
+	    m.content_len, store, false, &res, NULL), SM_OK);
+	ck_assert_msg(res.status == SMIME_VERIFY_OK, "%s at signing time: got "
+	    "%s (%s), want ok", rel, smime_verify_status_name(res.status),
+	    res.reason);
+	smime_verify_result_free(&res);
+
+	clock_set(4102444800); /* 2100 */
+	ck_assert_int_eq(smime_verify(m.der.data, m.der.len, m.content,
+	    m.content_len, store, false, &res, NULL), SM_OK);
+	ck_assert_msg(res.signature_ok && res.status == SMIME_VERIFY_EXPIRED,
+	    "%s in 2100: got %s (%s), want expired", rel,
+	    smime_verify_status_name(res.status), res.reason);
+	smime_verify_result_free(&res);
+	X509_STORE_free(store);
+	msgparts_free(&m);
+	free(raw);
+}
+END_TEST
+
 START_TEST(corpus_certs_only_messages_yield_their_certificates)
 {
 	unsigned char *raw;
@@ -2022,7 +2097,10 @@ smime_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("corpus");
+	tcase_add_checked_fixture(tc, NULL, unpin_clock);
 	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, corpus_chains_are_trusted_at_their_signing_time,
+	    0, sizeof(corpus_chain) / sizeof(corpus_chain[0]));
 	tcase_add_loop_test(tc,
 	    corpus_signatures_verify_like_openssl_with_the_same_signer, 0,
 	    sizeof(corpus_signed) / sizeof(corpus_signed[0]));
