@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -25,6 +26,10 @@
 
 static EVP_PKEY *ca_key, *rsa_a, *rsa_b, *ec_keys[6];
 static X509 *ca;
+/* GnuPG's home for the gpgsm cross-check: made and cleaned up in the
+ * parent, so a failing test (whose checked teardown does not run) cannot
+ * leave a gpg-agent behind. */
+static char *gnupg_home;
 
 static void
 keys_setup(void)
@@ -37,6 +42,8 @@ keys_setup(void)
 	rsa_b = cg_rsa(2048);
 	for (i = 0; i < 6; i++)
 		ec_keys[i] = cg_ec();
+	gnupg_home = testutil_tmpdir();
+	ck_assert(gnupg_home != NULL);
 }
 
 static void
@@ -50,6 +57,19 @@ keys_teardown(void)
 	EVP_PKEY_free(rsa_b);
 	for (i = 0; i < 6; i++)
 		EVP_PKEY_free(ec_keys[i]);
+	if (gnupg_home) {
+		char cmd[1024];
+
+		snprintf(cmd, sizeof(cmd),
+			 "GNUPGHOME=%s gpgconf --kill gpg-agent >/dev/null 2>&1",
+			 gnupg_home);
+		if (system(cmd) != 0)
+			fprintf(stderr, "could not stop gpg-agent in %s\n",
+				gnupg_home);
+		testutil_rmtree(gnupg_home);
+		free(gnupg_home);
+		gnupg_home = NULL;
+	}
 }
 
 static char *dir;
@@ -809,6 +829,107 @@ START_TEST(test_export_takes_the_newest_key_even_when_expired)
 }
 END_TEST
 
+/* Run a shell command, collecting its output (stdout and stderr). */
+static int
+run(const char *cmd, char *out, size_t outlen)
+{
+	FILE *p = popen(cmd, "r");
+	size_t have = 0, r;
+	int status;
+
+	ck_assert_msg(p != NULL, "cannot run %s", cmd);
+	while (have + 1 < outlen &&
+	       (r = fread(out + have, 1, outlen - have - 1, p)) > 0)
+		have += r;
+	out[have] = '\0';
+	status = pclose(p);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void
+write_file(const char *path, const unsigned char *p, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	ck_assert(f != NULL && fwrite(p, 1, len, f) == len);
+	ck_assert(fclose(f) == 0);
+}
+
+/* Cross-check with an independent implementation (STYLE.md): gpgsm 2.2
+ * must import our legacy export, and what gpgsm exports (RC2-40
+ * certificate bags, which plain OpenSSL 3 cannot decrypt) must import
+ * here. */
+START_TEST(test_pkcs12_round_trips_through_gpgsm)
+{
+	X509 *x = ee(rsa_a, "email:gpg@org.example", -10, 300, KU_SIGN_ENC);
+	const struct keystore_key *k = NULL;
+	char gh[1024], cmd[4096], out[8192], err[512] = "", fpr[64] = "";
+	char outdir[1024];
+	unsigned char *p12 = NULL, *back;
+	size_t len = 0, blen = 0;
+	const char *l;
+	sm_status st;
+
+	ck_assert_msg(run("gpgsm --version 2>&1", out, sizeof(out)) == 0,
+		      "gpgsm is needed for this cross-check (scripts/deps "
+		      "installs it): %s",
+		      out);
+	cg_write_pem(in_dir("gpg.pem"), rsa_a, x, ca, 0600);
+	load_ok();
+	ck_assert_int_eq(keystore_export_p12(ks, "gpg@org.example", CG_NOW,
+					     "pw", KEYSTORE_P12_LEGACY, &p12,
+					     &len, err, sizeof(err)),
+			 SM_OK);
+	snprintf(gh, sizeof(gh), "%s", gnupg_home);
+	snprintf(outdir, sizeof(outdir), "%s/imported", dir);
+	ck_assert(mkdir(outdir, 0700) == 0);
+	snprintf(cmd, sizeof(cmd), "%s/gpg-agent.conf", gh);
+	write_file(cmd, (const unsigned char *)"allow-loopback-pinentry\n", 24);
+	snprintf(cmd, sizeof(cmd), "%s/pw", gh);
+	write_file(cmd, (const unsigned char *)"pw\npw\npw\npw\n", 12);
+	write_file(in_dir("ours.p12"), p12, len);
+
+	snprintf(cmd, sizeof(cmd),
+		 "GNUPGHOME=%s gpgsm --batch --pinentry-mode loopback "
+		 "--passphrase-fd 0 --import %s/ours.p12 < %s/pw 2>&1",
+		 gh, dir, gh);
+	run(cmd, out, sizeof(out));
+	ck_assert_msg(strstr(out, "secret keys imported: 1") != NULL,
+		      "gpgsm did not import our legacy PKCS#12:\n%s", out);
+
+	snprintf(cmd, sizeof(cmd),
+		 "GNUPGHOME=%s gpgsm --list-secret-keys --with-colons 2>&1",
+		 gh);
+	run(cmd, out, sizeof(out));
+	l = strstr(out, "\nfpr:");
+	ck_assert_msg(l != NULL && sscanf(l + 1, "fpr:::::::::%40[0-9A-F]",
+					  fpr) == 1,
+		      "no fingerprint in gpgsm's listing:\n%s", out);
+	snprintf(cmd, sizeof(cmd),
+		 "GNUPGHOME=%s gpgsm --batch --pinentry-mode loopback "
+		 "--passphrase-fd 0 --export-secret-key-p12 %s "
+		 "> %s/theirs.p12 < %s/pw 2>/dev/null",
+		 gh, fpr, dir, gh);
+	run(cmd, out, sizeof(out));
+	back = testutil_slurp(in_dir("theirs.p12"), &blen);
+	ck_assert_msg(back != NULL && blen > 0, "gpgsm exported nothing");
+	st = keystore_import_p12(outdir, back, blen, "pw", NULL, 0, err,
+				 sizeof(err));
+	ck_assert_msg(st == SM_OK, "importing gpgsm's export: got %s (%s)",
+		      sm_strstatus(st), err);
+	keystore_free(ks);
+	ks = NULL;
+	ck_assert_int_eq(keystore_load(outdir, &ks, err, sizeof(err)), SM_OK);
+	ck_assert_int_eq(keystore_signer(ks, "gpg@org.example", CG_NOW, &k,
+					 NULL),
+			 SM_OK);
+	ck_assert(X509_cmp(k->cert, x) == 0 && EVP_PKEY_eq(k->pkey, rsa_a) == 1);
+	free(back);
+	free(p12);
+	X509_free(x);
+}
+END_TEST
+
 static Suite *
 keystore_suite(void)
 {
@@ -837,6 +958,7 @@ keystore_suite(void)
 	tcase_add_test(tc, test_an_old_rc2_pkcs12_imports);
 	tcase_add_test(tc, test_a_domain_certificate_imports_as_a_domain_key_file);
 	tcase_add_test(tc, test_export_takes_the_newest_key_even_when_expired);
+	tcase_add_test(tc, test_pkcs12_round_trips_through_gpgsm);
 	suite_add_tcase(s, tc);
 	return s;
 }
