@@ -468,7 +468,9 @@ candidate_usable(const struct kc_record *r, X509_STORE *trust,
 		snprintf(reason, len, "certificate not usable for encryption");
 		goto done;
 	}
-	if (!x509u_ku_allows_encryption(cert)) {
+	/* The harvest rules already hold these for harvested certificates;
+	 * an import with --force may not. */
+	if (!x509u_ku_allows_encryption(cert) || !x509u_eku_allows_email(cert)) {
 		snprintf(reason, len, "certificate not usable for encryption");
 		goto done;
 	}

@@ -135,7 +135,8 @@ sm_status keycache_store(struct keycache *kc, X509 *cert,
 /* The certificate to encrypt to for address, now (clock_now()): among the
  * active bindings, valid now, chaining to trust now (trust NULL: not
  * checked; allow_self_signed as in the harvest rules), with a key usage
- * that allows encryption; the designated encryption certificate first,
+ * that allows encryption and an EKU (if any) with emailProtection; the
+ * designated encryption certificate first,
  * then the newest notBefore. On success *cert_out is a new reference
  * (caller frees) and *caps_out its caps (either may be NULL). Without one:
  * SM_ERR_NOKEY and reason (KC_REASON_SIZE is enough) is exactly one of

@@ -111,7 +111,8 @@ cache_teardown(void)
  * now + nb days to now + na days. issuer: 0 root, 1 other (untrusted)
  * root, 2 intermediate. */
 static X509 *
-leaf(int key, const char *san, long nb, long na, int issuer, const char *ku)
+leaf_eku(int key, const char *san, long nb, long na, int issuer,
+	 const char *ku, const char *eku)
 {
 	struct cg_spec s;
 
@@ -122,13 +123,19 @@ leaf(int key, const char *san, long nb, long na, int issuer, const char *ku)
 	s.not_before = CG_NOW + nb * CG_DAY;
 	s.not_after = CG_NOW + na * CG_DAY;
 	s.ku = ku ? ku : KU_EC;
-	s.eku = "emailProtection";
+	s.eku = eku ? eku : "emailProtection";
 	switch (issuer) {
 	case 0: s.ca = ca; s.ca_key = ca_key; break;
 	case 1: s.ca = other_ca; s.ca_key = other_ca_key; break;
 	default: s.ca = inter; s.ca_key = inter_key; break;
 	}
 	return cg_make(&s);
+}
+
+static X509 *
+leaf(int key, const char *san, long nb, long na, int issuer, const char *ku)
+{
+	return leaf_eku(key, san, nb, na, issuer, ku, NULL);
 }
 
 static void
@@ -403,6 +410,7 @@ struct sel_cert {
 	int issuer;  /* 0 root, 1 untrusted root, 2 intermediate */
 	const char *ku;
 	bool with_chain;
+	const char *eku; /* NULL: emailProtection */
 };
 
 struct sel_case {
@@ -415,45 +423,48 @@ struct sel_case {
 
 static const struct sel_case sel_cases[] = {
 	{ "the newest notBefore is chosen",
-	  { { 0, -200, 200, false, 0, NULL, false },
-	    { 1, -10, 200, false, 0, NULL, false } },
+	  { { 0, -200, 200, false, 0, NULL, false, NULL },
+	    { 1, -10, 200, false, 0, NULL, false, NULL } },
 	  2, 1, NULL },
 	{ "the designated encryption certificate beats a newer other one",
-	  { { 0, -200, 200, true, 0, NULL, false },
-	    { 1, -10, 200, false, 0, NULL, false } },
+	  { { 0, -200, 200, true, 0, NULL, false, NULL },
+	    { 1, -10, 200, false, 0, NULL, false, NULL } },
 	  2, 0, NULL },
 	{ "an expired designated encryption certificate falls back to the "
 	  "other one",
-	  { { 0, -400, -5, true, 0, NULL, false },
-	    { 1, -10, 200, false, 0, NULL, false } },
+	  { { 0, -400, -5, true, 0, NULL, false, NULL },
+	    { 1, -10, 200, false, 0, NULL, false, NULL } },
 	  2, 1, NULL },
 	{ "an expired certificate gives its expiry date",
-	  { { 0, -400, -122, false, 0, NULL, false } },
+	  { { 0, -400, -122, false, 0, NULL, false, NULL } },
 	  1, -1, "certificate expired on 2025-01-30" },
 	{ "a certificate from an untrusted CA is not used",
-	  { { 0, -10, 200, false, 1, NULL, false } },
+	  { { 0, -10, 200, false, 1, NULL, false, NULL } },
 	  1, -1, "certificate not trusted" },
 	{ "a not yet valid certificate is not used",
-	  { { 0, 5, 200, false, 0, NULL, false } },
+	  { { 0, 5, 200, false, 0, NULL, false, NULL } },
 	  1, -1, "certificate not yet valid" },
 	{ "a signing-only certificate is not used",
-	  { { 0, -10, 200, false, 0, KU_SIGN, false } },
+	  { { 0, -10, 200, false, 0, KU_SIGN, false, NULL } },
+	  1, -1, "certificate not usable for encryption" },
+	{ "a certificate without emailProtection is not used",
+	  { { 0, -10, 200, false, 0, NULL, false, "serverAuth" } },
 	  1, -1, "certificate not usable for encryption" },
 	{ "a superseded older key is not a fallback for an untrusted new one",
-	  { { 0, -200, 200, false, 0, NULL, false },
-	    { 1, -10, 200, false, 1, NULL, false } },
+	  { { 0, -200, 200, false, 0, NULL, false, NULL },
+	    { 1, -10, 200, false, 1, NULL, false, NULL } },
 	  2, -1, "certificate not trusted" },
 	{ "a valid certificate replaces an expired one with a later "
 	  "notBefore",
-	  { { 0, -20, -1, false, 0, NULL, false },
-	    { 1, -40, 300, false, 0, NULL, false } },
+	  { { 0, -20, -1, false, 0, NULL, false, NULL },
+	    { 1, -40, 300, false, 0, NULL, false, NULL } },
 	  2, 1, NULL },
 	{ "an intermediate stored with the certificate lets trust be "
 	  "re-checked",
-	  { { 0, -10, 200, false, 2, NULL, true } },
+	  { { 0, -10, 200, false, 2, NULL, true, NULL } },
 	  1, 0, NULL },
 	{ "without its intermediate the certificate is not trusted",
-	  { { 0, -10, 200, false, 2, NULL, false } },
+	  { { 0, -10, 200, false, 2, NULL, false, NULL } },
 	  1, -1, "certificate not trusted" },
 };
 
@@ -468,8 +479,8 @@ START_TEST(test_selection)
 
 	for (i = 0; i < c->ncerts; i++) {
 		const struct sel_cert *d = &c->certs[i];
-		X509 *x = leaf(d->key, "email:" BOB, d->nb, d->na, d->issuer,
-			       d->ku);
+		X509 *x = leaf_eku(d->key, "email:" BOB, d->nb, d->na,
+				   d->issuer, d->ku, d->eku);
 		STACK_OF(X509) *chain = sk_X509_new_null();
 
 		ck_assert(chain != NULL);
