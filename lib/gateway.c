@@ -645,122 +645,206 @@ crlf_view(const unsigned char *p, size_t n, struct buf *tmp, const unsigned char
 	return st;
 }
 
-struct inbound {
-	struct mime_entity *root;
-	struct mime_entity *inner;      /* the decrypted entity, parsed */
-	struct buf der, content, tmp, plain;
-	struct smime_verify_result vr;
-	bool have_vr;
-	bool decrypted;
-	enum smime_cipher cipher;
-	char what[300];                 /* malformed/why text */
-};
-
-static void
-inbound_free(struct inbound *in)
+void
+gw_report_free(struct gw_report *r)
 {
-	mime_entity_free(in->root);
-	mime_entity_free(in->inner);
-	buf_free(&in->der);
-	buf_free(&in->content);
-	buf_free(&in->tmp);
-	buf_free(&in->plain);
-	if (in->have_vr)
-		smime_verify_result_free(&in->vr);
+	if (r == NULL)
+		return;
+	mime_entity_free(r->root);
+	mime_entity_free(r->inner);
+	buf_free(&r->der);
+	buf_free(&r->content);
+	buf_free(&r->tmp);
+	buf_free(&r->plain);
+	if (r->have_vr)
+		smime_verify_result_free(&r->vr);
+	memset(r, 0, sizeof(*r));
 }
 
 /* Verify the signature of entity e (detached or opaque). Returns SM_OK
- * with in->vr filled, SM_ERR_NOTFOUND when e is not signed. */
+ * with r->vr filled, SM_ERR_NOTFOUND when e is not signed. */
 static sm_status
-verify_entity(const struct gw_env *env, struct inbound *in, const struct mime_entity *e,
-    int depth)
+verify_entity(const struct gw_env *env, struct gw_report *r, const struct mime_entity *e)
 {
 	enum mime_smime_kind k = mime_smime_kind(e);
 	const unsigned char *c;
 	size_t clen;
 	sm_status st;
 
-	if (depth > 2)
-		return SM_ERR_NOTFOUND;
-	buf_reset(&in->der);
+	buf_reset(&r->der);
 	if (k == MIME_SMIME_SIGNED_DETACHED) {
-		if ((st = mime_decode_body(e->parts[1], &in->der)) != SM_OK) {
-			snprintf(in->what, sizeof(in->what), "signature part: %s", sm_strstatus(st));
+		r->signed_kind = k;
+		if ((st = mime_decode_body(e->parts[1], &r->der)) != SM_OK) {
+			snprintf(r->what, sizeof(r->what), "signature part: %s", sm_strstatus(st));
 			return SM_ERR_PARSE;
 		}
-		buf_reset(&in->tmp);
-		if ((st = crlf_view(e->parts[0]->raw, e->parts[0]->raw_len, &in->tmp, &c, &clen)) != SM_OK)
+		buf_reset(&r->tmp);
+		if ((st = crlf_view(e->parts[0]->raw, e->parts[0]->raw_len, &r->tmp, &c, &clen)) != SM_OK)
 			return st;
-		st = smime_verify(in->der.data, in->der.len, c, clen, env_store(env),
-		    env->cfg->trust_allow_self_signed, &in->vr, NULL);
-		in->have_vr = true;
-		return st == SM_ERR_PARSE ? (snprintf(in->what, sizeof(in->what), "%s", in->vr.reason),
-		    SM_ERR_PARSE) : st;
-	}
-	if (k == MIME_SMIME_SIGNED_OPAQUE || k == MIME_SMIME_PKCS7_UNKNOWN) {
-		if ((st = mime_decode_body(e, &in->der)) != SM_OK) {
-			snprintf(in->what, sizeof(in->what), "PKCS#7 body: %s", sm_strstatus(st));
+		st = smime_verify(r->der.data, r->der.len, c, clen, env_store(env),
+		    env->cfg->trust_allow_self_signed, &r->vr, NULL);
+	} else if (k == MIME_SMIME_SIGNED_OPAQUE || k == MIME_SMIME_PKCS7_UNKNOWN) {
+		if ((st = mime_decode_body(e, &r->der)) != SM_OK) {
+			snprintf(r->what, sizeof(r->what), "PKCS#7 body: %s", sm_strstatus(st));
 			return SM_ERR_PARSE;
 		}
-		if (smime_content_type(in->der.data, in->der.len) != SMIME_CT_SIGNED)
+		if (smime_content_type(r->der.data, r->der.len) != SMIME_CT_SIGNED)
 			return SM_ERR_NOTFOUND;
-		buf_reset(&in->content);
-		st = smime_verify(in->der.data, in->der.len, NULL, 0, env_store(env),
-		    env->cfg->trust_allow_self_signed, &in->vr, &in->content);
-		in->have_vr = true;
-		return st == SM_ERR_PARSE ? (snprintf(in->what, sizeof(in->what), "%s", in->vr.reason),
-		    SM_ERR_PARSE) : st;
+		r->signed_kind = MIME_SMIME_SIGNED_OPAQUE;
+		buf_reset(&r->content);
+		st = smime_verify(r->der.data, r->der.len, NULL, 0, env_store(env),
+		    env->cfg->trust_allow_self_signed, &r->vr, &r->content);
+	} else {
+		return SM_ERR_NOTFOUND;
 	}
-	return SM_ERR_NOTFOUND;
+	r->have_vr = true;
+	if (st == SM_ERR_PARSE)
+		snprintf(r->what, sizeof(r->what), "%s", r->vr.reason);
+	return st;
 }
 
-/* Decrypt a whole-message envelope with every key we hold. */
+/* Decrypt a whole-message envelope (its DER in r->der) with every key we
+ * hold: current, renewed and expired ones alike. */
 static sm_status
-decrypt_root(const struct gw_env *env, struct inbound *in, const struct mime_entity *root)
+decrypt_der(const struct gw_env *env, struct gw_report *r)
 {
-	const struct keystore_key *keys;
-	struct smime_key *sk;
+	const struct keystore_key *keys = NULL;
 	size_t n = 0;
 	char err[256] = "";
 	sm_status st;
 
-	buf_reset(&in->der);
-	if ((st = mime_decode_body(root, &in->der)) != SM_OK) {
-		snprintf(in->what, sizeof(in->what), "envelope: %s", sm_strstatus(st));
-		return SM_ERR_PARSE;
-	}
-	switch (smime_content_type(in->der.data, in->der.len)) {
-	case SMIME_CT_ENVELOPED:
-	case SMIME_CT_AUTH_ENVELOPED:
-		break;
-	default:
-		snprintf(in->what, sizeof(in->what), "not an envelope");
-		return SM_ERR_PARSE;
-	}
-	keystore_decrypt_keys(env->ks, &keys, &n);
+	if (env->ks)
+		keystore_decrypt_keys(env->ks, &keys, &n);
 	if (n == 0) {
-		snprintf(in->what, sizeof(in->what), "no private keys to decrypt with");
+		snprintf(r->what, sizeof(r->what), "no private keys to decrypt with");
 		return SM_ERR_NOKEY;
 	}
-	if ((sk = calloc(n, sizeof(*sk))) == NULL)
-		return SM_ERR_NOMEM;
-	for (size_t i = 0; i < n; i++) {
-		sk[i].cert = keys[i].cert;
-		sk[i].pkey = keys[i].pkey;
-		sk[i].chain = keys[i].chain;
-	}
-	st = smime_decrypt(in->der.data, in->der.len, sk, n, &in->plain, err, sizeof(err));
-	free(sk);
+	/* struct keystore_key and struct smime_key have the same layout. */
+	st = smime_decrypt(r->der.data, r->der.len, (const struct smime_key *)keys, n, &r->plain,
+	    err, sizeof(err));
 	if (st != SM_OK) {
-		snprintf(in->what, sizeof(in->what), "%s", err[0] ? err : sm_strstatus(st));
+		snprintf(r->what, sizeof(r->what), "%s", err[0] ? err : sm_strstatus(st));
 		return st;
 	}
-	if ((st = mime_parse(in->plain.data, in->plain.len, NULL, &in->inner)) != SM_OK) {
-		snprintf(in->what, sizeof(in->what), "decrypted content is not MIME: %s",
+	if ((st = mime_parse(r->plain.data, r->plain.len, NULL, &r->inner)) != SM_OK) {
+		snprintf(r->what, sizeof(r->what), "decrypted content is not MIME: %s",
 		    sm_strstatus(st));
 		return st;
 	}
-	in->decrypted = true;
+	r->decrypted = true;
+	return SM_OK;
+}
+
+static enum harvest_chain
+chain_of(enum smime_verify_status s)
+{
+	switch (s) {
+	case SMIME_VERIFY_OK: return HARVEST_CHAIN_TRUSTED;
+	case SMIME_VERIFY_EXPIRED:
+	case SMIME_VERIFY_NOT_YET_VALID: return HARVEST_CHAIN_EXPIRED;
+	case SMIME_VERIFY_SELF_SIGNED: return HARVEST_CHAIN_SELF_SIGNED;
+	default: return HARVEST_CHAIN_UNTRUSTED;
+	}
+}
+
+/* Judge the harvest (never stores). */
+static sm_status
+judge(const struct gw_env *env, const struct mime_headers *hdrs, struct gw_report *r)
+{
+	const struct config *cfg = env->cfg;
+	const char *fromh = mime_headers_get(hdrs, "From");
+	struct harvest_input hi;
+
+	if (fromh == NULL || addr_from_header(fromh, r->from, sizeof(r->from)) != SM_OK) {
+		r->from[0] = '\0';
+		snprintf(r->harvest_note, sizeof(r->harvest_note), "no From address");
+		return SM_OK;
+	}
+	if (config_is_internal(cfg, r->from)) {
+		snprintf(r->harvest_note, sizeof(r->harvest_note),
+		    "%s is internal: never harvested from inbound mail", r->from);
+		return SM_OK;
+	}
+	memset(&hi, 0, sizeof(hi));
+	hi.signer = r->vr.signer;
+	hi.certs = r->vr.certs;
+	hi.signature_ok = r->vr.signature_ok;
+	hi.chain = chain_of(r->vr.chain_status);
+	hi.allow_self_signed = cfg->trust_allow_self_signed;
+	hi.digest_nid = r->vr.digest_nid;
+	hi.from = r->from;
+	hi.enc_pref = r->vr.enc_pref;
+	hi.trust = env_store(env);
+	hi.now = clock_now();
+	if (hi.signer == NULL) {
+		snprintf(r->harvest_note, sizeof(r->harvest_note), "no signer certificate");
+		return SM_OK;
+	}
+	r->judged = true;
+	return harvest_judge(&hi, &r->hv);
+}
+
+sm_status
+gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsigned char *body,
+    size_t len, bool decrypt, struct gw_report *r)
+{
+	const struct mime_entity *signed_e;
+	enum smime_content_type ct;
+	sm_status st;
+
+	memset(r, 0, sizeof(*r));
+	st = mime_parse_message(hdrs, body, len, NULL, &r->root);
+	if (st != SM_OK) {
+		if (st == SM_ERR_NOMEM)
+			return st;
+		r->malformed = true;
+		snprintf(r->what, sizeof(r->what), "malformed MIME: %s", sm_strstatus(st));
+		return SM_OK;
+	}
+	r->kind = mime_smime_kind(r->root);
+	signed_e = r->root;
+	if (r->kind == MIME_SMIME_NONE || r->kind == MIME_SMIME_CERTS_ONLY)
+		return SM_OK;
+	if (r->kind == MIME_SMIME_ENVELOPED || r->kind == MIME_SMIME_AUTH_ENVELOPED ||
+	    r->kind == MIME_SMIME_PKCS7_UNKNOWN) {
+		/* Only the whole message's envelope is ever opened (EFAIL):
+		 * an encrypted part inside a multipart is not S/MIME here. */
+		if ((st = mime_decode_body(r->root, &r->der)) != SM_OK) {
+			r->malformed = true;
+			snprintf(r->what, sizeof(r->what), "PKCS#7 body: %s", sm_strstatus(st));
+			return SM_OK;
+		}
+		ct = smime_content_type(r->der.data, r->der.len);
+		if (ct == SMIME_CT_ENVELOPED || ct == SMIME_CT_AUTH_ENVELOPED) {
+			r->encrypted = true;
+			if (!decrypt)
+				return SM_OK;
+			st = decrypt_der(env, r);
+			if (st == SM_ERR_NOMEM)
+				return st;
+			if (st != SM_OK) {
+				r->decrypt_failed = true;
+				return SM_OK;
+			}
+			signed_e = r->inner;
+		} else if (ct == SMIME_CT_INVALID) {
+			r->malformed = true;
+			snprintf(r->what, sizeof(r->what), "not a CMS structure");
+			return SM_OK;
+		}
+	}
+	st = verify_entity(env, r, signed_e);
+	if (st == SM_ERR_NOTFOUND)
+		return SM_OK;
+	if (st == SM_ERR_PARSE) {
+		r->malformed = true;
+		return SM_OK;
+	}
+	if (st != SM_OK)
+		return st;
+	r->is_signed = true;
+	if (r->vr.signature_ok)
+		return judge(env, hdrs, r);
 	return SM_OK;
 }
 
@@ -828,73 +912,40 @@ ar_signer_props(struct buf *b, X509 *signer)
 	free(issuer);
 }
 
-static enum harvest_chain
-chain_of(enum smime_verify_status s)
-{
-	switch (s) {
-	case SMIME_VERIFY_OK: return HARVEST_CHAIN_TRUSTED;
-	case SMIME_VERIFY_EXPIRED:
-	case SMIME_VERIFY_NOT_YET_VALID: return HARVEST_CHAIN_EXPIRED;
-	case SMIME_VERIFY_SELF_SIGNED: return HARVEST_CHAIN_SELF_SIGNED;
-	default: return HARVEST_CHAIN_UNTRUSTED;
-	}
-}
-
-/* Apply the harvest rules and store; appends to the summary. */
+/* Store what the harvest verdict allows; appends to the summary. */
 static sm_status
-harvest(const struct gw_env *env, const struct gw_msg *m, const struct smime_verify_result *vr,
+harvest_store(const struct gw_env *env, const char *qid, const struct gw_report *r,
     struct buf *summary)
 {
-	const struct config *cfg = env->cfg;
-	const char *fromh = mime_headers_get(m->hdrs, "From");
-	char from[320];
-	struct harvest_input hi;
-	struct harvest_verdict hv;
 	enum keycache_outcome oc;
-	char fp[X509U_FP_SIZE], old_fp[X509U_FP_SIZE] = "";
+	char fp[X509U_FP_SIZE] = "", old_fp[X509U_FP_SIZE] = "";
 	sm_status st;
 
-	if (!cfg->inbound_harvest)
-		return SM_OK;
-	if (fromh == NULL || addr_from_header(fromh, from, sizeof(from)) != SM_OK) {
-		buf_printf(summary, " not harvested: no From address");
+	if (!r->judged) {
+		buf_printf(summary, " not harvested: %s", r->harvest_note);
 		return SM_OK;
 	}
-	if (config_is_internal(cfg, from)) {
-		buf_printf(summary, " not harvested: %s is internal", from);
+	if (!r->hv.harvest) {
+		buf_printf(summary, " not harvested %s: %s", r->from, r->hv.reason);
 		return SM_OK;
 	}
-	memset(&hi, 0, sizeof(hi));
-	hi.signer = vr->signer;
-	hi.certs = vr->certs;
-	hi.signature_ok = vr->signature_ok;
-	hi.chain = chain_of(vr->chain_status);
-	hi.allow_self_signed = cfg->trust_allow_self_signed;
-	hi.digest_nid = vr->digest_nid;
-	hi.from = from;
-	hi.enc_pref = vr->enc_pref;
-	hi.trust = env_store(env);
-	hi.now = clock_now();
-	if ((st = harvest_judge(&hi, &hv)) != SM_OK)
+	if ((st = keycache_store(env->kc, r->hv.cert, r->vr.certs, r->from, r->vr.caps,
+		 r->hv.enc_pref, KC_SRC_HARVESTED, &oc, old_fp)) != SM_OK)
 		return st;
-	if (!hv.harvest) {
-		buf_printf(summary, " not harvested %s: %s", from, hv.reason);
-		return SM_OK;
-	}
-	if ((st = keycache_store(env->kc, hv.cert, vr->certs, from, vr->caps, hv.enc_pref,
-		 KC_SRC_HARVESTED, &oc, old_fp)) != SM_OK)
-		return st;
-	x509u_fingerprint(hv.cert, fp);
-	buf_printf(summary, " harvested %s sha256=%s", from, fp);
+	x509u_fingerprint(r->hv.cert, fp);
+	buf_printf(summary, " harvested %s sha256=%s", r->from, fp);
 	if (oc == KC_SUPERSEDED_OLD)
-		log_qid(LOG_NOTICE, m->qid, "key change for %s: sha256=%s replaces sha256=%s", from, fp,
-		    old_fp);
+		log_qid(LOG_NOTICE, qid, "key change for %s: sha256=%s replaces sha256=%s", r->from,
+		    fp, old_fp);
+	else if (oc == KC_RENEWED_SAME_KEY)
+		log_qid(LOG_INFO, qid, "certificate renewed for %s (same key): sha256=%s replaces sha256=%s",
+		    r->from, fp, old_fp);
 	return SM_OK;
 }
 
 /* Replace the message by the decrypted entity (decrypt = "deliver"). */
 static sm_status
-deliver_decrypted(const struct gw_msg *m, struct inbound *in, struct gw_result *out)
+deliver_decrypted(const struct gw_msg *m, const struct gw_report *r, struct gw_result *out)
 {
 	struct mime_headers outer = MIME_HEADERS_INIT, content = MIME_HEADERS_INIT;
 	struct buf canon = BUF_INIT;
@@ -903,8 +954,8 @@ deliver_decrypted(const struct gw_msg *m, struct inbound *in, struct gw_result *
 
 	/* Fresh canonical MIME from the decrypted entity: nothing of the
 	 * original envelope's bytes survives around it (EFAIL). */
-	if ((st = mime_split_headers(&in->inner->hdrs, &outer, &content)) != SM_OK ||
-	    (st = mime_canonicalize(&content, in->inner->body, in->inner->body_len, NULL, &canon)) != SM_OK)
+	if ((st = mime_split_headers(&r->inner->hdrs, &outer, &content)) != SM_OK ||
+	    (st = mime_canonicalize(&content, r->inner->body, r->inner->body_len, NULL, &canon)) != SM_OK)
 		goto out;
 	body = (const unsigned char *)strstr((const char *)canon.data, "\r\n\r\n");
 	if (body == NULL) {
@@ -931,90 +982,69 @@ out:
 	return st;
 }
 
+const char *
+gw_report_result(const struct gw_report *r)
+{
+	if (r->is_signed)
+		return ar_result(&r->vr);
+	if (r->malformed && r->kind != MIME_SMIME_NONE)
+		return "permerror";
+	return NULL;
+}
+
 sm_status
 gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out)
 {
 	const struct config *cfg = env->cfg;
-	struct inbound in;
-	const struct mime_entity *signed_e = NULL;
+	struct gw_report r;
 	struct buf ar = BUF_INIT;
-	enum mime_smime_kind k;
-	const char *result = NULL;
+	const char *result;
 	sm_status st;
 
 	memset(out, 0, sizeof(*out));
-	memset(&in, 0, sizeof(in));
 	out->verdict = POL_ACCEPT;
 
 	/* Results claiming our authserv-id, and decryption markers, can only
 	 * be forgeries: we add ours below. */
 	if ((st = edit_delete_where(out, m->hdrs, is_our_results, cfg->authserv_id)) != SM_OK ||
 	    (st = edit_delete_where(out, m->hdrs, is_decrypted_marker, NULL)) != SM_OK)
-		goto fail;
-
-	st = mime_parse_message(m->hdrs, m->body, m->body_len, NULL, &in.root);
+		return st;
+	st = gw_examine(env, m->hdrs, m->body, m->body_len,
+	    cfg->inbound_decrypt != CFG_DECRYPT_OFF, &r);
 	if (st != SM_OK) {
-		buf_printf(&out->summary, "inbound malformed MIME (%s), passed untouched",
-		    sm_strstatus(st));
-		goto done;
+		gw_report_free(&r);
+		return st;
 	}
-	k = mime_smime_kind(in.root);
-	if (k == MIME_SMIME_NONE) {
-		buf_printf(&out->summary, "inbound unsigned");
-		goto done;
-	}
-	if (k == MIME_SMIME_CERTS_ONLY) {
-		buf_printf(&out->summary, "inbound certs-only message, nothing verified");
-		goto done;
-	}
-	if (k == MIME_SMIME_ENVELOPED || k == MIME_SMIME_AUTH_ENVELOPED ||
-	    k == MIME_SMIME_PKCS7_UNKNOWN) {
-		/* Only the whole message's envelope is ever opened (EFAIL). */
-		if (k != MIME_SMIME_PKCS7_UNKNOWN ||
-		    (mime_decode_body(in.root, &in.der) == SM_OK &&
-			(smime_content_type(in.der.data, in.der.len) == SMIME_CT_ENVELOPED ||
-			    smime_content_type(in.der.data, in.der.len) == SMIME_CT_AUTH_ENVELOPED))) {
-			if (cfg->inbound_decrypt == CFG_DECRYPT_OFF) {
-				buf_printf(&out->summary, "inbound encrypted, not decrypted (decrypt = off)");
-				goto done;
-			}
-			st = decrypt_root(env, &in, in.root);
-			if (st != SM_OK) {
-				buf_printf(&out->summary, "inbound encrypted, not decrypted: %s", in.what);
-				goto done;
-			}
-			signed_e = in.inner;
-		} else {
-			signed_e = in.root;
-		}
-	} else {
-		signed_e = in.root;
-	}
+	result = gw_report_result(&r);
 
-	st = verify_entity(env, &in, signed_e, 0);
-	if (st == SM_ERR_NOTFOUND) {
+	if (r.malformed) {
+		buf_printf(&out->summary, "inbound %s, passed untouched", r.what);
+	} else if (r.kind == MIME_SMIME_NONE) {
+		buf_printf(&out->summary, "inbound unsigned");
+	} else if (r.kind == MIME_SMIME_CERTS_ONLY) {
+		buf_printf(&out->summary, "inbound certs-only message, nothing verified");
+	} else if (r.encrypted && !r.decrypted) {
+		buf_printf(&out->summary, "inbound encrypted, not decrypted: %s",
+		    r.decrypt_failed ? r.what : "decrypt = off");
+	} else if (!r.is_signed) {
 		buf_printf(&out->summary, "inbound %s, unsigned inside",
-		    in.decrypted ? "decrypted" : "S/MIME");
-	} else if (st == SM_ERR_PARSE) {
-		result = "permerror";
-		buf_printf(&out->summary, "inbound malformed S/MIME (%s), passed untouched", in.what);
-	} else if (st != SM_OK) {
-		goto fail;
+		    r.decrypted ? "decrypted" : "S/MIME");
 	} else {
-		result = ar_result(&in.vr);
-		buf_printf(&out->summary, "inbound%s smime=%s", in.decrypted ? " decrypted" : "", result);
-		if (in.vr.status != SMIME_VERIFY_OK)
-			buf_printf(&out->summary, " (%s)", in.vr.reason);
-		if (in.vr.signature_ok && (st = harvest(env, m, &in.vr, &out->summary)) != SM_OK) {
+		buf_printf(&out->summary, "inbound%s smime=%s", r.decrypted ? " decrypted" : "", result);
+		if (r.vr.status != SMIME_VERIFY_OK)
+			buf_printf(&out->summary, " (%s)", r.vr.reason);
+		if (r.vr.signature_ok && cfg->inbound_harvest &&
+		    (st = harvest_store(env, m->qid, &r, &out->summary)) != SM_OK) {
 			log_qid(LOG_ERR, m->qid, "harvest failed: %s", sm_strstatus(st));
 			buf_printf(&out->summary, " harvest failed: %s", sm_strstatus(st));
 		}
 	}
 
-	if (in.decrypted && cfg->inbound_decrypt == CFG_DECRYPT_DELIVER) {
-		if ((st = deliver_decrypted(m, &in, out)) != SM_OK) {
+	if (r.decrypted && cfg->inbound_decrypt == CFG_DECRYPT_DELIVER) {
+		if ((st = deliver_decrypted(m, &r, out)) != SM_OK) {
 			/* Never partial plaintext: the original goes through. */
 			out->replace_body = false;
+			buf_free(&out->body);
 			buf_printf(&out->summary, " delivered encrypted: %s", sm_strstatus(st));
 		} else {
 			char mark[256];
@@ -1027,24 +1057,23 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 
 	if (cfg->inbound_results_header && result) {
 		buf_printf(&ar, "%s; smime=%s", cfg->authserv_id, result);
-		if (in.have_vr && in.vr.status != SMIME_VERIFY_OK) {
+		if (r.have_vr && r.vr.status != SMIME_VERIFY_OK) {
 			buf_append_str(&ar, " (");
-			for (const char *p = in.vr.reason; *p; p++)
+			for (const char *p = r.vr.reason; *p; p++)
 				if (*p != '(' && *p != ')' && *p != '\\' && (unsigned char)*p >= ' ')
 					buf_append_char(&ar, *p);
 			buf_append_str(&ar, ")");
 		}
-		if (in.have_vr)
-			ar_signer_props(&ar, in.vr.signer);
+		if (r.have_vr)
+			ar_signer_props(&ar, r.vr.signer);
 		if ((st = edit_add(out, GW_HDR_INSERT_TOP, "Authentication-Results", 0, buf_cstr(&ar))) != SM_OK)
 			goto fail;
 	}
-done:
 	buf_free(&ar);
-	inbound_free(&in);
+	gw_report_free(&r);
 	return SM_OK;
 fail:
 	buf_free(&ar);
-	inbound_free(&in);
+	gw_report_free(&r);
 	return st;
 }

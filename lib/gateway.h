@@ -15,8 +15,10 @@
 
 #include "buf.h"
 #include "config.h"
+#include "harvest.h"
 #include "mime.h"
 #include "policy.h"
+#include "smime.h"
 #include "status.h"
 
 struct trust;
@@ -84,5 +86,42 @@ sm_status gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct g
 sm_status gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out);
 
 void gw_result_free(struct gw_result *r);
+
+/*
+ * What an inbound message is, cryptographically: its S/MIME structure, the
+ * decryption, the signature and the harvest verdict. Nothing is stored.
+ * gw_inbound() acts on it; `smimectl inspect` and `cert import` print and
+ * store from it, so the three can never disagree.
+ */
+struct gw_report {
+	enum mime_smime_kind kind;     /* of the whole message */
+	bool malformed;                /* what says why */
+	bool encrypted;                /* a whole-message envelope */
+	bool decrypted;
+	bool decrypt_failed;           /* what says why */
+	bool is_signed;                /* vr holds the verification */
+	enum mime_smime_kind signed_kind;
+	char what[300];
+	struct smime_verify_result vr;
+	bool have_vr;
+	char from[320];                /* From address ("" when none) */
+	bool judged;                   /* hv holds the harvest verdict */
+	struct harvest_verdict hv;
+	char harvest_note[400];        /* why not judged */
+	/* internals: the parsed trees and buffers the above point into */
+	struct mime_entity *root, *inner;
+	struct buf der, content, tmp, plain;
+};
+
+/* Examine a message given as headers + body. decrypt: open a
+ * whole-message envelope with the key store. Returns SM_OK whenever the
+ * report describes the message (malformed input included); r must be
+ * released with gw_report_free(). */
+sm_status gw_examine(const struct gw_env *env, const struct mime_headers *hdrs,
+    const unsigned char *body, size_t len, bool decrypt, struct gw_report *r);
+void gw_report_free(struct gw_report *r);
+/* The RFC 7281 smime result ("pass", "fail", "policy", "permerror") or
+ * NULL when the message carries no signature. */
+const char *gw_report_result(const struct gw_report *r);
 
 #endif
