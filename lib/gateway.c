@@ -588,7 +588,46 @@ done:
 /* Inbound                                                              */
 /* ------------------------------------------------------------------ */
 
-/* Does this Authentication-Results header claim our authserv-id? */
+/* Is the header field called want? Whitespace before the colon (RFC 5322
+ * obsolete syntax) does not make it another field. */
+static bool
+field_is(const char *name, const char *want)
+{
+	size_t n = strlen(want);
+
+	if (strncasecmp(name, want, n) != 0)
+		return false;
+	for (name += n; *name == ' ' || *name == '\t'; name++)
+		;
+	return *name == '\0';
+}
+
+/* Skip white space and (nested) comments: RFC 5322 CFWS. An unterminated
+ * comment swallows the rest, as it does for any parser. */
+static const char *
+skip_cfws(const char *p)
+{
+	int depth = 0;
+
+	for (; *p != '\0'; p++) {
+		if (depth > 0) {
+			if (*p == '\\' && p[1] != '\0')
+				p++;
+			else if (*p == '(')
+				depth++;
+			else if (*p == ')')
+				depth--;
+		} else if (*p == '(') {
+			depth = 1;
+		} else if (*p != ' ' && *p != '\t') {
+			break;
+		}
+	}
+	return p;
+}
+
+/* Does this Authentication-Results header claim our authserv-id? Comments
+ * before the id (RFC 8601 allows them) do not hide the claim. */
 static bool
 is_our_results(const struct mime_header *h, const void *arg)
 {
@@ -598,13 +637,11 @@ is_our_results(const struct mime_header *h, const void *arg)
 	const char *p;
 	bool ours;
 
-	if (strcasecmp(h->name, "Authentication-Results") != 0)
+	if (!field_is(h->name, "Authentication-Results"))
 		return false;
 	if ((v = mime_header_unfold(h->value)) == NULL)
 		return true; /* cannot read it: cannot trust it either */
-	p = v;
-	while (*p == ' ' || *p == '\t')
-		p++;
+	p = skip_cfws(v);
 	ours = strncasecmp(p, id, idl) == 0 &&
 	    (p[idl] == ';' || p[idl] == ' ' || p[idl] == '\t' || p[idl] == '(' || p[idl] == '\0');
 	free(v);
@@ -615,7 +652,7 @@ static bool
 is_decrypted_marker(const struct mime_header *h, const void *arg)
 {
 	(void)arg;
-	return strcasecmp(h->name, "X-SMIME-Decrypted") == 0;
+	return field_is(h->name, "X-SMIME-Decrypted");
 }
 
 /* Bytes with bare LF turned into CRLF (detached signatures cover the
@@ -645,6 +682,15 @@ crlf_view(const unsigned char *p, size_t n, struct buf *tmp, const unsigned char
 	return st;
 }
 
+/* Free a buffer that may have held plaintext, wiping it first. */
+static void
+buf_wipe_free(struct buf *b)
+{
+	if (b->data != NULL)
+		OPENSSL_cleanse(b->data, b->cap);
+	buf_free(b);
+}
+
 void
 gw_report_free(struct gw_report *r)
 {
@@ -652,87 +698,149 @@ gw_report_free(struct gw_report *r)
 		return;
 	mime_entity_free(r->root);
 	mime_entity_free(r->inner);
-	buf_free(&r->der);
-	buf_free(&r->content);
-	buf_free(&r->tmp);
-	buf_free(&r->plain);
+	for (size_t i = 0; i < GW_MAX_SIGNATURES; i++) {
+		mime_entity_free(r->ctree[i]);
+		buf_wipe_free(&r->ctext[i]);
+		smime_verify_result_free(&r->sig[i].vr);
+	}
+	buf_wipe_free(&r->der);
+	buf_wipe_free(&r->tmp);
+	buf_wipe_free(&r->plain);
+	buf_free(&r->envder);
 	if (r->have_vr)
 		smime_verify_result_free(&r->vr);
+	if (r->have_outer)
+		smime_verify_result_free(&r->outer.vr);
 	memset(r, 0, sizeof(*r));
 }
 
-/* Verify the signature of entity e (detached or opaque). Returns SM_OK
- * with r->vr filled, SM_ERR_NOTFOUND when e is not signed. */
-static sm_status
-verify_entity(const struct gw_env *env, struct gw_report *r, const struct mime_entity *e)
+/* Note one layer in r->structure: "enveloped-data > signed-detached > …". */
+static void
+structure_add(struct gw_report *r, const char *name)
 {
-	enum mime_smime_kind k = mime_smime_kind(e);
+	size_t l = strlen(r->structure);
+
+	if (l + 4 < sizeof(r->structure))
+		snprintf(r->structure + l, sizeof(r->structure) - l, "%s%s", l ? " > " : "", name);
+}
+
+static void
+structure_add_entity(struct gw_report *r, const struct mime_entity *e)
+{
+	char t[140];
+
+	snprintf(t, sizeof(t), "%s/%s", e->ct.type ? e->ct.type : "?",
+	    e->ct.subtype ? e->ct.subtype : "?");
+	structure_add(r, t);
+}
+
+static bool
+is_envelope_kind(enum mime_smime_kind k)
+{
+	return k == MIME_SMIME_ENVELOPED || k == MIME_SMIME_AUTH_ENVELOPED;
+}
+
+/* Is there an encrypted part somewhere below e (never e itself)? It stays
+ * closed: decrypting it would merge its plaintext with whatever the sender
+ * of the multipart put around it (EFAIL). */
+static bool
+has_envelope_part(const struct mime_entity *e)
+{
+	for (size_t i = 0; i < e->nparts; i++) {
+		enum mime_smime_kind k = mime_smime_kind(e->parts[i]);
+		if (is_envelope_kind(k) || k == MIME_SMIME_PKCS7_UNKNOWN ||
+		    has_envelope_part(e->parts[i]))
+			return true;
+	}
+	return false;
+}
+
+/* Verify a detached signature (multipart/signed e) into slot s. SM_OK with
+ * s->vr holding a verdict; SM_ERR_PARSE (r->what says why) when the
+ * signature cannot even be read. */
+static sm_status
+verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
+    const struct mime_entity *e)
+{
 	const unsigned char *c;
 	size_t clen;
 	sm_status st;
 
+	s->kind = MIME_SMIME_SIGNED_DETACHED;
 	buf_reset(&r->der);
-	if (k == MIME_SMIME_SIGNED_DETACHED) {
-		r->signed_kind = k;
-		if ((st = mime_decode_body(e->parts[1], &r->der)) != SM_OK) {
-			snprintf(r->what, sizeof(r->what), "signature part: %s", sm_strstatus(st));
-			return SM_ERR_PARSE;
-		}
-		buf_reset(&r->tmp);
-		if ((st = crlf_view(e->parts[0]->raw, e->parts[0]->raw_len, &r->tmp, &c, &clen)) != SM_OK)
+	if ((st = mime_decode_body(e->parts[1], &r->der)) != SM_OK) {
+		if (st == SM_ERR_NOMEM)
 			return st;
-		st = smime_verify(r->der.data, r->der.len, c, clen, env_store(env),
-		    env->cfg->trust_allow_self_signed, &r->vr, NULL);
-	} else if (k == MIME_SMIME_SIGNED_OPAQUE || k == MIME_SMIME_PKCS7_UNKNOWN) {
-		if ((st = mime_decode_body(e, &r->der)) != SM_OK) {
-			snprintf(r->what, sizeof(r->what), "PKCS#7 body: %s", sm_strstatus(st));
-			return SM_ERR_PARSE;
-		}
-		if (smime_content_type(r->der.data, r->der.len) != SMIME_CT_SIGNED)
-			return SM_ERR_NOTFOUND;
-		r->signed_kind = MIME_SMIME_SIGNED_OPAQUE;
-		buf_reset(&r->content);
-		st = smime_verify(r->der.data, r->der.len, NULL, 0, env_store(env),
-		    env->cfg->trust_allow_self_signed, &r->vr, &r->content);
-	} else {
-		return SM_ERR_NOTFOUND;
+		snprintf(r->what, sizeof(r->what), "signature part: %s", sm_strstatus(st));
+		return SM_ERR_PARSE;
 	}
-	r->have_vr = true;
+	buf_reset(&r->tmp);
+	if ((st = crlf_view(e->parts[0]->raw, e->parts[0]->raw_len, &r->tmp, &c, &clen)) != SM_OK)
+		return st;
+	st = smime_verify(r->der.data, r->der.len, c, clen, env_store(env),
+	    env->cfg->trust_allow_self_signed, &s->vr, NULL);
+	s->verified = st == SM_OK;
 	if (st == SM_ERR_PARSE)
-		snprintf(r->what, sizeof(r->what), "%s", r->vr.reason);
+		snprintf(r->what, sizeof(r->what), "%s", s->vr.reason);
 	return st;
 }
 
-/* Decrypt a whole-message envelope (its DER in r->der) with every key we
- * hold: current, renewed and expired ones alike. */
+/* Verify opaque signed-data der into slot s; the encapsulated content is
+ * appended to content. Same returns as verify_detached(). */
 static sm_status
-decrypt_der(const struct gw_env *env, struct gw_report *r)
+verify_opaque(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
+    const unsigned char *der, size_t n, struct buf *content)
+{
+	sm_status st;
+
+	s->kind = MIME_SMIME_SIGNED_OPAQUE;
+	st = smime_verify(der, n, NULL, 0, env_store(env), env->cfg->trust_allow_self_signed,
+	    &s->vr, content);
+	s->verified = st == SM_OK;
+	if (st == SM_ERR_PARSE)
+		snprintf(r->what, sizeof(r->what), "%s", s->vr.reason);
+	return st;
+}
+
+/* Why a decryption failed, in the words an admin looks for. */
+static const char *
+decrypt_failure_kind(sm_status st)
+{
+	switch (st) {
+	case SM_ERR_NOKEY: return "no matching key";
+	case SM_ERR_UNSUPPORTED: return "unsupported algorithm";
+	case SM_ERR_NOMEM: return "out of memory";
+	default: return "corrupt envelope";
+	}
+}
+
+/* Decrypt the envelope in r->envder with every key we hold (current,
+ * renewed and expired alike) into r->plain. */
+static sm_status
+open_envelope(const struct gw_env *env, struct gw_report *r)
 {
 	const struct keystore_key *keys = NULL;
 	size_t n = 0;
 	char err[256] = "";
+	const char *e;
 	sm_status st;
 
 	if (env->ks)
 		keystore_decrypt_keys(env->ks, &keys, &n);
 	if (n == 0) {
-		snprintf(r->what, sizeof(r->what), "no private keys to decrypt with");
+		snprintf(r->what, sizeof(r->what), "no matching key: no private keys to decrypt with");
 		return SM_ERR_NOKEY;
 	}
 	/* struct keystore_key and struct smime_key have the same layout. */
-	st = smime_decrypt(r->der.data, r->der.len, (const struct smime_key *)keys, n, &r->plain,
-	    err, sizeof(err));
+	st = smime_decrypt(r->envder.data, r->envder.len, (const struct smime_key *)keys, n,
+	    &r->plain, err, sizeof(err));
 	if (st != SM_OK) {
-		snprintf(r->what, sizeof(r->what), "%s", err[0] ? err : sm_strstatus(st));
-		return st;
+		e = err[0] ? err : sm_strstatus(st);
+		if (strncmp(e, "decrypt: ", 9) == 0)
+			e += 9;
+		snprintf(r->what, sizeof(r->what), "%s: %s", decrypt_failure_kind(st), e);
 	}
-	if ((st = mime_parse(r->plain.data, r->plain.len, NULL, &r->inner)) != SM_OK) {
-		snprintf(r->what, sizeof(r->what), "decrypted content is not MIME: %s",
-		    sm_strstatus(st));
-		return st;
-	}
-	r->decrypted = true;
-	return SM_OK;
+	return st;
 }
 
 static enum harvest_chain
@@ -747,49 +855,235 @@ chain_of(enum smime_verify_status s)
 	}
 }
 
-/* Judge the harvest (never stores). */
+/* Judge the harvest of one signature (never stores): the same rules for
+ * every signature, encrypted or not. */
 static sm_status
-judge(const struct gw_env *env, const struct mime_headers *hdrs, struct gw_report *r)
+judge(const struct gw_env *env, const char *from, const struct smime_verify_result *vr,
+    bool *judged, struct harvest_verdict *hv, char *note, size_t notelen)
 {
 	const struct config *cfg = env->cfg;
-	const char *fromh = mime_headers_get(hdrs, "From");
 	struct harvest_input hi;
 
-	if (fromh == NULL || addr_from_header(fromh, r->from, sizeof(r->from)) != SM_OK) {
-		r->from[0] = '\0';
-		snprintf(r->harvest_note, sizeof(r->harvest_note), "no From address");
+	if (from[0] == '\0') {
+		snprintf(note, notelen, "no From address");
 		return SM_OK;
 	}
-	if (config_is_internal(cfg, r->from)) {
-		snprintf(r->harvest_note, sizeof(r->harvest_note),
-		    "%s is internal: never harvested from inbound mail", r->from);
+	if (config_is_internal(cfg, from)) {
+		snprintf(note, notelen, "%s is internal: never harvested from inbound mail", from);
 		return SM_OK;
 	}
 	memset(&hi, 0, sizeof(hi));
-	hi.signer = r->vr.signer;
-	hi.certs = r->vr.certs;
-	hi.signature_ok = r->vr.signature_ok;
-	hi.chain = chain_of(r->vr.chain_status);
+	hi.signer = vr->signer;
+	hi.certs = vr->certs;
+	hi.signature_ok = vr->signature_ok;
+	hi.chain = chain_of(vr->chain_status);
 	hi.allow_self_signed = cfg->trust_allow_self_signed;
-	hi.digest_nid = r->vr.digest_nid;
-	hi.from = r->from;
-	hi.enc_pref = r->vr.enc_pref;
+	hi.digest_nid = vr->digest_nid;
+	hi.from = from;
+	hi.enc_pref = vr->enc_pref;
 	hi.trust = env_store(env);
 	hi.now = clock_now();
 	if (hi.signer == NULL) {
-		snprintf(r->harvest_note, sizeof(r->harvest_note), "no signer certificate");
+		snprintf(note, notelen, "no signer certificate");
 		return SM_OK;
 	}
-	r->judged = true;
-	return harvest_judge(&hi, &r->hv);
+	*judged = true;
+	return harvest_judge(&hi, hv);
+}
+
+/* Move the signatures found while walking into the report: the innermost
+ * one (over the content) into vr, one around it into outer. */
+static void
+settle_signatures(struct gw_report *r)
+{
+	struct gw_sig *in;
+
+	if (r->nsig == 0)
+		return;
+	in = &r->sig[r->nsig - 1];
+	r->vr = in->vr;
+	r->have_vr = true;
+	r->is_signed = in->verified;
+	r->signed_kind = in->kind;
+	r->sig_inside_envelope = in->inside_envelope;
+	memset(in, 0, sizeof(*in));
+	if (r->nsig == 2) {
+		r->outer = r->sig[0];
+		r->have_outer = true;
+		memset(&r->sig[0], 0, sizeof(r->sig[0]));
+	}
+	r->nsig = 0;
+}
+
+/*
+ * Follow the S/MIME layers of the message from the outside in. e is the
+ * entity at hand, or NULL when the layer at hand is a bare CMS blob
+ * (raw/rawlen: decrypted content that is signed-data without MIME around
+ * it, as `gpgsm --sign | gpgsm --encrypt` makes). Stops at the first layer
+ * that is no S/MIME, at anything malformed, at a failed decryption, and at
+ * GW_MAX_ENVELOPES / GW_MAX_SIGNATURES.
+ */
+static sm_status
+walk(const struct gw_env *env, struct gw_report *r, bool decrypt)
+{
+	const struct mime_entity *e = r->root;
+	const unsigned char *raw = NULL, *der;
+	size_t rawlen = 0, dlen, nenv = 0;
+	enum mime_smime_kind k;
+	enum smime_content_type ct;
+	sm_status st;
+
+	for (;;) {
+		struct gw_sig *s;
+
+		if (e != NULL) {
+			k = mime_smime_kind(e);
+			if (k == MIME_SMIME_NONE || k == MIME_SMIME_CERTS_ONLY) {
+				r->content_e = e;
+				if (k == MIME_SMIME_NONE)
+					structure_add_entity(r, e);
+				else
+					structure_add(r, "certs-only");
+				r->envelope_in_part = has_envelope_part(e);
+				return SM_OK;
+			}
+			if (k == MIME_SMIME_SIGNED_DETACHED) {
+				structure_add(r, "signed-detached");
+				if (r->nsig == GW_MAX_SIGNATURES) {
+					r->too_deep = true;
+					return SM_OK;
+				}
+				s = &r->sig[r->nsig++];
+				s->inside_envelope = nenv > 0;
+				if ((st = verify_detached(env, r, s, e)) == SM_ERR_PARSE) {
+					r->malformed = true;
+					return SM_OK;
+				}
+				if (st != SM_OK)
+					return st;
+				e = e->parts[0];
+				continue;
+			}
+			/* application/(x-)pkcs7-mime or a .p7m: what the CMS
+			 * says it is counts, not the label. */
+			buf_reset(&r->der);
+			if ((st = mime_decode_body(e, &r->der)) != SM_OK) {
+				if (st == SM_ERR_NOMEM)
+					return st;
+				structure_add(r, mime_smime_kind_name(k));
+				r->malformed = true;
+				snprintf(r->what, sizeof(r->what), "%s: the %s body does not decode (%s)",
+				    is_envelope_kind(k) ? "corrupt envelope" : "malformed PKCS#7",
+				    e->cte, sm_strstatus(st));
+				return SM_OK;
+			}
+			der = r->der.data;
+			dlen = r->der.len;
+		} else {
+			k = MIME_SMIME_PKCS7_UNKNOWN;
+			der = raw;
+			dlen = rawlen;
+		}
+		ct = smime_content_type(der, dlen);
+		switch (ct) {
+		case SMIME_CT_ENVELOPED:
+		case SMIME_CT_AUTH_ENVELOPED:
+			structure_add(r, smime_content_type_name(ct));
+			if (nenv == GW_MAX_ENVELOPES || e == NULL) {
+				r->too_deep = true;
+				return SM_OK;
+			}
+			nenv++;
+			r->encrypted = true;
+			if (!decrypt)
+				return SM_OK;
+			/* keep the envelope: `deliver` checks its recipients */
+			buf_free(&r->envder);
+			r->envder = r->der;
+			memset(&r->der, 0, sizeof(r->der));
+			st = open_envelope(env, r);
+			if (st == SM_ERR_NOMEM)
+				return st;
+			if (st != SM_OK) {
+				r->decrypt_failed = true;
+				r->decrypt_status = st;
+				return SM_OK;
+			}
+			r->decrypted = true;
+			st = mime_parse(r->plain.data, r->plain.len, NULL, &r->inner);
+			if (st == SM_ERR_NOMEM)
+				return st;
+			if (st == SM_OK) {
+				e = r->inner;
+			} else if (smime_content_type(r->plain.data, r->plain.len) == SMIME_CT_SIGNED) {
+				e = NULL;
+				raw = r->plain.data;
+				rawlen = r->plain.len;
+			} else {
+				snprintf(r->what, sizeof(r->what), "decrypted content is not MIME: %s",
+				    sm_strstatus(st));
+				structure_add(r, "not MIME");
+				return SM_OK;
+			}
+			continue;
+		case SMIME_CT_SIGNED:
+			structure_add(r, "signed-opaque");
+			if (r->nsig == GW_MAX_SIGNATURES) {
+				r->too_deep = true;
+				return SM_OK;
+			}
+			{
+				size_t i = r->nsig;
+				s = &r->sig[r->nsig++];
+				s->inside_envelope = nenv > 0;
+				if ((st = verify_opaque(env, r, s, der, dlen, &r->ctext[i])) == SM_ERR_PARSE) {
+					r->malformed = true;
+					return SM_OK;
+				}
+				if (st != SM_OK)
+					return st;
+				st = mime_parse(r->ctext[i].data, r->ctext[i].len, NULL, &r->ctree[i]);
+				if (st == SM_ERR_NOMEM)
+					return st;
+				if (st == SM_OK) {
+					e = r->ctree[i];
+				} else if (smime_content_type(r->ctext[i].data, r->ctext[i].len) ==
+				    SMIME_CT_SIGNED) {
+					e = NULL;
+					raw = r->ctext[i].data;
+					rawlen = r->ctext[i].len;
+				} else {
+					/* Signed, but what was signed is no MIME entity:
+					 * nothing to show or deliver. */
+					structure_add(r, "not MIME");
+					return SM_OK;
+				}
+			}
+			continue;
+		case SMIME_CT_CERTS_ONLY:
+			structure_add(r, "certs-only");
+			r->content_e = e;
+			return SM_OK;
+		case SMIME_CT_OTHER:
+			structure_add(r, "other CMS content");
+			snprintf(r->what, sizeof(r->what), "CMS content type not supported here");
+			return SM_OK;
+		case SMIME_CT_INVALID:
+		default:
+			structure_add(r, mime_smime_kind_name(k));
+			r->malformed = true;
+			snprintf(r->what, sizeof(r->what), "%s: not a CMS structure",
+			    is_envelope_kind(k) ? "corrupt envelope" : "malformed PKCS#7");
+			return SM_OK;
+		}
+	}
 }
 
 sm_status
 gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsigned char *body,
     size_t len, bool decrypt, struct gw_report *r)
 {
-	const struct mime_entity *signed_e;
-	enum smime_content_type ct;
+	const char *fromh;
 	sm_status st;
 
 	memset(r, 0, sizeof(*r));
@@ -802,49 +1096,22 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 		return SM_OK;
 	}
 	r->kind = mime_smime_kind(r->root);
-	signed_e = r->root;
-	if (r->kind == MIME_SMIME_NONE || r->kind == MIME_SMIME_CERTS_ONLY)
-		return SM_OK;
-	if (r->kind == MIME_SMIME_ENVELOPED || r->kind == MIME_SMIME_AUTH_ENVELOPED ||
-	    r->kind == MIME_SMIME_PKCS7_UNKNOWN) {
-		/* Only the whole message's envelope is ever opened (EFAIL):
-		 * an encrypted part inside a multipart is not S/MIME here. */
-		if ((st = mime_decode_body(r->root, &r->der)) != SM_OK) {
-			r->malformed = true;
-			snprintf(r->what, sizeof(r->what), "PKCS#7 body: %s", sm_strstatus(st));
-			return SM_OK;
-		}
-		ct = smime_content_type(r->der.data, r->der.len);
-		if (ct == SMIME_CT_ENVELOPED || ct == SMIME_CT_AUTH_ENVELOPED) {
-			r->encrypted = true;
-			if (!decrypt)
-				return SM_OK;
-			st = decrypt_der(env, r);
-			if (st == SM_ERR_NOMEM)
-				return st;
-			if (st != SM_OK) {
-				r->decrypt_failed = true;
-				return SM_OK;
-			}
-			signed_e = r->inner;
-		} else if (ct == SMIME_CT_INVALID) {
-			r->malformed = true;
-			snprintf(r->what, sizeof(r->what), "not a CMS structure");
-			return SM_OK;
-		}
-	}
-	st = verify_entity(env, r, signed_e);
-	if (st == SM_ERR_NOTFOUND)
-		return SM_OK;
-	if (st == SM_ERR_PARSE) {
-		r->malformed = true;
-		return SM_OK;
-	}
+	st = walk(env, r, decrypt);
+	settle_signatures(r);
 	if (st != SM_OK)
 		return st;
-	r->is_signed = true;
-	if (r->vr.signature_ok)
-		return judge(env, hdrs, r);
+
+	fromh = mime_headers_get(hdrs, "From");
+	if (fromh == NULL || addr_from_header(fromh, r->from, sizeof(r->from)) != SM_OK)
+		r->from[0] = '\0';
+	if (r->is_signed && r->vr.signature_ok &&
+	    (st = judge(env, r->from, &r->vr, &r->judged, &r->hv, r->harvest_note,
+		 sizeof(r->harvest_note))) != SM_OK)
+		return st;
+	if (r->have_outer && r->outer.verified && r->outer.vr.signature_ok &&
+	    (st = judge(env, r->from, &r->outer.vr, &r->outer.judged, &r->outer.hv,
+		 r->outer.harvest_note, sizeof(r->outer.harvest_note))) != SM_OK)
+		return st;
 	return SM_OK;
 }
 
@@ -880,6 +1147,19 @@ ar_quoted(struct buf *b, const char *s)
 	buf_append_char(b, '"');
 }
 
+/* Append " (text)" as a comment: no parentheses, backslashes or controls
+ * from message data. */
+static void
+ar_comment(struct buf *b, const char *s)
+{
+	buf_append_str(b, " (");
+	for (; *s; s++)
+		if (*s != '(' && *s != ')' && *s != '\\' && (unsigned char)*s >= ' ' &&
+		    (unsigned char)*s != 0x7f)
+			buf_append_char(b, *s);
+	buf_append_str(b, ")");
+}
+
 static bool
 ar_token_ok(const char *s)
 {
@@ -912,57 +1192,217 @@ ar_signer_props(struct buf *b, X509 *signer)
 	free(issuer);
 }
 
-/* Store what the harvest verdict allows; appends to the summary. */
+/* One resinfo: "smime=RESULT (reason) (note) body.smime-…". verified
+ * false: the signature could not be read (why says so). */
+static void
+ar_resinfo(struct buf *b, const struct smime_verify_result *vr, bool verified, const char *why,
+    const char *note)
+{
+	buf_printf(b, "smime=%s", verified ? ar_result(vr) : "permerror");
+	if (!verified)
+		ar_comment(b, vr->reason[0] ? vr->reason : why);
+	else if (vr->status != SMIME_VERIFY_OK)
+		ar_comment(b, vr->reason);
+	if (note != NULL)
+		ar_comment(b, note);
+	ar_signer_props(b, vr->signer);
+}
+
+/* Store what one harvest verdict allows; appends to the summary. */
 static sm_status
-harvest_store(const struct gw_env *env, const char *qid, const struct gw_report *r,
+harvest_store(const struct gw_env *env, const char *qid, const char *from, bool judged,
+    const struct harvest_verdict *hv, const char *note, const struct smime_verify_result *vr,
     struct buf *summary)
 {
 	enum keycache_outcome oc;
 	char fp[X509U_FP_SIZE] = "", old_fp[X509U_FP_SIZE] = "";
 	sm_status st;
 
-	if (!r->judged) {
-		buf_printf(summary, " not harvested: %s", r->harvest_note);
+	if (!judged) {
+		buf_printf(summary, " not harvested: %s", note);
 		return SM_OK;
 	}
-	if (!r->hv.harvest) {
-		buf_printf(summary, " not harvested %s: %s", r->from, r->hv.reason);
+	if (!hv->harvest) {
+		buf_printf(summary, " not harvested %s: %s", from, hv->reason);
 		return SM_OK;
 	}
-	if ((st = keycache_store(env->kc, r->hv.cert, r->vr.certs, r->from, r->vr.caps,
-		 r->hv.enc_pref, KC_SRC_HARVESTED, &oc, old_fp)) != SM_OK)
+	if ((st = keycache_store(env->kc, hv->cert, vr->certs, from, vr->caps, hv->enc_pref,
+		 KC_SRC_HARVESTED, &oc, old_fp)) != SM_OK)
 		return st;
-	x509u_fingerprint(r->hv.cert, fp);
-	buf_printf(summary, " harvested %s sha256=%s", r->from, fp);
+	x509u_fingerprint(hv->cert, fp);
+	buf_printf(summary, " harvested %s sha256=%s", from, fp);
 	if (oc == KC_SUPERSEDED_OLD)
-		log_qid(LOG_NOTICE, qid, "key change for %s: sha256=%s replaces sha256=%s", r->from,
+		log_qid(LOG_NOTICE, qid, "key change for %s: sha256=%s replaces sha256=%s", from,
 		    fp, old_fp);
 	else if (oc == KC_RENEWED_SAME_KEY)
 		log_qid(LOG_INFO, qid, "certificate renewed for %s (same key): sha256=%s replaces sha256=%s",
-		    r->from, fp, old_fp);
+		    from, fp, old_fp);
 	return SM_OK;
 }
 
-/* Replace the message by the decrypted entity (decrypt = "deliver"). */
+/* Harvest from every signature that verified: the innermost one, and one
+ * around it unless it is the same certificate. Once per message, however
+ * many recipients it has. */
+static void
+harvest_all(const struct gw_env *env, const struct gw_msg *m, const struct gw_report *r,
+    struct buf *summary)
+{
+	sm_status st = SM_OK;
+
+	if (r->is_signed && r->vr.signature_ok)
+		st = harvest_store(env, m->qid, r->from, r->judged, &r->hv, r->harvest_note, &r->vr,
+		    summary);
+	if (st == SM_OK && r->have_outer && r->outer.verified && r->outer.vr.signature_ok &&
+	    !(r->judged && r->outer.judged && r->hv.harvest && r->outer.hv.harvest &&
+		X509_cmp(r->hv.cert, r->outer.hv.cert) == 0)) {
+		buf_append_str(summary, " outer:");
+		st = harvest_store(env, m->qid, r->from, r->outer.judged, &r->outer.hv,
+		    r->outer.harvest_note, &r->outer.vr, summary);
+	}
+	if (st != SM_OK) {
+		log_qid(LOG_ERR, m->qid, "harvest failed: %s", sm_strstatus(st));
+		buf_printf(summary, " harvest failed: %s", sm_strstatus(st));
+	}
+}
+
+/* Does key i of the key store belong to address a (a user key for it, or
+ * the domain key of its domain)? */
+static bool
+key_is_for(const struct keystore_info *ki, const char *a)
+{
+	const char *dom = addr_domain(a);
+
+	for (size_t j = 0; j < ki->n_addresses; j++)
+		if (x509u_addr_equal(ki->addresses[j], a))
+			return true;
+	for (size_t j = 0; dom != NULL && j < ki->n_domains; j++)
+		if (strcasecmp(ki->domains[j], dom) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Could every envelope recipient open the envelope with keys of their own?
+ * Only then may `deliver` hand out plaintext: otherwise anyone could send
+ * a captured envelope to their own internal address and have the gateway
+ * decrypt it with a colleague's key. *ok false with why on refusal.
+ */
+static sm_status
+rcpts_can_open(const struct gw_env *env, const struct gw_msg *m, const struct gw_report *r,
+    bool *ok, char *why, size_t whylen)
+{
+	size_t nk = env->ks ? keystore_count(env->ks) : 0;
+	struct smime_key *sub;
+	struct buf scratch = BUF_INIT;
+	char a[320], err[256];
+	sm_status st = SM_OK;
+
+	*ok = false;
+	if (m->nrcpts == 0) {
+		snprintf(why, whylen, "no envelope recipients");
+		return SM_OK;
+	}
+	if ((sub = calloc(nk ? nk : 1, sizeof(*sub))) == NULL)
+		return SM_ERR_NOMEM;
+	for (size_t i = 0; i < m->nrcpts; i++) {
+		size_t n = 0;
+
+		if (addr_normalize(m->rcpts[i], a, sizeof(a)) != SM_OK) {
+			snprintf(why, whylen, "recipient %s is not an address", m->rcpts[i]);
+			goto out;
+		}
+		for (size_t j = 0; j < nk; j++)
+			if (key_is_for(keystore_info_at(env->ks, j), a))
+				sub[n++] = *(const struct smime_key *)keystore_key_at(env->ks, j);
+		if (n == 0) {
+			snprintf(why, whylen, "no key of ours belongs to recipient %s", a);
+			goto out;
+		}
+		st = smime_decrypt(r->envder.data, r->envder.len, sub, n, &scratch, err, sizeof(err));
+		buf_wipe_free(&scratch);
+		if (st == SM_ERR_NOMEM)
+			goto out;
+		if (st != SM_OK) {
+			snprintf(why, whylen, "not encrypted to recipient %s (%s)", a,
+			    st == SM_ERR_NOKEY ? "none of their keys is a recipient" : err);
+			st = SM_OK;
+			goto out;
+		}
+	}
+	*ok = true;
+out:
+	free(sub);
+	return st;
+}
+
+/* May the decrypted content replace the message? Only content whose
+ * integrity a signature inside the envelope vouches for: an unsigned or
+ * broken CBC envelope may be an attacker's splice of someone else's
+ * ciphertext (EFAIL's gadget attack), and the recipient would read it as
+ * genuine. */
+static bool
+deliverable(const struct gw_report *r, char *why, size_t whylen)
+{
+	if (r->too_deep) {
+		snprintf(why, whylen, "nested deeper than one envelope and two signatures");
+		return false;
+	}
+	if (!r->have_vr && r->content_e == NULL) {
+		snprintf(why, whylen, "decrypted content is no readable MIME");
+		return false;
+	}
+	if (!r->have_vr || !r->sig_inside_envelope) {
+		snprintf(why, whylen, "decrypted content is not signed");
+		return false;
+	}
+	if (!r->is_signed || !r->vr.signature_ok ||
+	    (r->have_outer && r->outer.inside_envelope &&
+		(!r->outer.verified || !r->outer.vr.signature_ok))) {
+		snprintf(why, whylen, "the signature inside does not verify");
+		return false;
+	}
+	if (r->content_e == NULL) {
+		snprintf(why, whylen, "the signed content is no MIME entity");
+		return false;
+	}
+	return true;
+}
+
+static void
+edits_truncate(struct gw_result *r, size_t n)
+{
+	while (r->nedits > n) {
+		r->nedits--;
+		free(r->edits[r->nedits].name);
+		free(r->edits[r->nedits].value);
+	}
+}
+
+/* Replace the message by the decrypted content (decrypt = "deliver"). */
 static sm_status
 deliver_decrypted(const struct gw_msg *m, const struct gw_report *r, struct gw_result *out)
 {
+	const struct mime_entity *e = r->content_e;
 	struct mime_headers outer = MIME_HEADERS_INIT, content = MIME_HEADERS_INIT;
 	struct buf canon = BUF_INIT;
 	const unsigned char *body;
 	sm_status st;
 
-	/* Fresh canonical MIME from the decrypted entity: nothing of the
-	 * original envelope's bytes survives around it (EFAIL). */
-	if ((st = mime_split_headers(&r->inner->hdrs, &outer, &content)) != SM_OK ||
-	    (st = mime_canonicalize(&content, r->inner->body, r->inner->body_len, NULL, &canon)) != SM_OK)
+	/* Fresh canonical MIME from the content entity: nothing of the
+	 * envelope's or the signatures' bytes survives around it, and the
+	 * RFC 5322 headers stay those of the message (EFAIL). */
+	if ((st = mime_split_headers(&e->hdrs, &outer, &content)) != SM_OK ||
+	    (st = mime_canonicalize(&content, e->body, e->body_len, NULL, &canon)) != SM_OK)
 		goto out;
-	body = (const unsigned char *)strstr((const char *)canon.data, "\r\n\r\n");
+	body = canon.data ? (const unsigned char *)strstr((const char *)canon.data, "\r\n\r\n") : NULL;
 	if (body == NULL) {
 		st = SM_ERR_PARSE;
 		goto out;
 	}
 	if ((st = edit_delete_where(out, m->hdrs, is_content_header, NULL)) != SM_OK)
+		goto out;
+	if (mime_headers_get(m->hdrs, "MIME-Version") == NULL &&
+	    (st = edit_add(out, GW_HDR_ADD, "MIME-Version", 0, "1.0")) != SM_OK)
 		goto out;
 	for (size_t i = 0; i < content.n; i++) {
 		char *v = mime_header_unfold(content.v[i].value);
@@ -978,7 +1418,7 @@ deliver_decrypted(const struct gw_msg *m, const struct gw_report *r, struct gw_r
 out:
 	mime_headers_free(&outer);
 	mime_headers_free(&content);
-	buf_free(&canon);
+	buf_wipe_free(&canon);
 	return st;
 }
 
@@ -987,9 +1427,71 @@ gw_report_result(const struct gw_report *r)
 {
 	if (r->is_signed)
 		return ar_result(&r->vr);
-	if (r->malformed && r->kind != MIME_SMIME_NONE)
+	if (r->have_vr)
+		return "permerror"; /* a signature that cannot be read */
+	if (r->malformed && r->kind != MIME_SMIME_NONE && !is_envelope_kind(r->kind) &&
+	    !r->encrypted)
 		return "permerror";
 	return NULL;
+}
+
+/* The summary line, first half: what the message is and its signatures. */
+static void
+summary_head(const struct gw_report *r, struct buf *s)
+{
+	bool enc = r->encrypted || is_envelope_kind(r->kind);
+
+	buf_append_str(s, "inbound");
+	if (r->decrypted)
+		buf_append_str(s, " decrypted");
+	else if (enc && !r->have_vr)
+		buf_append_str(s, " encrypted");
+	if (r->have_vr) {
+		buf_printf(s, " smime=%s", gw_report_result(r));
+		if (!r->is_signed)
+			buf_printf(s, " (%s)", r->vr.reason[0] ? r->vr.reason : r->what);
+		else if (r->vr.status != SMIME_VERIFY_OK)
+			buf_printf(s, " (%s)", r->vr.reason);
+		if (r->have_outer)
+			buf_printf(s, " outer smime=%s", r->outer.verified ? ar_result(&r->outer.vr) :
+			    "permerror");
+	}
+}
+
+/* Second half, after the harvest: what else there is to know. */
+static void
+summary_tail(const struct config *cfg, const struct gw_report *r, struct buf *s)
+{
+	bool enc = r->encrypted || is_envelope_kind(r->kind);
+
+	if (r->have_vr) {
+		/* said in summary_head */
+	} else if (r->decrypted) {
+		buf_append_str(s, ", unsigned inside: nothing to harvest");
+		if (r->what[0])
+			buf_printf(s, " (%s)", r->what);
+	} else if (!enc) {
+		if (r->malformed)
+			buf_printf(s, " %s, passed untouched", r->what);
+		else if (r->kind == MIME_SMIME_NONE)
+			buf_append_str(s, " unsigned");
+		else if (strstr(r->structure, "certs-only") != NULL)
+			buf_append_str(s, " certs-only message, nothing verified");
+		else
+			buf_printf(s, " S/MIME, unsigned%s%s", r->what[0] ? ": " : "", r->what);
+	}
+	if (enc && !r->decrypted)
+		buf_printf(s, "%s not decrypted: %s", r->have_vr ? ", encrypted inside," : ",",
+		    cfg->inbound_decrypt == CFG_DECRYPT_OFF ? "decrypt = off" :
+		    r->too_deep ? "nested deeper than one envelope and two signatures" : r->what);
+	else if (r->too_deep)
+		buf_append_str(s, ", nested deeper than one envelope and two signatures: "
+		    "inner layers not examined");
+	if (r->envelope_in_part)
+		buf_append_str(s, ", encrypted part inside a multipart left closed "
+		    "(only a whole-message envelope is decrypted)");
+	if (r->structure[0] && (enc || r->have_outer || r->too_deep))
+		buf_printf(s, " [%s]", r->structure);
 }
 
 sm_status
@@ -999,6 +1501,8 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 	struct gw_report r;
 	struct buf ar = BUF_INIT;
 	const char *result;
+	char why[1024];
+	bool ok;
 	sm_status st;
 
 	memset(out, 0, sizeof(*out));
@@ -1016,56 +1520,53 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 		return st;
 	}
 	result = gw_report_result(&r);
+	summary_head(&r, &out->summary);
+	if (r.have_vr && cfg->inbound_harvest)
+		harvest_all(env, m, &r, &out->summary);
+	summary_tail(cfg, &r, &out->summary);
 
-	if (r.malformed) {
-		buf_printf(&out->summary, "inbound %s, passed untouched", r.what);
-	} else if (r.kind == MIME_SMIME_NONE) {
-		buf_printf(&out->summary, "inbound unsigned");
-	} else if (r.kind == MIME_SMIME_CERTS_ONLY) {
-		buf_printf(&out->summary, "inbound certs-only message, nothing verified");
-	} else if (r.encrypted && !r.decrypted) {
-		buf_printf(&out->summary, "inbound encrypted, not decrypted: %s",
-		    r.decrypt_failed ? r.what : "decrypt = off");
-	} else if (!r.is_signed) {
-		buf_printf(&out->summary, "inbound %s, unsigned inside",
-		    r.decrypted ? "decrypted" : "S/MIME");
-	} else {
-		buf_printf(&out->summary, "inbound%s smime=%s", r.decrypted ? " decrypted" : "", result);
-		if (r.vr.status != SMIME_VERIFY_OK)
-			buf_printf(&out->summary, " (%s)", r.vr.reason);
-		if (r.vr.signature_ok && cfg->inbound_harvest &&
-		    (st = harvest_store(env, m->qid, &r, &out->summary)) != SM_OK) {
-			log_qid(LOG_ERR, m->qid, "harvest failed: %s", sm_strstatus(st));
-			buf_printf(&out->summary, " harvest failed: %s", sm_strstatus(st));
-		}
-	}
-
+	/* What reaches the recipients. */
 	if (r.decrypted && cfg->inbound_decrypt == CFG_DECRYPT_DELIVER) {
-		if ((st = deliver_decrypted(m, &r, out)) != SM_OK) {
+		size_t nedits = out->nedits;
+
+		ok = deliverable(&r, why, sizeof(why));
+		if (ok && (st = rcpts_can_open(env, m, &r, &ok, why, sizeof(why))) != SM_OK)
+			goto fail;
+		if (ok && (st = deliver_decrypted(m, &r, out)) != SM_OK) {
+			if (st == SM_ERR_NOMEM)
+				goto fail;
 			/* Never partial plaintext: the original goes through. */
-			out->replace_body = false;
-			buf_free(&out->body);
-			buf_printf(&out->summary, " delivered encrypted: %s", sm_strstatus(st));
-		} else {
-			char mark[256];
-			snprintf(mark, sizeof(mark), "%s; decrypted by smime-milter", cfg->authserv_id);
+			snprintf(why, sizeof(why), "cannot rebuild the decrypted content: %s",
+			    sm_strstatus(st));
+			ok = false;
+		}
+		if (ok) {
+			char mark[300];
+			snprintf(mark, sizeof(mark), "%s; %s opened by smime-milter", cfg->authserv_id,
+			    strstr(r.structure, "authEnveloped-data") ? "authEnveloped-data" :
+			    "enveloped-data");
 			if ((st = edit_add(out, GW_HDR_ADD, "X-SMIME-Decrypted", 0, mark)) != SM_OK)
 				goto fail;
-			buf_printf(&out->summary, " delivered decrypted");
+			buf_append_str(&out->summary, ", delivered decrypted");
+		} else {
+			/* Undo what deliver_decrypted began; the removal of
+			 * forgeries stays. */
+			edits_truncate(out, nedits);
+			out->replace_body = false;
+			buf_wipe_free(&out->body);
+			buf_printf(&out->summary, ", delivered as received: %s", why);
 		}
+	} else if (r.encrypted || is_envelope_kind(r.kind) || r.envelope_in_part) {
+		buf_append_str(&out->summary, ", delivered as received");
 	}
 
 	if (cfg->inbound_results_header && result) {
-		buf_printf(&ar, "%s; smime=%s", cfg->authserv_id, result);
-		if (r.have_vr && r.vr.status != SMIME_VERIFY_OK) {
-			buf_append_str(&ar, " (");
-			for (const char *p = r.vr.reason; *p; p++)
-				if (*p != '(' && *p != ')' && *p != '\\' && (unsigned char)*p >= ' ')
-					buf_append_char(&ar, *p);
-			buf_append_str(&ar, ")");
+		buf_printf(&ar, "%s; ", cfg->authserv_id);
+		ar_resinfo(&ar, &r.vr, r.is_signed, r.what, NULL);
+		if (r.have_outer) {
+			buf_append_str(&ar, "; ");
+			ar_resinfo(&ar, &r.outer.vr, r.outer.verified, r.what, "outer signature");
 		}
-		if (r.have_vr)
-			ar_signer_props(&ar, r.vr.signer);
 		if ((st = edit_add(out, GW_HDR_INSERT_TOP, "Authentication-Results", 0, buf_cstr(&ar))) != SM_OK)
 			goto fail;
 	}

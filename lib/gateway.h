@@ -89,39 +89,78 @@ void gw_result_free(struct gw_result *r);
 
 /*
  * What an inbound message is, cryptographically: its S/MIME structure, the
- * decryption, the signature and the harvest verdict. Nothing is stored.
+ * decryption, the signatures and the harvest verdicts. Nothing is stored.
  * gw_inbound() acts on it; `smimectl inspect` and `cert import` print and
  * store from it, so the three can never disagree.
+ *
+ * The layers are followed from the outside in, at most one envelope and
+ * two signatures deep (RFC 8551 sign-then-encrypt, a signature nested once
+ * more, or RFC 2634's sign-encrypt-sign). An envelope is opened only when
+ * it is the whole message, or the whole content of a signature that is the
+ * whole message: never an encrypted part next to other parts (EFAIL).
  */
+#define GW_MAX_ENVELOPES 1
+#define GW_MAX_SIGNATURES 2
+
+/* One signature layer. */
+struct gw_sig {
+	enum mime_smime_kind kind;     /* SIGNED_DETACHED or SIGNED_OPAQUE */
+	bool inside_envelope;          /* found in the decrypted content */
+	bool verified;                 /* vr holds a verdict (false: the
+	                                * signature could not be read) */
+	struct smime_verify_result vr;
+	bool judged;                   /* hv holds the harvest verdict */
+	struct harvest_verdict hv;
+	char harvest_note[400];        /* why not judged */
+};
+
 struct gw_report {
 	enum mime_smime_kind kind;     /* of the whole message */
 	bool malformed;                /* what says why */
 	bool encrypted;                /* a whole-message envelope */
 	bool decrypted;
 	bool decrypt_failed;           /* what says why */
+	sm_status decrypt_status;      /* NOKEY, CRYPTO, UNSUPPORTED, PARSE */
 	bool is_signed;                /* vr holds the verification */
 	enum mime_smime_kind signed_kind;
+	bool sig_inside_envelope;      /* the signature in vr was encrypted */
 	char what[300];
+	/* The innermost signature: the one over the content. */
 	struct smime_verify_result vr;
 	bool have_vr;
 	char from[320];                /* From address ("" when none) */
 	bool judged;                   /* hv holds the harvest verdict */
 	struct harvest_verdict hv;
 	char harvest_note[400];        /* why not judged */
+	/* A second signature around the one in vr, when there is one. */
+	bool have_outer;
+	struct gw_sig outer;
+	/* The content under every layer that was opened: what `deliver`
+	 * delivers. NULL when it is no MIME entity. */
+	const struct mime_entity *content_e;
+	bool too_deep;                 /* S/MIME nested deeper than the bound */
+	bool envelope_in_part;         /* an encrypted part inside a multipart,
+	                                * left closed */
+	char structure[200];           /* "enveloped-data > signed-detached >
+	                                * text/plain" */
 	/* internals: the parsed trees and buffers the above point into */
 	struct mime_entity *root, *inner;
-	struct buf der, content, tmp, plain;
+	struct mime_entity *ctree[GW_MAX_SIGNATURES];
+	struct buf der, tmp, plain, envder;
+	struct buf ctext[GW_MAX_SIGNATURES];
+	struct gw_sig sig[GW_MAX_SIGNATURES]; /* while walking */
+	size_t nsig;
 };
 
 /* Examine a message given as headers + body. decrypt: open a
- * whole-message envelope with the key store. Returns SM_OK whenever the
- * report describes the message (malformed input included); r must be
- * released with gw_report_free(). */
+ * whole-message envelope with every key of the key store. Returns SM_OK
+ * whenever the report describes the message (malformed input included);
+ * r must be released with gw_report_free(), which wipes the plaintext. */
 sm_status gw_examine(const struct gw_env *env, const struct mime_headers *hdrs,
     const unsigned char *body, size_t len, bool decrypt, struct gw_report *r);
 void gw_report_free(struct gw_report *r);
-/* The RFC 7281 smime result ("pass", "fail", "policy", "permerror") or
- * NULL when the message carries no signature. */
+/* The RFC 7281 smime result of the innermost signature ("pass", "fail",
+ * "policy", "permerror") or NULL when the message carries no signature. */
 const char *gw_report_result(const struct gw_report *r);
 
 #endif
