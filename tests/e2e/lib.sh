@@ -670,3 +670,251 @@ sink_file_of() {
 	done
 	fail "no message with queue id $1 in $SINK_DIR"
 }
+
+# ------------------------------------------------------------ S/MIME clients
+#
+# For the decrypt*.test files: the test PKI, and signed/encrypted mail made
+# the way gpgsm, NSS (cmsutil) and openssl users make it. gpgsm and cmsutil
+# produce bare CMS; the MIME around it is what a mail client adds
+# (mime_signed, mime_pkcs7). Everything lives under E2E_DIR.
+#
+#   pki_make                  E2E_PKI=E2E_DIR/pki from tests/pki/mkpki.sh
+#   gpgsm_setup / nss_setup   private GnuPG home / NSS database holding
+#                             bob's key and alice's certificates
+#   sign_gpgsm|sign_nss|sign_openssl ENTITY OUT ...
+#   encrypt_gpgsm|encrypt_nss|encrypt_openssl ENTITY OUT ...
+#   mk_mail OUT SUBJECT ENTITY   From bob, To alice, the entity as body
+#   cms_cipher DER            the content cipher of an envelope
+
+pki_make() {
+	need openssl base64
+	E2E_PKI=$E2E_DIR/pki
+	sh "$SMIME_TOP/tests/pki/mkpki.sh" "$E2E_PKI" >"$E2E_DIR/mkpki.out" 2>&1 ||
+		fail "tests/pki/mkpki.sh failed: $(tail -n 5 "$E2E_DIR/mkpki.out")"
+}
+
+# The gpg-agent gpgsm starts is ours: stopped by PID when the test ends
+# (e2e_cleanup calls SM_CLEANUP).
+GPGSM_AGENT_PID=
+gpgsm_stop() {
+	[ -n "${GNUPGHOME:-}" ] || return 0
+	gpgconf --kill all >/dev/null 2>&1
+	if [ -n "$GPGSM_AGENT_PID" ] && ! wait_until 5 e2e_dead "$GPGSM_AGENT_PID"; then
+		kill -KILL "$GPGSM_AGENT_PID" 2>/dev/null
+	fi
+	GPGSM_AGENT_PID=
+}
+
+gpgsm_q() { # gpgsm ARGS, passphrase from p12.pass, output to E2E_DIR/gpgsm.log
+	gpgsm --batch --no-tty --pinentry-mode loopback --passphrase-fd 3 "$@" \
+		3<"$E2E_PKI/p12.pass" >>"$E2E_DIR/gpgsm.log" 2>&1
+}
+
+gpgsm_setup() {
+	need gpgsm gpgconf gpg-connect-agent
+	GNUPGHOME=$E2E_DIR/gnupg
+	export GNUPGHOME
+	mkdir -m 700 "$GNUPGHOME" || fail "cannot make $GNUPGHOME"
+	echo allow-loopback-pinentry >"$GNUPGHOME/gpg-agent.conf"
+	echo disable-crl-checks >"$GNUPGHOME/gpgsm.conf"
+	SM_CLEANUP=gpgsm_stop
+	gpgsm_q --import "$E2E_PKI/root.crt" "$E2E_PKI/inter.crt" "$E2E_PKI/alice.crt" \
+		"$E2E_PKI/alice-renewed.crt" || fail "gpgsm cannot import the test certificates (see $E2E_DIR/gpgsm.log)"
+	# gpgsm 2.2 rejects a few legacy PKCS#12 exports (salt-dependent):
+	# export afresh and retry (TESTING-NOTES.md).
+	_gs_n=0
+	until gpgsm_q --import "$E2E_PKI/bob.p12" &&
+		gpgsm --batch --list-secret-keys bob@partner.example >/dev/null 2>&1; do
+		_gs_n=$((_gs_n + 1))
+		[ "$_gs_n" -lt 6 ] || fail "gpgsm cannot import bob.p12 (6 exports tried; see $E2E_DIR/gpgsm.log)"
+		openssl pkcs12 -export -legacy -name bob -inkey "$E2E_PKI/bob.key" \
+			-in "$E2E_PKI/bob.crt" -certfile "$E2E_PKI/chain.pem" \
+			-passout "file:$E2E_PKI/p12.pass" -out "$E2E_PKI/bob.p12" ||
+			fail "openssl pkcs12 -export -legacy failed"
+	done
+	_gs_fpr=$(gpgsm --with-colons --list-keys 'smime-milter Test Root CA' 2>/dev/null |
+		awk -F: '/^fpr/ { print $10; exit }')
+	[ -n "$_gs_fpr" ] || fail "gpgsm does not list the test root"
+	echo "$_gs_fpr S relax" >"$GNUPGHOME/trustlist.txt"
+	GPGSM_AGENT_PID=$(gpg-connect-agent 'getinfo pid' /bye 2>/dev/null | sed -n 's/^D //p')
+	[ -n "$GPGSM_AGENT_PID" ] || fail "no gpg-agent for gpgsm"
+}
+
+nss_setup() {
+	need certutil pk12util cmsutil
+	NSS_DB=sql:$E2E_DIR/nss
+	mkdir "$E2E_DIR/nss" &&
+		certutil -N -d "$NSS_DB" --empty-password &&
+		certutil -A -d "$NSS_DB" -n root -t C,C,C -a -i "$E2E_PKI/root.crt" &&
+		certutil -A -d "$NSS_DB" -n inter -t ,, -a -i "$E2E_PKI/inter.crt" &&
+		certutil -A -d "$NSS_DB" -n alice -t ,, -a -i "$E2E_PKI/alice-renewed.crt" &&
+		pk12util -i "$E2E_PKI/bob.p12" -d "$NSS_DB" -W "$(head -n 1 "$E2E_PKI/p12.pass")" \
+			>"$E2E_DIR/nss.log" 2>&1 || fail "NSS database setup failed ($E2E_DIR/nss.log)"
+}
+
+# cms_cipher DER — the content-encryption algorithm's name ("aes-128-cbc").
+cms_cipher() {
+	openssl cms -cmsout -inform DER -in "$1" -print 2>/dev/null |
+		awk '/contentEncryptionAlgorithm:/ { getline; print $2; exit }'
+}
+
+# cms_keytransport DER — rsaEncryption or rsaesOaep.
+cms_keytransport() {
+	openssl cms -cmsout -inform DER -in "$1" -print 2>/dev/null |
+		awk '/keyEncryptionAlgorithm:/ { getline; print $2; exit }'
+}
+
+e2e_b64() { base64 -w 76 "$1" | sed 's/$/\r/'; }
+
+# mime_signed ENTITY SIGDER OUT — multipart/signed: ENTITY verbatim (the
+# bytes SIGDER signs), then the signature.
+mime_signed() {
+	_ms_b="=_e2e-signed-$$"
+	{
+		printf 'Content-Type: multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256;\r\n\tboundary="%s"\r\n\r\n' "$_ms_b"
+		printf 'This is an S/MIME signed message.\r\n\r\n--%s\r\n' "$_ms_b"
+		cat "$1"
+		printf '\r\n--%s\r\n' "$_ms_b"
+		printf 'Content-Type: application/pkcs7-signature; name="smime.p7s"\r\n'
+		printf 'Content-Transfer-Encoding: base64\r\n'
+		printf 'Content-Disposition: attachment; filename="smime.p7s"\r\n\r\n'
+		e2e_b64 "$2"
+		printf '\r\n--%s--\r\n' "$_ms_b"
+	} >"$3"
+}
+
+# mime_pkcs7 DER SMIME-TYPE OUT [TYPE] — an application/pkcs7-mime entity
+# (TYPE application/x-pkcs7-mime, as mutt writes it, also works).
+mime_pkcs7() {
+	{
+		printf 'Content-Type: %s; smime-type=%s; name="smime.p7m"\r\n' \
+			"${4:-application/pkcs7-mime}" "$2"
+		printf 'Content-Transfer-Encoding: base64\r\n'
+		printf 'Content-Disposition: attachment; filename="smime.p7m"\r\n\r\n'
+		e2e_b64 "$1"
+	} >"$3"
+}
+
+# sign_gpgsm ENTITY OUT — bob signs detached with gpgsm (mutt's way).
+sign_gpgsm() {
+	rm -f "$2.sig"
+	gpgsm_q -u bob@partner.example --detach-sign -o "$2.sig" "$1" ||
+		fail "gpgsm --detach-sign failed (see $E2E_DIR/gpgsm.log)"
+	mime_signed "$1" "$2.sig" "$2"
+}
+
+# sign_nss ENTITY OUT detached|opaque — bob signs with cmsutil, with
+# signingTime and sMIMECapabilities as Thunderbird does.
+sign_nss() {
+	_sn_t=
+	[ "$3" = detached ] && _sn_t=-T
+	cmsutil -S -N bob -H SHA256 -G -P $_sn_t -d "$NSS_DB" -i "$1" -o "$2.sig" \
+		>>"$E2E_DIR/nss.log" 2>&1 || fail "cmsutil -S failed ($E2E_DIR/nss.log)"
+	if [ "$3" = detached ]; then
+		mime_signed "$1" "$2.sig" "$2"
+	else
+		mime_pkcs7 "$2.sig" signed-data "$2"
+	fi
+}
+
+# sign_openssl ENTITY OUT [SIGNER [detached|opaque]] — openssl cms -sign
+# with its own MIME output (SIGNER: a PKI name, default bob).
+sign_openssl() {
+	_so_n=-nodetach
+	[ "${4:-detached}" = detached ] && _so_n=
+	openssl cms -sign $_so_n -in "$1" -signer "$E2E_PKI/${3:-bob}.crt" \
+		-inkey "$E2E_PKI/${3:-bob}.key" -certfile "$E2E_PKI/chain.pem" -out "$2" \
+		2>>"$E2E_DIR/openssl.log" || fail "openssl cms -sign failed ($E2E_DIR/openssl.log)"
+}
+
+# encrypt_gpgsm ENTITY OUT AES128|AES256 — gpgsm encrypts to alice's
+# current certificate (named by fingerprint: gpgsm knows two of hers).
+encrypt_gpgsm() {
+	_eg_fpr=$(openssl x509 -in "$E2E_PKI/alice-renewed.crt" -noout -fingerprint -sha1 |
+		sed 's/.*=//; s/://g')
+	rm -f "$2.der"
+	gpgsm_q -r "$_eg_fpr" --cipher-algo "$3" --encrypt -o "$2.der" "$1" ||
+		fail "gpgsm --encrypt failed (see $E2E_DIR/gpgsm.log)"
+	mime_pkcs7 "$2.der" enveloped-data "$2" application/x-pkcs7-mime
+}
+
+# encrypt_nss ENTITY OUT — cmsutil encrypts to alice; NSS picks the cipher
+# itself (AES-128-CBC without a stored S/MIME profile of hers).
+encrypt_nss() {
+	cmsutil -E -r alice@org.example -d "$NSS_DB" -i "$1" -o "$2.der" \
+		>>"$E2E_DIR/nss.log" 2>&1 || fail "cmsutil -E failed ($E2E_DIR/nss.log)"
+	mime_pkcs7 "$2.der" enveloped-data "$2"
+}
+
+# encrypt_openssl ENTITY OUT CIPHER [CERT [oaep]] — openssl cms -encrypt
+# (CIPHER: aes-128-cbc, aes-256-cbc, aes-256-gcm; CERT: a PKI name,
+# default alice-renewed).
+encrypt_openssl() {
+	_eo_k=
+	[ "${5:-}" = oaep ] && _eo_k="-keyopt rsa_padding_mode:oaep"
+	_eo_t=enveloped-data
+	case $3 in *gcm) _eo_t=authEnveloped-data ;; esac
+	openssl cms -encrypt "-$3" -in "$1" -recip "$E2E_PKI/${4:-alice-renewed}.crt" $_eo_k \
+		-outform DER -out "$2.der" 2>>"$E2E_DIR/openssl.log" ||
+		fail "openssl cms -encrypt failed ($E2E_DIR/openssl.log)"
+	mime_pkcs7 "$2.der" "$_eo_t" "$2"
+}
+
+# mk_cleartext OUT — what bob writes: canonical 7bit MIME (CRLF), a
+# multipart/alternative so that the structure has to survive too.
+mk_cleartext() {
+	printf '%s\r\n' \
+		'Content-Type: multipart/alternative; boundary="alt-e2e"' \
+		'' \
+		'--alt-e2e' \
+		'Content-Type: text/plain; charset=us-ascii' \
+		'Content-Transfer-Encoding: 7bit' \
+		'' \
+		'Hello Alice,' \
+		'the numbers are 4, 8, 15, 16, 23 and 42.' \
+		'--alt-e2e' \
+		'Content-Type: text/html; charset=us-ascii' \
+		'Content-Transfer-Encoding: quoted-printable' \
+		'' \
+		'<p>Hello Alice,<br>the numbers are 4, 8, 15, 16, 23 and 42.</p>' \
+		'--alt-e2e--' >"$1"
+}
+
+# mk_mail OUT SUBJECT ENTITY [EXTRA-HEADER-LINES] — bob's message to alice.
+E2E_MAIL_N=0
+mk_mail() {
+	E2E_MAIL_N=$((E2E_MAIL_N + 1))
+	{
+		printf 'From: Bob <bob@partner.example>\r\n'
+		printf 'To: Alice <alice@org.example>\r\n'
+		printf 'Subject: %s\r\n' "$2"
+		printf 'Date: %s\r\n' "$(LC_ALL=C date -R)"
+		printf 'Message-ID: <e2e-%s-%s@partner.example>\r\n' "$$" "$E2E_MAIL_N"
+		[ -n "${4:-}" ] && printf '%s\r\n' "$4"
+		printf 'MIME-Version: 1.0\r\n'
+		cat "$3"
+	} >"$1"
+}
+
+# mail_header_block FILE — the header lines of a message (unfolded, no CR).
+mail_header_block() {
+	tr -d '\r' <"$1" | awk '/^$/ { exit } /^[ \t]/ { cur = cur $0; next }
+		{ if (cur != "") print cur; cur = $0 } END { if (cur != "") print cur }'
+}
+
+# mail_body FILE — the body of a message (no CR).
+mail_body() {
+	tr -d '\r' <"$1" | awk 'b { print } /^$/ && !b { b = 1 }'
+}
+
+# sink_as_sent FILE — the delivered message less what the MTA path adds on
+# top (Postfix's Received, our Authentication-Results), without CR: equal
+# to the sent file (tr -d '\r') when nothing else was changed.
+sink_as_sent() {
+	sink_message "$1" | tr -d '\r' | awk '
+		!body && /^$/ { body = 1 }
+		!body && /^[ \t]/ { if (skip) next }
+		!body && /^[^ \t]/ { skip = /^Received:/ || /^Authentication-Results: mx\.e2e\.example;/ }
+		!body && skip { next }
+		{ print }'
+}
