@@ -178,7 +178,7 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 		/* Not an address we can look up (a local alias, say): let the
 		 * MTA judge it; it can never be encrypted to. */
 		out->verdict = POL_ACCEPT;
-		out->log = "not a domain address";
+		snprintf(out->log, sizeof(out->log), "not a domain address");
 		return SM_OK;
 	}
 	addr_normalize(sender, s, sizeof(s));
@@ -399,10 +399,10 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		out->verdict = plan.verdict;
 		out->reply = plan.reply;
 		memset(&plan.reply, 0, sizeof(plan.reply));
-		buf_printf(&out->summary, "rejected %zu recipient(s): ", m->nrcpts);
-		for (size_t i = 0; i < m->nrcpts; i++)
+		buf_printf(&out->summary, "%s", plan.verdict == POL_REJECT ? "rejected" : "deferred");
+		for (size_t i = 0, k = 0; i < m->nrcpts; i++)
 			if (!o.pr[i].lk.has_cert)
-				buf_printf(&out->summary, "%s%s: %s", i ? ", " : "", o.pr[i].addr,
+				buf_printf(&out->summary, "%s %s: %s", k++ ? "," : "", o.pr[i].addr,
 				    o.pr[i].lk.reason);
 		goto done;
 	}
