@@ -233,28 +233,36 @@ is_named(const struct mime_header *h, const void *arg)
 	return strcasecmp(h->name, (const char *)arg) == 0;
 }
 
-/* Is the message already S/MIME (the client did it)? */
+/* Is the message already S/MIME (the client did it)? Only a body that
+ * really is a CMS envelope counts as encrypted: a plaintext body labelled
+ * application/pkcs7-mime must not slip out unencrypted. */
 static enum mime_smime_kind
-outbound_existing_smime(const struct mime_headers *hdrs)
+outbound_existing_smime(const struct mime_headers *hdrs, const unsigned char *body, size_t len)
 {
-	const char *ct = mime_headers_get(hdrs, "Content-Type");
-	struct mime_ctype c = MIME_CTYPE_INIT;
-	enum mime_smime_kind k = MIME_SMIME_NONE;
+	struct mime_entity *root = NULL;
+	enum mime_smime_kind k;
+	struct buf der = BUF_INIT;
 
-	if (ct == NULL || mime_ctype_parse(ct, &c) != SM_OK)
+	if (mime_parse_message(hdrs, body, len, NULL, &root) != SM_OK)
 		return MIME_SMIME_NONE;
-	if (mime_ctype_is(&c, "multipart", "signed")) {
-		const char *proto = mime_ctype_param(&c, "protocol");
-		if (proto && (strcasecmp(proto, "application/pkcs7-signature") == 0 ||
-			strcasecmp(proto, "application/x-pkcs7-signature") == 0))
-			k = MIME_SMIME_SIGNED_DETACHED;
-	} else if (mime_ctype_is(&c, "application", "pkcs7-mime") ||
-	    mime_ctype_is(&c, "application", "x-pkcs7-mime")) {
-		const char *t = mime_ctype_param(&c, "smime-type");
-		k = (t && strcasecmp(t, "signed-data") == 0) ? MIME_SMIME_SIGNED_OPAQUE :
-		    MIME_SMIME_ENVELOPED;
+	k = mime_smime_kind(root);
+	if (k == MIME_SMIME_ENVELOPED || k == MIME_SMIME_AUTH_ENVELOPED ||
+	    k == MIME_SMIME_PKCS7_UNKNOWN || k == MIME_SMIME_SIGNED_OPAQUE) {
+		enum smime_content_type ct = SMIME_CT_INVALID;
+
+		if (mime_decode_body(root, &der) == SM_OK)
+			ct = smime_content_type(der.data, der.len);
+		if (ct == SMIME_CT_ENVELOPED || ct == SMIME_CT_AUTH_ENVELOPED)
+			k = MIME_SMIME_ENVELOPED;
+		else if (ct == SMIME_CT_SIGNED)
+			k = MIME_SMIME_SIGNED_OPAQUE;
+		else
+			k = MIME_SMIME_NONE;
+	} else if (k != MIME_SMIME_SIGNED_DETACHED) {
+		k = MIME_SMIME_NONE;
 	}
-	mime_ctype_free(&c);
+	buf_free(&der);
+	mime_entity_free(root);
 	return k;
 }
 
@@ -409,7 +417,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	sign = plan.sign;
 	encrypt = plan.encrypt;
 
-	existing = outbound_existing_smime(m->hdrs);
+	existing = outbound_existing_smime(m->hdrs, m->body, m->body_len);
 	if (existing == MIME_SMIME_ENVELOPED) {
 		buf_printf(&out->summary, "outbound already encrypted by the client, unchanged rcpts=%zu",
 		    m->nrcpts);
