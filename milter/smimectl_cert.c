@@ -699,17 +699,32 @@ import_cert(struct import_run *run, const char *path, X509 *cert, STACK_OF(X509)
 static sm_status
 import_bundle(struct import_run *run, struct infile *f, struct buf *why)
 {
+	STACK_OF(X509) *chain;
 	size_t ee = 0;
 	sm_status st = SM_OK;
 
+	/* Intermediates: the file's own certificates first, then those of
+	 * the other files (the key cache keeps only the first few CA
+	 * certificates of a chain). The stack borrows its entries. */
+	if ((chain = sk_X509_dup(f->certs)) == NULL)
+		return SM_ERR_NOMEM;
+	for (int i = 0; i < sk_X509_num(run->pool); i++) {
+		X509 *x = sk_X509_value(run->pool, i);
+
+		if (sk_X509_find(f->certs, x) < 0 && !sk_X509_push(chain, x)) {
+			sk_X509_free(chain);
+			return SM_ERR_NOMEM;
+		}
+	}
 	for (int i = 0; i < sk_X509_num(f->certs) && st == SM_OK; i++) {
 		X509 *x = sk_X509_value(f->certs, i);
 
 		if (X509_check_ca(x) != 0)
 			continue; /* an intermediate or root: a helper only */
 		ee++;
-		st = import_cert(run, f->path, x, run->pool, 0, why);
+		st = import_cert(run, f->path, x, chain, 0, why);
 	}
+	sk_X509_free(chain);
 	if (st == SM_OK && ee == 0)
 		f->ca_only = true; /* reported only when nothing was stored */
 	return st;
