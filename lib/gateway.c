@@ -178,7 +178,7 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 		/* Not an address we can look up (a local alias, say): let the
 		 * MTA judge it; it can never be encrypted to. */
 		out->verdict = POL_ACCEPT;
-		out->log = "not a domain address";
+		snprintf(out->log, sizeof(out->log), "not a domain address");
 		return SM_OK;
 	}
 	addr_normalize(sender, s, sizeof(s));
@@ -233,28 +233,36 @@ is_named(const struct mime_header *h, const void *arg)
 	return strcasecmp(h->name, (const char *)arg) == 0;
 }
 
-/* Is the message already S/MIME (the client did it)? */
+/* Is the message already S/MIME (the client did it)? Only a body that
+ * really is a CMS envelope counts as encrypted: a plaintext body labelled
+ * application/pkcs7-mime must not slip out unencrypted. */
 static enum mime_smime_kind
-outbound_existing_smime(const struct mime_headers *hdrs)
+outbound_existing_smime(const struct mime_headers *hdrs, const unsigned char *body, size_t len)
 {
-	const char *ct = mime_headers_get(hdrs, "Content-Type");
-	struct mime_ctype c = MIME_CTYPE_INIT;
-	enum mime_smime_kind k = MIME_SMIME_NONE;
+	struct mime_entity *root = NULL;
+	enum mime_smime_kind k;
+	struct buf der = BUF_INIT;
 
-	if (ct == NULL || mime_ctype_parse(ct, &c) != SM_OK)
+	if (mime_parse_message(hdrs, body, len, NULL, &root) != SM_OK)
 		return MIME_SMIME_NONE;
-	if (mime_ctype_is(&c, "multipart", "signed")) {
-		const char *proto = mime_ctype_param(&c, "protocol");
-		if (proto && (strcasecmp(proto, "application/pkcs7-signature") == 0 ||
-			strcasecmp(proto, "application/x-pkcs7-signature") == 0))
-			k = MIME_SMIME_SIGNED_DETACHED;
-	} else if (mime_ctype_is(&c, "application", "pkcs7-mime") ||
-	    mime_ctype_is(&c, "application", "x-pkcs7-mime")) {
-		const char *t = mime_ctype_param(&c, "smime-type");
-		k = (t && strcasecmp(t, "signed-data") == 0) ? MIME_SMIME_SIGNED_OPAQUE :
-		    MIME_SMIME_ENVELOPED;
+	k = mime_smime_kind(root);
+	if (k == MIME_SMIME_ENVELOPED || k == MIME_SMIME_AUTH_ENVELOPED ||
+	    k == MIME_SMIME_PKCS7_UNKNOWN || k == MIME_SMIME_SIGNED_OPAQUE) {
+		enum smime_content_type ct = SMIME_CT_INVALID;
+
+		if (mime_decode_body(root, &der) == SM_OK)
+			ct = smime_content_type(der.data, der.len);
+		if (ct == SMIME_CT_ENVELOPED || ct == SMIME_CT_AUTH_ENVELOPED)
+			k = MIME_SMIME_ENVELOPED;
+		else if (ct == SMIME_CT_SIGNED)
+			k = MIME_SMIME_SIGNED_OPAQUE;
+		else
+			k = MIME_SMIME_NONE;
+	} else if (k != MIME_SMIME_SIGNED_DETACHED) {
+		k = MIME_SMIME_NONE;
 	}
-	mime_ctype_free(&c);
+	buf_free(&der);
+	mime_entity_free(root);
 	return k;
 }
 
@@ -399,17 +407,17 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		out->verdict = plan.verdict;
 		out->reply = plan.reply;
 		memset(&plan.reply, 0, sizeof(plan.reply));
-		buf_printf(&out->summary, "rejected %zu recipient(s): ", m->nrcpts);
-		for (size_t i = 0; i < m->nrcpts; i++)
+		buf_printf(&out->summary, "%s", plan.verdict == POL_REJECT ? "rejected" : "deferred");
+		for (size_t i = 0, k = 0; i < m->nrcpts; i++)
 			if (!o.pr[i].lk.has_cert)
-				buf_printf(&out->summary, "%s%s: %s", i ? ", " : "", o.pr[i].addr,
+				buf_printf(&out->summary, "%s %s: %s", k++ ? "," : "", o.pr[i].addr,
 				    o.pr[i].lk.reason);
 		goto done;
 	}
 	sign = plan.sign;
 	encrypt = plan.encrypt;
 
-	existing = outbound_existing_smime(m->hdrs);
+	existing = outbound_existing_smime(m->hdrs, m->body, m->body_len);
 	if (existing == MIME_SMIME_ENVELOPED) {
 		buf_printf(&out->summary, "outbound already encrypted by the client, unchanged rcpts=%zu",
 		    m->nrcpts);
@@ -441,6 +449,8 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 
 	if (sign && (st = outbound_sign(&o, &plan.o, signer, err, sizeof(err))) != SM_OK)
 		goto crypto_fail;
+	if (sign)
+		buf_free(&o.entity); /* now inside newbody: hold one copy, not two */
 
 	if (encrypt) {
 		caps_t *caps = calloc(m->nrcpts + 1, sizeof(*caps));
@@ -487,16 +497,21 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 			snprintf(err, sizeof(err), "recipients mix EC and RSA keys");
 			goto crypto_fail;
 		}
-		if (sign)
+		if (sign) {
 			st = mime_entity_serialize(&o.newhdrs, o.newbody.data, o.newbody.len, &o.inner);
-		else
-			st = buf_append(&o.inner, o.entity.data, o.entity.len);
+			buf_free(&o.newbody);
+		} else {
+			/* the canonical entity itself is what gets encrypted */
+			o.inner = o.entity;
+			memset(&o.entity, 0, sizeof(o.entity));
+		}
 		if (st != SM_OK)
 			goto crypto_fail;
 		buf_reset(&o.der);
 		if ((st = smime_encrypt(o.rcpt_certs, choice.cipher, choice.oaep, o.inner.data,
 			 o.inner.len, &o.der, err, sizeof(err))) != SM_OK)
 			goto crypto_fail;
+		buf_free(&o.inner);
 		mime_headers_free(&o.newhdrs);
 		buf_free(&o.newbody);
 		if ((st = mime_build_pkcs7(o.der.data, o.der.len, smime_cipher_smime_type(choice.cipher),
