@@ -718,6 +718,7 @@ gw_report_free(struct gw_report *r)
 		buf_wipe_free(&r->ctext[i]);
 		smime_verify_result_free(&r->sig[i].vr);
 	}
+	buf_wipe_free(&r->content);
 	buf_wipe_free(&r->der);
 	buf_wipe_free(&r->tmp);
 	buf_wipe_free(&r->plain);
@@ -921,6 +922,11 @@ settle_signatures(struct gw_report *r)
 	r->is_signed = in->verified;
 	r->signed_kind = in->kind;
 	r->sig_inside_envelope = in->inside_envelope;
+	if (in->kind == MIME_SMIME_SIGNED_OPAQUE) {
+		/* the buffer moves, its bytes (and the tree's views) stay */
+		r->content = r->ctext[r->nsig - 1];
+		memset(&r->ctext[r->nsig - 1], 0, sizeof(r->ctext[0]));
+	}
 	memset(in, 0, sizeof(*in));
 	if (r->nsig == 2) {
 		r->outer = r->sig[0];

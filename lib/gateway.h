@@ -146,6 +146,8 @@ struct gw_report {
 	/* internals: the parsed trees and buffers the above point into */
 	struct mime_entity *root, *inner;
 	struct mime_entity *ctree[GW_MAX_SIGNATURES];
+	struct buf content;            /* what the innermost signature
+	                                * encapsulates, when it is opaque */
 	struct buf der, tmp, plain, envder;
 	struct buf ctext[GW_MAX_SIGNATURES];
 	struct gw_sig sig[GW_MAX_SIGNATURES]; /* while walking */
