@@ -764,8 +764,19 @@ has_envelope_part(const struct mime_entity *e)
 {
 	for (size_t i = 0; i < e->nparts; i++) {
 		enum mime_smime_kind k = mime_smime_kind(e->parts[i]);
-		if (is_envelope_kind(k) || k == MIME_SMIME_PKCS7_UNKNOWN ||
-		    has_envelope_part(e->parts[i]))
+		bool env = is_envelope_kind(k);
+
+		if (k == MIME_SMIME_PKCS7_UNKNOWN) {
+			/* a .p7m attachment: an envelope only if the CMS says so */
+			struct buf der = BUF_INIT;
+			enum smime_content_type ct = SMIME_CT_INVALID;
+
+			if (mime_decode_body(e->parts[i], &der) == SM_OK)
+				ct = smime_content_type(der.data, der.len);
+			env = ct == SMIME_CT_ENVELOPED || ct == SMIME_CT_AUTH_ENVELOPED;
+			buf_free(&der);
+		}
+		if (env || has_envelope_part(e->parts[i]))
 			return true;
 	}
 	return false;

@@ -750,6 +750,48 @@ START_TEST(refused_envelopes_are_delivered_as_received_with_the_reason)
 }
 END_TEST
 
+/* Attachments are never opened. An old-style .p7m envelope attachment is
+ * named as the encrypted part left closed; a signed .p7m attachment (a
+ * forwarded signed message, say) is not called encrypted. */
+START_TEST(p7m_attachments_stay_closed_and_are_named_for_what_they_are)
+{
+	static const enum ident alice = ALICE_RENEWED;
+	static const struct {
+		bool envelope;
+		const char *summary;
+	} cases[] = {
+		{ true, "inbound unsigned, encrypted part inside a multipart left closed (only a "
+		    "whole-message envelope is decrypted), delivered as received" },
+		{ false, "inbound unsigned" },
+	};
+	struct buf clear = text(cleartext), der = BUF_INIT, m, body;
+	struct gw_result res;
+	char err[256];
+
+	if (cases[_i].envelope)
+		der = envelope_der(&alice, 1, SMIME_CIPHER_AES256_CBC, false, &clear);
+	else
+		ck_assert_int_eq(smime_sign(&id[BOB], NULL, false, clear.data, clear.len, &der, err,
+		    sizeof(err)), SM_OK);
+	body = text("Content-Type: multipart/mixed; boundary=\"att\"\r\n\r\n"
+	    "--att\r\nContent-Type: text/plain\r\n\r\nsee attachment\r\n"
+	    "--att\r\nContent-Type: application/octet-stream; name=\"message.p7m\"\r\n"
+	    "Content-Transfer-Encoding: base64\r\n\r\n");
+	ck_assert_int_eq(mime_b64_encode(der.data, der.len, &body), SM_OK);
+	buf_append_str(&body, "--att--\r\n");
+	m = message(&body);
+	inbound(&m, "alice@org.example", CFG_DECRYPT_DELIVER, &res);
+	ck_assert_msg(strcmp(buf_cstr(&res.summary), cases[_i].summary) == 0,
+	    "summary: got \"%s\", want \"%s\"", buf_cstr(&res.summary), cases[_i].summary);
+	assert_untouched(&res);
+	gw_result_free(&res);
+	buf_free(&clear);
+	buf_free(&der);
+	buf_free(&body);
+	buf_free(&m);
+}
+END_TEST
+
 /* Opaque signed-data around a multipart/signed, both inside the envelope
  * ("nested once more"): both signatures are verified, the inner one is the
  * one over the content, and the content under both is delivered. */
@@ -945,6 +987,7 @@ gateway_suite(void)
 	    0, 4);
 	tcase_add_loop_test(tc, refused_envelopes_are_delivered_as_received_with_the_reason, 0,
 	    NREFUSALS);
+	tcase_add_loop_test(tc, p7m_attachments_stay_closed_and_are_named_for_what_they_are, 0, 2);
 	tcase_add_test(tc, a_signature_nested_once_more_is_verified_and_unwrapped);
 	tcase_add_test(tc, a_triple_wrapped_message_is_opened);
 	tcase_add_test(tc, layers_deeper_than_the_bound_are_not_followed_or_delivered);
