@@ -630,7 +630,7 @@ END_TEST
 
 /* Encrypted mail that must not be harvested from or delivered decrypted. */
 enum refusal { R_OTHER_RCPT, R_UNSIGNED, R_GARBAGE, R_TRUNC_B64, R_TRUNC_DER, R_EFAIL_PART,
-	R_ALTERED, R_NOT_MIME, R_OFF, NREFUSALS };
+	R_ALTERED, R_NOT_MIME, R_OFF, R_RC2, NREFUSALS };
 
 static struct buf
 refusal_message(enum refusal k, enum cfg_decrypt *mode)
@@ -707,6 +707,31 @@ refusal_message(enum refusal k, enum cfg_decrypt *mode)
 		e = wrap_encrypted(&alice, 1, SMIME_CIPHER_AES256_CBC, false, &s);
 		*mode = CFG_DECRYPT_OFF;
 		break;
+	case R_RC2:
+		/* RC2 needs OpenSSL's legacy provider, which the daemon
+		 * does not load: an unsupported algorithm */
+		s = wrap_signed(BOB, true, &clear);
+		{
+			char path[4200];
+			unsigned char *p2;
+			size_t n2;
+			FILE *f;
+
+			snprintf(path, sizeof(path), "%s/rc2.in", T);
+			ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+			ck_assert_uint_eq(fwrite(s.data, 1, s.len, f), s.len);
+			fclose(f);
+			ck_assert_msg(sh("openssl cms -encrypt -rc2-40 -provider legacy -provider "
+			    "default -binary -in rc2.in -recip pki/alice-renewed.crt -outform DER "
+			    "-out rc2.der") == 0, "openssl cannot make an RC2 envelope (see %s/sh.out)",
+			    T);
+			snprintf(path, sizeof(path), "%s/rc2.der", T);
+			ck_assert_ptr_nonnull(p2 = testutil_slurp(path, &n2));
+			buf_append(&der, p2, n2);
+			free(p2);
+		}
+		e = pkcs7_entity(&der, "enveloped-data");
+		break;
 	default:
 		ck_abort();
 	}
@@ -730,6 +755,7 @@ START_TEST(refused_envelopes_are_delivered_as_received_with_the_reason)
 		[R_ALTERED] = "inbound decrypted smime=fail (",
 		[R_NOT_MIME] = "inbound decrypted, unsigned inside: nothing to harvest (decrypted content is not MIME",
 		[R_OFF] = "inbound encrypted, not decrypted: decrypt = off",
+		[R_RC2] = "inbound encrypted, not decrypted: unsupported algorithm: content cipher not available",
 	};
 	enum cfg_decrypt mode;
 	struct buf m = refusal_message((enum refusal)_i, &mode);
