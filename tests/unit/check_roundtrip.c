@@ -203,6 +203,12 @@ hdr(struct rt_msg *m, const char *name, const char *value)
 }
 
 static void
+hdr_list(struct mime_headers *h, const char *name, const char *value)
+{
+	ck_assert_int_eq(mime_headers_add(h, name, value), SM_OK);
+}
+
+static void
 put(struct buf *b, const void *p, size_t n)
 {
 	ck_assert_int_eq(buf_append(b, p, n), SM_OK);
@@ -1490,6 +1496,199 @@ START_TEST(rsa_and_ec_recipients_in_one_message_are_deferred_never_mixed)
 }
 END_TEST
 
+/*
+ * A message the sender's client signed itself (multipart/signed) is only
+ * encrypted: the gateway never wraps a signature again. Whatever the
+ * client put inside the signed part must reach the recipient byte for
+ * byte (apart from LF -> CRLF, which verification undoes), or its
+ * signature breaks. Inside the envelope no relay can touch 8bit, so there
+ * is nothing to re-encode. RFC 8551 asks clients for 7bit signed content,
+ * but clients that sign 8bit text exist, and the gateway must not be the
+ * one that breaks their signatures.
+ */
+START_TEST(a_client_signed_8bit_message_is_encrypted_with_its_signature_intact)
+{
+	static const struct rt_case c = { .name = "client-signed 8bit", .from = "alice",
+		.to = "bob", .body = B_7BIT, .want_cipher = "aes-256-cbc", .want_copy = true };
+	struct smime_key k = { 0 };
+	struct buf entity = BUF_INIT, sig = BUF_INIT, body = BUF_INIT, wire = BUF_INIT;
+	struct mime_headers hdrs = MIME_HEADERS_INIT, out = MIME_HEADERS_INIT;
+	struct mime_entity *root = NULL;
+	struct gw_report rep;
+	struct gw_result res;
+	struct rt_ctx x;
+	char *rcpts[] = { "bob@partner.example" };
+	char err[256], why[300];
+	sm_status st;
+
+	/* what the client signed: 8bit UTF-8 text */
+	puts_(&entity, "Content-Type: text/plain; charset=utf-8\r\n"
+	    "Content-Transfer-Encoding: 8bit\r\n\r\n");
+	puts_(&entity, utf8_text);
+	st = smime_key_load_pem(pki_file("alice", ".pem"), &k, err, sizeof(err));
+	ck_assert_msg(st == SM_OK, "alice.pem: %s", err);
+	ck_assert_int_eq(smime_sign(&k, EVP_sha256(), true, entity.data, entity.len, &sig, err,
+	    sizeof(err)), SM_OK);
+	hdr_list(&hdrs, "From", "Alice Example <alice@org.example>");
+	hdr_list(&hdrs, "To", "Bob Partner <bob@partner.example>");
+	hdr_list(&hdrs, "Subject", "signed by my client");
+	hdr_list(&hdrs, "MIME-Version", "1.0");
+	ck_assert_int_eq(mime_build_signed(entity.data, entity.len, sig.data, sig.len, "sha-256",
+	    &hdrs, &body), SM_OK);
+
+	ctx_open(&x, &c);
+	{
+		struct gw_msg gm = { "RTCLIENT", "alice@org.example", rcpts, 1, &hdrs, body.data,
+			body.len };
+		st = gw_outbound(&x.ours, &gm, &res);
+	}
+	ck_assert_msg(st == SM_OK && res.verdict == POL_ACCEPT && res.replace_body,
+	    "gw_outbound: got %s, verdict %d (%s), want an encrypted message", sm_strstatus(st),
+	    (int)res.verdict, buf_cstr(&res.summary));
+	ck_assert_msg(strcmp(buf_cstr(&res.summary), "outbound encrypted cipher=aes-256-cbc rcpts=1")
+	    == 0, "log line: got \"%s\", want \"outbound encrypted cipher=aes-256-cbc rcpts=1\"",
+	    buf_cstr(&res.summary));
+	ck_assert_int_eq(mime_headers_copy(&out, &hdrs), SM_OK);
+	ck_assert_msg(rt_headers_apply(&out, &res, why, sizeof(why)), "header edits: %s", why);
+	ck_assert_int_eq(rt_serialize(&out, res.body.data, res.body.len, &wire), SM_OK);
+	ck_assert_int_eq(mime_parse(wire.data, wire.len, NULL, &root), SM_OK);
+
+	st = gw_examine(&x.theirs, &root->hdrs, root->body, root->body_len, true, &rep);
+	ck_assert_msg(st == SM_OK && rep.decrypted, "bob: got %s, decrypted %d (%s), want decrypted",
+	    sm_strstatus(st), (int)rep.decrypted, rep.what);
+	ck_assert_msg(rep.is_signed && rep.have_vr, "bob: got no signature inside, want the client's");
+	ck_assert_msg(rep.vr.status == SMIME_VERIFY_OK, "bob: the client's signature: got %s (%s), "
+	    "want ok", smime_verify_status_name(rep.vr.status), rep.vr.reason);
+	assert_same_bytes(c.name, "signed part as delivered vs as the client signed it",
+	    rep.inner->parts[0]->raw, rep.inner->parts[0]->raw_len, entity.data, entity.len);
+
+	gw_report_free(&rep);
+	mime_entity_free(root);
+	gw_result_free(&res);
+	ctx_close(&x);
+	mime_headers_free(&hdrs);
+	mime_headers_free(&out);
+	smime_key_free(&k);
+	buf_free(&entity);
+	buf_free(&sig);
+	buf_free(&body);
+	buf_free(&wire);
+}
+END_TEST
+
+/*
+ * Messages the client already made S/MIME as one application/pkcs7-mime
+ * body. Old clients (Outlook 2003 and earlier, many libraries) label an
+ * opaque signature "application/x-pkcs7-mime; name=smime.p7m" without
+ * smime-type; RFC 8551 §3.2.2 says smime-type is optional and that the
+ * receiver has to look at the CMS content type. Such a message is only
+ * signed: the gateway must still encrypt it (fail closed), not take it
+ * for an envelope and let it out in the clear. A real client envelope
+ * stays as it is.
+ */
+static const struct {
+	const char *name;
+	const char *ctype;	/* Content-Type the client gave */
+	bool envelope;		/* the body is an envelope (else opaque signed-data) */
+	const char *want_summary;
+} client_rows[] = {
+	{ "opaque signed-data labelled with smime-type is encrypted",
+	  "application/pkcs7-mime; smime-type=signed-data; name=smime.p7m", false,
+	  "outbound encrypted cipher=aes-256-cbc rcpts=1" },
+	{ "opaque signed-data labelled without smime-type (old clients) is encrypted",
+	  "application/pkcs7-mime; name=smime.p7m", false,
+	  "outbound encrypted cipher=aes-256-cbc rcpts=1" },
+	{ "opaque signed-data as application/x-pkcs7-mime without smime-type is encrypted",
+	  "application/x-pkcs7-mime; name=smime.p7m", false,
+	  "outbound encrypted cipher=aes-256-cbc rcpts=1" },
+	{ "a client's own envelope is left as it is",
+	  "application/pkcs7-mime; smime-type=enveloped-data; name=smime.p7m", true,
+	  "outbound already encrypted by the client, unchanged rcpts=1" },
+};
+
+START_TEST(a_client_made_pkcs7_mime_body_is_encrypted_unless_it_is_an_envelope)
+{
+	static const struct rt_case c = { .name = "client pkcs7-mime", .from = "alice",
+		.to = "bob", .body = B_7BIT, .want_cipher = "aes-256-cbc", .want_copy = true };
+	static const unsigned char text[] = "Content-Type: text/plain; charset=us-ascii\r\n\r\n"
+	    "Signed by my old client.\r\n";
+	struct smime_key k = { 0 };
+	struct buf der = BUF_INIT, body = BUF_INIT, wire = BUF_INIT;
+	struct mime_headers hdrs = MIME_HEADERS_INIT, out = MIME_HEADERS_INIT;
+	struct gw_result res;
+	struct rt_ctx x;
+	char *rcpts[] = { "bob@partner.example" };
+	char err[256], why[300];
+	const char *rname = client_rows[_i].name;
+	sm_status st;
+
+	st = smime_key_load_pem(pki_file("alice", ".pem"), &k, err, sizeof(err));
+	ck_assert_msg(st == SM_OK, "alice.pem: %s", err);
+	if (client_rows[_i].envelope) {
+		STACK_OF(X509) *to = sk_X509_new_null();
+		ck_assert(to != NULL && sk_X509_push(to, who("bob")->cert));
+		st = smime_encrypt(to, SMIME_CIPHER_AES256_CBC, false, text, sizeof(text) - 1, &der,
+		    err, sizeof(err));
+		sk_X509_free(to);
+	} else {
+		st = smime_sign(&k, EVP_sha256(), false, text, sizeof(text) - 1, &der, err,
+		    sizeof(err));
+	}
+	ck_assert_msg(st == SM_OK, "%s: making the client's body: %s", rname, err);
+	ck_assert_int_eq(mime_b64_encode(der.data, der.len, &body), SM_OK);
+	hdr_list(&hdrs, "From", "Alice Example <alice@org.example>");
+	hdr_list(&hdrs, "To", "Bob Partner <bob@partner.example>");
+	hdr_list(&hdrs, "Subject", "made S/MIME by my client");
+	hdr_list(&hdrs, "MIME-Version", "1.0");
+	hdr_list(&hdrs, "Content-Type", client_rows[_i].ctype);
+	hdr_list(&hdrs, "Content-Transfer-Encoding", "base64");
+	hdr_list(&hdrs, "Content-Disposition", "attachment; filename=smime.p7m");
+
+	ctx_open(&x, &c);
+	{
+		struct gw_msg gm = { "RTP7M", "alice@org.example", rcpts, 1, &hdrs, body.data,
+			body.len };
+		st = gw_outbound(&x.ours, &gm, &res);
+	}
+	ck_assert_msg(st == SM_OK && res.verdict == POL_ACCEPT, "%s: gw_outbound: got %s, "
+	    "verdict %d (%s), want accept", rname, sm_strstatus(st), (int)res.verdict,
+	    buf_cstr(&res.summary));
+	ck_assert_msg(strcmp(buf_cstr(&res.summary), client_rows[_i].want_summary) == 0,
+	    "%s: got \"%s\", want \"%s\"", rname, buf_cstr(&res.summary),
+	    client_rows[_i].want_summary);
+	if (client_rows[_i].envelope) {
+		ck_assert_msg(!res.replace_body && res.nedits == 0, "%s: got body %d, %zu header "
+		    "edits, want the message untouched", rname, (int)res.replace_body, res.nedits);
+	} else {
+		struct mime_entity *root = NULL;
+		struct gw_report rep;
+
+		ck_assert_int_eq(mime_headers_copy(&out, &hdrs), SM_OK);
+		ck_assert_msg(rt_headers_apply(&out, &res, why, sizeof(why)), "header edits: %s", why);
+		ck_assert_int_eq(rt_serialize(&out, res.body.data, res.body.len, &wire), SM_OK);
+		ck_assert_int_eq(mime_parse(wire.data, wire.len, NULL, &root), SM_OK);
+		st = gw_examine(&x.theirs, &root->hdrs, root->body, root->body_len, true, &rep);
+		ck_assert_msg(st == SM_OK && rep.decrypted && rep.is_signed &&
+		    rep.vr.status == SMIME_VERIFY_OK, "%s: bob: got %s, decrypted %d, signed %d, "
+		    "%s (%s), want the client's signature verified", rname, sm_strstatus(st),
+		    (int)rep.decrypted, (int)rep.is_signed,
+		    rep.have_vr ? smime_verify_status_name(rep.vr.status) : "-", rep.what);
+		assert_same_bytes(rname, "signed content", rep.content.data, rep.content.len, text,
+		    sizeof(text) - 1);
+		gw_report_free(&rep);
+		mime_entity_free(root);
+	}
+	gw_result_free(&res);
+	ctx_close(&x);
+	mime_headers_free(&hdrs);
+	mime_headers_free(&out);
+	smime_key_free(&k);
+	buf_free(&der);
+	buf_free(&body);
+	buf_free(&wire);
+}
+END_TEST
+
 /* ------------------------------------------------------ cost measurements */
 
 /* Valgrind preloads its vgpreload_*.so; make check-valgrind also says so. */
@@ -1732,6 +1931,9 @@ roundtrip_suite(void)
 	tcase_add_loop_test(tc, a_message_round_trips_through_the_gateway_to_the_recipient_and_openssl,
 	    0, NCASES);
 	tcase_add_test(tc, rsa_and_ec_recipients_in_one_message_are_deferred_never_mixed);
+	tcase_add_test(tc, a_client_signed_8bit_message_is_encrypted_with_its_signature_intact);
+	tcase_add_loop_test(tc, a_client_made_pkcs7_mime_body_is_encrypted_unless_it_is_an_envelope,
+	    0, sizeof(client_rows) / sizeof(client_rows[0]));
 	tcase_add_test(tc, a_50_kb_message_costs_a_few_milliseconds);
 	suite_add_tcase(s, tc);
 	return s;
