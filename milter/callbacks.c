@@ -197,8 +197,13 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 		if (st != SM_OK)
 			return tempfail(ctx, c, sm_strstatus(st));
 		if (d.verdict != POL_ACCEPT) {
-			log_qid(LOG_NOTICE, c->msg.qid, "%s %s: %s",
-			    d.verdict == POL_REJECT ? "rejected" : "deferred", argv[0], d.log);
+			/* The address as DESIGN.md's log lines show it, without
+			 * the envelope's angle brackets. */
+			const char *a = argv[0][0] == '<' ? argv[0] + 1 : argv[0];
+			int alen = (int)strcspn(a, ">");
+
+			log_qid(LOG_NOTICE, c->msg.qid, "%s %.*s: %s",
+			    d.verdict == POL_REJECT ? "rejected" : "deferred", alen, a, d.log);
 			set_reply(ctx, &d.reply);
 			policy_reply_free(&d.reply);
 			return d.verdict == POL_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
