@@ -805,11 +805,11 @@ wait_qid() {
 	sink_message "$(sink_file_of "$1")" >"$2"
 }
 
-# milter_line QUEUEID [SECONDS] — wait for the milter's summary line of
-# QUEUEID and print it (the text after "QUEUEID: ").
+# milter_line QUEUEID [SECONDS] — wait for the milter's end-of-message
+# summary line of QUEUEID and print it (the text after "QUEUEID: ").
 milter_line() {
 	_ml=$(log_wait "$MILTER_LOG" 0 \
-		"(^|\\]: ([a-z]+: )?)$1: (inbound|outbound|rejected|tempfail|temporary)" "${2:-10}") ||
+		"(^|\\]: ([a-z]+: )?)$1: (inbound|outbound|tempfail:|rejected [0-9]+ recipient)" "${2:-10}") ||
 		fail "no summary line for $1 in the milter log"
 	printf '%s\n' "$_ml" | sed "s/.*$1: //"
 }
