@@ -520,10 +520,16 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if (tag_at && encrypt) {
 		struct buf s = BUF_INIT;
 		size_t tl = strlen(cfg->outbound.subject_tag);
+		const char *rest = tag_at + tl;
 		char *u;
 
+		/* "Re: [encrypt] plans" becomes "Re: plans", not "Re:  plans":
+		 * the tag takes the whitespace after it along. */
+		if (tag_at == subject || tag_at[-1] == ' ' || tag_at[-1] == '\t')
+			while (*rest == ' ' || *rest == '\t')
+				rest++;
 		buf_append(&s, subject, (size_t)(tag_at - subject));
-		buf_append_str(&s, tag_at + tl);
+		buf_append_str(&s, rest);
 		u = mime_header_unfold(buf_cstr(&s));
 		buf_free(&s);
 		if (u == NULL || (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, u)) != SM_OK) {
