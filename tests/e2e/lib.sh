@@ -701,8 +701,8 @@ pki_utc() {
 	date -u -d "@$(($(date +%s) + $1))" +%Y%m%d%H%M%SZ
 }
 
-# pki_issue NAME ADDRESS NOT-AFTER — one more RSA-2048 end entity from the
-# test intermediate (the mkpki.sh profile: keyUsage digitalSignature,
+# pki_issue NAME ADDRESS NOT-AFTER [BITS] — one more RSA end entity (2048
+# bits unless BITS) from the test intermediate (the mkpki.sh profile: keyUsage digitalSignature,
 # keyEncipherment, EKU emailProtection, SAN email:ADDRESS), valid from an
 # hour ago until NOT-AFTER (YYYYMMDDHHMMSSZ, see pki_utc). Writes
 # PKI/NAME.key, NAME.crt and NAME.pem (key + certificate + chain).
@@ -741,7 +741,7 @@ subjectAltName = email:$2
 PKIEOF
 	(
 		umask 077
-		openssl genpkey -quiet -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+		openssl genpkey -quiet -algorithm RSA -pkeyopt "rsa_keygen_bits:${4:-2048}" \
 			-out "$PKI/$1.key" &&
 			openssl req -new -config "$_pi/ca.cnf" -key "$PKI/$1.key" \
 				-subj "/O=smime-milter tests/CN=$1/emailAddress=$2" -out "$_pi/$1.csr" &&
