@@ -700,8 +700,16 @@ verify_entity(const struct gw_env *env, struct gw_report *r, const struct mime_e
 			snprintf(r->what, sizeof(r->what), "PKCS#7 body: %s", sm_strstatus(st));
 			return SM_ERR_PARSE;
 		}
-		if (smime_content_type(r->der.data, r->der.len) != SMIME_CT_SIGNED)
+		switch (smime_content_type(r->der.data, r->der.len)) {
+		case SMIME_CT_SIGNED:
+			break;
+		case SMIME_CT_INVALID:
+			/* Garbage is malformed S/MIME, not "unsigned inside". */
+			snprintf(r->what, sizeof(r->what), "PKCS#7 body: not a CMS structure");
+			return SM_ERR_PARSE;
+		default:
 			return SM_ERR_NOTFOUND;
+		}
 		r->signed_kind = MIME_SMIME_SIGNED_OPAQUE;
 		buf_reset(&r->content);
 		st = smime_verify(r->der.data, r->der.len, NULL, 0, env_store(env),
