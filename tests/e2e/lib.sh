@@ -760,7 +760,7 @@ PKIEOF
 pki_chain_of() {
 	case $1 in
 	untrusted) echo "$PKI/untrusted-root.crt" ;;
-	selfsigned) echo /dev/null ;;
+	selfsigned) ;;
 	*) echo "$PKI/chain.pem" ;;
 	esac
 }
@@ -773,9 +773,10 @@ mail_signed() {
 	_ms_name=$1 _ms_from=$2 _ms_to=$3 _ms_subj=$4 _ms_text=$5 _ms_out=$6
 	shift 6
 	printf '%s\r\n' "$_ms_text" >"$_ms_out.txt"
+	_ms_chain=$(pki_chain_of "$_ms_name")
 	openssl cms -sign -md sha256 -in "$_ms_out.txt" -text -from "$_ms_from" \
 		-to "$_ms_to" -subject "$_ms_subj" -signer "$PKI/$_ms_name.crt" \
-		-inkey "$PKI/$_ms_name.key" -certfile "$(pki_chain_of "$_ms_name")" \
+		-inkey "$PKI/$_ms_name.key" ${_ms_chain:+-certfile "$_ms_chain"} \
 		-out "$_ms_out" "$@" 2>"$_ms_out.err" ||
 		fail "openssl cms -sign as $_ms_name failed: $(cat "$_ms_out.err")"
 }
