@@ -122,11 +122,20 @@ e2e_port_in_use() { # PORT: listening, or connected, or handed out already
 }
 
 # e2e_free_port — print a free TCP port in 20000-39999 and remember it.
+# Ports of the kernel's ephemeral range (32768-60999 by default) are left
+# out: a busy machine's outgoing connections take them between our check
+# and Postfix's bind ("Address already in use").
 e2e_free_port() {
 	_fp_n=0
+	_fp_span=20000
+	_fp_eph=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+	case $_fp_eph in
+	'' | *[!0-9]*) ;;
+	*) [ "$_fp_eph" -gt 21000 ] && [ "$_fp_eph" -lt 40000 ] && _fp_span=$((_fp_eph - 20000)) ;;
+	esac
 	while [ "$_fp_n" -lt 200 ]; do
 		_fp_r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		_fp=$((20000 + (_fp_r + $$) % 20000))
+		_fp=$((20000 + (_fp_r + $$) % _fp_span))
 		if ! e2e_port_in_use "$_fp"; then
 			E2E_PORTS_USED="$E2E_PORTS_USED $_fp"
 			echo "$_fp"
