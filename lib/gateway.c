@@ -164,6 +164,11 @@ lookup_rcpt(const struct gw_env *env, const char *addr, struct rcpt_key *rk)
 	return st;
 }
 
+/* The reason policy_rcpt() puts into a decision's log text must outlive
+ * this call: the caller logs it after gw_rcpt() returns. One per thread
+ * (libmilter runs a connection per thread); valid until the next call. */
+static _Thread_local char gw_rcpt_reason[KC_REASON_SIZE];
+
 sm_status
 gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
     const struct pol_treatment *first, struct pol_rcpt_decision *out)
@@ -186,7 +191,8 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 		return st;
 	lk.has_cert = rk.cert != NULL;
 	lk.key_type = rk.cert ? pol_key_of(rk.cert) : POL_KEY_NONE;
-	lk.reason = rk.reason;
+	snprintf(gw_rcpt_reason, sizeof(gw_rcpt_reason), "%s", rk.reason);
+	lk.reason = gw_rcpt_reason;
 	st = policy_rcpt(env->cfg, s, r, &lk, first, out);
 	X509_free(rk.cert);
 	return st;
@@ -535,10 +541,16 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if (tag_at && encrypt) {
 		struct buf s = BUF_INIT;
 		size_t tl = strlen(cfg->outbound.subject_tag);
+		const char *rest = tag_at + tl;
 		char *u;
 
+		/* "Re: [encrypt] plans" becomes "Re: plans", not "Re:  plans":
+		 * the tag takes the whitespace after it along. */
+		if (tag_at == subject || tag_at[-1] == ' ' || tag_at[-1] == '\t')
+			while (*rest == ' ' || *rest == '\t')
+				rest++;
 		buf_append(&s, subject, (size_t)(tag_at - subject));
-		buf_append_str(&s, tag_at + tl);
+		buf_append_str(&s, rest);
 		u = mime_header_unfold(buf_cstr(&s));
 		buf_free(&s);
 		if (u == NULL || (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, u)) != SM_OK) {
@@ -709,8 +721,16 @@ verify_entity(const struct gw_env *env, struct gw_report *r, const struct mime_e
 			snprintf(r->what, sizeof(r->what), "PKCS#7 body: %s", sm_strstatus(st));
 			return SM_ERR_PARSE;
 		}
-		if (smime_content_type(r->der.data, r->der.len) != SMIME_CT_SIGNED)
+		switch (smime_content_type(r->der.data, r->der.len)) {
+		case SMIME_CT_SIGNED:
+			break;
+		case SMIME_CT_INVALID:
+			/* Garbage is malformed S/MIME, not "unsigned inside". */
+			snprintf(r->what, sizeof(r->what), "PKCS#7 body: not a CMS structure");
+			return SM_ERR_PARSE;
+		default:
 			return SM_ERR_NOTFOUND;
+		}
 		r->signed_kind = MIME_SMIME_SIGNED_OPAQUE;
 		buf_reset(&r->content);
 		st = smime_verify(r->der.data, r->der.len, NULL, 0, env_store(env),
