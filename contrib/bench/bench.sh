@@ -1,0 +1,956 @@
+#!/bin/sh
+# contrib/bench/bench.sh — throughput, latency, CPU and memory benchmark of
+# smime-milter through a real Postfix on loopback (issue 5, contrib/bench/).
+#
+#   contrib/bench/bench.sh [--quick] [--scenarios a,b,c,d,e] [--sockets unix,inet]
+#                          [--report FILE] [--keep]
+#
+# smtp-source -> private Postfix (smtpd + milter) -> smtp-sink, all on
+# 127.0.0.1. Every scenario is a configuration plus a message generator, run
+# over a unix socket and over inet loopback, measured in the same run:
+#
+#   a  no milter                        plain text from alice@org.example
+#   b  smime-milter sign-only           same messages, outbound
+#   c  smime-milter sign+encrypt        same messages, bob's certificate cached
+#   d  smime-milter inbound harvest     messages signed by bob@partner.example
+#   e  OpenDKIM signing, RSA-2048       plain text, outbound (when installed)
+#
+# Every number counts only messages that arrived at the sink; a sample of
+# each run is checked for what the scenario should have done (signed,
+# encrypted, Authentication-Results, DKIM-Signature). See README.md here.
+#
+# Needs root (private Postfix), postfix (smtp-source, smtp-sink), openssl,
+# and opendkim for scenario e. Uses tests/e2e/lib.sh for Postfix, the sink,
+# ports, waiting and cleanup; tests/pki/mkpki.sh for keys when present.
+set -u
+
+BENCH_TOP=$(cd "$(dirname "$0")/../.." && pwd)
+: "${SMIME_TOP:=$BENCH_TOP}"
+. "$SMIME_TOP/tests/e2e/lib.sh"
+E2E_NAME=bench
+
+# ------------------------------------------------------------ options
+
+MODE=full
+SCENARIOS=a,e,b,c,d
+SOCKETS=unix,inet
+REPORT=
+CMDLINE="contrib/bench/bench.sh${*:+ $*}"
+
+usage() {
+	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+	exit "${1:-2}"
+}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) MODE=quick ;;
+	--full) MODE=full ;;
+	--scenarios) shift; SCENARIOS=${1:?--scenarios needs a list} ;;
+	--scenarios=*) SCENARIOS=${1#*=} ;;
+	--sockets) shift; SOCKETS=${1:?--sockets needs a list} ;;
+	--sockets=*) SOCKETS=${1#*=} ;;
+	--report) shift; REPORT=${1:?--report needs a file} ;;
+	--report=*) REPORT=${1#*=} ;;
+	--keep) E2E_KEEP=always ;;
+	-h | --help) usage 0 ;;
+	*) echo "bench.sh: unknown option $1" >&2; usage 2 ;;
+	esac
+	shift
+done
+SCENARIOS=$(echo "$SCENARIOS" | tr ',' ' ')
+SOCKETS=$(echo "$SOCKETS" | tr ',' ' ')
+[ -n "$REPORT" ] || REPORT=$SMIME_TOP/build/bench/report-$MODE.txt
+
+# Message counts: each 16-session run takes a few seconds on the reference
+# machine (2 cores); --quick keeps the whole run under two minutes.
+# BENCH_N_1K, BENCH_N_50K, BENCH_N_1M, BENCH_N_LAT override them.
+if [ "$MODE" = quick ]; then
+	N_1K=${BENCH_N_1K:-200} N_50K=${BENCH_N_50K:-150} N_1M=${BENCH_N_1M:-24}
+	N_LAT=${BENCH_N_LAT:-25} LEAK_CHUNKS=1 BIG_SCEN="b c"
+else
+	N_1K=${BENCH_N_1K:-800} N_50K=${BENCH_N_50K:-600} N_1M=${BENCH_N_1M:-150}
+	N_LAT=${BENCH_N_LAT:-100} LEAK_CHUNKS=10 BIG_SCEN="b c d e"
+fi
+LEAK_CHUNK=2000
+SESSIONS=16
+BIG_SIZE=52428800 # the 50 MB message
+SIZES="1k 50k 1m"
+size_bytes() { case $1 in 1k) echo 1024 ;; 50k) echo 51200 ;; 1m) echo 1048576 ;; esac; }
+size_label() { case $1 in 1k) echo "1 KB" ;; 50k) echo "50 KB" ;; 1m) echo "1 MB" ;; esac; }
+size_count() { case $1 in 1k) echo "$N_1K" ;; 50k) echo "$N_50K" ;; 1m) echo "$N_1M" ;; esac; }
+
+ALICE=alice@org.example
+BOB=bob@partner.example
+CLK_TCK=$(getconf CLK_TCK)
+
+say() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+
+# ------------------------------------------------------------ results
+
+# One "key<TAB>value" per line; the last value of a key wins.
+res_set() { printf '%s\t%s\n' "$1" "$2" >>"$RESULTS"; }
+res_get() { awk -F '\t' -v k="$1" '$1 == k { v = $2 } END { print v }' "$RESULTS"; }
+
+# calc EXPR — floating point arithmetic (awk); empty operands give "".
+calc() { awk "BEGIN { r = $1; print r }" 2>/dev/null; }
+# fmt VALUE DECIMALS — print VALUE rounded, or "-" when empty.
+fmt() {
+	if [ -z "$1" ]; then echo -; else awk -v v="$1" -v d="${2:-1}" 'BEGIN { printf("%." d "f\n", v) }'; fi
+}
+
+now_ns() { date +%s%N; }
+
+# proc_cpu_ms PID — user+system CPU of the whole process (all threads, also
+# the exited ones) in milliseconds, from /proc/PID/stat fields 14 and 15.
+proc_cpu_ms() {
+	[ -r "/proc/$1/stat" ] || { echo; return; }
+	sed 's/^.*) //' "/proc/$1/stat" | awk -v hz="$CLK_TCK" '{ print ($12 + $13) * 1000 / hz }'
+}
+
+# proc_kb PID FIELD — VmRSS or VmHWM in kB from /proc/PID/status.
+proc_kb() {
+	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+# ------------------------------------------------------------ PKI
+
+# pki_make DIR — alice's key+cert (keys_dir), bob's key and cert, ca.pem.
+# tests/pki/mkpki.sh when it exists (its layout: NAME.key NAME.crt NAME.pem,
+# chain.pem, ca.pem); otherwise a throwaway RSA-2048 root, alice and bob.
+pki_make() {
+	_pd=$1
+	mkdir -p "$_pd"
+	if [ -f "$SMIME_TOP/tests/pki/mkpki.sh" ]; then
+		say "PKI: tests/pki/mkpki.sh"
+		sh "$SMIME_TOP/tests/pki/mkpki.sh" "$_pd" >"$_pd.log" 2>&1 ||
+			fail "tests/pki/mkpki.sh failed: $(tail -n 5 "$_pd.log")"
+	else
+		say "PKI: tests/pki/mkpki.sh not found; throwaway RSA-2048 root, alice, bob"
+		(
+			umask 077
+			cd "$_pd" || exit 1
+			EMAIL=root@bench.example
+			export EMAIL
+			cat >ext.cnf <<'EOF'
+[ req ]
+distinguished_name = dn
+[ dn ]
+[ ca ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ ee ]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = emailProtection
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = email:$ENV::EMAIL
+EOF
+			openssl req -x509 -newkey rsa:2048 -nodes -keyout root.key -out root.crt \
+				-days 3650 -subj "/CN=smime-milter Bench Root CA" \
+				-extensions ca -config ext.cnf 2>/dev/null &&
+			cp root.crt ca.pem && : >chain.pem &&
+			for _who in alice:$ALICE bob:$BOB; do
+				_n=${_who%%:*} _a=${_who#*:}
+				openssl req -newkey rsa:2048 -nodes -keyout "$_n.key" -out "$_n.csr" \
+					-subj "/CN=$_n/emailAddress=$_a" -config ext.cnf 2>/dev/null &&
+				EMAIL=$_a openssl x509 -req -in "$_n.csr" -CA root.crt -CAkey root.key \
+					-CAcreateserial -days 365 -sha256 -extfile ext.cnf -extensions ee \
+					-out "$_n.crt" 2>/dev/null &&
+				cat "$_n.key" "$_n.crt" >"$_n.pem" || exit 1
+			done
+		) || fail "throwaway PKI: openssl failed"
+	fi
+	for _f in ca.pem alice.pem bob.crt bob.key; do
+		[ -s "$_pd/$_f" ] || fail "PKI: $_pd/$_f missing"
+	done
+}
+
+# ------------------------------------------------------------ messages
+
+# body_text BYTES — about BYTES of 7-bit text in 76-character lines.
+body_text() {
+	awk -v n="$1" 'BEGIN {
+		l = "The quick brown fox jumps over the lazy dog; smime-milter benchmark text."
+		while (t + 77 <= n) { printf "%04d %s\n", (i++ % 10000), substr(l, 1, 71); t += 77 }
+		if (n - t > 1) { s = ""; for (j = 1; j < n - t; j++) s = s "x"; print s }
+	}'
+}
+
+# signed_message BYTES FILE — bob@partner.example to alice@org.example, a
+# text body of BYTES signed by bob (detached multipart/signed, with chain).
+signed_message() {
+	_sm_dir=$E2E_DIR/msg
+	mkdir -p "$_sm_dir"
+	{
+		printf 'Content-Type: text/plain; charset=us-ascii\n'
+		printf 'Content-Transfer-Encoding: 7bit\n\n'
+		body_text "$1"
+	} >"$_sm_dir/entity.txt"
+	_sm_chain=
+	[ -s "$PKI/chain.pem" ] && _sm_chain="-certfile $PKI/chain.pem"
+	# shellcheck disable=SC2086
+	openssl cms -sign -in "$_sm_dir/entity.txt" -signer "$PKI/bob.crt" \
+		-inkey "$PKI/bob.key" $_sm_chain -md sha256 -out "$_sm_dir/signed.mime" ||
+		fail "openssl cms -sign failed"
+	{
+		printf 'From: Bob <%s>\nTo: Alice <%s>\n' "$BOB" "$ALICE"
+		printf 'Subject: bench signed %s bytes\n' "$1"
+		printf 'Date: %s\n' "$(date -R)"
+		printf 'Message-ID: <bench-signed-%s@partner.example>\n' "$1"
+		cat "$_sm_dir/signed.mime"
+	} >"$2"
+	rm -f "$_sm_dir/entity.txt" "$_sm_dir/signed.mime"
+}
+
+# ------------------------------------------------------------ scenarios
+
+# scen NAME — set the scenario's description:
+#   S_KIND   none | smime | dkim      what listens on the milter socket
+#   S_DIR    out | in                 which Postfix service (ORIGINATING or not)
+#   S_GEN    plain | signed           smtp-source -l SIZE, or -F a signed file
+#   S_FROM, S_TO                      envelope and header addresses
+#   S_EXPECT what the sample at the sink must show (see sample_effect)
+#   S_TITLE  for the table
+scen() {
+	S_NAME=$1
+	case $1 in
+	a) S_KIND=none S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=unchanged S_TITLE="no milter" ;;
+	b) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=signed S_TITLE="sign-only" ;;
+	c) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt" ;;
+	d) S_KIND=smime S_DIR=in S_GEN=signed S_FROM=$BOB S_TO=$ALICE S_EXPECT=smime-pass S_TITLE="inbound harvest" ;;
+	e) S_KIND=dkim S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=dkim S_TITLE="OpenDKIM sign" ;;
+	*) fail "unknown scenario $1" ;;
+	esac
+}
+
+title() { (scen "$1" && echo "$S_TITLE"); }
+
+# smime_config SCENARIO FILE — the daemon's configuration for b, c or d.
+# Direction comes from {daemon_name} only (internal_hosts empty), so the
+# same daemon serves the outbound and the inbound Postfix service.
+smime_config() {
+	case $1 in
+	b) _sc_pol='outbound = { sign = true; encrypt = "never"; };' ;;
+	c) _sc_pol='outbound = { sign = true; encrypt = "required"; cipher = "auto"; };' ;;
+	d) _sc_pol='outbound = { sign = true; encrypt = "opportunistic"; };' ;;
+	esac
+	mkdir -p "$E2E_DIR/state/$1"
+	cat >"$2" <<EOF
+# written by contrib/bench/bench.sh, scenario $1
+socket = "$MILTER_SOCKET";
+socket_mode = "0666";
+pid_file = "$E2E_DIR/state/$1/smime-milter.pid";
+spool_dir = "$E2E_DIR/state/$1/spool";
+authserv_id = "mx.bench.example";
+internal_domains = [ "org.example" ];
+internal_hosts = [ ];
+outbound_daemons = [ "ORIGINATING" ];
+cache = { backend = "sqlite"; path = "$E2E_DIR/state/$1/cache.db"; };
+keys_dir = "$KEYS_DIR";
+trust = { ca_file = "$PKI/ca.pem"; allow_self_signed = false; };
+$_sc_pol
+inbound = { harvest = true; results_header = true; decrypt = "harvest"; };
+limits = { max_message_size = 104857600; spool_threshold = 1048576; };
+EOF
+}
+
+# ------------------------------------------------------------ milters
+
+BM_PID= # the milter process being measured (ours or OpenDKIM)
+BM_WHAT=
+BM_LOG=
+
+# bm_wait_ready — bounded wait until the milter socket accepts; false when
+# the process died or never listened.
+bm_wait_ready() {
+	_bw=100
+	while [ "$_bw" -gt 0 ]; do
+		e2e_running "$BM_PID" || return 1
+		case $BM_SOCK in
+		inet:*) _bw_p=${BM_SOCK#inet:} && e2e_port_listening "${_bw_p%%@*}" && return 0 ;;
+		unix:*) [ -S "${BM_SOCK#unix:}" ] && return 0 ;;
+		esac
+		sleep 0.1
+		_bw=$((_bw - 1))
+	done
+	return 1
+}
+
+# bm_start SCENARIO SOCKET-KIND — start the scenario's milter on the socket
+# Postfix expects for SOCKET-KIND; false (reason in BM_ERR) when it fails.
+bm_start() {
+	BM_ERR=
+	case $2 in
+	unix) BM_SOCK=unix:$RUN_DIR/milter.sock ;;
+	inet) BM_SOCK=inet:$BM_PORT@127.0.0.1 ;;
+	esac
+	rm -f "$RUN_DIR/milter.sock"
+	BM_LOG=$E2E_DIR/log/$1-$2.log
+	case $S_KIND in
+	smime)
+		MILTER_SOCKET=$BM_SOCK
+		_conf=$E2E_DIR/state/$1.conf
+		smime_config "$1" "$_conf"
+		if ! "$SMIME_BINDIR/smime-milter" -n -c "$_conf" >"$BM_LOG" 2>&1; then
+			BM_ERR="configuration refused: $(head -n 2 "$BM_LOG" | tr '\n' ' ')"
+			return 1
+		fi
+		cache_preload "$1" "$_conf" || return 1
+		"$SMIME_BINDIR/smime-milter" -f -c "$_conf" </dev/null >>"$BM_LOG" 2>&1 &
+		BM_PID=$! BM_WHAT=smime-milter
+		;;
+	dkim)
+		opendkim -f -x "$DKIM_DIR/opendkim.conf" -p "$BM_SOCK" </dev/null >"$BM_LOG" 2>&1 &
+		BM_PID=$! BM_WHAT=opendkim
+		;;
+	none) return 0 ;;
+	esac
+	if ! bm_wait_ready; then
+		BM_ERR="$BM_WHAT did not listen on $BM_SOCK: $(tail -n 3 "$BM_LOG" | tr '\n' ' ')"
+		bm_stop
+		return 1
+	fi
+	return 0
+}
+
+bm_stop() {
+	[ -n "$BM_PID" ] || return 0
+	e2e_stop_pid "$BM_PID" "$BM_WHAT" 10 || say "$BM_WHAT (pid $BM_PID) needed SIGKILL"
+	BM_PID=
+}
+
+# cache_preload SCENARIO CONF — scenario c needs bob's certificate in the
+# cache: `smimectl cert import --force`. When smimectl cannot do that yet,
+# the daemon harvests it from one signed inbound message after it starts
+# (cache_harvest_fallback); the sample check tells whether that worked.
+cache_preload() {
+	PRELOAD=
+	[ "$1" = c ] || return 0
+	if "$SMIME_BINDIR/smimectl" -c "$2" cert import --force "$PKI/bob.crt" \
+		>"$E2E_DIR/log/import.out" 2>&1; then
+		PRELOAD=smimectl
+		say "c: bob's certificate imported with smimectl cert import --force"
+	else
+		PRELOAD=harvest
+		say "c: smimectl cert import --force failed ($(head -n 1 "$E2E_DIR/log/import.out")); trying to harvest bob's certificate from a signed message instead"
+	fi
+	return 0
+}
+
+cache_harvest_fallback() {
+	[ "${PRELOAD:-}" = harvest ] || return 0
+	_port=$(svc_port "$1" in)
+	timeout -k 5 60 smtp-source -f "$BOB" -t "$ALICE" -F "$MSG_DIR/signed-1k.eml" -m 1 \
+		"127.0.0.1:$_port" >/dev/null 2>&1
+	wait_until 20 sink_has 1
+	rm -f "$SINK_DIR"/*
+}
+
+# ------------------------------------------------------------ OpenDKIM
+
+DKIM_OK=
+dkim_setup() {
+	command -v opendkim >/dev/null 2>&1 || {
+		DKIM_OK=
+		say "opendkim not installed: scenario e skipped (apt-get install opendkim)"
+		return 0
+	}
+	# OpenDKIM refuses a configuration or key below a directory others may
+	# write (/tmp): keep its files in a private directory under /run.
+	DKIM_DIR=$(mktemp -d /run/smime-bench-dkim.XXXXXX) || fail "mktemp -d /run/... failed"
+	chmod 0700 "$DKIM_DIR"
+	(umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+		-out "$DKIM_DIR/bench.private" 2>/dev/null) || fail "cannot make the DKIM key"
+	cat >"$DKIM_DIR/opendkim.conf" <<EOF
+# written by contrib/bench/bench.sh: sign only, RSA-2048, no DNS
+Syslog                  no
+Mode                    s
+Domain                  org.example
+Selector                bench
+KeyFile                 $DKIM_DIR/bench.private
+Canonicalization        relaxed/simple
+SignatureAlgorithm      rsa-sha256
+InternalHosts           127.0.0.1
+UMask                   000
+EOF
+	DKIM_OK=1
+	DKIM_VERSION=$(opendkim -V 2>/dev/null | sed -n 's/^opendkim: OpenDKIM Filter v//p' | head -n 1)
+}
+
+# ------------------------------------------------------------ Postfix services
+
+# svc_port KIND DIR — the smtpd port for milter socket KIND (none, unix,
+# inet) and direction DIR (out = ORIGINATING, in = inbound).
+svc_port() {
+	case $1-$2 in
+	none-out) echo "$PF_OUT_PORT" ;;
+	none-in) echo "$PF_IN_PORT" ;;
+	unix-out) echo "$P_UNIX_OUT" ;;
+	unix-in) echo "$P_UNIX_IN" ;;
+	inet-out) echo "$P_INET_OUT" ;;
+	inet-in) echo "$P_INET_IN" ;;
+	esac
+}
+
+# postfix_bench_start — lib.sh's private Postfix (its two services without a
+# milter), plus four services whose smtpd_milters point at the unix and the
+# inet milter socket, outbound and inbound. Whichever milter runs on the
+# socket (ours or OpenDKIM) serves them.
+postfix_bench_start() {
+	P_UNIX_OUT=$(e2e_free_port) && E2E_PORTS_USED="$E2E_PORTS_USED $P_UNIX_OUT" &&
+	P_UNIX_IN=$(e2e_free_port) && E2E_PORTS_USED="$E2E_PORTS_USED $P_UNIX_IN" &&
+	P_INET_OUT=$(e2e_free_port) && E2E_PORTS_USED="$E2E_PORTS_USED $P_INET_OUT" &&
+	P_INET_IN=$(e2e_free_port) && E2E_PORTS_USED="$E2E_PORTS_USED $P_INET_IN" &&
+	BM_PORT=$(e2e_free_port) && E2E_PORTS_USED="$E2E_PORTS_USED $BM_PORT" || exit 1
+	PF_MILTER=none postfix_start \
+		"message_size_limit = 104857600" \
+		"mailbox_size_limit = 0" \
+		"milter_command_timeout = 60s" \
+		"milter_content_timeout = 300s" \
+		"smtp_data_done_timeout = 600s" \
+		"default_process_limit = 100" \
+		"syslog_name = postfix-bench"
+	_u="-o smtpd_milters=unix:$RUN_DIR/milter.sock"
+	_i="-o smtpd_milters=inet:127.0.0.1:$BM_PORT"
+	_o="-o milter_macro_daemon_name=ORIGINATING"
+	cat >>"$PF_DIR/etc/master.cf" <<EOF
+127.0.0.1:$P_UNIX_OUT inet n - n - - smtpd
+  -o syslog_name=postfix-bench/unix-out $_u $_o
+127.0.0.1:$P_UNIX_IN inet n - n - - smtpd
+  -o syslog_name=postfix-bench/unix-in $_u
+127.0.0.1:$P_INET_OUT inet n - n - - smtpd
+  -o syslog_name=postfix-bench/inet-out $_i $_o
+127.0.0.1:$P_INET_IN inet n - n - - smtpd
+  -o syslog_name=postfix-bench/inet-in $_i
+EOF
+	postfix -c "$PF_DIR/etc" reload >>"$E2E_DIR/postfix-start.out" 2>&1 ||
+		fail "postfix reload failed"
+	for _p in "$P_UNIX_OUT" "$P_UNIX_IN" "$P_INET_OUT" "$P_INET_IN"; do
+		wait_until 15 e2e_port_listening "$_p" ||
+			fail "private Postfix does not listen on 127.0.0.1:$_p"
+	done
+}
+
+# ------------------------------------------------------------ load runs
+
+sink_has() { [ "$(ls -U "$SINK_DIR" | wc -l)" -ge "$1" ]; }
+
+# wait_sink N SECONDS — poll every 10 ms (wait_until's 0.1 s would cost a few
+# per cent of a short run) until the sink holds N messages.
+wait_sink() {
+	_ws=$(($2 * 100))
+	while [ "$_ws" -gt 0 ]; do
+		sink_has "$1" && return 0
+		sleep 0.01
+		_ws=$((_ws - 1))
+	done
+	sink_has "$1"
+}
+queue_empty() { [ "$(postfix_queue_count)" -eq 0 ]; }
+
+# sample_effect FILE — what the milter did to the message at the sink:
+# encrypted, signed, smime-pass (A-R smime=pass), smime-other (A-R with
+# another result), dkim, or unchanged.
+sample_effect() {
+	_ct=$(sink_header "$1" Content-Type | tr '[:upper:]' '[:lower:]')
+	_ar=$(sink_header "$1" Authentication-Results | tr '[:upper:]' '[:lower:]')
+	case $_ct in
+	*pkcs7-mime*signed-data*) # opaque signature
+		case $S_EXPECT in smime-pass) ;; *) echo signed; return ;; esac ;;
+	*pkcs7-mime*) echo encrypted; return ;;
+	*multipart/signed*)
+		case $S_EXPECT in smime-pass) ;; *) echo signed; return ;; esac ;;
+	esac
+	case $_ar in
+	*mx.bench.example*smime=pass*) echo smime-pass; return ;;
+	*mx.bench.example*smime=*) echo smime-other; return ;;
+	esac
+	[ -n "$(sink_header "$1" DKIM-Signature)" ] && { echo dkim; return; }
+	echo unchanged
+}
+
+# sample_deep_check FILE — cryptographic proof for one sample per scenario
+# and socket: the signature verifies against the test root; the envelope
+# decrypts with bob's key and holds alice's signature.
+sample_deep_check() {
+	_sd=$E2E_DIR/check
+	mkdir -p "$_sd"
+	sink_message "$1" >"$_sd/m.eml"
+	case $S_EXPECT in
+	signed)
+		openssl cms -verify -in "$_sd/m.eml" -CAfile "$PKI/ca.pem" -out /dev/null \
+			>"$_sd/out" 2>&1 || { echo "signature does not verify: $(head -n 1 "$_sd/out")"; return 1; } ;;
+	encrypted)
+		openssl cms -decrypt -in "$_sd/m.eml" -recip "$PKI/bob.crt" -inkey "$PKI/bob.key" \
+			-out "$_sd/inner.eml" >"$_sd/out" 2>&1 ||
+			{ echo "does not decrypt with bob's key: $(head -n 1 "$_sd/out")"; return 1; }
+		openssl cms -verify -in "$_sd/inner.eml" -CAfile "$PKI/ca.pem" -out /dev/null \
+			>"$_sd/out" 2>&1 || { echo "inner signature does not verify: $(head -n 1 "$_sd/out")"; return 1; } ;;
+	esac
+	return 0
+}
+
+# run_load KEY PORT SESSIONS COUNT SIZE — one smtp-source run of COUNT
+# messages (S_GEN, S_FROM, S_TO) to 127.0.0.1:PORT. Records under KEY:
+#   .ok (1/0) .err .n (delivered) .rate (msg/s, until all arrived at the
+#   sink) .lat (client ms per message) .cpu (milter CPU ms per message)
+#   .effect (what the sample shows)
+run_load() {
+	_rl_k=$1 _rl_port=$2 _rl_s=$3 _rl_n=$4 _rl_size=$5
+	# Nothing left from the run before: an empty queue, an empty sink.
+	wait_until 60 queue_empty || { postfix_flush; wait_until 30 queue_empty; }
+	rm -f "$SINK_DIR"/*
+	case $S_GEN in
+	plain) set -- -l "$(size_bytes "$_rl_size")" ;;
+	signed) set -- -F "$MSG_DIR/signed-$_rl_size.eml" ;;
+	esac
+	_rl_cpu0=
+	[ -n "$BM_PID" ] && _rl_cpu0=$(proc_cpu_ms "$BM_PID")
+	_rl_t0=$(now_ns)
+	timeout -k 5 600 smtp-source -s "$_rl_s" -m "$_rl_n" -f "$S_FROM" -t "$S_TO" \
+		-M client.bench.example "$@" "127.0.0.1:$_rl_port" >"$E2E_DIR/log/source.out" 2>&1
+	_rl_src_rc=$?
+	_rl_t1=$(now_ns)
+	# Bounded wait for the sink: 30 s plus 1 s per 10 messages.
+	_rl_deadline=$((30 + _rl_n / 10))
+	if [ "$_rl_src_rc" -eq 0 ]; then
+		wait_sink "$_rl_n" "$_rl_deadline"
+	else
+		wait_sink "$_rl_n" 5
+	fi
+	_rl_t2=$(now_ns)
+	_rl_cpu1=
+	[ -n "$BM_PID" ] && _rl_cpu1=$(proc_cpu_ms "$BM_PID")
+	_rl_got=$(ls -U "$SINK_DIR" | wc -l)
+	res_set "$_rl_k.n" "$_rl_got"
+	_rl_err=
+	[ "$_rl_src_rc" -eq 0 ] ||
+		_rl_err="smtp-source exit $_rl_src_rc: $(grep -v '^$' "$E2E_DIR/log/source.out" | head -n 1)"
+	[ "$_rl_got" -eq "$_rl_n" ] || _rl_err="${_rl_err:+$_rl_err; }$_rl_got of $_rl_n messages arrived at the sink"
+	[ -z "$BM_PID" ] || e2e_running "$BM_PID" || _rl_err="${_rl_err:+$_rl_err; }$BM_WHAT died"
+	if [ -n "$_rl_err" ]; then
+		res_set "$_rl_k.ok" 0
+		res_set "$_rl_k.err" "$_rl_err"
+		res_set "$_rl_k.effect" failed
+		say "  $_rl_k: FAILED: $_rl_err"
+		return 1
+	fi
+	res_set "$_rl_k.ok" 1
+	res_set "$_rl_k.rate" "$(calc "$_rl_n / (($_rl_t2 - $_rl_t0) / 1e9)")"
+	res_set "$_rl_k.lat" "$(calc "(($_rl_t1 - $_rl_t0) / 1e6) / $_rl_n")"
+	[ -n "$_rl_cpu0" ] && [ -n "$_rl_cpu1" ] && res_set "$_rl_k.cpu" "$(calc "($_rl_cpu1 - $_rl_cpu0) / $_rl_n")"
+	_rl_sample=$(ls -U "$SINK_DIR" | head -n 1)
+	_rl_eff=$(sample_effect "$SINK_DIR/$_rl_sample")
+	res_set "$_rl_k.effect" "$_rl_eff"
+	if [ "$_rl_eff" != "$S_EXPECT" ] && [ -z "$(res_get "$S_NAME.$BM_KIND.mismatch")" ]; then
+		cp "$SINK_DIR/$_rl_sample" "$E2E_DIR/samples/$_rl_k.eml" 2>/dev/null
+		res_set "$S_NAME.$BM_KIND.mismatch" "$_rl_eff"
+	fi
+	if [ "$_rl_eff" = "$S_EXPECT" ] && [ -z "$(res_get "$S_NAME.$BM_KIND.deep")" ]; then
+		if _rl_why=$(sample_deep_check "$SINK_DIR/$_rl_sample"); then
+			res_set "$S_NAME.$BM_KIND.deep" ok
+		else
+			res_set "$S_NAME.$BM_KIND.deep" "$_rl_why"
+			say "  $_rl_k: sample check failed: $_rl_why"
+		fi
+	fi
+	say "  $_rl_k: $_rl_n msgs $(fmt "$(res_get "$_rl_k.rate")") msg/s, client $(fmt "$(res_get "$_rl_k.lat")" 2) ms/msg, cpu $(fmt "$(res_get "$_rl_k.cpu")" 2) ms/msg, $_rl_eff"
+	return 0
+}
+
+# ------------------------------------------------------------ memory
+
+# big_message SCENARIO — peak RSS (VmHWM) before and after one 50 MB message.
+big_message() {
+	_k=$1.$BM_KIND.big
+	_hwm0=$(proc_kb "$BM_PID" VmHWM)
+	wait_until 60 queue_empty
+	rm -f "$SINK_DIR"/*
+	case $S_GEN in
+	plain) set -- -l "$BIG_SIZE" ;;
+	signed)
+		[ -f "$MSG_DIR/signed-big.eml" ] || signed_message "$BIG_SIZE" "$MSG_DIR/signed-big.eml"
+		set -- -F "$MSG_DIR/signed-big.eml" ;;
+	esac
+	timeout -k 5 300 smtp-source -s 1 -m 1 -f "$S_FROM" -t "$S_TO" -M client.bench.example \
+		"$@" "127.0.0.1:$(svc_port "$BM_KIND" "$S_DIR")" >"$E2E_DIR/log/source.out" 2>&1
+	_rc=$?
+	wait_until 120 sink_has 1
+	_hwm1=$(proc_kb "$BM_PID" VmHWM)
+	if [ "$_rc" -ne 0 ] || ! sink_has 1; then
+		res_set "$_k.ok" 0
+		res_set "$_k.err" "50 MB message not delivered: $(head -n 1 "$E2E_DIR/log/source.out")"
+		say "  $_k: FAILED: $(res_get "$_k.err")"
+		return 1
+	fi
+	res_set "$_k.ok" 1
+	res_set "$_k.hwm0" "$_hwm0"
+	res_set "$_k.hwm1" "$_hwm1"
+	res_set "$_k.effect" "$(sample_effect "$(find "$SINK_DIR" -type f | head -n 1)")"
+	rm -f "$SINK_DIR"/*
+	say "  $_k: VmHWM $(fmt "$(calc "$_hwm0 / 1024")") MB -> $(fmt "$(calc "$_hwm1 / 1024")") MB ($(res_get "$_k.effect"))"
+}
+
+# leak_run SCENARIO — LEAK_CHUNKS runs of 2,000 messages at 1 KB; VmRSS
+# after each. Compares RSS after 2,000 with RSS after 20,000 (full mode).
+leak_run() {
+	_i=1
+	while [ "$_i" -le "$LEAK_CHUNKS" ]; do
+		run_load "$1.$BM_KIND.leak$_i" "$(svc_port "$BM_KIND" "$S_DIR")" "$SESSIONS" \
+			"$LEAK_CHUNK" 1k || return 1
+		res_set "$1.$BM_KIND.rss$((_i * LEAK_CHUNK))" "$(proc_kb "$BM_PID" VmRSS)"
+		_i=$((_i + 1))
+	done
+}
+
+# keys_parsed_once SCENARIO — count open() calls on the key, CA and cert
+# files while 50 messages pass (strace attached to the daemon); a key file
+# read per message shows up as >= 50 opens.
+keys_parsed_once() {
+	command -v strace >/dev/null 2>&1 || return 0
+	_tr=$E2E_DIR/log/strace.$1.out
+	strace -f -qq -e trace=open,openat -o "$_tr" -p "$BM_PID" 2>/dev/null &
+	_st_pid=$!
+	sleep 1
+	run_load "$1.$BM_KIND.strace" "$(svc_port "$BM_KIND" "$S_DIR")" 4 50 1k >/dev/null 2>&1
+	kill -INT "$_st_pid" 2>/dev/null
+	wait "$_st_pid" 2>/dev/null
+	if e2e_running "$_st_pid"; then kill -KILL "$_st_pid"; fi
+	_opens=$(grep -c -E "\"($KEYS_DIR|$PKI)/" "$_tr" 2>/dev/null)
+	res_set "$1.keyopens" "${_opens:-0}"
+}
+
+# ------------------------------------------------------------ one scenario
+
+# bench_scenario NAME SOCKET-KIND — start the milter, warm up, measure.
+bench_scenario() {
+	scen "$1"
+	BM_KIND=$2
+	[ "$S_KIND" = none ] && BM_KIND=none
+	_port=$(svc_port "$BM_KIND" "$S_DIR")
+	say "scenario $1 ($S_TITLE) over $BM_KIND"
+	if ! bm_start "$1" "$2"; then
+		res_set "$1.$BM_KIND.start" "$BM_ERR"
+		say "  $1.$BM_KIND: FAILED to start: $BM_ERR"
+		return 1
+	fi
+	cache_harvest_fallback "$BM_KIND"
+	# Warm-up: smtpd processes, milter threads, OpenSSL, the cache.
+	run_load "$1.$BM_KIND.warm" "$_port" "$SESSIONS" 32 1k >/dev/null 2>&1
+	for _z in $SIZES; do
+		run_load "$1.$BM_KIND.$_z" "$_port" "$SESSIONS" "$(size_count "$_z")" "$_z"
+	done
+	for _z in 1k 50k; do
+		run_load "$1.$BM_KIND.lat$_z" "$_port" 1 "$N_LAT" "$_z"
+	done
+	if [ "$BM_KIND" = unix ] && [ -n "$BM_PID" ]; then
+		case " $BIG_SCEN " in *" $1 "*) big_message "$1" ;; esac
+		case $1 in c | d) [ "$MODE" = full ] || [ "$1" = c ] && leak_run "$1" ;; esac
+		[ "$MODE" = full ] && [ "$S_KIND" = smime ] && keys_parsed_once "$1"
+	fi
+	bm_stop
+}
+
+# ------------------------------------------------------------ report
+
+# rate/cpu cell helpers: the value, or FAIL, or "-" when not measured.
+cell() { # KEY FIELD DECIMALS
+	_ok=$(res_get "$1.ok")
+	case $_ok in
+	1) fmt "$(res_get "$1.$2")" "$3" ;;
+	0) echo FAIL ;;
+	*) echo - ;;
+	esac
+}
+
+# effect_of NAME KIND — the scenario's observed effect (expected one, or
+# what the first mismatching sample showed, or "not run").
+effect_of() {
+	scen "$1"
+	[ -n "$(res_get "$1.$2.start")" ] && { echo "no start"; return; }
+	_mm=$(res_get "$1.$2.mismatch")
+	if [ -n "$_mm" ]; then echo "$_mm!"; return; fi
+	_any=$(res_get "$1.$2.1k.effect")
+	[ -n "$_any" ] || { echo "not run"; return; }
+	[ "$_any" = failed ] && { echo failed; return; }
+	_deep=$(res_get "$1.$2.deep")
+	case $_deep in ok | "") echo "$S_EXPECT" ;; *) echo "$S_EXPECT?" ;; esac
+}
+
+# active NAME KIND — the scenario did what it is meant to (expected effect
+# on every sample, cryptographic check passed).
+active() {
+	scen "$1"
+	[ -z "$(res_get "$1.$2.start")" ] && [ -z "$(res_get "$1.$2.mismatch")" ] &&
+		[ "$(res_get "$1.$2.1k.ok")" = 1 ] &&
+		case $(res_get "$1.$2.deep") in ok | "") true ;; *) false ;; esac
+}
+
+# goal LABEL VALUE OP LIMIT UNIT NEEDS... — one line of the goals table.
+# NEEDS are "NAME:KIND" scenario runs that must be active for the value to
+# mean anything; VALUE empty = not measured.
+GOALS_MET=0 GOALS_NOT=0 GOALS_NA=0
+goal() {
+	_gl=$1 _gv=$2 _gop=$3 _glim=$4 _gu=$5
+	shift 5
+	_why=
+	for _need in "$@"; do
+		_nn=${_need%%:*} _nk=${_need#*:}
+		if [ "$_nn" = e ] && [ -z "$DKIM_OK" ]; then _why="opendkim not installed"; break; fi
+		case " $SCENARIOS " in *" $_nn "*) ;; *) _why="scenario $_nn not run"; break ;; esac
+		if ! active "$_nn" "$_nk"; then
+			_why="$_nn over $_nk: $(effect_of "$_nn" "$_nk")"
+			[ "$_nn" = e ] || [ "$_nn" = a ] || _why="$_why — not a measurement of S/MIME work"
+			break
+		fi
+	done
+	if [ -z "$_gv" ]; then
+		_verdict="n/a (${_why:-not measured})"
+		GOALS_NA=$((GOALS_NA + 1))
+		_gshow=-
+	else
+		_gshow=$(fmt "$_gv" 2)$_gu
+		if [ -n "$_why" ]; then
+			case $_why in
+			*"not installed"* | *"not run"*) _verdict="n/a ($_why)"; GOALS_NA=$((GOALS_NA + 1)) ;;
+			*) _verdict="NOT MET ($_why)"; GOALS_NOT=$((GOALS_NOT + 1)) ;;
+			esac
+		elif awk -v v="$_gv" -v l="$_glim" -v op="$_gop" \
+			'BEGIN { exit !((op == ">=" && v >= l) || (op == "<=" && v <= l)) }'; then
+			_verdict=met
+			GOALS_MET=$((GOALS_MET + 1))
+		else
+			_verdict="NOT MET"
+			GOALS_NOT=$((GOALS_NOT + 1))
+		fi
+	fi
+	printf '  %-54s %10s  %-9s %s\n' "$_gl" "$_gshow" "$_gop $_glim$_gu" "$_verdict"
+}
+
+ratio() { # A B -> A/B, empty when either is missing
+	[ -n "$1" ] && [ -n "$2" ] && calc "$1 / $2"
+}
+rate() { [ "$(res_get "$1.ok")" = 1 ] && res_get "$1.rate"; }
+cpu() { [ "$(res_get "$1.ok")" = 1 ] && res_get "$1.cpu"; }
+lat() { [ "$(res_get "$1.ok")" = 1 ] && res_get "$1.lat"; }
+
+print_report() {
+	echo "smime-milter benchmark — $MODE mode, $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "  command:  $CMDLINE"
+	echo "  machine:  $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB RAM", $2 / 1048576 }' /proc/meminfo)"
+	echo "  software: smime-milter $("$SMIME_BINDIR/smime-milter" -V | awk '{ print $2 }') ($(git -C "$SMIME_TOP" describe --always --dirty 2>/dev/null || echo '?')), Postfix $(postconf -d -h mail_version), $(openssl version | awk '{ print $1, $2 }')${DKIM_OK:+, OpenDKIM $DKIM_VERSION}"
+	echo "  counts:   16 sessions: $N_1K x 1 KB, $N_50K x 50 KB, $N_1M x 1 MB; 1 session: $N_LAT messages"
+	echo
+	echo "Throughput with 16 sessions (msg/s = delivered to the sink / wall time) and the"
+	echo "milter's CPU per message (cpu, ms); latency = client wall time per message, 1 session."
+	echo
+	printf '  %-19s %-5s %-11s %9s %6s %9s %6s %9s %6s %8s %8s\n' \
+		"scenario" sock effect "1KB/s" cpu "50KB/s" cpu "1MB/s" cpu "lat 1KB" "lat 50KB"
+	for _s in $SCENARIOS; do
+		scen "$_s"
+		[ "$_s" = e ] && [ -z "$DKIM_OK" ] && {
+			printf '  %-19s %-5s %s\n' "e $S_TITLE" - "skipped: opendkim not installed"
+			continue
+		}
+		_kinds=$SOCKETS
+		[ "$S_KIND" = none ] && _kinds=none
+		for _kd in $_kinds; do
+			_b=$_s.$_kd
+			_st=$(res_get "$_b.start")
+			if [ -n "$_st" ]; then
+				printf '  %-19s %-5s %s\n' "$_s $S_TITLE" "$_kd" "FAILED TO START: $_st"
+				continue
+			fi
+			printf '  %-19s %-5s %-11s %9s %6s %9s %6s %9s %6s %8s %8s\n' \
+				"$_s $S_TITLE" "$([ "$_kd" = none ] && echo - || echo "$_kd")" "$(effect_of "$_s" "$_kd")" \
+				"$(cell "$_b.1k" rate 1)" "$(cell "$_b.1k" cpu 2)" \
+				"$(cell "$_b.50k" rate 1)" "$(cell "$_b.50k" cpu 2)" \
+				"$(cell "$_b.1m" rate 1)" "$(cell "$_b.1m" cpu 2)" \
+				"$(cell "$_b.lat1k" lat 1)" "$(cell "$_b.lat50k" lat 1)"
+		done
+	done
+	echo
+	echo "  effect: what a delivered sample showed — signed (multipart/signed, verifies"
+	echo "  against the test root), encrypted (decrypts with bob's key, alice's signature"
+	echo "  inside), smime-pass (Authentication-Results smime=pass), dkim (DKIM-Signature),"
+	echo "  unchanged. A trailing ! marks a scenario whose mail did NOT get the treatment it"
+	echo "  is meant to measure (e.g. unchanged!: the daemon passed it through); ? marks a"
+	echo "  sample whose cryptographic check failed. FAIL: rejected, deferred or lost mail."
+	_errs=$(awk -F '\t' '$1 ~ /\.err$/ { print "    " $1 ": " $2 }' "$RESULTS" | sort -u)
+	[ -n "$_errs" ] && { echo; echo "  failures:"; echo "$_errs"; }
+	for _s in b c d; do
+		for _kd in $SOCKETS; do
+			_d=$(res_get "$_s.$_kd.deep")
+			case $_d in ok | "") ;; *) echo "    $_s over $_kd: sample check: $_d" ;; esac
+		done
+	done
+	case ${PRELOAD_USED:-} in
+	harvest) echo "  c: bob's certificate could not be imported with 'smimectl cert import --force';"
+		echo "     it was offered to the daemon in one signed inbound message instead." ;;
+	esac
+
+	echo
+	echo "Memory (daemon, over the unix socket)"
+	for _s in $BIG_SCEN; do
+		case " $SCENARIOS " in *" $_s "*) ;; *) continue ;; esac
+		[ "$_s" = e ] && [ -z "$DKIM_OK" ] && continue
+		scen "$_s"
+		_k=$_s.unix.big
+		case $(res_get "$_k.ok") in
+		1) printf '  %-19s 50 MB message: VmHWM %s MB -> %s MB, rise %s MB (%s)\n' "$_s $S_TITLE" \
+			"$(fmt "$(calc "$(res_get "$_k.hwm0") / 1024")")" "$(fmt "$(calc "$(res_get "$_k.hwm1") / 1024")")" \
+			"$(fmt "$(calc "($(res_get "$_k.hwm1") - $(res_get "$_k.hwm0")) / 1024")")" "$(res_get "$_k.effect")" ;;
+		0) printf '  %-19s 50 MB message: FAILED: %s\n' "$_s $S_TITLE" "$(res_get "$_k.err")" ;;
+		esac
+	done
+	for _s in c d; do
+		_r1=$(res_get "$_s.unix.rss$LEAK_CHUNK")
+		[ -n "$_r1" ] || continue
+		scen "$_s"
+		printf '  %-19s VmRSS after' "$_s $S_TITLE"
+		_i=1
+		while [ "$_i" -le "$LEAK_CHUNKS" ]; do
+			_r=$(res_get "$_s.unix.rss$((_i * LEAK_CHUNK))")
+			[ -n "$_r" ] && printf ' %dk: %s MB' "$((_i * 2))" "$(fmt "$(calc "$_r / 1024")")"
+			_i=$((_i + 1))
+		done
+		echo
+	done
+	for _s in b c d; do
+		_o=$(res_get "$_s.keyopens")
+		[ -n "$_o" ] && printf '  %-19s key/cert/CA files opened while 50 messages passed: %s\n' \
+			"$_s $(scen "$_s"; echo "$S_TITLE")" "$_o"
+	done
+
+	echo
+	echo "Goals (issue 5), ratios from this run"
+	printf '  %-54s %10s  %-9s %s\n' goal measured target verdict
+	GOALS_MET=0 GOALS_NOT=0 GOALS_NA=0
+	goal "unix: sign-only / no milter, msg/s at 50 KB" \
+		"$(ratio "$(rate b.unix.50k)" "$(rate a.none.50k)")" ">=" 0.8 x b:unix a:none
+	for _z in 1k 50k; do
+		goal "unix: sign+encrypt / OpenDKIM, msg/s at $(size_label "$_z")" \
+			"$(ratio "$(rate "c.unix.$_z")" "$(rate "e.unix.$_z")")" ">=" 1.0 x c:unix e:unix
+	done
+	goal "unix: sign+encrypt / OpenDKIM, msg/s at 1 MB" \
+		"$(ratio "$(rate c.unix.1m)" "$(rate e.unix.1m)")" ">=" 0.9 x c:unix e:unix
+	for _z in $SIZES; do
+		goal "CPU/msg: sign-only / OpenDKIM at $(size_label "$_z")" \
+			"$(ratio "$(cpu "b.unix.$_z")" "$(cpu "e.unix.$_z")")" "<=" 1.0 x b:unix e:unix
+	done
+	for _z in $SIZES; do
+		goal "CPU/msg: sign+encrypt / OpenDKIM at $(size_label "$_z")" \
+			"$(ratio "$(cpu "c.unix.$_z")" "$(cpu "e.unix.$_z")")" "<=" 1.5 x c:unix e:unix
+	done
+	goal "CPU/msg: inbound harvest at 50 KB" "$(cpu d.unix.50k)" "<=" 2 ms d:unix
+	goal "CPU/msg: inbound harvest at 1 MB" "$(cpu d.unix.1m)" "<=" 5 ms d:unix
+	case " $SOCKETS " in *" inet "*)
+		for _s in b c d; do
+			for _z in 1k 50k; do
+				goal "inet: 1-session latency / unix, $(title "$_s") $(size_label "$_z")" \
+					"$(ratio "$(lat "$_s.inet.lat$_z")" "$(lat "$_s.unix.lat$_z")")" "<=" 1.2 x \
+					"$_s:inet" "$_s:unix"
+			done
+		done
+		for _s in b c; do
+			for _z in 1k 50k; do
+				goal "inet: $(title "$_s") / OpenDKIM, msg/s at $(size_label "$_z")" \
+					"$(ratio "$(rate "$_s.inet.$_z")" "$(rate "e.inet.$_z")")" ">=" 1.5 x \
+					"$_s:inet" e:inet
+			done
+		done
+		;;
+	esac
+	for _s in b c d; do
+		case " $BIG_SCEN " in *" $_s "*) ;; *) continue ;; esac
+		_h0=$(res_get "$_s.unix.big.hwm0") _h1=$(res_get "$_s.unix.big.hwm1")
+		_v=
+		[ "$(res_get "$_s.unix.big.ok")" = 1 ] && _v=$(calc "($_h1 - $_h0) / 1024")
+		goal "memory: peak RSS rise for one 50 MB message, $(title "$_s")" "$_v" "<=" 32 MB "$_s:unix"
+	done
+	for _s in c d; do
+		_r1=$(res_get "$_s.unix.rss2000") _r2=$(res_get "$_s.unix.rss20000")
+		[ -n "$_r1" ] || [ "$MODE" = full ] || continue
+		_v=
+		[ -n "$_r1" ] && [ -n "$_r2" ] && _v=$(calc "$_r2 / $_r1")
+		if [ "$MODE" = quick ]; then
+			printf '  %-54s %10s  %-9s %s\n' "memory: RSS 20,000 / 2,000 messages, $(title "$_s")" - "<= 1.1x" "n/a (--quick stops at 2,000)"
+			GOALS_NA=$((GOALS_NA + 1))
+		else
+			goal "memory: RSS 20,000 / 2,000 messages, $(title "$_s")" "$_v" "<=" 1.1 x "$_s:unix"
+		fi
+	done
+	for _s in b c; do
+		_o=$(res_get "$_s.keyopens")
+		[ -n "$_o" ] || continue
+		goal "keys parsed once: key files opened per 50 msgs, $(title "$_s")" "$_o" "<=" 1 "" "$_s:unix"
+	done
+	echo
+	echo "  $GOALS_MET met, $GOALS_NOT not met, $GOALS_NA not applicable."
+}
+
+# ------------------------------------------------------------ main
+
+[ "$(id -u)" = 0 ] || { echo "bench.sh: needs root (a private Postfix instance)" >&2; exit 1; }
+for _c in smtp-source smtp-sink postfix openssl timeout ss; do
+	command -v "$_c" >/dev/null 2>&1 ||
+		{ echo "bench.sh: $_c not found (make deps installs postfix and openssl)" >&2; exit 1; }
+done
+[ -x "$SMIME_TOP/milter/smime-milter" ] || { echo "bench.sh: build first: make" >&2; exit 1; }
+
+BENCH_START=$(date +%s)
+e2e_setup
+# Our own processes (the milter being measured) are stopped before lib.sh's
+# cleanup stops Postfix and the sink.
+bench_cleanup() {
+	_bst=$?
+	bm_stop
+	case ${DKIM_DIR:-} in /run/smime-bench-dkim.*) rm -rf "$DKIM_DIR" ;; esac
+	(exit "$_bst")
+	e2e_cleanup
+}
+trap bench_cleanup EXIT
+
+RESULTS=$E2E_DIR/results.tsv
+: >"$RESULTS"
+RUN_DIR=$E2E_DIR/run
+MSG_DIR=$E2E_DIR/msg
+KEYS_DIR=$E2E_DIR/keys
+PKI=$E2E_DIR/pki
+mkdir -p "$RUN_DIR" "$MSG_DIR" "$E2E_DIR/log" "$E2E_DIR/samples" "$E2E_DIR/state" "$KEYS_DIR"
+chmod 0755 "$RUN_DIR"
+chmod 0700 "$KEYS_DIR"
+
+pki_make "$PKI"
+cp "$PKI/alice.pem" "$KEYS_DIR/alice.pem"
+chmod 0600 "$KEYS_DIR/alice.pem"
+for _z in $SIZES; do
+	signed_message "$(size_bytes "$_z")" "$MSG_DIR/signed-$_z.eml"
+done
+dkim_setup
+
+sink_start
+postfix_bench_start
+say "Postfix on 127.0.0.1: no milter $PF_OUT_PORT/$PF_IN_PORT, unix $P_UNIX_OUT/$P_UNIX_IN, inet $P_INET_OUT/$P_INET_IN (out/in); sink $SINK_PORT"
+
+for main_s in $SCENARIOS; do
+	scen "$main_s"
+	if [ "$S_KIND" = none ]; then
+		bench_scenario "$main_s" none
+		continue
+	fi
+	[ "$S_KIND" = dkim ] && [ -z "$DKIM_OK" ] && continue
+	for main_kd in $SOCKETS; do
+		bench_scenario "$main_s" "$main_kd"
+		[ "$main_s" = c ] && PRELOAD_USED=$PRELOAD
+	done
+done
+
+mkdir -p "$(dirname "$REPORT")"
+print_report | tee "$REPORT"
+cp "$RESULTS" "${REPORT%.txt}.tsv"
+echo
+echo "report: $REPORT (raw values: ${REPORT%.txt}.tsv); $(($(date +%s) - BENCH_START)) s"
