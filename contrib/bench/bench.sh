@@ -67,10 +67,10 @@ SOCKETS=$(echo "$SOCKETS" | tr ',' ' ')
 # BENCH_N_1K, BENCH_N_50K, BENCH_N_1M, BENCH_N_LAT override them.
 if [ "$MODE" = quick ]; then
 	N_1K=${BENCH_N_1K:-200} N_50K=${BENCH_N_50K:-150} N_1M=${BENCH_N_1M:-24}
-	N_LAT=${BENCH_N_LAT:-25} LEAK_CHUNKS=1 BIG_SCEN="b c"
+	N_LAT=${BENCH_N_LAT:-25} LEAK_CHUNKS=1 BIG_SCEN="b c" ROUNDS=${BENCH_ROUNDS:-1}
 else
-	N_1K=${BENCH_N_1K:-800} N_50K=${BENCH_N_50K:-600} N_1M=${BENCH_N_1M:-150}
-	N_LAT=${BENCH_N_LAT:-100} LEAK_CHUNKS=10 BIG_SCEN="b c d e"
+	N_1K=${BENCH_N_1K:-600} N_50K=${BENCH_N_50K:-500} N_1M=${BENCH_N_1M:-100}
+	N_LAT=${BENCH_N_LAT:-60} LEAK_CHUNKS=10 BIG_SCEN="b c d e" ROUNDS=${BENCH_ROUNDS:-3}
 fi
 LEAK_CHUNK=2000
 SESSIONS=16
@@ -228,7 +228,7 @@ scen() {
 
 title() { (scen "$1" && echo "$S_TITLE"); }
 
-# smime_config SCENARIO FILE — the daemon's configuration for b, c or d.
+# smime_config SCENARIO ID FILE — instance ID's configuration (b, c or d).
 # Direction comes from {daemon_name} only (internal_hosts empty), so the
 # same daemon serves the outbound and the inbound Postfix service.
 smime_config() {
@@ -237,18 +237,18 @@ smime_config() {
 	c) _sc_pol='outbound = { sign = true; encrypt = "required"; cipher = "auto"; };' ;;
 	d) _sc_pol='outbound = { sign = true; encrypt = "opportunistic"; };' ;;
 	esac
-	mkdir -p "$E2E_DIR/state/$1"
-	cat >"$2" <<EOF
-# written by contrib/bench/bench.sh, scenario $1
+	mkdir -p "$E2E_DIR/state/$2"
+	cat >"$3" <<EOF
+# written by contrib/bench/bench.sh, scenario $1, instance $2
 socket = "$MILTER_SOCKET";
 socket_mode = "0666";
-pid_file = "$E2E_DIR/state/$1/smime-milter.pid";
-spool_dir = "$E2E_DIR/state/$1/spool";
+pid_file = "$E2E_DIR/state/$2/smime-milter.pid";
+spool_dir = "$E2E_DIR/state/$2/spool";
 authserv_id = "mx.bench.example";
 internal_domains = [ "org.example" ];
 internal_hosts = [ ];
 outbound_daemons = [ "ORIGINATING" ];
-cache = { backend = "sqlite"; path = "$E2E_DIR/state/$1/cache.db"; };
+cache = { backend = "sqlite"; path = "$E2E_DIR/state/$2/cache.db"; };
 keys_dir = "$KEYS_DIR";
 trust = { ca_file = "$PKI/ca.pem"; allow_self_signed = false; };
 $_sc_pol
@@ -259,19 +259,29 @@ EOF
 
 # ------------------------------------------------------------ milters
 
-BM_PID= # the milter process being measured (ours or OpenDKIM)
-BM_WHAT=
-BM_LOG=
+# Every milter instance (scenario x socket kind: b-unix, b-inet, ..., e-inet)
+# runs for the whole benchmark on a socket of its own, with two Postfix
+# services of its own (outbound and inbound). Idle instances cost nothing,
+# and none has to stop between rounds (libmilter takes up to 5 s to notice
+# SIGTERM). Per instance ID (e.g. "b_unix"), stored in variables:
+#   PID_ID SOCK_ID WHAT_ID   process, milter socket, "smime-milter"/"opendkim"
+#   PORT_ID_out PORT_ID_in   the smtpd ports whose smtpd_milters name SOCK_ID
+# BM_PID/BM_WHAT/BM_KIND: the instance being measured right now.
+BM_PID='' BM_WHAT='' BM_KIND=''
+INSTANCES=
 
-# bm_wait_ready — bounded wait until the milter socket accepts; false when
+iget() { eval "echo \"\${$1_$2:-}\""; }       # iget VAR ID
+iset() { eval "$1_$2=\$3"; }                   # iset VAR ID VALUE
+
+# bm_wait_ready PID SOCKET — bounded wait until SOCKET accepts; false when
 # the process died or never listened.
 bm_wait_ready() {
 	_bw=100
 	while [ "$_bw" -gt 0 ]; do
-		e2e_running "$BM_PID" || return 1
-		case $BM_SOCK in
-		inet:*) _bw_p=${BM_SOCK#inet:} && e2e_port_listening "${_bw_p%%@*}" && return 0 ;;
-		unix:*) [ -S "${BM_SOCK#unix:}" ] && return 0 ;;
+		e2e_running "$1" || return 1
+		case $2 in
+		inet:*) _bw_p=${2#inet:} && e2e_port_listening "${_bw_p%%@*}" && return 0 ;;
+		unix:*) [ -S "${2#unix:}" ] && return 0 ;;
 		esac
 		sleep 0.1
 		_bw=$((_bw - 1))
@@ -279,72 +289,126 @@ bm_wait_ready() {
 	return 1
 }
 
-# bm_start SCENARIO SOCKET-KIND — start the scenario's milter on the socket
-# Postfix expects for SOCKET-KIND; false (reason in BM_ERR) when it fails.
-bm_start() {
-	BM_ERR=
-	case $2 in
-	unix) BM_SOCK=unix:$RUN_DIR/milter.sock ;;
-	inet) BM_SOCK=inet:$BM_PORT@127.0.0.1 ;;
-	esac
-	rm -f "$RUN_DIR/milter.sock"
-	BM_LOG=$E2E_DIR/log/$1-$2.log
+# instances_plan — the instance list, a socket and two ports for each.
+instances_plan() {
+	for _ip_s in $SCENARIOS; do
+		scen "$_ip_s"
+		case $S_KIND in none) continue ;; dkim) [ -n "$DKIM_OK" ] || continue ;; esac
+		for _ip_k in $SOCKETS; do
+			_id=${_ip_s}_$_ip_k
+			INSTANCES="$INSTANCES $_id"
+			case $_ip_k in
+			unix) iset SOCK "$_id" "unix:$RUN_DIR/$_id.sock" ;;
+			inet)
+				_ip_p=$(e2e_free_port) || exit 1
+				E2E_PORTS_USED="$E2E_PORTS_USED $_ip_p"
+				iset SOCK "$_id" "inet:$_ip_p@127.0.0.1" ;;
+			esac
+			for _ip_d in out in; do
+				_ip_p=$(e2e_free_port) || exit 1
+				E2E_PORTS_USED="$E2E_PORTS_USED $_ip_p"
+				iset PORT "${_id}_$_ip_d" "$_ip_p"
+			done
+		done
+	done
+}
+
+# instance_start SCENARIO SOCKET-KIND — start one instance; false (reason
+# recorded as SCENARIO.KIND.start) when it does not come up.
+instance_start() {
+	scen "$1"
+	_id=$1_$2
+	_is_sock=$(iget SOCK "$_id")
+	_is_log=$E2E_DIR/log/$_id.log
+	_is_err=
 	case $S_KIND in
 	smime)
-		MILTER_SOCKET=$BM_SOCK
-		_conf=$E2E_DIR/state/$1.conf
-		smime_config "$1" "$_conf"
-		if ! "$SMIME_BINDIR/smime-milter" -n -c "$_conf" >"$BM_LOG" 2>&1; then
-			BM_ERR="configuration refused: $(head -n 2 "$BM_LOG" | tr '\n' ' ')"
-			return 1
+		MILTER_SOCKET=$_is_sock
+		_conf=$E2E_DIR/state/$_id.conf
+		smime_config "$1" "$_id" "$_conf"
+		if ! "$SMIME_BINDIR/smime-milter" -n -c "$_conf" >"$_is_log" 2>&1; then
+			_is_err="configuration refused: $(head -n 2 "$_is_log" | tr '\n' ' ')"
+		else
+			cache_preload "$1" "$_conf"
+			"$SMIME_BINDIR/smime-milter" -f -c "$_conf" </dev/null >>"$_is_log" 2>&1 &
+			iset PID "$_id" $!
+			iset WHAT "$_id" smime-milter
 		fi
-		cache_preload "$1" "$_conf" || return 1
-		"$SMIME_BINDIR/smime-milter" -f -c "$_conf" </dev/null >>"$BM_LOG" 2>&1 &
-		BM_PID=$! BM_WHAT=smime-milter
 		;;
 	dkim)
-		opendkim -f -x "$DKIM_DIR/opendkim.conf" -p "$BM_SOCK" </dev/null >"$BM_LOG" 2>&1 &
-		BM_PID=$! BM_WHAT=opendkim
+		opendkim -f -x "$DKIM_DIR/opendkim.conf" -p "$_is_sock" </dev/null >"$_is_log" 2>&1 &
+		iset PID "$_id" $!
+		iset WHAT "$_id" opendkim
 		;;
-	none) return 0 ;;
 	esac
-	if ! bm_wait_ready; then
-		BM_ERR="$BM_WHAT did not listen on $BM_SOCK: $(tail -n 3 "$BM_LOG" | tr '\n' ' ')"
-		bm_stop
+	if [ -z "$_is_err" ] && ! bm_wait_ready "$(iget PID "$_id")" "$_is_sock"; then
+		_is_err="$(iget WHAT "$_id") did not listen on $_is_sock: $(tail -n 3 "$_is_log" | tr '\n' ' ')"
+		instance_stop "$_id"
+	fi
+	if [ -n "$_is_err" ]; then
+		res_set "$1.$2.start" "$_is_err"
+		say "  $1 over $2: FAILED to start: $_is_err"
 		return 1
 	fi
+	say "  $1 over $2: $(iget WHAT "$_id") pid $(iget PID "$_id") on $_is_sock"
+	cache_harvest_fallback "$1" "$2"
 	return 0
 }
 
-bm_stop() {
-	[ -n "$BM_PID" ] || return 0
-	e2e_stop_pid "$BM_PID" "$BM_WHAT" 10 || say "$BM_WHAT (pid $BM_PID) needed SIGKILL"
-	BM_PID=
+instance_stop() {
+	_st_pid=$(iget PID "$1")
+	[ -n "$_st_pid" ] || return 0
+	e2e_stop_pid "$_st_pid" "$(iget WHAT "$1")" 15 || say "$(iget WHAT "$1") (pid $_st_pid) needed SIGKILL"
+	iset PID "$1" ""
+}
+
+# instances_stop — SIGTERM to every instance at once, then wait for each.
+instances_stop() {
+	for _id in $INSTANCES; do
+		_st_pid=$(iget PID "$_id")
+		[ -n "$_st_pid" ] && kill -TERM "$_st_pid" 2>/dev/null
+	done
+	for _id in $INSTANCES; do
+		instance_stop "$_id"
+	done
+}
+
+# use_instance SCENARIO SOCKET-KIND — make it the one being measured.
+use_instance() {
+	scen "$1"
+	BM_KIND=$2
+	if [ "$S_KIND" = none ]; then
+		BM_KIND=none BM_PID='' BM_WHAT=''
+		return 0
+	fi
+	BM_PID=$(iget PID "$1_$2")
+	BM_WHAT=$(iget WHAT "$1_$2")
+	[ -n "$BM_PID" ]
 }
 
 # cache_preload SCENARIO CONF — scenario c needs bob's certificate in the
 # cache: `smimectl cert import --force`. When smimectl cannot do that yet,
 # the daemon harvests it from one signed inbound message after it starts
 # (cache_harvest_fallback); the sample check tells whether that worked.
+PRELOAD=
 cache_preload() {
-	PRELOAD=
 	[ "$1" = c ] || return 0
 	if "$SMIME_BINDIR/smimectl" -c "$2" cert import --force "$PKI/bob.crt" \
 		>"$E2E_DIR/log/import.out" 2>&1; then
 		PRELOAD=smimectl
-		say "c: bob's certificate imported with smimectl cert import --force"
+		say "  c: bob's certificate imported with smimectl cert import --force"
 	else
 		PRELOAD=harvest
-		say "c: smimectl cert import --force failed ($(head -n 1 "$E2E_DIR/log/import.out")); trying to harvest bob's certificate from a signed message instead"
+		say "  c: 'smimectl cert import --force' failed ($(head -n 1 "$E2E_DIR/log/import.out")); offering bob's certificate in a signed inbound message instead"
 	fi
 	return 0
 }
 
 cache_harvest_fallback() {
-	[ "${PRELOAD:-}" = harvest ] || return 0
-	_port=$(svc_port "$1" in)
+	[ "$1" = c ] && [ "$PRELOAD" = harvest ] || return 0
+	rm -f "$SINK_DIR"/*
 	timeout -k 5 60 smtp-source -f "$BOB" -t "$ALICE" -F "$MSG_DIR/signed-1k.eml" -m 1 \
-		"127.0.0.1:$_port" >/dev/null 2>&1
+		"127.0.0.1:$(svc_port "$1" "$2" in)" >/dev/null 2>&1
 	wait_until 20 sink_has 1
 	rm -f "$SINK_DIR"/*
 }
@@ -382,55 +446,48 @@ EOF
 
 # ------------------------------------------------------------ Postfix services
 
-# svc_port KIND DIR — the smtpd port for milter socket KIND (none, unix,
-# inet) and direction DIR (out = ORIGINATING, in = inbound).
+# svc_port SCENARIO KIND DIR — the smtpd port for that scenario's instance
+# on socket KIND (none: no milter) and direction DIR (out = ORIGINATING).
 svc_port() {
-	case $1-$2 in
-	none-out) echo "$PF_OUT_PORT" ;;
-	none-in) echo "$PF_IN_PORT" ;;
-	unix-out) echo "$P_UNIX_OUT" ;;
-	unix-in) echo "$P_UNIX_IN" ;;
-	inet-out) echo "$P_INET_OUT" ;;
-	inet-in) echo "$P_INET_IN" ;;
+	case $2 in
+	none) case $3 in out) echo "$PF_OUT_PORT" ;; in) echo "$PF_IN_PORT" ;; esac ;;
+	*) iget PORT "$1_$2_$3" ;;
 	esac
 }
 
-# postfix_bench_start — lib.sh's private Postfix (its two services without a
-# milter), plus four services whose smtpd_milters point at the unix and the
-# inet milter socket, outbound and inbound. Whichever milter runs on the
-# socket (ours or OpenDKIM) serves them.
+# postfix_bench_start — lib.sh's private Postfix (its two services have no
+# milter), plus an outbound and an inbound service per milter instance.
 postfix_bench_start() {
-	P_UNIX_OUT=$(e2e_free_port) && E2E_PORTS_USED="$E2E_PORTS_USED $P_UNIX_OUT" &&
-	P_UNIX_IN=$(e2e_free_port) && E2E_PORTS_USED="$E2E_PORTS_USED $P_UNIX_IN" &&
-	P_INET_OUT=$(e2e_free_port) && E2E_PORTS_USED="$E2E_PORTS_USED $P_INET_OUT" &&
-	P_INET_IN=$(e2e_free_port) && E2E_PORTS_USED="$E2E_PORTS_USED $P_INET_IN" &&
-	BM_PORT=$(e2e_free_port) && E2E_PORTS_USED="$E2E_PORTS_USED $BM_PORT" || exit 1
-	PF_MILTER=none postfix_start \
+	PF_MILTER=none postfix_start
+	# Edit main.cf in place: a setting defined twice makes every Postfix
+	# process log "overriding earlier entry" at start, and under load that
+	# once deadlocked postlogd on its own full socket.
+	postconf -c "$PF_DIR/etc" -e \
 		"message_size_limit = 104857600" \
 		"mailbox_size_limit = 0" \
 		"milter_command_timeout = 60s" \
 		"milter_content_timeout = 300s" \
 		"smtp_data_done_timeout = 600s" \
-		"default_process_limit = 100" \
-		"syslog_name = postfix-bench"
-	_u="-o smtpd_milters=unix:$RUN_DIR/milter.sock"
-	_i="-o smtpd_milters=inet:127.0.0.1:$BM_PORT"
-	_o="-o milter_macro_daemon_name=ORIGINATING"
-	cat >>"$PF_DIR/etc/master.cf" <<EOF
-127.0.0.1:$P_UNIX_OUT inet n - n - - smtpd
-  -o syslog_name=postfix-bench/unix-out $_u $_o
-127.0.0.1:$P_UNIX_IN inet n - n - - smtpd
-  -o syslog_name=postfix-bench/unix-in $_u
-127.0.0.1:$P_INET_OUT inet n - n - - smtpd
-  -o syslog_name=postfix-bench/inet-out $_i $_o
-127.0.0.1:$P_INET_IN inet n - n - - smtpd
-  -o syslog_name=postfix-bench/inet-in $_i
+		"syslog_name = postfix-bench" || fail "postconf -e failed"
+	for _id in $INSTANCES; do
+		_ps=$(iget SOCK "$_id")
+		case $_ps in
+		inet:*) _ps_p=${_ps#inet:} && _ps="inet:127.0.0.1:${_ps_p%%@*}" ;;
+		esac
+		cat >>"$PF_DIR/etc/master.cf" <<EOF
+127.0.0.1:$(iget PORT "${_id}_out") inet n - n - - smtpd
+  -o syslog_name=postfix-bench/$_id-out -o smtpd_milters=$_ps -o milter_macro_daemon_name=ORIGINATING
+127.0.0.1:$(iget PORT "${_id}_in") inet n - n - - smtpd
+  -o syslog_name=postfix-bench/$_id-in -o smtpd_milters=$_ps
 EOF
+	done
 	postfix -c "$PF_DIR/etc" reload >>"$E2E_DIR/postfix-start.out" 2>&1 ||
 		fail "postfix reload failed"
-	for _p in "$P_UNIX_OUT" "$P_UNIX_IN" "$P_INET_OUT" "$P_INET_IN"; do
-		wait_until 15 e2e_port_listening "$_p" ||
-			fail "private Postfix does not listen on 127.0.0.1:$_p"
+	for _id in $INSTANCES; do
+		for _p in "$(iget PORT "${_id}_out")" "$(iget PORT "${_id}_in")"; do
+			wait_until 15 e2e_port_listening "$_p" ||
+				fail "private Postfix does not listen on 127.0.0.1:$_p"
+		done
 	done
 }
 
@@ -510,7 +567,8 @@ run_load() {
 	_rl_cpu0=
 	[ -n "$BM_PID" ] && _rl_cpu0=$(proc_cpu_ms "$BM_PID")
 	_rl_t0=$(now_ns)
-	timeout -k 5 600 smtp-source -s "$_rl_s" -m "$_rl_n" -f "$S_FROM" -t "$S_TO" \
+	# Bounded: at least 5 msg/s, or the run counts as failed.
+	timeout -k 5 $((30 + _rl_n / 5)) smtp-source -s "$_rl_s" -m "$_rl_n" -f "$S_FROM" -t "$S_TO" \
 		-M client.bench.example "$@" "127.0.0.1:$_rl_port" >"$E2E_DIR/log/source.out" 2>&1
 	_rl_src_rc=$?
 	_rl_t1=$(now_ns)
@@ -565,9 +623,16 @@ run_load() {
 
 # big_message SCENARIO — peak RSS (VmHWM) before and after one 50 MB message.
 big_message() {
+	_bg_s=$1
 	_k=$1.$BM_KIND.big
-	_hwm0=$(proc_kb "$BM_PID" VmHWM)
 	wait_until 60 queue_empty
+	# Reset the peak to the current RSS (clear_refs 5, Linux >= 4.0), so
+	# that the rise is the 50 MB message's own, not an earlier peak.
+	if echo 5 2>/dev/null >"/proc/$BM_PID/clear_refs"; then
+		_hwm0=$(proc_kb "$BM_PID" VmRSS)
+	else
+		_hwm0=$(proc_kb "$BM_PID" VmHWM)
+	fi
 	rm -f "$SINK_DIR"/*
 	case $S_GEN in
 	plain) set -- -l "$BIG_SIZE" ;;
@@ -576,9 +641,9 @@ big_message() {
 		set -- -F "$MSG_DIR/signed-big.eml" ;;
 	esac
 	timeout -k 5 300 smtp-source -s 1 -m 1 -f "$S_FROM" -t "$S_TO" -M client.bench.example \
-		"$@" "127.0.0.1:$(svc_port "$BM_KIND" "$S_DIR")" >"$E2E_DIR/log/source.out" 2>&1
+		"$@" "127.0.0.1:$(svc_port "$_bg_s" "$BM_KIND" "$S_DIR")" >"$E2E_DIR/log/source.out" 2>&1
 	_rc=$?
-	wait_until 120 sink_has 1
+	[ "$_rc" -eq 0 ] && wait_until 120 sink_has 1
 	_hwm1=$(proc_kb "$BM_PID" VmHWM)
 	if [ "$_rc" -ne 0 ] || ! sink_has 1; then
 		res_set "$_k.ok" 0
@@ -591,7 +656,7 @@ big_message() {
 	res_set "$_k.hwm1" "$_hwm1"
 	res_set "$_k.effect" "$(sample_effect "$(find "$SINK_DIR" -type f | head -n 1)")"
 	rm -f "$SINK_DIR"/*
-	say "  $_k: VmHWM $(fmt "$(calc "$_hwm0 / 1024")") MB -> $(fmt "$(calc "$_hwm1 / 1024")") MB ($(res_get "$_k.effect"))"
+	say "  $_k: RSS $(fmt "$(calc "$_hwm0 / 1024")") MB before, peak $(fmt "$(calc "$_hwm1 / 1024")") MB ($(res_get "$_k.effect"))"
 }
 
 # leak_run SCENARIO — LEAK_CHUNKS runs of 2,000 messages at 1 KB; VmRSS
@@ -599,7 +664,7 @@ big_message() {
 leak_run() {
 	_i=1
 	while [ "$_i" -le "$LEAK_CHUNKS" ]; do
-		run_load "$1.$BM_KIND.leak$_i" "$(svc_port "$BM_KIND" "$S_DIR")" "$SESSIONS" \
+		run_load "$1.$BM_KIND.leak$_i" "$(svc_port "$1" "$BM_KIND" "$S_DIR")" "$SESSIONS" \
 			"$LEAK_CHUNK" 1k || return 1
 		res_set "$1.$BM_KIND.rss$((_i * LEAK_CHUNK))" "$(proc_kb "$BM_PID" VmRSS)"
 		_i=$((_i + 1))
@@ -615,7 +680,7 @@ keys_parsed_once() {
 	strace -f -qq -e trace=open,openat -o "$_tr" -p "$BM_PID" 2>/dev/null &
 	_st_pid=$!
 	sleep 1
-	run_load "$1.$BM_KIND.strace" "$(svc_port "$BM_KIND" "$S_DIR")" 4 50 1k >/dev/null 2>&1
+	run_load "$1.$BM_KIND.strace" "$(svc_port "$1" "$BM_KIND" "$S_DIR")" 4 50 1k >/dev/null 2>&1
 	kill -INT "$_st_pid" 2>/dev/null
 	wait "$_st_pid" 2>/dev/null
 	if e2e_running "$_st_pid"; then kill -KILL "$_st_pid"; fi
@@ -625,33 +690,70 @@ keys_parsed_once() {
 
 # ------------------------------------------------------------ one scenario
 
-# bench_scenario NAME SOCKET-KIND — start the milter, warm up, measure.
-bench_scenario() {
-	scen "$1"
-	BM_KIND=$2
-	[ "$S_KIND" = none ] && BM_KIND=none
-	_port=$(svc_port "$BM_KIND" "$S_DIR")
-	say "scenario $1 ($S_TITLE) over $BM_KIND"
-	if ! bm_start "$1" "$2"; then
-		res_set "$1.$BM_KIND.start" "$BM_ERR"
-		say "  $1.$BM_KIND: FAILED to start: $BM_ERR"
-		return 1
-	fi
-	cache_harvest_fallback "$BM_KIND"
+# bench_round NAME SOCKET-KIND ROUND — warm up, run the three sizes with 16
+# sessions and two with one session. Keys NAME.KIND.SIZE.rROUND.*;
+# aggregate() takes the median over the rounds.
+bench_round() {
+	use_instance "$1" "$2" || return 0 # did not start
+	_br_port=$(svc_port "$1" "$BM_KIND" "$S_DIR")
+	say "round $3: scenario $1 ($S_TITLE) over $BM_KIND"
 	# Warm-up: smtpd processes, milter threads, OpenSSL, the cache.
-	run_load "$1.$BM_KIND.warm" "$_port" "$SESSIONS" 32 1k >/dev/null 2>&1
-	for _z in $SIZES; do
-		run_load "$1.$BM_KIND.$_z" "$_port" "$SESSIONS" "$(size_count "$_z")" "$_z"
+	run_load "$1.$BM_KIND.warm" "$_br_port" "$SESSIONS" 32 1k >/dev/null 2>&1
+	for _br_z in $SIZES; do
+		run_load "$1.$BM_KIND.$_br_z.r$3" "$_br_port" "$SESSIONS" "$(size_count "$_br_z")" "$_br_z"
 	done
-	for _z in 1k 50k; do
-		run_load "$1.$BM_KIND.lat$_z" "$_port" 1 "$N_LAT" "$_z"
+	for _br_z in 1k 50k; do
+		run_load "$1.$BM_KIND.lat$_br_z.r$3" "$_br_port" 1 "$N_LAT" "$_br_z"
 	done
-	if [ "$BM_KIND" = unix ] && [ -n "$BM_PID" ]; then
-		case " $BIG_SCEN " in *" $1 "*) big_message "$1" ;; esac
-		case $1 in c | d) [ "$MODE" = full ] || [ "$1" = c ] && leak_run "$1" ;; esac
-		[ "$MODE" = full ] && [ "$S_KIND" = smime ] && keys_parsed_once "$1"
+}
+
+# bench_memory NAME — over the unix socket: the 50 MB message, RSS over
+# 2,000..20,000 messages, key files opened per message.
+bench_memory() {
+	use_instance "$1" unix || return 0
+	case " $BIG_SCEN " in *" $1 "*) _bm_big=1 ;; *) _bm_big= ;; esac
+	_bm_leak=
+	case $1 in c) _bm_leak=1 ;; d) [ "$MODE" = full ] && _bm_leak=1 ;; esac
+	_bm_keys=
+	[ "$MODE" = full ] && [ "$S_KIND" = smime ] && command -v strace >/dev/null 2>&1 && _bm_keys=1
+	[ -n "$_bm_big$_bm_leak$_bm_keys" ] || return 0
+	say "memory: scenario $1 ($S_TITLE) over unix"
+	[ -n "$_bm_big" ] && big_message "$1"
+	[ -n "$_bm_leak" ] && leak_run "$1"
+	[ -n "$_bm_keys" ] && keys_parsed_once "$1"
+	return 0
+}
+
+# round_values PREFIX FIELD — the values of PREFIX.rN.FIELD, one a line.
+round_values() {
+	awk -F '\t' -v p="$1" -v f="$2" '
+		substr($1, 1, length(p) + 2) == p ".r" {
+			rest = substr($1, length(p) + 3)
+			if (rest ~ ("^[0-9]+\\." f "$")) print $2
+		}' "$RESULTS"
+}
+
+# aggregate PREFIX — PREFIX.{ok,err,rate,lat,cpu,effect} from the rounds:
+# failed when any round failed; otherwise the median of each number.
+aggregate() {
+	_ag_ok=$(round_values "$1" ok | sort -n | head -n 1)
+	[ -n "$_ag_ok" ] || return 0
+	res_set "$1.ok" "$_ag_ok"
+	res_set "$1.rounds" "$(round_values "$1" ok | wc -l)"
+	if [ "$_ag_ok" = 0 ]; then
+		res_set "$1.err" "$(round_values "$1" err | head -n 1)"
+		res_set "$1.effect" failed
+		return 0
 	fi
-	bm_stop
+	for _ag_f in rate lat cpu; do
+		_ag_v=$(round_values "$1" "$_ag_f" | sort -g | awk '{ v[n++] = $1 }
+			END { if (n) print (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2 }')
+		[ -n "$_ag_v" ] && res_set "$1.$_ag_f" "$_ag_v"
+		_ag_sp=$(round_values "$1" "$_ag_f" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
+			END { if (NR > 1) printf "%.3g-%.3g\n", lo, hi }')
+		[ -n "$_ag_sp" ] && res_set "$1.$_ag_f.range" "$_ag_sp"
+	done
+	res_set "$1.effect" "$(round_values "$1" effect | head -n 1)"
 }
 
 # ------------------------------------------------------------ report
@@ -712,7 +814,11 @@ goal() {
 		GOALS_NA=$((GOALS_NA + 1))
 		_gshow=-
 	else
-		_gshow=$(fmt "$_gv" 2)$_gu
+		case $_gu in
+		x | ms) _gshow="$(fmt "$_gv" 2)$_gu" ;;
+		MB) _gshow="$(fmt "$_gv" 1) MB" ;;
+		*) _gshow=$(fmt "$_gv" 0) ;;
+		esac
 		if [ -n "$_why" ]; then
 			case $_why in
 			*"not installed"* | *"not run"*) _verdict="n/a ($_why)"; GOALS_NA=$((GOALS_NA + 1)) ;;
@@ -727,7 +833,7 @@ goal() {
 			GOALS_NOT=$((GOALS_NOT + 1))
 		fi
 	fi
-	printf '  %-54s %10s  %-9s %s\n' "$_gl" "$_gshow" "$_gop $_glim$_gu" "$_verdict"
+	printf '  %-58s %9s  %-8s %s\n' "$_gl" "$_gshow" "$_gop $_glim${_gu:+ $_gu}" "$_verdict"
 }
 
 ratio() { # A B -> A/B, empty when either is missing
@@ -742,7 +848,9 @@ print_report() {
 	echo "  command:  $CMDLINE"
 	echo "  machine:  $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB RAM", $2 / 1048576 }' /proc/meminfo)"
 	echo "  software: smime-milter $("$SMIME_BINDIR/smime-milter" -V | awk '{ print $2 }') ($(git -C "$SMIME_TOP" describe --always --dirty 2>/dev/null || echo '?')), Postfix $(postconf -d -h mail_version), $(openssl version | awk '{ print $1, $2 }')${DKIM_OK:+, OpenDKIM $DKIM_VERSION}"
-	echo "  counts:   16 sessions: $N_1K x 1 KB, $N_50K x 50 KB, $N_1M x 1 MB; 1 session: $N_LAT messages"
+	echo "  counts:   16 sessions: $N_1K x 1 KB, $N_50K x 50 KB, $N_1M x 1 MB; 1 session: $N_LAT messages;"
+	echo "            $ROUNDS round(s), each number the median over the rounds"
+	echo "  load avg: $LOAD_START at the start, $LOAD_END at the end (2 CPUs: anything else running skews the numbers)"
 	echo
 	echo "Throughput with 16 sessions (msg/s = delivered to the sink / wall time) and the"
 	echo "milter's CPU per message (cpu, ms); latency = client wall time per message, 1 session."
@@ -779,7 +887,7 @@ print_report() {
 	echo "  unchanged. A trailing ! marks a scenario whose mail did NOT get the treatment it"
 	echo "  is meant to measure (e.g. unchanged!: the daemon passed it through); ? marks a"
 	echo "  sample whose cryptographic check failed. FAIL: rejected, deferred or lost mail."
-	_errs=$(awk -F '\t' '$1 ~ /\.err$/ { print "    " $1 ": " $2 }' "$RESULTS" | sort -u)
+	_errs=$(awk -F '\t' '$1 ~ /\.err$/ && $1 !~ /\.r[0-9]+\.err$/ { print "    " $1 ": " $2 }' "$RESULTS" | sort -u)
 	[ -n "$_errs" ] && { echo; echo "  failures:"; echo "$_errs"; }
 	for _s in b c d; do
 		for _kd in $SOCKETS; do
@@ -787,7 +895,7 @@ print_report() {
 			case $_d in ok | "") ;; *) echo "    $_s over $_kd: sample check: $_d" ;; esac
 		done
 	done
-	case ${PRELOAD_USED:-} in
+	case $PRELOAD in
 	harvest) echo "  c: bob's certificate could not be imported with 'smimectl cert import --force';"
 		echo "     it was offered to the daemon in one signed inbound message instead." ;;
 	esac
@@ -800,7 +908,7 @@ print_report() {
 		scen "$_s"
 		_k=$_s.unix.big
 		case $(res_get "$_k.ok") in
-		1) printf '  %-19s 50 MB message: VmHWM %s MB -> %s MB, rise %s MB (%s)\n' "$_s $S_TITLE" \
+		1) printf '  %-19s 50 MB message: RSS %s MB before, peak %s MB during: rise %s MB (%s)\n' "$_s $S_TITLE" \
 			"$(fmt "$(calc "$(res_get "$_k.hwm0") / 1024")")" "$(fmt "$(calc "$(res_get "$_k.hwm1") / 1024")")" \
 			"$(fmt "$(calc "($(res_get "$_k.hwm1") - $(res_get "$_k.hwm0")) / 1024")")" "$(res_get "$_k.effect")" ;;
 		0) printf '  %-19s 50 MB message: FAILED: %s\n' "$_s $S_TITLE" "$(res_get "$_k.err")" ;;
@@ -827,7 +935,7 @@ print_report() {
 
 	echo
 	echo "Goals (issue 5), ratios from this run"
-	printf '  %-54s %10s  %-9s %s\n' goal measured target verdict
+	printf '  %-58s %9s  %-8s %s\n' goal measured target verdict
 	GOALS_MET=0 GOALS_NOT=0 GOALS_NA=0
 	goal "unix: sign-only / no milter, msg/s at 50 KB" \
 		"$(ratio "$(rate b.unix.50k)" "$(rate a.none.50k)")" ">=" 0.8 x b:unix a:none
@@ -877,7 +985,7 @@ print_report() {
 		_v=
 		[ -n "$_r1" ] && [ -n "$_r2" ] && _v=$(calc "$_r2 / $_r1")
 		if [ "$MODE" = quick ]; then
-			printf '  %-54s %10s  %-9s %s\n' "memory: RSS 20,000 / 2,000 messages, $(title "$_s")" - "<= 1.1x" "n/a (--quick stops at 2,000)"
+			printf '  %-58s %9s  %-8s %s\n' "memory: RSS 20,000 / 2,000 messages, $(title "$_s")" - "<= 1.1 x" "n/a (--quick stops at 2,000)"
 			GOALS_NA=$((GOALS_NA + 1))
 		else
 			goal "memory: RSS 20,000 / 2,000 messages, $(title "$_s")" "$_v" "<=" 1.1 x "$_s:unix"
@@ -902,12 +1010,13 @@ done
 [ -x "$SMIME_TOP/milter/smime-milter" ] || { echo "bench.sh: build first: make" >&2; exit 1; }
 
 BENCH_START=$(date +%s)
+LOAD_START=$(cut -d ' ' -f 1-3 /proc/loadavg)
 e2e_setup
 # Our own processes (the milter being measured) are stopped before lib.sh's
 # cleanup stops Postfix and the sink.
 bench_cleanup() {
 	_bst=$?
-	bm_stop
+	instances_stop
 	case ${DKIM_DIR:-} in /run/smime-bench-dkim.*) rm -rf "$DKIM_DIR" ;; esac
 	(exit "$_bst")
 	e2e_cleanup
@@ -932,22 +1041,47 @@ for _z in $SIZES; do
 done
 dkim_setup
 
+instances_plan
 sink_start
 postfix_bench_start
-say "Postfix on 127.0.0.1: no milter $PF_OUT_PORT/$PF_IN_PORT, unix $P_UNIX_OUT/$P_UNIX_IN, inet $P_INET_OUT/$P_INET_IN (out/in); sink $SINK_PORT"
+say "Postfix on 127.0.0.1: no milter $PF_OUT_PORT (out) $PF_IN_PORT (in); sink $SINK_PORT"
+say "starting the milters"
+for main_id in $INSTANCES; do
+	instance_start "${main_id%%_*}" "${main_id#*_}"
+done
 
+# Rounds: every scenario once per round, so that background load drifting
+# during the run touches all of them alike; the median of the rounds counts.
+main_r=1
+while [ "$main_r" -le "$ROUNDS" ]; do
+	for main_s in $SCENARIOS; do
+		scen "$main_s"
+		case $S_KIND in
+		none) bench_round "$main_s" none "$main_r"; continue ;;
+		dkim) [ -n "$DKIM_OK" ] || continue ;;
+		esac
+		for main_kd in $SOCKETS; do
+			bench_round "$main_s" "$main_kd" "$main_r"
+		done
+	done
+	main_r=$((main_r + 1))
+done
 for main_s in $SCENARIOS; do
-	scen "$main_s"
-	if [ "$S_KIND" = none ]; then
-		bench_scenario "$main_s" none
-		continue
-	fi
-	[ "$S_KIND" = dkim ] && [ -z "$DKIM_OK" ] && continue
-	for main_kd in $SOCKETS; do
-		bench_scenario "$main_s" "$main_kd"
-		[ "$main_s" = c ] && PRELOAD_USED=$PRELOAD
+	for main_kd in none $SOCKETS; do
+		for main_z in $SIZES lat1k lat50k; do
+			aggregate "$main_s.$main_kd.$main_z"
+		done
 	done
 done
+case " $SOCKETS " in *" unix "*)
+	for main_s in $SCENARIOS; do
+		[ "$main_s" = a ] || bench_memory "$main_s"
+	done
+	;;
+esac
+say "stopping the milters"
+instances_stop
+LOAD_END=$(cut -d ' ' -f 1-3 /proc/loadavg)
 
 mkdir -p "$(dirname "$REPORT")"
 print_report | tee "$REPORT"
