@@ -158,4 +158,5 @@ install: all
 clean:
 	rm -rf build build-asan milter/smime-milter milter/smimectl var
 
--include $(LIB_OBJS:.o=.d) $(MILTER_OBJS:.o=.d) $(CTL_OBJS:.o=.d)
+-include $(LIB_OBJS:.o=.d) $(MILTER_OBJS:.o=.d) $(CTL_OBJS:.o=.d) \
+  $(UNIT_SRCS:%.c=$(O)/%.d) $(TESTUTIL:.o=.d)

@@ -90,14 +90,14 @@ policy_rcpt(const struct config *cfg, const char *sender, const char *rcpt,
 	out->verdict = POL_ACCEPT;
 	out->treatment.encrypt = o.encrypt != CFG_ENCRYPT_NEVER && lk->has_cert;
 	out->treatment.key_type = out->treatment.encrypt ? lk->key_type : POL_KEY_NONE;
-	out->log = "accepted";
+	snprintf(out->log, sizeof(out->log), "%s", "accepted");
 
 	if (o.encrypt == CFG_ENCRYPT_REQUIRED && !lk->has_cert) {
 		const char *why = lk->reason ? lk->reason : "no certificate exchanged";
 		bool temp = o.missing_cert == CFG_MISSING_TEMPFAIL;
 
 		out->verdict = temp ? POL_TEMPFAIL : POL_REJECT;
-		out->log = why;
+		snprintf(out->log, sizeof(out->log), "%s", why);
 		snprintf(out->reply.code, sizeof(out->reply.code), "%s", temp ? "450" : "550");
 		snprintf(out->reply.xcode, sizeof(out->reply.xcode), "%s", temp ? "4.7.1" : "5.7.1");
 		if ((st = reply_add(&out->reply, "Encrypted delivery to <%s> is required, but %s.",
@@ -114,7 +114,7 @@ policy_rcpt(const struct config *cfg, const char *sender, const char *rcpt,
 	 * with one ECDH recipient among RSA ones. */
 	if (first->encrypt && out->treatment.encrypt && first->key_type != out->treatment.key_type) {
 		out->verdict = POL_TEMPFAIL;
-		out->log = "key type differs from the first recipient's";
+		snprintf(out->log, sizeof(out->log), "%s", "key type differs from the first recipient's");
 		snprintf(out->reply.code, sizeof(out->reply.code), "452");
 		snprintf(out->reply.xcode, sizeof(out->reply.xcode), "4.7.0");
 		st = reply_add(&out->reply,
@@ -125,7 +125,7 @@ policy_rcpt(const struct config *cfg, const char *sender, const char *rcpt,
 	if (o.encrypt == CFG_ENCRYPT_OPPORTUNISTIC && o.mixed == CFG_MIXED_SPLIT &&
 	    first->encrypt != out->treatment.encrypt) {
 		out->verdict = POL_TEMPFAIL;
-		out->log = "treatment differs from the first recipient's (mixed = split)";
+		snprintf(out->log, sizeof(out->log), "%s", "treatment differs from the first recipient's (mixed = split)");
 		snprintf(out->reply.code, sizeof(out->reply.code), "452");
 		snprintf(out->reply.xcode, sizeof(out->reply.xcode), "4.7.0");
 		st = reply_add(&out->reply,

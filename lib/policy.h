@@ -55,7 +55,7 @@ struct pol_rcpt_decision {
 	enum pol_verdict verdict;
 	struct pol_treatment treatment; /* when accepted */
 	struct pol_reply reply;         /* when not accepted */
-	const char *log;                /* static text for the log line */
+	char log[200];                  /* why, for the log line */
 };
 
 /* Decide one recipient at RCPT time. first: the treatment of the first

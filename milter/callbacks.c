@@ -1,6 +1,7 @@
 /*
  * callbacks.c — the libmilter callbacks. Each fetches its context, makes one
- * library call and maps the result; nothing here decides S/MIME matters.
+ * library call and maps the result; every decision and transformation is
+ * in lib/ (gateway.c, policy.c).
  *
  * Two contexts: the connection context (struct conn, freed in mlfi_close,
  * which may arrive without one) and the message context inside it, released
@@ -16,27 +17,25 @@
 #include <time.h>
 
 #include "buf.h"
+#include "gateway.h"
 #include "log.h"
 #include "milter.h"
+#include "mime.h"
 #include "policy.h"
 #include "spool.h"
 #include "status.h"
 
-struct hdr {
-	char *name;
-	char *value;
-};
-
 struct msg {
 	bool active;
+	enum pol_direction dir;
 	char qid[64];
 	char *sender;
 	char **rcpts;
 	size_t nrcpts;
-	struct hdr *hdrs;
-	size_t nhdrs;
+	bool have_first;
+	struct pol_treatment first;   /* the first accepted recipient's */
+	struct mime_headers hdrs;
 	struct spool *body;
-	bool too_big;
 	struct timespec start;
 };
 
@@ -44,7 +43,6 @@ struct conn {
 	struct runtime *rt;
 	struct sockaddr_storage client;
 	bool have_client;
-	char hostname[256];
 	char daemon_name[64];
 	struct msg msg;
 };
@@ -56,11 +54,7 @@ msg_reset(struct msg *m)
 	for (size_t i = 0; i < m->nrcpts; i++)
 		free(m->rcpts[i]);
 	free(m->rcpts);
-	for (size_t i = 0; i < m->nhdrs; i++) {
-		free(m->hdrs[i].name);
-		free(m->hdrs[i].value);
-	}
-	free(m->hdrs);
+	mime_headers_free(&m->hdrs);
 	spool_free(m->body);
 	memset(m, 0, sizeof(*m));
 }
@@ -82,11 +76,33 @@ msg_refresh_qid(SMFICTX *ctx, struct msg *m)
 	macro_copy(ctx, "i", m->qid, sizeof(m->qid));
 }
 
+/* Hand a reply to the MTA: one line, or a multi-line reply. */
+static void
+set_reply(SMFICTX *ctx, const struct pol_reply *r)
+{
+	char *l[POL_REPLY_LINES + 1] = { NULL };
+
+	if (r->nlines == 0)
+		return;
+	if (r->nlines == 1) {
+		smfi_setreply(ctx, (char *)r->code, (char *)r->xcode, r->lines[0]);
+		return;
+	}
+	for (size_t i = 0; i < r->nlines && i < POL_REPLY_LINES; i++)
+		l[i] = r->lines[i];
+	/* setmlreply stops at the first NULL. */
+	smfi_setmlreply(ctx, r->code, r->xcode, l[0], l[1], l[2], l[3], l[4], l[5], l[6], l[7],
+	    l[8], l[9], l[10], l[11], l[12], l[13], l[14], l[15], l[16], l[17], l[18], l[19],
+	    l[20], l[21], l[22], l[23], l[24], l[25], l[26], l[27], l[28], l[29], l[30], l[31],
+	    (char *)NULL);
+}
+
 static sfsistat
 tempfail(SMFICTX *ctx, struct conn *c, const char *why)
 {
 	log_qid(LOG_ERR, c ? c->msg.qid : NULL, "temporary failure: %s", why);
-	smfi_setreply(ctx, "451", "4.3.0", (char *)"smime-milter: temporary local problem, try again later");
+	smfi_setreply(ctx, (char *)"451", (char *)"4.7.0",
+	    (char *)"S/MIME gateway: temporary local problem, please try again later");
 	return SMFIS_TEMPFAIL;
 }
 
@@ -95,17 +111,19 @@ mlfi_negotiate(SMFICTX *ctx, unsigned long f0, unsigned long f1, unsigned long f
     unsigned long f3, unsigned long *pf0, unsigned long *pf1, unsigned long *pf2,
     unsigned long *pf3)
 {
+	(void)f1;
 	(void)f2;
 	(void)f3;
 	*pf0 = f0 & (SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_CHGBODY | SMFIF_SETSYMLIST);
-	/* Every stage gets a reply from us, so the MTA never sends two
-	 * packets back to back without waiting (no Nagle stalls over TCP). */
-	*pf1 = f1 & SMFIP_SKIP;
+	/* We answer every stage, so the MTA never sends two packets back to
+	 * back without waiting for us (no Nagle stalls over TCP). */
+	*pf1 = 0;
 	*pf2 = 0;
 	*pf3 = 0;
 	if (f0 & SMFIF_SETSYMLIST) {
 		smfi_setsymlist(ctx, SMFIM_CONNECT, (char *)"j {daemon_name} {client_addr}");
 		smfi_setsymlist(ctx, SMFIM_ENVFROM, (char *)"i {auth_authen} {auth_type}");
+		smfi_setsymlist(ctx, SMFIM_ENVRCPT, (char *)"i");
 		smfi_setsymlist(ctx, SMFIM_EOH, (char *)"i");
 		smfi_setsymlist(ctx, SMFIM_EOM, (char *)"i");
 	}
@@ -117,10 +135,10 @@ mlfi_connect(SMFICTX *ctx, char *hostname, _SOCK_ADDR *sa)
 {
 	struct conn *c = calloc(1, sizeof(*c));
 
+	(void)hostname;
 	if (c == NULL)
 		return tempfail(ctx, NULL, "out of memory");
 	c->rt = runtime_get();
-	snprintf(c->hostname, sizeof(c->hostname), "%s", hostname ? hostname : "unknown");
 	if (sa && (sa->sa_family == AF_INET || sa->sa_family == AF_INET6)) {
 		memcpy(&c->client, sa, sa->sa_family == AF_INET ? sizeof(struct sockaddr_in) :
 		    sizeof(struct sockaddr_in6));
@@ -152,6 +170,9 @@ mlfi_envfrom(SMFICTX *ctx, char **argv)
 	c->msg.active = true;
 	clock_gettime(CLOCK_MONOTONIC, &c->msg.start);
 	msg_refresh_qid(ctx, &c->msg);
+	c->msg.dir = policy_direction(cfg, c->daemon_name,
+	    smfi_getsymval(ctx, (char *)"{auth_authen}"),
+	    c->have_client ? (const struct sockaddr *)&c->client : NULL);
 	if ((c->msg.sender = strdup(argv[0] ? argv[0] : "<>")) == NULL ||
 	    spool_new(cfg->spool_dir, cfg->spool_threshold, cfg->max_message_size,
 		&c->msg.body) != SM_OK)
@@ -163,11 +184,33 @@ static sfsistat
 mlfi_envrcpt(SMFICTX *ctx, char **argv)
 {
 	struct conn *c = smfi_getpriv(ctx);
+	struct pol_rcpt_decision d;
 	char **v;
+	sm_status st;
 
 	if (c == NULL || !c->msg.active)
 		return tempfail(ctx, c, "recipient outside a transaction");
 	msg_refresh_qid(ctx, &c->msg);
+	if (c->msg.dir == POL_OUTBOUND) {
+		st = gw_rcpt(&c->rt->env, c->msg.sender, argv[0],
+		    c->msg.have_first ? &c->msg.first : NULL, &d);
+		if (st != SM_OK)
+			return tempfail(ctx, c, sm_strstatus(st));
+		if (d.verdict != POL_ACCEPT) {
+			const char *a = argv[0] + (argv[0][0] == '<');
+			int alen = (int)strcspn(a, ">");
+
+			log_qid(LOG_NOTICE, c->msg.qid, "%s %.*s: %s",
+			    d.verdict == POL_REJECT ? "rejected" : "deferred", alen, a, d.log);
+			set_reply(ctx, &d.reply);
+			policy_reply_free(&d.reply);
+			return d.verdict == POL_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+		}
+		if (!c->msg.have_first) {
+			c->msg.first = d.treatment;
+			c->msg.have_first = true;
+		}
+	}
 	v = realloc(c->msg.rcpts, (c->msg.nrcpts + 1) * sizeof(*v));
 	if (v == NULL)
 		return tempfail(ctx, c, "out of memory");
@@ -189,19 +232,15 @@ static sfsistat
 mlfi_header(SMFICTX *ctx, char *name, char *value)
 {
 	struct conn *c = smfi_getpriv(ctx);
-	struct hdr *v;
+	sm_status st;
 
 	if (c == NULL || !c->msg.active)
 		return tempfail(ctx, c, "header outside a transaction");
-	v = realloc(c->msg.hdrs, (c->msg.nhdrs + 1) * sizeof(*v));
-	if (v == NULL)
+	st = mime_headers_add(&c->msg.hdrs, name, value);
+	if (st == SM_ERR_NOMEM)
 		return tempfail(ctx, c, "out of memory");
-	c->msg.hdrs = v;
-	v[c->msg.nhdrs].name = strdup(name);
-	v[c->msg.nhdrs].value = strdup(value);
-	c->msg.nhdrs++;
-	if (v[c->msg.nhdrs - 1].name == NULL || v[c->msg.nhdrs - 1].value == NULL)
-		return tempfail(ctx, c, "out of memory");
+	if (st != SM_OK)
+		log_qid(LOG_NOTICE, c->msg.qid, "ignoring malformed header name");
 	return SMFIS_CONTINUE;
 }
 
@@ -227,7 +266,8 @@ mlfi_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	if (st == SM_ERR_LIMIT) {
 		log_qid(LOG_NOTICE, c->msg.qid, "rejected: message larger than %llu bytes",
 		    (unsigned long long)c->rt->cfg->max_message_size);
-		smfi_setreply(ctx, "552", "5.3.4", (char *)"Message too big for the S/MIME gateway");
+		smfi_setreply(ctx, (char *)"552", (char *)"5.3.4",
+		    (char *)"Message too big for the S/MIME gateway");
 		return SMFIS_REJECT;
 	}
 	if (st != SM_OK)
@@ -235,32 +275,102 @@ mlfi_body(SMFICTX *ctx, unsigned char *chunk, size_t len)
 	return SMFIS_CONTINUE;
 }
 
-static bool
-conn_is_outbound(const struct conn *c, SMFICTX *ctx)
+/* Apply header edits and the new body. */
+static int
+apply_result(SMFICTX *ctx, const struct gw_result *r)
 {
-	return policy_direction(c->rt->cfg, c->daemon_name,
-	    smfi_getsymval(ctx, (char *)"{auth_authen}"),
-	    c->have_client ? (const struct sockaddr *)&c->client : NULL) == POL_OUTBOUND;
+	for (size_t i = 0; i < r->nedits; i++) {
+		const struct gw_hdr_edit *e = &r->edits[i];
+		int rc = MI_SUCCESS;
+
+		switch (e->op) {
+		case GW_HDR_DELETE:
+			rc = smfi_chgheader(ctx, e->name, e->index, NULL);
+			break;
+		case GW_HDR_CHANGE:
+			rc = smfi_chgheader(ctx, e->name, e->index, e->value);
+			break;
+		case GW_HDR_ADD:
+			rc = smfi_addheader(ctx, e->name, e->value);
+			break;
+		case GW_HDR_INSERT_TOP:
+			rc = smfi_insheader(ctx, 0, e->name, e->value);
+			break;
+		}
+		if (rc != MI_SUCCESS)
+			return -1;
+	}
+	if (r->replace_body) {
+		/* In chunks: libmilter sends at most 64 KiB per packet anyway. */
+		size_t off = 0;
+		const size_t chunk = 65535;
+
+		while (off < r->body.len) {
+			size_t n = r->body.len - off < chunk ? r->body.len - off : chunk;
+			if (smfi_replacebody(ctx, r->body.data + off, (int)n) != MI_SUCCESS)
+				return -1;
+			off += n;
+		}
+		if (r->body.len == 0 && smfi_replacebody(ctx, (unsigned char *)"", 0) != MI_SUCCESS)
+			return -1;
+	}
+	return 0;
 }
 
 static sfsistat
 mlfi_eom(SMFICTX *ctx)
 {
 	struct conn *c = smfi_getpriv(ctx);
+	struct gw_msg gm;
+	struct gw_result r;
 	struct timespec end;
+	sfsistat ret = SMFIS_CONTINUE;
+	sm_status st;
 	long ms;
 
 	if (c == NULL || !c->msg.active)
 		return tempfail(ctx, c, "end of message outside a transaction");
 	msg_refresh_qid(ctx, &c->msg);
+	memset(&gm, 0, sizeof(gm));
+	gm.qid = c->msg.qid;
+	gm.sender = c->msg.sender;
+	gm.rcpts = c->msg.rcpts;
+	gm.nrcpts = c->msg.nrcpts;
+	gm.hdrs = &c->msg.hdrs;
+	if ((st = spool_view(c->msg.body, &gm.body, &gm.body_len)) != SM_OK) {
+		ret = tempfail(ctx, c, "cannot read the spooled body");
+		goto out;
+	}
+	st = c->msg.dir == POL_OUTBOUND ? gw_outbound(&c->rt->env, &gm, &r) :
+	    gw_inbound(&c->rt->env, &gm, &r);
+	if (st != SM_OK) {
+		ret = tempfail(ctx, c, sm_strstatus(st));
+		gw_result_free(&r);
+		goto out;
+	}
 	clock_gettime(CLOCK_MONOTONIC, &end);
 	ms = (end.tv_sec - c->msg.start.tv_sec) * 1000 +
 	    (end.tv_nsec - c->msg.start.tv_nsec) / 1000000;
-	log_qid(LOG_INFO, c->msg.qid, "%s passed unchanged rcpts=%zu size=%llu ms=%ld",
-	    conn_is_outbound(c, ctx) ? "outbound" : "inbound", c->msg.nrcpts,
-	    (unsigned long long)spool_size(c->msg.body), ms);
+	switch (r.verdict) {
+	case POL_REJECT:
+	case POL_TEMPFAIL:
+		log_qid(LOG_INFO, c->msg.qid, "%s", buf_cstr(&r.summary));
+		set_reply(ctx, &r.reply);
+		ret = r.verdict == POL_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+		break;
+	case POL_ACCEPT:
+		if (apply_result(ctx, &r) != 0) {
+			/* A half-applied change must not be delivered. */
+			ret = tempfail(ctx, c, "the MTA refused a header or body change");
+			break;
+		}
+		log_qid(LOG_INFO, c->msg.qid, "%s ms=%ld", buf_cstr(&r.summary), ms);
+		break;
+	}
+	gw_result_free(&r);
+out:
 	msg_reset(&c->msg);
-	return SMFIS_CONTINUE;
+	return ret;
 }
 
 static sfsistat

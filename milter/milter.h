@@ -8,12 +8,18 @@
 #include <libmilter/mfapi.h>
 
 #include "config.h"
+#include "gateway.h"
 
-/* What the daemon runs with: configuration plus everything loaded from it.
- * A reload builds a new runtime and swaps it in; connections keep the one
- * they started with (a reference) until they close. */
+/* What the daemon runs with: configuration plus everything loaded from it
+ * (trust anchors, our keys, the key cache). A reload builds a new runtime
+ * and swaps it in; connections keep the one they started with (a
+ * reference) until they close. */
 struct runtime {
 	struct config *cfg;
+	struct trust *trust;
+	struct keystore *ks;
+	struct keycache *kc;
+	struct gw_env env;
 	int refs;
 };
 

@@ -23,16 +23,32 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "keycache.h"
+#include "keystore.h"
 #include "log.h"
 #include "milter.h"
+#include "trust.h"
 
 static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct runtime *rt_current;
+
+static void
+runtime_free(struct runtime *rt)
+{
+	if (rt == NULL)
+		return;
+	keycache_close(rt->kc);
+	keystore_free(rt->ks);
+	trust_free(rt->trust);
+	config_unref(rt->cfg);
+	free(rt);
+}
 
 struct runtime *
 runtime_new(struct config *cfg, char *err, size_t errlen)
 {
 	struct runtime *rt = calloc(1, sizeof(*rt));
+	char why[512] = "";
 
 	if (rt == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -41,7 +57,27 @@ runtime_new(struct config *cfg, char *err, size_t errlen)
 	}
 	rt->cfg = cfg;
 	rt->refs = 1;
+	/* Everything is parsed once here, never per message. */
+	if (trust_load(cfg->trust_ca_file, NULL, &rt->trust, why, sizeof(why)) != SM_OK) {
+		snprintf(err, errlen, "trust anchors %s: %s", cfg->trust_ca_file, why);
+		goto fail;
+	}
+	if (keystore_load(cfg->keys_dir, &rt->ks, why, sizeof(why)) != SM_OK) {
+		snprintf(err, errlen, "keys %s: %s", cfg->keys_dir, why);
+		goto fail;
+	}
+	if (keycache_open("sqlite", cfg->cache_path, &rt->kc, why, sizeof(why)) != SM_OK) {
+		snprintf(err, errlen, "key cache %s: %s", cfg->cache_path, why);
+		goto fail;
+	}
+	rt->env.cfg = cfg;
+	rt->env.trust = rt->trust;
+	rt->env.ks = rt->ks;
+	rt->env.kc = rt->kc;
 	return rt;
+fail:
+	runtime_free(rt);
+	return NULL;
 }
 
 struct runtime *
@@ -67,10 +103,8 @@ runtime_put(struct runtime *rt)
 	pthread_mutex_lock(&rt_lock);
 	left = --rt->refs;
 	pthread_mutex_unlock(&rt_lock);
-	if (left == 0) {
-		config_unref(rt->cfg);
-		free(rt);
-	}
+	if (left == 0)
+		runtime_free(rt);
 }
 
 void
@@ -292,20 +326,32 @@ main(int argc, char **argv)
 		}
 	}
 
-	rt = runtime_new(config_ref(cfg), err, sizeof(err));
-	config_unref(cfg);
-	if (rt == NULL) {
-		log_msg(LOG_ERR, "%s", err);
-		return 1;
-	}
-	runtime_swap(rt);
-
-	/* Privileged work first: directories, the socket. */
+	/* Privileged work first: directories, keys, the cache, the socket. */
 	if (ensure_dir(cfg->spool_dir, 0700, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL) ||
+	    ensure_dir(cfg->keys_dir, 0700, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL) ||
 	    ensure_parent(cfg->cache_path, 0750, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL) ||
 	    ensure_parent(cfg->pid_file, 0755, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL))
 		return 1;
 	chmod(cfg->spool_dir, 0700);
+
+	rt = runtime_new(config_ref(cfg), err, sizeof(err));
+	config_unref(cfg);
+	if (rt == NULL) {
+		log_msg(LOG_ERR, "%s; not starting", err);
+		return 1;
+	}
+	runtime_swap(rt);
+	if (pw) {
+		/* The cache was opened as root: its files must belong to the
+		 * user we become, or harvesting fails after the switch. */
+		const char *sfx[] = { "", "-wal", "-shm" };
+		for (size_t i = 0; i < 3; i++) {
+			char p[4096];
+			snprintf(p, sizeof(p), "%s%s", cfg->cache_path, sfx[i]);
+			if (access(p, F_OK) == 0 && chown(p, pw->pw_uid, pw->pw_gid) != 0)
+				log_msg(LOG_WARNING, "cannot chown %s: %s", p, strerror(errno));
+		}
+	}
 
 	if (smfi_setconn((char *)sock) == MI_FAILURE || smfi_register(milter_desc) == MI_FAILURE) {
 		log_msg(LOG_ERR, "cannot use socket %s", sock);

@@ -1,0 +1,127 @@
+/*
+ * gateway.h — what happens to one message: the outbound and inbound
+ * pipelines as functions of plain data.
+ *
+ * The milter (and smimectl) hand in the envelope, the header list and a
+ * view of the body; they get back a verdict with its SMTP reply, a list of
+ * header edits, an optional new body and the text of the summary log line.
+ * Nothing here includes libmilter.
+ */
+#ifndef SMIME_GATEWAY_H
+#define SMIME_GATEWAY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "config.h"
+#include "harvest.h"
+#include "mime.h"
+#include "policy.h"
+#include "smime.h"
+#include "status.h"
+
+struct trust;
+struct keystore;
+struct keycache;
+
+/* Everything a message is processed with. Read-only for the gateway; the
+ * daemon keeps one per configuration generation. */
+struct gw_env {
+	const struct config *cfg;
+	struct trust *trust;
+	struct keystore *ks;
+	struct keycache *kc;
+};
+
+/* One message as the MTA handed it over. */
+struct gw_msg {
+	const char *qid;                  /* for log lines; may be NULL */
+	const char *sender;               /* envelope sender as given */
+	char *const *rcpts;               /* accepted envelope recipients */
+	size_t nrcpts;
+	const struct mime_headers *hdrs;  /* top-level headers, in order */
+	const unsigned char *body;        /* body view (memory or mmap) */
+	size_t body_len;
+};
+
+enum gw_hdr_op {
+	GW_HDR_DELETE,      /* delete occurrence `index` (1-based) of name */
+	GW_HDR_CHANGE,      /* replace occurrence `index` of name by value */
+	GW_HDR_ADD,         /* append name: value */
+	GW_HDR_INSERT_TOP,  /* insert name: value as the first header */
+};
+
+/* Header edits are listed in the order they must be applied; deletions of
+ * one name come highest index first, so indexes stay valid. */
+struct gw_hdr_edit {
+	enum gw_hdr_op op;
+	char *name;
+	int index;
+	char *value;
+};
+
+struct gw_result {
+	enum pol_verdict verdict;   /* ACCEPT, REJECT or TEMPFAIL */
+	struct pol_reply reply;     /* when not ACCEPT */
+	struct gw_hdr_edit *edits;
+	size_t nedits;
+	bool replace_body;
+	struct buf body;            /* the new body when replace_body */
+	struct buf summary;         /* the log line after "QUEUEID: " */
+};
+
+/* Decide one recipient at RCPT time: look its certificate up and apply the
+ * policy (see policy_rcpt). */
+sm_status gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
+    const struct pol_treatment *first, struct pol_rcpt_decision *out);
+
+/* Sign and/or encrypt an outbound message, or refuse it. Internal errors
+ * on a message that needed encryption give TEMPFAIL (451 4.7.0), never
+ * plaintext. */
+sm_status gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out);
+
+/* Verify, harvest, decrypt as configured, and add Authentication-Results.
+ * Malformed input leaves the body untouched and says why in the summary. */
+sm_status gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out);
+
+void gw_result_free(struct gw_result *r);
+
+/*
+ * What an inbound message is, cryptographically: its S/MIME structure, the
+ * decryption, the signature and the harvest verdict. Nothing is stored.
+ * gw_inbound() acts on it; `smimectl inspect` and `cert import` print and
+ * store from it, so the three can never disagree.
+ */
+struct gw_report {
+	enum mime_smime_kind kind;     /* of the whole message */
+	bool malformed;                /* what says why */
+	bool encrypted;                /* a whole-message envelope */
+	bool decrypted;
+	bool decrypt_failed;           /* what says why */
+	bool is_signed;                /* vr holds the verification */
+	enum mime_smime_kind signed_kind;
+	char what[300];
+	struct smime_verify_result vr;
+	bool have_vr;
+	char from[320];                /* From address ("" when none) */
+	bool judged;                   /* hv holds the harvest verdict */
+	struct harvest_verdict hv;
+	char harvest_note[400];        /* why not judged */
+	/* internals: the parsed trees and buffers the above point into */
+	struct mime_entity *root, *inner;
+	struct buf der, content, tmp, plain;
+};
+
+/* Examine a message given as headers + body. decrypt: open a
+ * whole-message envelope with the key store. Returns SM_OK whenever the
+ * report describes the message (malformed input included); r must be
+ * released with gw_report_free(). */
+sm_status gw_examine(const struct gw_env *env, const struct mime_headers *hdrs,
+    const unsigned char *body, size_t len, bool decrypt, struct gw_report *r);
+void gw_report_free(struct gw_report *r);
+/* The RFC 7281 smime result ("pass", "fail", "policy", "permerror") or
+ * NULL when the message carries no signature. */
+const char *gw_report_result(const struct gw_report *r);
+
+#endif
