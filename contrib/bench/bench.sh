@@ -901,6 +901,21 @@ print_report() {
 	esac
 
 	echo
+	echo "What smime-milter logged (one summary line per message; ms=, sha256= and sizes removed)"
+	for _id in $INSTANCES; do
+		case $_id in e_*) continue ;; esac
+		_lf=$E2E_DIR/log/$_id.log
+		[ -f "$_lf" ] || continue
+		sed -n 's/^[0-9:]* smime-milter\[[0-9]*\]: info: [0-9A-Za-z]*: //p' "$_lf" |
+			sed -e 's/ sha256=[0-9a-f]*//' -e 's/ ms=[0-9]*//' -e 's/ size=[0-9]*//' |
+			sort | uniq -c | sort -rn | head -n 3 |
+			awk -v id="$_id" '{ n = $1; $1 = ""; printf "  %-8s %7d x%s\n", id, n, $0 }'
+		_bad=$(grep -c -E ': (warning|err|crit|alert|emerg): ' "$_lf")
+		[ "$_bad" -gt 0 ] && printf '  %-8s %7d warning/error lines, e.g. %s\n' "$_id" "$_bad" \
+			"$(grep -m1 -E ': (warning|err|crit|alert|emerg): ' "$_lf" | cut -c1-120)"
+	done
+
+	echo
 	echo "Memory (daemon, over the unix socket)"
 	for _s in $BIG_SCEN; do
 		case " $SCENARIOS " in *" $_s "*) ;; *) continue ;; esac
