@@ -449,6 +449,8 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 
 	if (sign && (st = outbound_sign(&o, &plan.o, signer, err, sizeof(err))) != SM_OK)
 		goto crypto_fail;
+	if (sign)
+		buf_free(&o.entity); /* now inside newbody: hold one copy, not two */
 
 	if (encrypt) {
 		caps_t *caps = calloc(m->nrcpts + 1, sizeof(*caps));
@@ -495,16 +497,21 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 			snprintf(err, sizeof(err), "recipients mix EC and RSA keys");
 			goto crypto_fail;
 		}
-		if (sign)
+		if (sign) {
 			st = mime_entity_serialize(&o.newhdrs, o.newbody.data, o.newbody.len, &o.inner);
-		else
-			st = buf_append(&o.inner, o.entity.data, o.entity.len);
+			buf_free(&o.newbody);
+		} else {
+			/* the canonical entity itself is what gets encrypted */
+			o.inner = o.entity;
+			memset(&o.entity, 0, sizeof(o.entity));
+		}
 		if (st != SM_OK)
 			goto crypto_fail;
 		buf_reset(&o.der);
 		if ((st = smime_encrypt(o.rcpt_certs, choice.cipher, choice.oaep, o.inner.data,
 			 o.inner.len, &o.der, err, sizeof(err))) != SM_OK)
 			goto crypto_fail;
+		buf_free(&o.inner);
 		mime_headers_free(&o.newhdrs);
 		buf_free(&o.newbody);
 		if ((st = mime_build_pkcs7(o.der.data, o.der.len, smime_cipher_smime_type(choice.cipher),
