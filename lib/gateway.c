@@ -440,9 +440,15 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		goto done;
 	}
 
-	/* The protected entity: Content-* headers and the body, canonical. */
-	if ((st = mime_split_headers(m->hdrs, &o.outer, &o.content)) != SM_OK ||
-	    (st = mime_canonicalize(&o.content, m->body, m->body_len, NULL, &o.entity)) != SM_OK) {
+	/* The protected entity: Content-* headers and the body, canonical
+	 * when we sign it. A signature the client made covers the bytes as
+	 * they are: re-encoding anything would break it, and inside the
+	 * envelope no relay can touch 8bit, so it goes in unchanged. */
+	if ((st = mime_split_headers(m->hdrs, &o.outer, &o.content)) == SM_OK)
+		st = existing != MIME_SMIME_NONE ?
+		    mime_entity_serialize(&o.content, m->body, m->body_len, &o.entity) :
+		    mime_canonicalize(&o.content, m->body, m->body_len, NULL, &o.entity);
+	if (st != SM_OK) {
 		snprintf(err, sizeof(err), "cannot canonicalise the message: %s", sm_strstatus(st));
 		goto crypto_fail;
 	}
