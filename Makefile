@@ -113,7 +113,7 @@ demo: deps all
 	@contrib/demo/demo.sh
 
 bench: deps all
-	@contrib/bench/bench.sh
+	@contrib/bench/bench.sh $(BENCH_ARGS)
 
 install: all
 	@# Declarative list: what goes where, with which mode. DESTDIR and PREFIX

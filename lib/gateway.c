@@ -164,6 +164,11 @@ lookup_rcpt(const struct gw_env *env, const char *addr, struct rcpt_key *rk)
 	return st;
 }
 
+/* The reason policy_rcpt() puts into a decision's log text must outlive
+ * this call: the caller logs it after gw_rcpt() returns. One per thread
+ * (libmilter runs a connection per thread); valid until the next call. */
+static _Thread_local char gw_rcpt_reason[KC_REASON_SIZE];
+
 sm_status
 gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
     const struct pol_treatment *first, struct pol_rcpt_decision *out)
@@ -186,7 +191,8 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 		return st;
 	lk.has_cert = rk.cert != NULL;
 	lk.key_type = rk.cert ? pol_key_of(rk.cert) : POL_KEY_NONE;
-	lk.reason = rk.reason;
+	snprintf(gw_rcpt_reason, sizeof(gw_rcpt_reason), "%s", rk.reason);
+	lk.reason = gw_rcpt_reason;
 	st = policy_rcpt(env->cfg, s, r, &lk, first, out);
 	X509_free(rk.cert);
 	return st;
@@ -440,9 +446,15 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		goto done;
 	}
 
-	/* The protected entity: Content-* headers and the body, canonical. */
-	if ((st = mime_split_headers(m->hdrs, &o.outer, &o.content)) != SM_OK ||
-	    (st = mime_canonicalize(&o.content, m->body, m->body_len, NULL, &o.entity)) != SM_OK) {
+	/* The protected entity: Content-* headers and the body, canonical
+	 * when we sign it. A signature the client made covers the bytes as
+	 * they are: re-encoding anything would break it, and inside the
+	 * envelope no relay can touch 8bit, so it goes in unchanged. */
+	if ((st = mime_split_headers(m->hdrs, &o.outer, &o.content)) == SM_OK)
+		st = existing != MIME_SMIME_NONE ?
+		    mime_entity_serialize(&o.content, m->body, m->body_len, &o.entity) :
+		    mime_canonicalize(&o.content, m->body, m->body_len, NULL, &o.entity);
+	if (st != SM_OK) {
 		snprintf(err, sizeof(err), "cannot canonicalise the message: %s", sm_strstatus(st));
 		goto crypto_fail;
 	}
@@ -529,10 +541,16 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if (tag_at && encrypt) {
 		struct buf s = BUF_INIT;
 		size_t tl = strlen(cfg->outbound.subject_tag);
+		const char *rest = tag_at + tl;
 		char *u;
 
+		/* "Re: [encrypt] plans" becomes "Re: plans", not "Re:  plans":
+		 * the tag takes the whitespace after it along. */
+		if (tag_at == subject || tag_at[-1] == ' ' || tag_at[-1] == '\t')
+			while (*rest == ' ' || *rest == '\t')
+				rest++;
 		buf_append(&s, subject, (size_t)(tag_at - subject));
-		buf_append_str(&s, tag_at + tl);
+		buf_append_str(&s, rest);
 		u = mime_header_unfold(buf_cstr(&s));
 		buf_free(&s);
 		if (u == NULL || (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, u)) != SM_OK) {

@@ -2,6 +2,7 @@
  * keystore.c — our own keys (see keystore.h for the conventions).
  */
 #include "keystore.h"
+#include "keyfile.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -163,73 +164,6 @@ domain_of_file_name(const char *name)
 	return d;
 }
 
-/* Read a key file after checking it is a regular file nobody else can
- * touch. The mode is checked on the opened descriptor, so a rename
- * between check and read cannot swap in another file. */
-static sm_status
-read_key_file(const char *path, unsigned char **out, size_t *len, char *err,
-	      size_t errlen)
-{
-	struct stat sb;
-	unsigned char *buf = NULL;
-	size_t have = 0;
-	sm_status st = SM_ERR_IO;
-	ssize_t r;
-	int fd;
-
-	*out = NULL;
-	*len = 0;
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)) < 0) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
-		return SM_ERR_IO;
-	}
-	if (fstat(fd, &sb) != 0) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
-		goto done;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		seterr(err, errlen, "%s: not a regular file", path);
-		goto done;
-	}
-	if ((sb.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-		seterr(err, errlen,
-		       "%s: private key file is accessible by group or others "
-		       "(mode %04o); chmod 600 it",
-		       path, (unsigned int)(sb.st_mode & 07777));
-		st = SM_ERR_PERM;
-		goto done;
-	}
-	if (sb.st_size > KS_MAX_FILE) {
-		seterr(err, errlen, "%s: too large for a key file", path);
-		st = SM_ERR_LIMIT;
-		goto done;
-	}
-	if ((buf = malloc((size_t)sb.st_size + 1)) == NULL) {
-		seterr(err, errlen, "%s: out of memory", path);
-		st = SM_ERR_NOMEM;
-		goto done;
-	}
-	while (have < (size_t)sb.st_size) {
-		r = read(fd, buf + have, (size_t)sb.st_size - have);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			seterr(err, errlen, "%s: %s", path,
-			       r < 0 ? strerror(errno) : "short read");
-			goto done;
-		}
-		have += (size_t)r;
-	}
-	buf[have] = '\0';
-	*out = buf;
-	*len = have;
-	buf = NULL;
-	st = SM_OK;
-done:
-	free(buf);
-	close(fd);
-	return st;
-}
 
 /* One key file: exactly one private key, the certificate that matches it,
  * and the rest as chain. */
@@ -453,7 +387,7 @@ keystore_load(const char *dir, struct keystore **out, char *err,
 			st = SM_ERR_NOMEM;
 			goto done;
 		}
-		if ((st = read_key_file(path, &data, &len, err, errlen)) !=
+		if ((st = keyfile_read(path, &data, &len, err, errlen)) !=
 			SM_OK ||
 		    (st = parse_key_file(path, data, len, &ks->keys[ks->n], err,
 					 errlen)) != SM_OK)
@@ -544,6 +478,31 @@ pick(const struct keystore *ks, const char *address, const char *domain,
 			best = (long)i;
 	}
 	return best >= 0 || !any_validity ? best : newest;
+}
+
+bool
+keystore_info_covers(const struct keystore_info *in, const char *who)
+{
+	if (who == NULL)
+		return false;
+	return who[0] == '@' ? info_has_domain(in, who + 1) : info_has_address(in, who);
+}
+
+long
+keystore_pick(const struct keystore *ks, const char *who, time_t now, long *newest)
+{
+	long i, n = -1;
+
+	if (newest)
+		*newest = -1;
+	if (ks == NULL || who == NULL)
+		return -1;
+	i = who[0] == '@' ? pick(ks, NULL, who + 1, now, false) : pick(ks, who, NULL, now, false);
+	if (newest) {
+		n = who[0] == '@' ? pick(ks, NULL, who + 1, now, true) : pick(ks, who, NULL, now, true);
+		*newest = n;
+	}
+	return i;
 }
 
 sm_status

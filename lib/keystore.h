@@ -78,6 +78,16 @@ sm_status keystore_signer(const struct keystore *ks, const char *address,
 			  time_t now, const struct keystore_key **out,
 			  bool *domain_key);
 
+/* The choice rule itself, for listings and checks: the index of the key
+ * that signs for who at now ("user@domain": that address's own keys only;
+ * "@domain": that domain's keys only; no fallback between them), or -1.
+ * When none signs, newest (may be NULL) receives the index of the newest
+ * key for who whatever its validity (to say why), or -1 when it has no
+ * key at all. */
+long keystore_pick(const struct keystore *ks, const char *who, time_t now, long *newest);
+/* Is the key described by in one of who's ("user@domain" or "@domain")? */
+bool keystore_info_covers(const struct keystore_info *in, const char *who);
+
 /* Every key, whatever its validity, for trying decryption: an array of n
  * keys owned by ks, in load order. */
 void keystore_decrypt_keys(const struct keystore *ks,

@@ -7,6 +7,7 @@
  * they explain; the contract is in smime.h.
  */
 #include "smime.h"
+#include "keyfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,7 +30,6 @@
 #include "clock.h"
 
 /* Private key files are tiny; anything bigger is not what we think. */
-#define KEYFILE_MAX (1024 * 1024)
 /* Read size when streaming content through OpenSSL's digest BIOs. */
 #define CHUNK 65536
 
@@ -1482,70 +1482,6 @@ smime_key_free(struct smime_key *k)
 	k->chain = NULL;
 }
 
-/* Read a whole private file after checking who may read it; the check is
- * on the open descriptor, so the file cannot be swapped in between. */
-static sm_status
-read_private(const char *path, unsigned char **data, size_t *len, char *err,
-    size_t errlen)
-{
-	struct stat sb;
-	unsigned char *p = NULL;
-	size_t got = 0;
-	ssize_t r;
-	sm_status st = SM_ERR_IO;
-	int fd;
-
-	*data = NULL;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
-		return SM_ERR_IO;
-	}
-	if (fstat(fd, &sb) != 0) {
-		seterr(err, errlen, "%s: %s", path, strerror(errno));
-		goto done;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		seterr(err, errlen, "%s: not a regular file", path);
-		goto done;
-	}
-	if (sb.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH)) {
-		seterr(err, errlen, "%s: private key file is accessible by "
-		    "group or others (mode %04o); refusing it: chmod 600 %s",
-		    path, (unsigned)(sb.st_mode & 07777), path);
-		st = SM_ERR_PERM;
-		goto done;
-	}
-	if (sb.st_size > KEYFILE_MAX) {
-		seterr(err, errlen, "%s: too large for a key file", path);
-		st = SM_ERR_LIMIT;
-		goto done;
-	}
-	if ((p = malloc((size_t)sb.st_size + 1)) == NULL) {
-		seterr(err, errlen, "%s: out of memory", path);
-		st = SM_ERR_NOMEM;
-		goto done;
-	}
-	while (got < (size_t)sb.st_size) {
-		r = read(fd, p + got, (size_t)sb.st_size - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			seterr(err, errlen, "%s: %s", path,
-			    r < 0 ? strerror(errno) : "file shrank while reading");
-			goto done;
-		}
-		got += (size_t)r;
-	}
-	*data = p;
-	*len = got;
-	p = NULL;
-	st = SM_OK;
-done:
-	free(p);
-	close(fd);
-	return st;
-}
 
 sm_status
 smime_key_load_pem(const char *path, struct smime_key *out, char *err,
@@ -1566,7 +1502,7 @@ smime_key_load_pem(const char *path, struct smime_key *out, char *err,
 	if (out == NULL || path == NULL)
 		return SM_ERR_ARG;
 	memset(out, 0, sizeof(*out));
-	if ((st = read_private(path, &file, &flen, err, errlen)) != SM_OK)
+	if ((st = keyfile_read(path, &file, &flen, err, errlen)) != SM_OK)
 		goto done;
 	st = SM_ERR_NOMEM;
 	if ((bio = membio(file, flen)) == NULL ||

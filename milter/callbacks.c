@@ -197,7 +197,9 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 		if (st != SM_OK)
 			return tempfail(ctx, c, sm_strstatus(st));
 		if (d.verdict != POL_ACCEPT) {
-			const char *a = argv[0] + (argv[0][0] == '<');
+			/* The address as DESIGN.md's log lines show it, without
+			 * the envelope's angle brackets. */
+			const char *a = argv[0][0] == '<' ? argv[0] + 1 : argv[0];
 			int alen = (int)strcspn(a, ">");
 
 			log_qid(LOG_NOTICE, c->msg.qid, "%s %.*s: %s",

@@ -21,6 +21,7 @@
 
 #include "clock.h"
 #include "keycache.h"
+#include "keyfile.h"
 #include "keystore.h"
 #include "smimectl.h"
 #include "trust.h"
@@ -127,7 +128,7 @@ check_key_files(struct check *k, const char *dir)
 	}
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
-		char path[4096];
+		char path[4096], why[4200];
 		struct stat sb;
 
 		if (de->d_name[0] == '.' || len < 5 || strcmp(de->d_name + len - 4, ".pem") != 0)
@@ -141,12 +142,9 @@ check_key_files(struct check *k, const char *dir)
 			problem(k, "keys: %s: not a regular file", path);
 			continue;
 		}
-		if ((sb.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		if (keyfile_check_mode(path, sb.st_mode, why, sizeof(why)) != SM_OK) {
 			/* The words keystore_load() uses when it refuses. */
-			problem(k,
-			    "keys: %s: private key file is accessible by group or others "
-			    "(mode %04o); chmod 600 it",
-			    path, (unsigned)(sb.st_mode & 07777));
+			problem(k, "keys: %s", why);
 			unsafe = true;
 		}
 		if (k->pw && !user_may(k->pw, &sb, false))
@@ -159,74 +157,16 @@ check_key_files(struct check *k, const char *dir)
 	return unsafe;
 }
 
-static bool
-info_newer(const struct keystore_info *a, const struct keystore_info *b)
-{
-	if (a->not_before != b->not_before)
-		return a->not_before > b->not_before;
-	return a->not_after > b->not_after;
-}
-
-static bool
-info_has_address(const struct keystore_info *in, const char *addr)
-{
-	for (size_t i = 0; i < in->n_addresses; i++)
-		if (x509u_addr_equal(in->addresses[i], addr))
-			return true;
-	return false;
-}
-
-static bool
-info_has_domain(const struct keystore_info *in, const char *domain)
-{
-	for (size_t i = 0; i < in->n_domains; i++)
-		if (strcmp(in->domains[i], domain) == 0)
-			return true;
-	return false;
-}
-
-/* Is the key for addr, or (addr NULL) for domain? */
-static bool
-info_serves(const struct keystore_info *in, const char *addr, const char *domain)
-{
-	return addr ? info_has_address(in, addr) : info_has_domain(in, domain);
-}
-
-/* The key that signs for addr (or domain) at t, as keystore_signer()
- * chooses: valid at t, may sign, newest notBefore (then notAfter). With
- * newest, the newest key serving it whatever its validity. -1: none. */
-static long
-pick(const struct keystore *ks, const char *addr, const char *domain, time_t t, long *newest)
-{
-	long best = -1;
-
-	*newest = -1;
-	for (size_t i = 0; i < keystore_count(ks); i++) {
-		const struct keystore_info *in = keystore_info_at(ks, i);
-
-		if (!info_serves(in, addr, domain))
-			continue;
-		if (*newest < 0 || info_newer(in, keystore_info_at(ks, (size_t)*newest)))
-			*newest = (long)i;
-		if (!in->can_sign || x509u_validity(keystore_key_at(ks, i)->cert, t) != X509U_VALID)
-			continue;
-		if (best < 0 || info_newer(in, keystore_info_at(ks, (size_t)best)))
-			best = (long)i;
-	}
-	return best;
-}
-
-/* One address or domain: does it have a signing key that stays valid? */
+/* One address or "@domain": does it have a signing key that stays valid? */
 static void
-check_signer(struct check *k, const struct keystore *ks, const char *addr, const char *domain)
+check_signer(struct check *k, const struct keystore *ks, const char *name)
 {
-	char name[330], date[16];
+	char date[16];
 	time_t now = clock_now(), na;
-	long i, newest, next, dummy;
+	long i, newest, next;
 	const struct keystore_info *in;
 
-	snprintf(name, sizeof(name), "%s%s", addr ? "" : "@", addr ? addr : domain);
-	if ((i = pick(ks, addr, domain, now, &newest)) < 0) {
+	if ((i = keystore_pick(ks, name, now, &newest)) < 0) {
 		in = keystore_info_at(ks, (size_t)newest);
 		switch (x509u_validity(keystore_key_at(ks, (size_t)newest)->cert, now)) {
 		case X509U_EXPIRED:
@@ -251,7 +191,7 @@ check_signer(struct check *k, const struct keystore *ks, const char *addr, const
 	x509u_date(na, date, sizeof(date));
 	if (na - now < (time_t)CHECK_WARN_DAYS * 86400) {
 		/* A renewed key already in place takes over: fine. */
-		next = pick(ks, addr, domain, na + 1, &dummy);
+		next = keystore_pick(ks, name, na + 1, NULL);
 		if (next < 0) {
 			problem(k,
 			    "keys: %s: the signing key %s expires on %s, in %ld day%s; import the "
@@ -304,16 +244,19 @@ check_keys(struct check *k)
 		for (size_t a = 0; a < in->n_addresses; a++) {
 			bool seen = false;
 			for (size_t p = 0; p < i && !seen; p++)
-				seen = info_has_address(keystore_info_at(ks, p), in->addresses[a]);
+				seen = keystore_info_covers(keystore_info_at(ks, p), in->addresses[a]);
 			if (!seen)
-				check_signer(k, ks, in->addresses[a], NULL);
+				check_signer(k, ks, in->addresses[a]);
 		}
 		for (size_t d = 0; d < in->n_domains; d++) {
+			char who[300];
 			bool seen = false;
+
+			snprintf(who, sizeof(who), "@%s", in->domains[d]);
 			for (size_t p = 0; p < i && !seen; p++)
-				seen = info_has_domain(keystore_info_at(ks, p), in->domains[d]);
+				seen = keystore_info_covers(keystore_info_at(ks, p), who);
 			if (!seen)
-				check_signer(k, ks, NULL, in->domains[d]);
+				check_signer(k, ks, who);
 		}
 	}
 	keystore_free(ks);

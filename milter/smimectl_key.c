@@ -20,41 +20,18 @@
 /* key list                                                             */
 /* ------------------------------------------------------------------ */
 
-static bool
-info_newer(const struct keystore_info *a, const struct keystore_info *b)
-{
-	if (a->not_before != b->not_before)
-		return a->not_before > b->not_before;
-	return a->not_after > b->not_after;
-}
-
-/* Does key i sign for the address (or, with domain, for the domain)?
- * keystore_signer() decides for addresses; for a domain the same rule
- * (valid now, may sign, newest) is applied to its domain keys. */
+/* Does key i sign for the address (or, with domain, for the domain)? */
 static bool
 key_signs(const struct keystore *ks, size_t i, const char *addr, const char *domain,
     time_t now)
 {
-	const struct keystore_key *k = NULL;
-	bool dom = false;
-	long best = -1;
+	char who[330];
 
 	if (addr)
-		return keystore_signer(ks, addr, now, &k, &dom) == SM_OK && !dom &&
-		    k == keystore_key_at(ks, i);
-	for (size_t n = 0; n < keystore_count(ks); n++) {
-		const struct keystore_info *in = keystore_info_at(ks, n);
-		bool has = false;
-
-		for (size_t d = 0; d < in->n_domains; d++)
-			has = has || strcmp(in->domains[d], domain) == 0;
-		if (!has || !in->can_sign ||
-		    x509u_validity(keystore_key_at(ks, n)->cert, now) != X509U_VALID)
-			continue;
-		if (best < 0 || info_newer(in, keystore_info_at(ks, (size_t)best)))
-			best = (long)n;
-	}
-	return best == (long)i;
+		snprintf(who, sizeof(who), "%s", addr);
+	else
+		snprintf(who, sizeof(who), "@%s", domain ? domain : "");
+	return keystore_pick(ks, who, now, NULL) == (long)i;
 }
 
 static const char *

@@ -122,11 +122,20 @@ e2e_port_in_use() { # PORT: listening, or connected, or handed out already
 }
 
 # e2e_free_port — print a free TCP port in 20000-39999 and remember it.
+# Ports of the kernel's ephemeral range (32768-60999 by default) are left
+# out: a busy machine's outgoing connections take them between our check
+# and Postfix's bind ("Address already in use").
 e2e_free_port() {
 	_fp_n=0
+	_fp_span=20000
+	_fp_eph=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null)
+	case $_fp_eph in
+	'' | *[!0-9]*) ;;
+	*) [ "$_fp_eph" -gt 21000 ] && [ "$_fp_eph" -lt 40000 ] && _fp_span=$((_fp_eph - 20000)) ;;
+	esac
 	while [ "$_fp_n" -lt 200 ]; do
 		_fp_r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-		_fp=$((20000 + (_fp_r + $$) % 20000))
+		_fp=$((20000 + (_fp_r + $$) % _fp_span))
 		if ! e2e_port_in_use "$_fp"; then
 			E2E_PORTS_USED="$E2E_PORTS_USED $_fp"
 			echo "$_fp"
@@ -152,6 +161,7 @@ e2e_cleanup() {
 		MILTER_PID=
 	fi
 	if [ -n "${SM_CLEANUP:-}" ]; then $SM_CLEANUP; fi
+	for _h in ${E2E_EXIT_HOOKS:-}; do $_h; done
 	if [ -n "$SINK_PID" ]; then
 		e2e_stop_pid "$SINK_PID" smtp-sink
 		SINK_PID=
@@ -671,85 +681,368 @@ sink_file_of() {
 	fail "no message with queue id $1 in $SINK_DIR"
 }
 
+# ============================================================ S/MIME helpers
+#
+# For the tests that check what the milter does to mail: the test PKI,
+# signed test messages, S/MIME opened by three independent engines
+# (openssl cms, GnuPG's gpgsm, Mozilla NSS's cmsutil), and waiting for one
+# message by its queue id.
+
+# e2e_on_exit FUNCTION — have the cleanup trap run FUNCTION (no arguments),
+# after the milter is stopped, also on failure.
+e2e_on_exit() {
+	E2E_EXIT_HOOKS="${E2E_EXIT_HOOKS:-} $1"
+}
+
+# pki_make — generate the test PKI (tests/pki/mkpki.sh, fresh keys, dates
+# relative to now) into PKI=E2E_DIR/pki and make its root the milter's
+# trust anchor (E2E_DIR/ca.pem; call it before milter_write_config).
+pki_make() {
+	need openssl
+	PKI=$E2E_DIR/pki
+	sh "$SMIME_TOP/tests/pki/mkpki.sh" "$PKI" >"$E2E_DIR/mkpki.log" 2>&1 ||
+		fail "tests/pki/mkpki.sh failed: $(tail -n 5 "$E2E_DIR/mkpki.log")"
+	cp "$PKI/ca.pem" "$E2E_DIR/ca.pem"
+}
+
+# pki_utc SECONDS — the UTC time SECONDS from now as openssl ca takes it.
+pki_utc() {
+	date -u -d "@$(($(date +%s) + $1))" +%Y%m%d%H%M%SZ
+}
+
+# pki_issue NAME ADDRESS NOT-AFTER [BITS] — one more RSA end entity (2048
+# bits unless BITS) from the test intermediate (the mkpki.sh profile: keyUsage digitalSignature,
+# keyEncipherment, EKU emailProtection, SAN email:ADDRESS), valid from an
+# hour ago until NOT-AFTER (YYYYMMDDHHMMSSZ, see pki_utc). Writes
+# PKI/NAME.key, NAME.crt and NAME.pem (key + certificate + chain).
+pki_issue() {
+	_pi=$E2E_DIR/pki-issue
+	mkdir -p "$_pi/new"
+	[ -f "$_pi/index.txt" ] || : >"$_pi/index.txt"
+	[ -f "$_pi/serial" ] || echo "2$(openssl rand -hex 7)0" >"$_pi/serial"
+	cat >"$_pi/ca.cnf" <<PKIEOF
+[ ca ]
+default_ca = ca_default
+[ ca_default ]
+database = $_pi/index.txt
+new_certs_dir = $_pi/new
+serial = $_pi/serial
+default_md = sha256
+policy = policy_any
+unique_subject = no
+email_in_dn = yes
+[ policy_any ]
+organizationName = optional
+commonName = optional
+emailAddress = optional
+[ req ]
+distinguished_name = req_dn
+prompt = no
+[ req_dn ]
+CN = unused
+[ ee ]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = emailProtection
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = email:$2
+PKIEOF
+	(
+		umask 077
+		openssl genpkey -quiet -algorithm RSA -pkeyopt "rsa_keygen_bits:${4:-2048}" \
+			-out "$PKI/$1.key" &&
+			openssl req -new -config "$_pi/ca.cnf" -key "$PKI/$1.key" \
+				-subj "/O=smime-milter tests/CN=$1/emailAddress=$2" -out "$_pi/$1.csr" &&
+			openssl ca -batch -notext -preserveDN -config "$_pi/ca.cnf" \
+				-cert "$PKI/inter.crt" -keyfile "$PKI/inter.key" -in "$_pi/$1.csr" \
+				-out "$PKI/$1.crt" -extfile "$_pi/ca.cnf" -extensions ee \
+				-startdate "$(pki_utc -3600)" -enddate "$3" &&
+			cat "$PKI/$1.key" "$PKI/$1.crt" "$PKI/chain.pem" >"$PKI/$1.pem"
+	) >"$_pi/$1.log" 2>&1 || fail "pki_issue $1: $(tail -n 5 "$_pi/$1.log")"
+	chmod 644 "$PKI/$1.crt"
+}
+
+# pki_chain_of NAME — the certificates a signature by NAME carries besides
+# its own: the intermediate, the untrusted root for "untrusted", none for
+# "selfsigned".
+pki_chain_of() {
+	case $1 in
+	untrusted) echo "$PKI/untrusted-root.crt" ;;
+	selfsigned) ;;
+	*) echo "$PKI/chain.pem" ;;
+	esac
+}
+
+# mail_signed NAME FROM TO SUBJECT TEXT OUT [OPENSSL-CMS-ARGS...] — a
+# detached S/MIME signed message (multipart/signed, SHA-256, certificate
+# chain included) by PKI identity NAME, made with openssl cms; TEXT is the
+# text/plain body (one line, or lines joined with \r\n by printf).
+mail_signed() {
+	_ms_name=$1 _ms_from=$2 _ms_to=$3 _ms_subj=$4 _ms_text=$5 _ms_out=$6
+	shift 6
+	printf '%s\r\n' "$_ms_text" >"$_ms_out.txt"
+	_ms_chain=$(pki_chain_of "$_ms_name")
+	openssl cms -sign -md sha256 -in "$_ms_out.txt" -text -from "$_ms_from" \
+		-to "$_ms_to" -subject "$_ms_subj" -signer "$PKI/$_ms_name.crt" \
+		-inkey "$PKI/$_ms_name.key" ${_ms_chain:+-certfile "$_ms_chain"} \
+		-out "$_ms_out" "$@" 2>"$_ms_out.err" ||
+		fail "openssl cms -sign as $_ms_name failed: $(cat "$_ms_out.err")"
+}
+
+# send_ok PORT FROM TO [FILE | --body TEXT] [SWAKS-ARGS...] — send_mail
+# that must end in 250; sets QID to the queue id.
+send_ok() {
+	send_mail "$@" || fail "message from $2 to $3 was not accepted: '$(reply_final)'"
+	expect_reply 250
+	QID=$(queue_id_of_last)
+}
+
+# e2e_qid_delivered QUEUEID — the sink holds QUEUEID and Postfix logged it sent.
+e2e_qid_delivered() {
+	grep -q " $1: to=.* status=sent " "$PF_LOG" 2>/dev/null || return 1
+	for _f in $(sink_files); do
+		grep -q -E "[[:space:]]id $1([;[:space:]]|\$)" "$_f" && return 0
+	done
+	return 1
+}
+
+# wait_qid QUEUEID OUT [SECONDS] — wait (default 30 s) until QUEUEID is
+# delivered and write the message as received (sink_message) to OUT.
+wait_qid() {
+	wait_until "${3:-30}" e2e_qid_delivered "$1" ||
+		fail "$1 was not delivered within ${3:-30} s (sink holds $(sink_count))"
+	sink_message "$(sink_file_of "$1")" >"$2"
+}
+
+# milter_line QUEUEID [SECONDS] — wait for the milter's end-of-message
+# summary line of QUEUEID and print it (the text after "QUEUEID: ").
+milter_line() {
+	_ml=$(log_wait "$MILTER_LOG" 0 \
+		"(^|\\]: ([a-z]+: )?)$1: (inbound|outbound|tempfail:|rejected [0-9]+ recipient)" "${2:-10}") ||
+		fail "no summary line for $1 in the milter log"
+	printf '%s\n' "$_ml" | sed "s/.*$1: //"
+}
+
+# msg_body FILE — the body of a message file (after the first empty line),
+# line ends as LF.
+msg_body() {
+	tr -d '\r' <"$1" | awk 'b { print } /^$/ && !b { b = 1 }'
+}
+
+# msg_header FILE NAME — the header field(s) NAME of a message file,
+# unfolded, one per line.
+msg_header() {
+	tr -d '\r' <"$1" | awk -v name="$2" '
+		/^$/ { exit }
+		/^[ \t]/ { if (cur != "") cur = cur $0; next }
+		{ if (cur != "") print cur; cur = "" }
+		tolower(substr($0, 1, length(name) + 1)) == tolower(name) ":" { cur = $0 }
+		END { if (cur != "") print cur }
+	'
+}
+
+# smime_der FILE OUT — the DER inside an application/pkcs7-mime message or
+# entity FILE (its base64 body, decoded).
+smime_der() {
+	perl -MMIME::Base64 -0777 -ne 's/\r\n/\n/g; s/\A.*?\n\n//s or die "no body\n";
+		print decode_base64($_)' "$1" >"$2" 2>"$2.err" ||
+		fail "cannot decode the S/MIME body of $1: $(cat "$2.err")"
+	[ -s "$2" ] || fail "the S/MIME body of $1 is empty"
+}
+
+# mime_signed_split FILE CONTENT SIG — of the multipart/signed entity FILE,
+# the signed part exactly as signed (CRLF line ends) into CONTENT and the
+# DER of the signature part into SIG.
+mime_signed_split() {
+	perl -MMIME::Base64 -e '
+		local $/; open(my $f, "<", $ARGV[0]) or die "$ARGV[0]: $!\n"; my $m = <$f>;
+		$m =~ s/\r?\n/\r\n/g;
+		my ($h, $b) = split(/\r\n\r\n/, $m, 2);
+		$h =~ s/\r\n[ \t]+/ /g;
+		$h =~ m{^content-type:\s*multipart/signed}im or die "not multipart/signed\n";
+		my ($bd) = $h =~ m{boundary="?([^";\r\n]+)"?}i or die "no boundary\n";
+		my $d = "--$bd";
+		my $i = ($b =~ /^\Q$d\E\r\n/) ? 0 : index($b, "\r\n$d\r\n") + 2;
+		die "no first delimiter\n" if $i < 0 || ($i == 1);
+		my $s = $i + length($d) + 2;
+		my $j = index($b, "\r\n$d\r\n", $s);
+		die "no second delimiter\n" if $j < 0;
+		my $k = $j + 2 + length($d) + 2;
+		my $l = index($b, "\r\n$d--", $k);
+		die "no close delimiter\n" if $l < 0;
+		my (undef, $sig) = split(/\r\n\r\n/, substr($b, $k, $l - $k), 2);
+		open(my $c, ">", $ARGV[1]) or die; print $c substr($b, $s, $j - $s); close $c;
+		open(my $g, ">", $ARGV[2]) or die; print $g decode_base64($sig); close $g;
+	' "$1" "$2" "$3" 2>"$3.err" || fail "cannot split the multipart/signed entity $1: $(cat "$3.err")"
+}
+
+# gpgsm_home NAME — a private GnuPG home (E2E_DIR/gnupg-NAME) holding PKI
+# identity NAME's key and certificate, with the test root in its trust
+# list; its agent is stopped on exit. gpgsm 2.2 needs legacy PKCS#12 and
+# still rejects a few exports (salt-dependent): re-export and retry.
+gpgsm_home() {
+	need gpgsm gpgconf
+	_gh=$E2E_DIR/gnupg-$1
+	[ -d "$_gh" ] && return 0
+	mkdir -m 700 "$_gh"
+	echo allow-loopback-pinentry >"$_gh/gpg-agent.conf"
+	echo disable-crl-checks >"$_gh/gpgsm.conf"
+	E2E_GNUPG_HOMES="${E2E_GNUPG_HOMES:-} $_gh"
+	[ -n "${E2E_GPG_HOOKED:-}" ] || { e2e_on_exit gpgsm_stop_agents; E2E_GPG_HOOKED=1; }
+	_gh_addr=$(openssl x509 -in "$PKI/$1.crt" -noout -ext subjectAltName |
+		sed -n 's/.*email:\([^, ]*\).*/\1/p')
+	gpgsm_as "$1" --import "$PKI/root.crt" "$PKI/inter.crt" >"$_gh/import.log" 2>&1 ||
+		fail "gpgsm ($1): importing the test CA failed: $(cat "$_gh/import.log")"
+	cp "$PKI/$1.p12" "$_gh/key.p12"
+	_gh_n=0
+	while :; do
+		gpgsm_as "$1" --import "$_gh/key.p12" >>"$_gh/import.log" 2>&1
+		GNUPGHOME=$_gh gpgsm --batch --list-secret-keys "$_gh_addr" >/dev/null 2>&1 && break
+		_gh_n=$((_gh_n + 1))
+		[ "$_gh_n" -lt 6 ] ||
+			fail "gpgsm ($1): importing $1.p12 failed 6 times: $(tail -n 5 "$_gh/import.log")"
+		openssl pkcs12 -export -legacy -name "$1" -inkey "$PKI/$1.key" -in "$PKI/$1.crt" \
+			-certfile "$PKI/chain.pem" -passout "file:$PKI/p12.pass" -out "$_gh/key.p12"
+	done
+	_gh_fpr=$(GNUPGHOME=$_gh gpgsm --batch --with-colons --list-keys \
+		'smime-milter Test Root CA' | awk -F: '/^fpr/ { print $10; exit }')
+	[ -n "$_gh_fpr" ] || fail "gpgsm ($1): the test root is not in the keybox"
+	echo "$_gh_fpr S relax" >"$_gh/trustlist.txt"
+}
+
+# gpgsm_as NAME ARGS... — gpgsm in NAME's home, batch mode, the PKCS#12
+# password on fd 3, status lines on stdout.
+gpgsm_as() {
+	_ga=$1
+	shift
+	GNUPGHOME=$E2E_DIR/gnupg-$_ga gpgsm --batch --no-tty --pinentry-mode loopback \
+		--passphrase-fd 3 --status-fd 1 "$@" 3<"$PKI/p12.pass"
+}
+
+gpgsm_stop_agents() {
+	for _gh in ${E2E_GNUPG_HOMES:-}; do
+		GNUPGHOME=$_gh gpgconf --kill gpg-agent >/dev/null 2>&1
+	done
+}
+
+# nss_db NAME — an NSS database (E2E_DIR/nss-NAME, empty password) holding
+# PKI identity NAME's key and certificate, the test root trusted (C,C,C).
+nss_db() {
+	need certutil pk12util cmsutil
+	_nd=$E2E_DIR/nss-$1
+	[ -d "$_nd" ] && return 0
+	mkdir "$_nd"
+	{
+		certutil -N -d "sql:$_nd" --empty-password &&
+			certutil -A -d "sql:$_nd" -n root -t C,C,C -a -i "$PKI/root.crt" &&
+			certutil -A -d "sql:$_nd" -n inter -t ,, -a -i "$PKI/inter.crt" &&
+			pk12util -i "$PKI/$1.p12" -d "sql:$_nd" -W "$(head -n 1 "$PKI/p12.pass")"
+	} >"$_nd.log" 2>&1 || fail "NSS database for $1: $(tail -n 5 "$_nd.log")"
+}
+
+# smime_open ENGINE NAME FILE OUT — open the signed and encrypted message
+# FILE as PKI identity NAME with ENGINE (openssl, gpgsm or nss): decrypt,
+# then verify the inner multipart/signed signature against the test root
+# with the same engine. OUT gets the decrypted entity, OUT.content the
+# signed part exactly as signed. Fails with the engine's words.
+smime_open() {
+	_so_e=$1 _so_n=$2 _so_f=$3 _so_o=$4
+	rm -f "$_so_o" "$_so_o.content" "$_so_o.sig"
+	case $_so_e in
+	openssl)
+		openssl cms -decrypt -in "$_so_f" -recip "$PKI/$_so_n.crt" -inkey "$PKI/$_so_n.key" \
+			-out "$_so_o" >"$_so_o.log" 2>&1 ||
+			fail "openssl cannot decrypt $_so_f as $_so_n: $(cat "$_so_o.log")"
+		openssl cms -verify -in "$_so_o" -CAfile "$PKI/ca.pem" -purpose smimesign \
+			-out /dev/null >"$_so_o.log" 2>&1 ||
+			fail "openssl: the signature inside $_so_f (as $_so_n) does not verify: $(cat "$_so_o.log")"
+		mime_signed_split "$_so_o" "$_so_o.content" "$_so_o.sig"
+		;;
+	gpgsm)
+		gpgsm_home "$_so_n"
+		smime_der "$_so_f" "$_so_o.der"
+		# gpgsm exits 2 when it holds the key of only one of the
+		# recipients, yet decrypts: DECRYPTION_OKAY is what counts.
+		gpgsm_as "$_so_n" --decrypt -o "$_so_o" "$_so_o.der" >"$_so_o.log" 2>&1
+		grep -q '^\[GNUPG:\] DECRYPTION_OKAY' "$_so_o.log" && [ -s "$_so_o" ] ||
+			fail "gpgsm cannot decrypt $_so_f as $_so_n: $(cat "$_so_o.log")"
+		mime_signed_split "$_so_o" "$_so_o.content" "$_so_o.sig"
+		gpgsm_as "$_so_n" --verify "$_so_o.sig" "$_so_o.content" >"$_so_o.log" 2>&1 &&
+			grep -q '^\[GNUPG:\] GOODSIG' "$_so_o.log" &&
+			grep -q '^\[GNUPG:\] TRUST_FULLY' "$_so_o.log" ||
+			fail "gpgsm: the signature inside $_so_f (as $_so_n) does not verify: $(cat "$_so_o.log")"
+		;;
+	nss)
+		nss_db "$_so_n"
+		smime_der "$_so_f" "$_so_o.der"
+		cmsutil -D -d "sql:$E2E_DIR/nss-$_so_n" -i "$_so_o.der" -o "$_so_o" >"$_so_o.log" 2>&1 ||
+			fail "NSS cmsutil cannot decrypt $_so_f as $_so_n: $(cat "$_so_o.log")"
+		mime_signed_split "$_so_o" "$_so_o.content" "$_so_o.sig"
+		cmsutil -D -d "sql:$E2E_DIR/nss-$_so_n" -i "$_so_o.sig" -c "$_so_o.content" \
+			-o /dev/null >"$_so_o.log" 2>&1 ||
+			fail "NSS cmsutil: the signature inside $_so_f (as $_so_n) does not verify: $(cat "$_so_o.log")"
+		;;
+	*) fail "smime_open: unknown engine $_so_e" ;;
+	esac
+}
+
+# cache_rows ADDRESS — rows the key cache holds for ADDRESS (read-only look
+# with the sqlite3 CLI; the daemon keeps writing meanwhile, WAL mode).
+cache_rows() {
+	need sqlite3
+	sqlite3 -readonly "$E2E_DIR/cache/cache.db" \
+		"SELECT count(*) FROM bindings WHERE address_lc = lower('$1');" 2>&1
+}
+
+# mail_multipart_signed FROM TO SUBJECT CONTENT SIG MICALG OUT — a
+# multipart/signed message around the entity CONTENT (its exact bytes,
+# CRLF line ends) and the DER detached signature SIG, for signatures made
+# by other engines (gpgsm --detach-sign, cmsutil -S -T).
+mail_multipart_signed() {
+	_mb="----=_e2e_$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+	{
+		printf 'From: %s\r\nTo: %s\r\nSubject: %s\r\nMIME-Version: 1.0\r\n' "$1" "$2" "$3"
+		printf 'Content-Type: multipart/signed; protocol="application/pkcs7-signature";\r\n'
+		printf '\tmicalg=%s; boundary="%s"\r\n\r\n' "$6" "$_mb"
+		printf 'This is an S/MIME signed message.\r\n\r\n--%s\r\n' "$_mb"
+		cat "$4"
+		printf '\r\n--%s\r\n' "$_mb"
+		printf 'Content-Type: application/pkcs7-signature; name=smime.p7s\r\n'
+		printf 'Content-Transfer-Encoding: base64\r\n'
+		printf 'Content-Disposition: attachment; filename=smime.p7s\r\n\r\n'
+		openssl base64 -in "$5" | sed 's/$/\r/'
+		printf '\r\n--%s--\r\n' "$_mb"
+	} >"$7" || fail "cannot write $7"
+}
+
 # ------------------------------------------------------------ S/MIME clients
 #
-# For the decrypt*.test files: the test PKI, and signed/encrypted mail made
-# the way gpgsm, NSS (cmsutil) and openssl users make it. gpgsm and cmsutil
-# produce bare CMS; the MIME around it is what a mail client adds
-# (mime_signed, mime_pkcs7). Everything lives under E2E_DIR.
+# For the decrypt*.test files: bob's signed-then-encrypted mail to alice,
+# made the way gpgsm, NSS (cmsutil) and openssl users make it. gpgsm and
+# cmsutil produce bare CMS; the MIME around it is what a mail client adds
+# (mime_signed, mime_pkcs7). Built on the helpers above (pki_make,
+# gpgsm_home/gpgsm_as, nss_db); everything lives under E2E_DIR.
 #
-#   pki_make                  E2E_PKI=E2E_DIR/pki from tests/pki/mkpki.sh
-#   gpgsm_setup / nss_setup   private GnuPG home / NSS database holding
-#                             bob's key and alice's certificates
+#   gpgsm_bob / nss_bob       bob's gpgsm home / NSS database, also
+#                             holding alice's certificates
 #   sign_gpgsm|sign_nss|sign_openssl ENTITY OUT ...
 #   encrypt_gpgsm|encrypt_nss|encrypt_openssl ENTITY OUT ...
-#   mk_mail OUT SUBJECT ENTITY   From bob, To alice, the entity as body
-#   cms_cipher DER            the content cipher of an envelope
+#   mk_cleartext OUT, mk_mail OUT SUBJECT ENTITY, sink_as_sent FILE
+#   cms_cipher DER / cms_keytransport DER   what an envelope uses
 
-pki_make() {
-	need openssl base64
-	E2E_PKI=$E2E_DIR/pki
-	sh "$SMIME_TOP/tests/pki/mkpki.sh" "$E2E_PKI" >"$E2E_DIR/mkpki.out" 2>&1 ||
-		fail "tests/pki/mkpki.sh failed: $(tail -n 5 "$E2E_DIR/mkpki.out")"
+gpgsm_bob() {
+	gpgsm_home bob
+	gpgsm_as bob --import "$PKI/alice.crt" "$PKI/alice-renewed.crt" \
+		>>"$E2E_DIR/gnupg-bob/import.log" 2>&1 ||
+		fail "gpgsm (bob): importing alice's certificates failed ($E2E_DIR/gnupg-bob/import.log)"
 }
 
-# The gpg-agent gpgsm starts is ours: stopped by PID when the test ends
-# (e2e_cleanup calls SM_CLEANUP).
-GPGSM_AGENT_PID=
-gpgsm_stop() {
-	[ -n "${GNUPGHOME:-}" ] || return 0
-	gpgconf --kill all >/dev/null 2>&1
-	if [ -n "$GPGSM_AGENT_PID" ] && ! wait_until 5 e2e_dead "$GPGSM_AGENT_PID"; then
-		kill -KILL "$GPGSM_AGENT_PID" 2>/dev/null
-	fi
-	GPGSM_AGENT_PID=
-}
-
-gpgsm_q() { # gpgsm ARGS, passphrase from p12.pass, output to E2E_DIR/gpgsm.log
-	gpgsm --batch --no-tty --pinentry-mode loopback --passphrase-fd 3 "$@" \
-		3<"$E2E_PKI/p12.pass" >>"$E2E_DIR/gpgsm.log" 2>&1
-}
-
-gpgsm_setup() {
-	need gpgsm gpgconf gpg-connect-agent
-	GNUPGHOME=$E2E_DIR/gnupg
-	export GNUPGHOME
-	mkdir -m 700 "$GNUPGHOME" || fail "cannot make $GNUPGHOME"
-	echo allow-loopback-pinentry >"$GNUPGHOME/gpg-agent.conf"
-	echo disable-crl-checks >"$GNUPGHOME/gpgsm.conf"
-	SM_CLEANUP=gpgsm_stop
-	gpgsm_q --import "$E2E_PKI/root.crt" "$E2E_PKI/inter.crt" "$E2E_PKI/alice.crt" \
-		"$E2E_PKI/alice-renewed.crt" || fail "gpgsm cannot import the test certificates (see $E2E_DIR/gpgsm.log)"
-	# gpgsm 2.2 rejects a few legacy PKCS#12 exports (salt-dependent):
-	# export afresh and retry (TESTING-NOTES.md).
-	_gs_n=0
-	until gpgsm_q --import "$E2E_PKI/bob.p12" &&
-		gpgsm --batch --list-secret-keys bob@partner.example >/dev/null 2>&1; do
-		_gs_n=$((_gs_n + 1))
-		[ "$_gs_n" -lt 6 ] || fail "gpgsm cannot import bob.p12 (6 exports tried; see $E2E_DIR/gpgsm.log)"
-		openssl pkcs12 -export -legacy -name bob -inkey "$E2E_PKI/bob.key" \
-			-in "$E2E_PKI/bob.crt" -certfile "$E2E_PKI/chain.pem" \
-			-passout "file:$E2E_PKI/p12.pass" -out "$E2E_PKI/bob.p12" ||
-			fail "openssl pkcs12 -export -legacy failed"
-	done
-	_gs_fpr=$(gpgsm --with-colons --list-keys 'smime-milter Test Root CA' 2>/dev/null |
-		awk -F: '/^fpr/ { print $10; exit }')
-	[ -n "$_gs_fpr" ] || fail "gpgsm does not list the test root"
-	echo "$_gs_fpr S relax" >"$GNUPGHOME/trustlist.txt"
-	GPGSM_AGENT_PID=$(gpg-connect-agent 'getinfo pid' /bye 2>/dev/null | sed -n 's/^D //p')
-	[ -n "$GPGSM_AGENT_PID" ] || fail "no gpg-agent for gpgsm"
-}
-
-nss_setup() {
-	need certutil pk12util cmsutil
-	NSS_DB=sql:$E2E_DIR/nss
-	mkdir "$E2E_DIR/nss" &&
-		certutil -N -d "$NSS_DB" --empty-password &&
-		certutil -A -d "$NSS_DB" -n root -t C,C,C -a -i "$E2E_PKI/root.crt" &&
-		certutil -A -d "$NSS_DB" -n inter -t ,, -a -i "$E2E_PKI/inter.crt" &&
-		certutil -A -d "$NSS_DB" -n alice -t ,, -a -i "$E2E_PKI/alice-renewed.crt" &&
-		pk12util -i "$E2E_PKI/bob.p12" -d "$NSS_DB" -W "$(head -n 1 "$E2E_PKI/p12.pass")" \
-			>"$E2E_DIR/nss.log" 2>&1 || fail "NSS database setup failed ($E2E_DIR/nss.log)"
+nss_bob() {
+	nss_db bob
+	NSS_DB=sql:$E2E_DIR/nss-bob
+	certutil -A -d "$NSS_DB" -n alice -t ,, -a -i "$PKI/alice-renewed.crt" ||
+		fail "NSS (bob): importing alice's certificate failed"
 }
 
 # cms_cipher DER — the content-encryption algorithm's name ("aes-128-cbc").
@@ -798,7 +1091,7 @@ mime_pkcs7() {
 # sign_gpgsm ENTITY OUT — bob signs detached with gpgsm (mutt's way).
 sign_gpgsm() {
 	rm -f "$2.sig"
-	gpgsm_q -u bob@partner.example --detach-sign -o "$2.sig" "$1" ||
+	gpgsm_as bob -u bob@partner.example --detach-sign -o "$2.sig" "$1" >>"$E2E_DIR/gpgsm.log" 2>&1 ||
 		fail "gpgsm --detach-sign failed (see $E2E_DIR/gpgsm.log)"
 	mime_signed "$1" "$2.sig" "$2"
 }
@@ -822,18 +1115,18 @@ sign_nss() {
 sign_openssl() {
 	_so_n=-nodetach
 	[ "${4:-detached}" = detached ] && _so_n=
-	openssl cms -sign $_so_n -in "$1" -signer "$E2E_PKI/${3:-bob}.crt" \
-		-inkey "$E2E_PKI/${3:-bob}.key" -certfile "$E2E_PKI/chain.pem" -out "$2" \
+	openssl cms -sign $_so_n -in "$1" -signer "$PKI/${3:-bob}.crt" \
+		-inkey "$PKI/${3:-bob}.key" -certfile "$PKI/chain.pem" -out "$2" \
 		2>>"$E2E_DIR/openssl.log" || fail "openssl cms -sign failed ($E2E_DIR/openssl.log)"
 }
 
 # encrypt_gpgsm ENTITY OUT AES128|AES256 — gpgsm encrypts to alice's
 # current certificate (named by fingerprint: gpgsm knows two of hers).
 encrypt_gpgsm() {
-	_eg_fpr=$(openssl x509 -in "$E2E_PKI/alice-renewed.crt" -noout -fingerprint -sha1 |
+	_eg_fpr=$(openssl x509 -in "$PKI/alice-renewed.crt" -noout -fingerprint -sha1 |
 		sed 's/.*=//; s/://g')
 	rm -f "$2.der"
-	gpgsm_q -r "$_eg_fpr" --cipher-algo "$3" --encrypt -o "$2.der" "$1" ||
+	gpgsm_as bob -r "$_eg_fpr" --cipher-algo "$3" --encrypt -o "$2.der" "$1" >>"$E2E_DIR/gpgsm.log" 2>&1 ||
 		fail "gpgsm --encrypt failed (see $E2E_DIR/gpgsm.log)"
 	mime_pkcs7 "$2.der" enveloped-data "$2" application/x-pkcs7-mime
 }
@@ -854,7 +1147,7 @@ encrypt_openssl() {
 	[ "${5:-}" = oaep ] && _eo_k="-keyopt rsa_padding_mode:oaep"
 	_eo_t=enveloped-data
 	case $3 in *gcm) _eo_t=authEnveloped-data ;; esac
-	openssl cms -encrypt "-$3" -in "$1" -recip "$E2E_PKI/${4:-alice-renewed}.crt" $_eo_k \
+	openssl cms -encrypt "-$3" -in "$1" -recip "$PKI/${4:-alice-renewed}.crt" $_eo_k \
 		-outform DER -out "$2.der" 2>>"$E2E_DIR/openssl.log" ||
 		fail "openssl cms -encrypt failed ($E2E_DIR/openssl.log)"
 	mime_pkcs7 "$2.der" "$_eo_t" "$2"

@@ -1,0 +1,1131 @@
+#!/bin/sh
+# contrib/bench/bench.sh — throughput, latency, CPU and memory benchmark of
+# smime-milter through a real Postfix on loopback (issue 5, contrib/bench/).
+#
+#   contrib/bench/bench.sh [--quick] [--scenarios a,b,c,d,e] [--sockets unix,inet]
+#                          [--report FILE] [--keep]
+#
+# smtp-source -> private Postfix (smtpd + milter) -> smtp-sink, all on
+# 127.0.0.1. Every scenario is a configuration plus a message generator, run
+# over a unix socket and over inet loopback, measured in the same run:
+#
+#   a  no milter                        plain text from alice@org.example
+#   b  smime-milter sign-only           same messages, outbound
+#   c  smime-milter sign+encrypt        same messages, bob's certificate cached
+#   d  smime-milter inbound harvest     messages signed by bob@partner.example
+#   e  OpenDKIM signing, RSA-2048       plain text, outbound (when installed)
+#
+# Every number counts only messages that arrived at the sink; a sample of
+# each run is checked for what the scenario should have done (signed,
+# encrypted, Authentication-Results, DKIM-Signature). See README.md here.
+#
+# Needs root (private Postfix), postfix (smtp-source, smtp-sink), openssl,
+# and opendkim for scenario e. Uses tests/e2e/lib.sh for Postfix, the sink,
+# ports, waiting and cleanup; tests/pki/mkpki.sh for keys when present.
+set -u
+
+BENCH_TOP=$(cd "$(dirname "$0")/../.." && pwd)
+: "${SMIME_TOP:=$BENCH_TOP}"
+. "$SMIME_TOP/tests/e2e/lib.sh"
+E2E_NAME=bench
+
+# ------------------------------------------------------------ options
+
+MODE=full
+SCENARIOS=a,e,b,c,d
+SOCKETS=unix,inet
+REPORT=
+CMDLINE="contrib/bench/bench.sh${*:+ $*}"
+
+usage() {
+	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+	exit "${1:-2}"
+}
+
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) MODE=quick ;;
+	--full) MODE=full ;;
+	--scenarios) shift; SCENARIOS=${1:?--scenarios needs a list} ;;
+	--scenarios=*) SCENARIOS=${1#*=} ;;
+	--sockets) shift; SOCKETS=${1:?--sockets needs a list} ;;
+	--sockets=*) SOCKETS=${1#*=} ;;
+	--report) shift; REPORT=${1:?--report needs a file} ;;
+	--report=*) REPORT=${1#*=} ;;
+	--keep) E2E_KEEP=always ;;
+	-h | --help) usage 0 ;;
+	*) echo "bench.sh: unknown option $1" >&2; usage 2 ;;
+	esac
+	shift
+done
+SCENARIOS=$(echo "$SCENARIOS" | tr ',' ' ')
+SOCKETS=$(echo "$SOCKETS" | tr ',' ' ')
+[ -n "$REPORT" ] || REPORT=$SMIME_TOP/build/bench/report-$MODE.txt
+
+# Message counts: each 16-session run takes a few seconds on the reference
+# machine (2 cores); --quick keeps the whole run under two minutes.
+# BENCH_N_1K, BENCH_N_50K, BENCH_N_1M, BENCH_N_LAT override them.
+if [ "$MODE" = quick ]; then
+	N_1K=${BENCH_N_1K:-200} N_50K=${BENCH_N_50K:-150} N_1M=${BENCH_N_1M:-24}
+	N_LAT=${BENCH_N_LAT:-40} LEAK_CHUNKS=1 BIG_SCEN="b c" ROUNDS=${BENCH_ROUNDS:-1}
+else
+	N_1K=${BENCH_N_1K:-600} N_50K=${BENCH_N_50K:-500} N_1M=${BENCH_N_1M:-100}
+	N_LAT=${BENCH_N_LAT:-150} LEAK_CHUNKS=10 BIG_SCEN="b c d e" ROUNDS=${BENCH_ROUNDS:-3}
+fi
+LEAK_CHUNK=2000
+SESSIONS=16
+BIG_SIZE=52428800 # the 50 MB message
+SIZES="1k 50k 1m"
+size_bytes() { case $1 in 1k) echo 1024 ;; 50k) echo 51200 ;; 1m) echo 1048576 ;; esac; }
+size_label() { case $1 in 1k) echo "1 KB" ;; 50k) echo "50 KB" ;; 1m) echo "1 MB" ;; esac; }
+size_count() { case $1 in 1k) echo "$N_1K" ;; 50k) echo "$N_50K" ;; 1m) echo "$N_1M" ;; esac; }
+
+ALICE=alice@org.example
+BOB=bob@partner.example
+CLK_TCK=$(getconf CLK_TCK)
+
+say() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+
+# ------------------------------------------------------------ results
+
+# One "key<TAB>value" per line; the last value of a key wins.
+res_set() { printf '%s\t%s\n' "$1" "$2" >>"$RESULTS"; }
+res_get() { awk -F '\t' -v k="$1" '$1 == k { v = $2 } END { print v }' "$RESULTS"; }
+
+# calc EXPR — floating point arithmetic (awk); empty operands give "".
+calc() { awk "BEGIN { r = $1; print r }" 2>/dev/null; }
+# fmt VALUE DECIMALS — print VALUE rounded, or "-" when empty.
+fmt() {
+	if [ -z "$1" ]; then echo -; else awk -v v="$1" -v d="${2:-1}" 'BEGIN { printf("%." d "f\n", v) }'; fi
+}
+
+now_ns() { date +%s%N; }
+
+# proc_cpu_ms PID — user+system CPU of the whole process (all threads, also
+# the exited ones) in milliseconds, from /proc/PID/stat fields 14 and 15.
+proc_cpu_ms() {
+	[ -r "/proc/$1/stat" ] || { echo; return; }
+	sed 's/^.*) //' "/proc/$1/stat" | awk -v hz="$CLK_TCK" '{ print ($12 + $13) * 1000 / hz }'
+}
+
+# proc_kb PID FIELD — VmRSS or VmHWM in kB from /proc/PID/status.
+proc_kb() {
+	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status" 2>/dev/null
+}
+
+# ------------------------------------------------------------ PKI
+
+# pki_make DIR — alice's key+cert (keys_dir), bob's key and cert, ca.pem.
+# tests/pki/mkpki.sh when it exists (its layout: NAME.key NAME.crt NAME.pem,
+# chain.pem, ca.pem); otherwise a throwaway RSA-2048 root, alice and bob.
+pki_make() {
+	_pd=$1
+	mkdir -p "$_pd"
+	if [ -f "$SMIME_TOP/tests/pki/mkpki.sh" ]; then
+		say "PKI: tests/pki/mkpki.sh"
+		sh "$SMIME_TOP/tests/pki/mkpki.sh" "$_pd" >"$_pd.log" 2>&1 ||
+			fail "tests/pki/mkpki.sh failed: $(tail -n 5 "$_pd.log")"
+	else
+		say "PKI: tests/pki/mkpki.sh not found; throwaway RSA-2048 root, alice, bob"
+		(
+			umask 077
+			cd "$_pd" || exit 1
+			EMAIL=root@bench.example
+			export EMAIL
+			cat >ext.cnf <<'EOF'
+[ req ]
+distinguished_name = dn
+[ dn ]
+[ ca ]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[ ee ]
+basicConstraints = CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = emailProtection
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = email:$ENV::EMAIL
+EOF
+			openssl req -x509 -newkey rsa:2048 -nodes -keyout root.key -out root.crt \
+				-days 3650 -subj "/CN=smime-milter Bench Root CA" \
+				-extensions ca -config ext.cnf 2>/dev/null &&
+			cp root.crt ca.pem && : >chain.pem &&
+			for _who in alice:$ALICE bob:$BOB; do
+				_n=${_who%%:*} _a=${_who#*:}
+				openssl req -newkey rsa:2048 -nodes -keyout "$_n.key" -out "$_n.csr" \
+					-subj "/CN=$_n/emailAddress=$_a" -config ext.cnf 2>/dev/null &&
+				EMAIL=$_a openssl x509 -req -in "$_n.csr" -CA root.crt -CAkey root.key \
+					-CAcreateserial -days 365 -sha256 -extfile ext.cnf -extensions ee \
+					-out "$_n.crt" 2>/dev/null &&
+				cat "$_n.key" "$_n.crt" >"$_n.pem" || exit 1
+			done
+		) || fail "throwaway PKI: openssl failed"
+	fi
+	for _f in ca.pem alice.pem bob.crt bob.key; do
+		[ -s "$_pd/$_f" ] || fail "PKI: $_pd/$_f missing"
+	done
+}
+
+# ------------------------------------------------------------ messages
+
+# body_text BYTES — about BYTES of 7-bit text in 76-character lines.
+body_text() {
+	awk -v n="$1" 'BEGIN {
+		l = "The quick brown fox jumps over the lazy dog; smime-milter benchmark text."
+		while (t + 77 <= n) { printf "%04d %s\n", (i++ % 10000), substr(l, 1, 71); t += 77 }
+		if (n - t > 1) { s = ""; for (j = 1; j < n - t; j++) s = s "x"; print s }
+	}'
+}
+
+# signed_message BYTES FILE — bob@partner.example to alice@org.example, a
+# text body of BYTES signed by bob (detached multipart/signed, with chain).
+signed_message() {
+	_sm_dir=$E2E_DIR/msg
+	mkdir -p "$_sm_dir"
+	{
+		printf 'Content-Type: text/plain; charset=us-ascii\n'
+		printf 'Content-Transfer-Encoding: 7bit\n\n'
+		body_text "$1"
+	} >"$_sm_dir/entity.txt"
+	_sm_chain=
+	[ -s "$PKI/chain.pem" ] && _sm_chain="-certfile $PKI/chain.pem"
+	# shellcheck disable=SC2086
+	openssl cms -sign -in "$_sm_dir/entity.txt" -signer "$PKI/bob.crt" \
+		-inkey "$PKI/bob.key" $_sm_chain -md sha256 -out "$_sm_dir/signed.mime" ||
+		fail "openssl cms -sign failed"
+	{
+		printf 'From: Bob <%s>\nTo: Alice <%s>\n' "$BOB" "$ALICE"
+		printf 'Subject: bench signed %s bytes\n' "$1"
+		printf 'Date: %s\n' "$(date -R)"
+		printf 'Message-ID: <bench-signed-%s@partner.example>\n' "$1"
+		cat "$_sm_dir/signed.mime"
+	} >"$2"
+	rm -f "$_sm_dir/entity.txt" "$_sm_dir/signed.mime"
+}
+
+# ------------------------------------------------------------ scenarios
+
+# scen NAME — set the scenario's description:
+#   S_KIND   none | smime | dkim      what listens on the milter socket
+#   S_DIR    out | in                 which Postfix service (ORIGINATING or not)
+#   S_GEN    plain | signed           smtp-source -l SIZE, or -F a signed file
+#   S_FROM, S_TO                      envelope and header addresses
+#   S_EXPECT what the sample at the sink must show (see sample_effect)
+#   S_TITLE  for the table
+scen() {
+	S_NAME=$1
+	case $1 in
+	a) S_KIND=none S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=unchanged S_TITLE="no milter" ;;
+	b) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=signed S_TITLE="sign-only" ;;
+	c) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt" ;;
+	d) S_KIND=smime S_DIR=in S_GEN=signed S_FROM=$BOB S_TO=$ALICE S_EXPECT=smime-pass S_TITLE="inbound harvest" ;;
+	e) S_KIND=dkim S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=dkim S_TITLE="OpenDKIM sign" ;;
+	*) fail "unknown scenario $1" ;;
+	esac
+}
+
+title() { (scen "$1" && echo "$S_TITLE"); }
+
+# smime_config SCENARIO ID FILE — instance ID's configuration (b, c or d).
+# Direction comes from {daemon_name} only (internal_hosts empty), so the
+# same daemon serves the outbound and the inbound Postfix service.
+smime_config() {
+	case $1 in
+	b) _sc_pol='outbound = { sign = true; encrypt = "never"; };' ;;
+	c) _sc_pol='outbound = { sign = true; encrypt = "required"; cipher = "auto"; };' ;;
+	d) _sc_pol='outbound = { sign = true; encrypt = "opportunistic"; };' ;;
+	esac
+	mkdir -p "$E2E_DIR/state/$2"
+	cat >"$3" <<EOF
+# written by contrib/bench/bench.sh, scenario $1, instance $2
+socket = "$MILTER_SOCKET";
+socket_mode = "0666";
+pid_file = "$E2E_DIR/state/$2/smime-milter.pid";
+spool_dir = "$E2E_DIR/state/$2/spool";
+authserv_id = "mx.bench.example";
+internal_domains = [ "org.example" ];
+internal_hosts = [ ];
+outbound_daemons = [ "ORIGINATING" ];
+cache = { backend = "sqlite"; path = "$E2E_DIR/state/$2/cache.db"; };
+keys_dir = "$KEYS_DIR";
+trust = { ca_file = "$PKI/ca.pem"; allow_self_signed = false; };
+$_sc_pol
+inbound = { harvest = true; results_header = true; decrypt = "harvest"; };
+limits = { max_message_size = 104857600; spool_threshold = 1048576; };
+EOF
+}
+
+# ------------------------------------------------------------ milters
+
+# Every milter instance (scenario x socket kind: b-unix, b-inet, ..., e-inet)
+# runs for the whole benchmark on a socket of its own, with two Postfix
+# services of its own (outbound and inbound). Idle instances cost nothing,
+# and none has to stop between rounds (libmilter takes up to 5 s to notice
+# SIGTERM). Per instance ID (e.g. "b_unix"), stored in variables:
+#   PID_ID SOCK_ID WHAT_ID   process, milter socket, "smime-milter"/"opendkim"
+#   PORT_ID_out PORT_ID_in   the smtpd ports whose smtpd_milters name SOCK_ID
+# BM_PID/BM_WHAT/BM_KIND: the instance being measured right now.
+BM_PID='' BM_WHAT='' BM_KIND=''
+INSTANCES=
+
+iget() { eval "echo \"\${$1_$2:-}\""; }       # iget VAR ID
+iset() { eval "$1_$2=\$3"; }                   # iset VAR ID VALUE
+
+# bm_wait_ready PID SOCKET — bounded wait until SOCKET accepts; false when
+# the process died or never listened.
+bm_wait_ready() {
+	_bw=100
+	while [ "$_bw" -gt 0 ]; do
+		e2e_running "$1" || return 1
+		case $2 in
+		inet:*) _bw_p=${2#inet:} && e2e_port_listening "${_bw_p%%@*}" && return 0 ;;
+		unix:*) [ -S "${2#unix:}" ] && return 0 ;;
+		esac
+		sleep 0.1
+		_bw=$((_bw - 1))
+	done
+	return 1
+}
+
+# instances_plan — the instance list, a socket and two ports for each.
+instances_plan() {
+	for _ip_s in $SCENARIOS; do
+		scen "$_ip_s"
+		case $S_KIND in none) continue ;; dkim) [ -n "$DKIM_OK" ] || continue ;; esac
+		for _ip_k in $SOCKETS; do
+			_id=${_ip_s}_$_ip_k
+			INSTANCES="$INSTANCES $_id"
+			case $_ip_k in
+			unix) iset SOCK "$_id" "unix:$RUN_DIR/$_id.sock" ;;
+			inet)
+				_ip_p=$(e2e_free_port) || exit 1
+				E2E_PORTS_USED="$E2E_PORTS_USED $_ip_p"
+				iset SOCK "$_id" "inet:$_ip_p@127.0.0.1" ;;
+			esac
+			for _ip_d in out in; do
+				_ip_p=$(e2e_free_port) || exit 1
+				E2E_PORTS_USED="$E2E_PORTS_USED $_ip_p"
+				iset PORT "${_id}_$_ip_d" "$_ip_p"
+			done
+		done
+	done
+}
+
+# instance_start SCENARIO SOCKET-KIND — start one instance; false (reason
+# recorded as SCENARIO.KIND.start) when it does not come up.
+instance_start() {
+	scen "$1"
+	_id=$1_$2
+	_is_sock=$(iget SOCK "$_id")
+	_is_log=$E2E_DIR/log/$_id.log
+	_is_err=
+	case $S_KIND in
+	smime)
+		MILTER_SOCKET=$_is_sock
+		_conf=$E2E_DIR/state/$_id.conf
+		smime_config "$1" "$_id" "$_conf"
+		if ! "$SMIME_BINDIR/smime-milter" -n -c "$_conf" >"$_is_log" 2>&1; then
+			_is_err="configuration refused: $(head -n 2 "$_is_log" | tr '\n' ' ')"
+		else
+			cache_preload "$1" "$_conf"
+			"$SMIME_BINDIR/smime-milter" -f -c "$_conf" </dev/null >>"$_is_log" 2>&1 &
+			iset PID "$_id" $!
+			iset WHAT "$_id" smime-milter
+		fi
+		;;
+	dkim)
+		opendkim -f -x "$DKIM_DIR/opendkim.conf" -p "$_is_sock" </dev/null >"$_is_log" 2>&1 &
+		iset PID "$_id" $!
+		iset WHAT "$_id" opendkim
+		;;
+	esac
+	if [ -z "$_is_err" ] && ! bm_wait_ready "$(iget PID "$_id")" "$_is_sock"; then
+		_is_err="$(iget WHAT "$_id") did not listen on $_is_sock: $(tail -n 3 "$_is_log" | tr '\n' ' ')"
+		instance_stop "$_id"
+	fi
+	if [ -n "$_is_err" ]; then
+		res_set "$1.$2.start" "$_is_err"
+		say "  $1 over $2: FAILED to start: $_is_err"
+		return 1
+	fi
+	say "  $1 over $2: $(iget WHAT "$_id") pid $(iget PID "$_id") on $_is_sock"
+	cache_harvest_fallback "$1" "$2"
+	return 0
+}
+
+instance_stop() {
+	_st_pid=$(iget PID "$1")
+	[ -n "$_st_pid" ] || return 0
+	e2e_stop_pid "$_st_pid" "$(iget WHAT "$1")" 15 || say "$(iget WHAT "$1") (pid $_st_pid) needed SIGKILL"
+	iset PID "$1" ""
+}
+
+# instances_stop — SIGTERM to every instance at once, then wait for each.
+instances_stop() {
+	for _id in $INSTANCES; do
+		_st_pid=$(iget PID "$_id")
+		[ -n "$_st_pid" ] && kill -TERM "$_st_pid" 2>/dev/null
+	done
+	for _id in $INSTANCES; do
+		instance_stop "$_id"
+	done
+}
+
+# use_instance SCENARIO SOCKET-KIND — make it the one being measured.
+use_instance() {
+	scen "$1"
+	BM_KIND=$2
+	if [ "$S_KIND" = none ]; then
+		BM_KIND=none BM_PID='' BM_WHAT=''
+		return 0
+	fi
+	BM_PID=$(iget PID "$1_$2")
+	BM_WHAT=$(iget WHAT "$1_$2")
+	[ -n "$BM_PID" ]
+}
+
+# cache_preload SCENARIO CONF — scenario c needs bob's certificate in the
+# cache: `smimectl cert import --force` (bob.crt plus chain.pem). When smimectl cannot do that yet,
+# the daemon harvests it from one signed inbound message after it starts
+# (cache_harvest_fallback); the sample check tells whether that worked.
+PRELOAD=
+cache_preload() {
+	[ "$1" = c ] || return 0
+	# The certificate with its chain (mkpki.sh issues from an intermediate;
+	# the cache keeps what it needs to find the chain to the trust anchor).
+	cat "$PKI/bob.crt" >"$E2E_DIR/state/bob-chain.pem"
+	[ -s "$PKI/chain.pem" ] && cat "$PKI/chain.pem" >>"$E2E_DIR/state/bob-chain.pem"
+	if "$SMIME_BINDIR/smimectl" -c "$2" cert import --force "$E2E_DIR/state/bob-chain.pem" \
+		>"$E2E_DIR/log/import.out" 2>&1; then
+		PRELOAD=smimectl
+		say "  c: bob's certificate imported with smimectl cert import --force"
+		"$SMIME_BINDIR/smimectl" -c "$2" cert export "$BOB" >/dev/null 2>>"$E2E_DIR/log/import.out" ||
+			say "  c: but 'smimectl cert export $BOB' finds no usable certificate: $(tail -n 1 "$E2E_DIR/log/import.out")"
+	else
+		PRELOAD=harvest
+		say "  c: 'smimectl cert import --force' failed ($(head -n 1 "$E2E_DIR/log/import.out")); offering bob's certificate in a signed inbound message instead"
+	fi
+	return 0
+}
+
+cache_harvest_fallback() {
+	[ "$1" = c ] && [ "$PRELOAD" = harvest ] || return 0
+	rm -f "$SINK_DIR"/*
+	timeout -k 5 60 smtp-source -f "$BOB" -t "$ALICE" -F "$MSG_DIR/signed-1k.eml" -m 1 \
+		"127.0.0.1:$(svc_port "$1" "$2" in)" >/dev/null 2>&1
+	wait_until 20 sink_has 1
+	rm -f "$SINK_DIR"/*
+}
+
+# ------------------------------------------------------------ OpenDKIM
+
+DKIM_OK=
+dkim_setup() {
+	command -v opendkim >/dev/null 2>&1 || {
+		DKIM_OK=
+		say "opendkim not installed: scenario e skipped (apt-get install opendkim)"
+		return 0
+	}
+	# OpenDKIM refuses a configuration or key below a directory others may
+	# write (/tmp): keep its files in a private directory under /run.
+	DKIM_DIR=$(mktemp -d /run/smime-bench-dkim.XXXXXX) || fail "mktemp -d /run/... failed"
+	chmod 0700 "$DKIM_DIR"
+	(umask 077 && openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 \
+		-out "$DKIM_DIR/bench.private" 2>/dev/null) || fail "cannot make the DKIM key"
+	cat >"$DKIM_DIR/opendkim.conf" <<EOF
+# written by contrib/bench/bench.sh: sign only, RSA-2048, no DNS
+Syslog                  no
+Mode                    s
+Domain                  org.example
+Selector                bench
+KeyFile                 $DKIM_DIR/bench.private
+Canonicalization        relaxed/simple
+SignatureAlgorithm      rsa-sha256
+InternalHosts           127.0.0.1
+UMask                   000
+EOF
+	DKIM_OK=1
+	DKIM_VERSION=$(opendkim -V 2>/dev/null | sed -n 's/^opendkim: OpenDKIM Filter v//p' | head -n 1)
+}
+
+# ------------------------------------------------------------ Postfix services
+
+# svc_port SCENARIO KIND DIR — the smtpd port for that scenario's instance
+# on socket KIND (none: no milter) and direction DIR (out = ORIGINATING).
+svc_port() {
+	case $2 in
+	none) case $3 in out) echo "$PF_OUT_PORT" ;; in) echo "$PF_IN_PORT" ;; esac ;;
+	*) iget PORT "$1_$2_$3" ;;
+	esac
+}
+
+# postfix_bench_start — lib.sh's private Postfix (its two services have no
+# milter), plus an outbound and an inbound service per milter instance.
+postfix_bench_start() {
+	PF_MILTER=none postfix_start
+	# Edit main.cf in place: a setting defined twice makes every Postfix
+	# process log "overriding earlier entry" at start, and under load that
+	# once deadlocked postlogd on its own full socket.
+	postconf -c "$PF_DIR/etc" -e \
+		"message_size_limit = 104857600" \
+		"mailbox_size_limit = 0" \
+		"milter_command_timeout = 60s" \
+		"milter_content_timeout = 300s" \
+		"smtp_data_done_timeout = 600s" \
+		"syslog_name = postfix-bench" || fail "postconf -e failed"
+	for _id in $INSTANCES; do
+		_ps=$(iget SOCK "$_id")
+		case $_ps in
+		inet:*) _ps_p=${_ps#inet:} && _ps="inet:127.0.0.1:${_ps_p%%@*}" ;;
+		esac
+		cat >>"$PF_DIR/etc/master.cf" <<EOF
+127.0.0.1:$(iget PORT "${_id}_out") inet n - n - - smtpd
+  -o syslog_name=postfix-bench/$_id-out -o smtpd_milters=$_ps -o milter_macro_daemon_name=ORIGINATING
+127.0.0.1:$(iget PORT "${_id}_in") inet n - n - - smtpd
+  -o syslog_name=postfix-bench/$_id-in -o smtpd_milters=$_ps
+EOF
+	done
+	postfix -c "$PF_DIR/etc" reload >>"$E2E_DIR/postfix-start.out" 2>&1 ||
+		fail "postfix reload failed"
+	for _id in $INSTANCES; do
+		for _p in "$(iget PORT "${_id}_out")" "$(iget PORT "${_id}_in")"; do
+			wait_until 15 e2e_port_listening "$_p" ||
+				fail "private Postfix does not listen on 127.0.0.1:$_p"
+		done
+	done
+}
+
+# ------------------------------------------------------------ load runs
+
+sink_has() { [ "$(ls -U "$SINK_DIR" | wc -l)" -ge "$1" ]; }
+
+# wait_sink N SECONDS — poll every 10 ms (wait_until's 0.1 s would cost a few
+# per cent of a short run) until the sink holds N messages.
+wait_sink() {
+	_ws=$(($2 * 100))
+	while [ "$_ws" -gt 0 ]; do
+		sink_has "$1" && return 0
+		sleep 0.01
+		_ws=$((_ws - 1))
+	done
+	sink_has "$1"
+}
+queue_empty() { [ "$(postfix_queue_count)" -eq 0 ]; }
+
+# sample_effect FILE — what the milter did to the message at the sink:
+# encrypted, signed, smime-pass (A-R smime=pass), smime-other (A-R with
+# another result), dkim, or unchanged.
+sample_effect() {
+	_ct=$(sink_header "$1" Content-Type | tr '[:upper:]' '[:lower:]')
+	_ar=$(sink_header "$1" Authentication-Results | tr '[:upper:]' '[:lower:]')
+	case $_ct in
+	*pkcs7-mime*signed-data*) # opaque signature
+		case $S_EXPECT in smime-pass) ;; *) echo signed; return ;; esac ;;
+	*pkcs7-mime*) echo encrypted; return ;;
+	*multipart/signed*)
+		case $S_EXPECT in smime-pass) ;; *) echo signed; return ;; esac ;;
+	esac
+	case $_ar in
+	*mx.bench.example*smime=pass*) echo smime-pass; return ;;
+	*mx.bench.example*smime=*) echo smime-other; return ;;
+	esac
+	[ -n "$(sink_header "$1" DKIM-Signature)" ] && { echo dkim; return; }
+	echo unchanged
+}
+
+# sample_deep_check FILE — cryptographic proof for one sample per scenario
+# and socket: the signature verifies against the test root; the envelope
+# decrypts with bob's key and holds alice's signature.
+sample_deep_check() {
+	_sd=$E2E_DIR/check
+	mkdir -p "$_sd"
+	sink_message "$1" >"$_sd/m.eml"
+	case $S_EXPECT in
+	signed)
+		openssl cms -verify -in "$_sd/m.eml" -CAfile "$PKI/ca.pem" -out /dev/null \
+			>"$_sd/out" 2>&1 || { echo "signature does not verify: $(head -n 1 "$_sd/out")"; return 1; } ;;
+	encrypted)
+		openssl cms -decrypt -in "$_sd/m.eml" -recip "$PKI/bob.crt" -inkey "$PKI/bob.key" \
+			-out "$_sd/inner.eml" >"$_sd/out" 2>&1 ||
+			{ echo "does not decrypt with bob's key: $(head -n 1 "$_sd/out")"; return 1; }
+		openssl cms -verify -in "$_sd/inner.eml" -CAfile "$PKI/ca.pem" -out /dev/null \
+			>"$_sd/out" 2>&1 || { echo "inner signature does not verify: $(head -n 1 "$_sd/out")"; return 1; } ;;
+	esac
+	return 0
+}
+
+# run_load KEY PORT SESSIONS COUNT SIZE — one smtp-source run of COUNT
+# messages (S_GEN, S_FROM, S_TO) to 127.0.0.1:PORT. Records under KEY:
+#   .ok (1/0) .err .n (delivered) .rate (msg/s, until all arrived at the
+#   sink) .lat (client ms per message) .cpu (milter CPU ms per message)
+#   .effect (what the sample shows)
+run_load() {
+	_rl_k=$1 _rl_port=$2 _rl_s=$3 _rl_n=$4 _rl_size=$5
+	[ -d "$SINK_DIR" ] || fail "$SINK_DIR is gone: someone removed the benchmark's temp dir"
+	# Nothing left from the run before: an empty queue, an empty sink.
+	wait_until 60 queue_empty || { postfix_flush; wait_until 30 queue_empty; }
+	rm -f "$SINK_DIR"/*
+	case $S_GEN in
+	plain) set -- -l "$(size_bytes "$_rl_size")" ;;
+	signed) set -- -F "$MSG_DIR/signed-$_rl_size.eml" ;;
+	esac
+	_rl_cpu0=
+	[ -n "$BM_PID" ] && _rl_cpu0=$(proc_cpu_ms "$BM_PID")
+	_rl_t0=$(now_ns)
+	# Bounded: at least 5 msg/s, or the run counts as failed.
+	timeout -k 5 $((30 + _rl_n / 5)) smtp-source -s "$_rl_s" -m "$_rl_n" -f "$S_FROM" -t "$S_TO" \
+		-M client.bench.example "$@" "127.0.0.1:$_rl_port" >"$E2E_DIR/log/source.out" 2>&1
+	_rl_src_rc=$?
+	_rl_t1=$(now_ns)
+	# Bounded wait for the sink: 30 s plus 1 s per 10 messages.
+	_rl_deadline=$((30 + _rl_n / 10))
+	if [ "$_rl_src_rc" -eq 0 ]; then
+		wait_sink "$_rl_n" "$_rl_deadline"
+	else
+		wait_sink "$_rl_n" 5
+	fi
+	_rl_t2=$(now_ns)
+	_rl_cpu1=
+	[ -n "$BM_PID" ] && _rl_cpu1=$(proc_cpu_ms "$BM_PID")
+	_rl_got=$(ls -U "$SINK_DIR" | wc -l)
+	res_set "$_rl_k.n" "$_rl_got"
+	_rl_err=
+	[ "$_rl_src_rc" -eq 0 ] ||
+		_rl_err="smtp-source exit $_rl_src_rc: $(grep -v '^$' "$E2E_DIR/log/source.out" | head -n 1)"
+	[ "$_rl_got" -eq "$_rl_n" ] || _rl_err="${_rl_err:+$_rl_err; }$_rl_got of $_rl_n messages arrived at the sink"
+	[ -z "$BM_PID" ] || e2e_running "$BM_PID" || _rl_err="${_rl_err:+$_rl_err; }$BM_WHAT died"
+	if [ -n "$_rl_err" ]; then
+		res_set "$_rl_k.ok" 0
+		res_set "$_rl_k.err" "$_rl_err"
+		res_set "$_rl_k.effect" failed
+		say "  $_rl_k: FAILED: $_rl_err"
+		return 1
+	fi
+	res_set "$_rl_k.ok" 1
+	res_set "$_rl_k.rate" "$(calc "$_rl_n / (($_rl_t2 - $_rl_t0) / 1e9)")"
+	res_set "$_rl_k.lat" "$(calc "(($_rl_t1 - $_rl_t0) / 1e6) / $_rl_n")"
+	[ -n "$_rl_cpu0" ] && [ -n "$_rl_cpu1" ] && res_set "$_rl_k.cpu" "$(calc "($_rl_cpu1 - $_rl_cpu0) / $_rl_n")"
+	_rl_sample=$(ls -U "$SINK_DIR" | head -n 1)
+	_rl_eff=$(sample_effect "$SINK_DIR/$_rl_sample")
+	res_set "$_rl_k.effect" "$_rl_eff"
+	if [ "$_rl_eff" != "$S_EXPECT" ] && [ -z "$(res_get "$S_NAME.$BM_KIND.mismatch")" ]; then
+		cp "$SINK_DIR/$_rl_sample" "$E2E_DIR/samples/$_rl_k.eml" 2>/dev/null
+		res_set "$S_NAME.$BM_KIND.mismatch" "$_rl_eff"
+	fi
+	if [ "$_rl_eff" = "$S_EXPECT" ] && [ -z "$(res_get "$S_NAME.$BM_KIND.deep")" ]; then
+		if _rl_why=$(sample_deep_check "$SINK_DIR/$_rl_sample"); then
+			res_set "$S_NAME.$BM_KIND.deep" ok
+		else
+			res_set "$S_NAME.$BM_KIND.deep" "$_rl_why"
+			say "  $_rl_k: sample check failed: $_rl_why"
+		fi
+	fi
+	say "  $_rl_k: $_rl_n msgs $(fmt "$(res_get "$_rl_k.rate")") msg/s, client $(fmt "$(res_get "$_rl_k.lat")" 2) ms/msg, cpu $(fmt "$(res_get "$_rl_k.cpu")" 2) ms/msg, $_rl_eff"
+	return 0
+}
+
+# ------------------------------------------------------------ memory
+
+# big_message SCENARIO — peak RSS (VmHWM) before and after one 50 MB message.
+big_message() {
+	_bg_s=$1
+	_k=$1.$BM_KIND.big
+	wait_until 60 queue_empty
+	# Reset the peak to the current RSS (clear_refs 5, Linux >= 4.0), so
+	# that the rise is the 50 MB message's own, not an earlier peak.
+	if echo 5 2>/dev/null >"/proc/$BM_PID/clear_refs"; then
+		_hwm0=$(proc_kb "$BM_PID" VmRSS)
+	else
+		_hwm0=$(proc_kb "$BM_PID" VmHWM)
+	fi
+	rm -f "$SINK_DIR"/*
+	case $S_GEN in
+	plain) set -- -l "$BIG_SIZE" ;;
+	signed)
+		[ -f "$MSG_DIR/signed-big.eml" ] || signed_message "$BIG_SIZE" "$MSG_DIR/signed-big.eml"
+		set -- -F "$MSG_DIR/signed-big.eml" ;;
+	esac
+	timeout -k 5 300 smtp-source -s 1 -m 1 -f "$S_FROM" -t "$S_TO" -M client.bench.example \
+		"$@" "127.0.0.1:$(svc_port "$_bg_s" "$BM_KIND" "$S_DIR")" >"$E2E_DIR/log/source.out" 2>&1
+	_rc=$?
+	[ "$_rc" -eq 0 ] && wait_until 120 sink_has 1
+	_hwm1=$(proc_kb "$BM_PID" VmHWM)
+	if [ "$_rc" -ne 0 ] || ! sink_has 1; then
+		res_set "$_k.ok" 0
+		res_set "$_k.err" "50 MB message not delivered: $(head -n 1 "$E2E_DIR/log/source.out")"
+		say "  $_k: FAILED: $(res_get "$_k.err")"
+		return 1
+	fi
+	res_set "$_k.ok" 1
+	res_set "$_k.hwm0" "$_hwm0"
+	res_set "$_k.hwm1" "$_hwm1"
+	res_set "$_k.effect" "$(sample_effect "$(find "$SINK_DIR" -type f | head -n 1)")"
+	rm -f "$SINK_DIR"/*
+	say "  $_k: RSS $(fmt "$(calc "$_hwm0 / 1024")") MB before, peak $(fmt "$(calc "$_hwm1 / 1024")") MB ($(res_get "$_k.effect"))"
+}
+
+# leak_run SCENARIO — LEAK_CHUNKS runs of 2,000 messages at 1 KB; VmRSS
+# after each. Compares RSS after 2,000 with RSS after 20,000 (full mode).
+leak_run() {
+	_i=1
+	while [ "$_i" -le "$LEAK_CHUNKS" ]; do
+		run_load "$1.$BM_KIND.leak$_i" "$(svc_port "$1" "$BM_KIND" "$S_DIR")" "$SESSIONS" \
+			"$LEAK_CHUNK" 1k || return 1
+		res_set "$1.$BM_KIND.rss$((_i * LEAK_CHUNK))" "$(proc_kb "$BM_PID" VmRSS)"
+		_i=$((_i + 1))
+	done
+}
+
+# keys_parsed_once SCENARIO — count open() calls on the key, CA and cert
+# files while 50 messages pass (strace attached to the daemon); a key file
+# read per message shows up as >= 50 opens.
+keys_parsed_once() {
+	command -v strace >/dev/null 2>&1 || return 0
+	_tr=$E2E_DIR/log/strace.$1.out
+	strace -f -qq -e trace=open,openat -o "$_tr" -p "$BM_PID" 2>/dev/null &
+	_st_pid=$!
+	sleep 1
+	run_load "$1.$BM_KIND.strace" "$(svc_port "$1" "$BM_KIND" "$S_DIR")" 4 50 1k >/dev/null 2>&1
+	kill -INT "$_st_pid" 2>/dev/null
+	wait "$_st_pid" 2>/dev/null
+	if e2e_running "$_st_pid"; then kill -KILL "$_st_pid"; fi
+	_opens=$(grep -c -E "\"($KEYS_DIR|$PKI)/" "$_tr" 2>/dev/null)
+	res_set "$1.keyopens" "${_opens:-0}"
+}
+
+# ------------------------------------------------------------ one scenario
+
+# bench_round NAME SOCKET-KIND ROUND — warm up, run the three sizes with 16
+# sessions and two with one session. Keys NAME.KIND.SIZE.rROUND.*;
+# aggregate() takes the median over the rounds.
+bench_round() {
+	use_instance "$1" "$2" || return 0 # did not start
+	_br_port=$(svc_port "$1" "$BM_KIND" "$S_DIR")
+	say "round $3: scenario $1 ($S_TITLE) over $BM_KIND"
+	# Warm-up: smtpd processes, milter threads, OpenSSL, the cache.
+	run_load "$1.$BM_KIND.warm" "$_br_port" "$SESSIONS" 32 1k >/dev/null 2>&1
+	for _br_z in $SIZES; do
+		run_load "$1.$BM_KIND.$_br_z.r$3" "$_br_port" "$SESSIONS" "$(size_count "$_br_z")" "$_br_z"
+	done
+	# OpenDKIM's latency is shown, not a goal: over inet each of its
+	# messages waits ~90 ms for delayed ACKs, so a fifth of the messages.
+	_br_nl=$N_LAT
+	[ "$S_KIND" = dkim ] && _br_nl=$(((N_LAT + 4) / 5))
+	for _br_z in 1k 50k; do
+		run_load "$1.$BM_KIND.lat$_br_z.r$3" "$_br_port" 1 "$_br_nl" "$_br_z"
+	done
+}
+
+# bench_memory NAME — over the unix socket: the 50 MB message, RSS over
+# 2,000..20,000 messages, key files opened per message.
+bench_memory() {
+	use_instance "$1" unix || return 0
+	case " $BIG_SCEN " in *" $1 "*) _bm_big=1 ;; *) _bm_big= ;; esac
+	_bm_leak=
+	case $1 in c) _bm_leak=1 ;; d) [ "$MODE" = full ] && _bm_leak=1 ;; esac
+	_bm_keys=
+	[ "$MODE" = full ] && [ "$S_KIND" = smime ] && command -v strace >/dev/null 2>&1 && _bm_keys=1
+	[ -n "$_bm_big$_bm_leak$_bm_keys" ] || return 0
+	say "memory: scenario $1 ($S_TITLE) over unix"
+	[ -n "$_bm_big" ] && big_message "$1"
+	[ -n "$_bm_leak" ] && leak_run "$1"
+	[ -n "$_bm_keys" ] && keys_parsed_once "$1"
+	return 0
+}
+
+# round_values PREFIX FIELD — the values of PREFIX.rN.FIELD, one a line.
+round_values() {
+	awk -F '\t' -v p="$1" -v f="$2" '
+		substr($1, 1, length(p) + 2) == p ".r" {
+			rest = substr($1, length(p) + 3)
+			if (rest ~ ("^[0-9]+\\." f "$")) print $2
+		}' "$RESULTS"
+}
+
+# aggregate PREFIX — PREFIX.{ok,err,rate,lat,cpu,effect} from the rounds:
+# failed when any round failed; otherwise the median of each number.
+aggregate() {
+	_ag_ok=$(round_values "$1" ok | sort -n | head -n 1)
+	[ -n "$_ag_ok" ] || return 0
+	res_set "$1.ok" "$_ag_ok"
+	res_set "$1.rounds" "$(round_values "$1" ok | wc -l)"
+	if [ "$_ag_ok" = 0 ]; then
+		res_set "$1.err" "$(round_values "$1" err | head -n 1)"
+		res_set "$1.effect" failed
+		return 0
+	fi
+	for _ag_f in rate lat cpu; do
+		_ag_v=$(round_values "$1" "$_ag_f" | sort -g | awk '{ v[n++] = $1 }
+			END { if (n) print (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2 }')
+		[ -n "$_ag_v" ] && res_set "$1.$_ag_f" "$_ag_v"
+		_ag_sp=$(round_values "$1" "$_ag_f" | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 }
+			END { if (NR > 1) printf "%.3g-%.3g\n", lo, hi }')
+		[ -n "$_ag_sp" ] && res_set "$1.$_ag_f.range" "$_ag_sp"
+	done
+	res_set "$1.effect" "$(round_values "$1" effect | head -n 1)"
+}
+
+# ------------------------------------------------------------ report
+
+# rate/cpu cell helpers: the value, or FAIL, or "-" when not measured.
+cell() { # KEY FIELD DECIMALS
+	_ok=$(res_get "$1.ok")
+	case $_ok in
+	1) fmt "$(res_get "$1.$2")" "$3" ;;
+	0) echo FAIL ;;
+	*) echo - ;;
+	esac
+}
+
+# effect_of NAME KIND — the scenario's observed effect (expected one, or
+# what the first mismatching sample showed, or "not run").
+effect_of() {
+	scen "$1"
+	[ -n "$(res_get "$1.$2.start")" ] && { echo "no start"; return; }
+	_mm=$(res_get "$1.$2.mismatch")
+	if [ -n "$_mm" ]; then echo "$_mm!"; return; fi
+	_any=$(res_get "$1.$2.1k.effect")
+	[ -n "$_any" ] || { echo "not run"; return; }
+	[ "$_any" = failed ] && { echo failed; return; }
+	_deep=$(res_get "$1.$2.deep")
+	case $_deep in ok | "") echo "$S_EXPECT" ;; *) echo "$S_EXPECT?" ;; esac
+}
+
+# active NAME KIND — the scenario did what it is meant to (expected effect
+# on every sample, cryptographic check passed).
+active() {
+	scen "$1"
+	[ -z "$(res_get "$1.$2.start")" ] && [ -z "$(res_get "$1.$2.mismatch")" ] &&
+		[ "$(res_get "$1.$2.1k.ok")" = 1 ] &&
+		case $(res_get "$1.$2.deep") in ok | "") true ;; *) false ;; esac
+}
+
+# goal LABEL VALUE OP LIMIT UNIT NEEDS... — one line of the goals table.
+# NEEDS are "NAME:KIND" scenario runs that must be active for the value to
+# mean anything; VALUE empty = not measured.
+GOALS_MET=0 GOALS_NOT=0 GOALS_NA=0
+goal() {
+	_gl=$1 _gv=$2 _gop=$3 _glim=$4 _gu=$5
+	shift 5
+	_why=
+	for _need in "$@"; do
+		_nn=${_need%%:*} _nk=${_need#*:}
+		if [ "$_nn" = e ] && [ -z "$DKIM_OK" ]; then _why="opendkim not installed"; break; fi
+		case " $SCENARIOS " in *" $_nn "*) ;; *) _why="scenario $_nn not run"; break ;; esac
+		if ! active "$_nn" "$_nk"; then
+			_why="$_nn over $_nk: $(effect_of "$_nn" "$_nk")"
+			[ "$_nn" = e ] || [ "$_nn" = a ] || _why="$_why — not a measurement of S/MIME work"
+			break
+		fi
+	done
+	if [ -z "$_gv" ]; then
+		_gshow=-
+		case ${_why:-not measured} in
+		*"not installed"* | *"not run"* | "not measured")
+			_verdict="n/a (${_why:-not measured})"; GOALS_NA=$((GOALS_NA + 1)) ;;
+		*) _verdict="NOT MET ($_why)"; GOALS_NOT=$((GOALS_NOT + 1)) ;;
+		esac
+	else
+		case $_gu in
+		x | ms) _gshow="$(fmt "$_gv" 2)$_gu" ;;
+		MB) _gshow="$(fmt "$_gv" 1) MB" ;;
+		*) _gshow=$(fmt "$_gv" 0) ;;
+		esac
+		if [ -n "$_why" ]; then
+			case $_why in
+			*"not installed"* | *"not run"*) _verdict="n/a ($_why)"; GOALS_NA=$((GOALS_NA + 1)) ;;
+			*) _verdict="NOT MET ($_why)"; GOALS_NOT=$((GOALS_NOT + 1)) ;;
+			esac
+		elif awk -v v="$_gv" -v l="$_glim" -v op="$_gop" \
+			'BEGIN { exit !((op == ">=" && v >= l) || (op == "<=" && v <= l)) }'; then
+			_verdict=met
+			GOALS_MET=$((GOALS_MET + 1))
+		else
+			_verdict="NOT MET"
+			GOALS_NOT=$((GOALS_NOT + 1))
+		fi
+	fi
+	printf '  %-58s %9s  %-8s %s\n' "$_gl" "$_gshow" "$_gop $_glim${_gu:+ $_gu}" "$_verdict"
+}
+
+ratio() { # A B -> A/B, empty when either is missing
+	[ -n "$1" ] && [ -n "$2" ] && calc "$1 / $2"
+}
+rate() { [ "$(res_get "$1.ok")" = 1 ] && res_get "$1.rate"; }
+cpu() { [ "$(res_get "$1.ok")" = 1 ] && res_get "$1.cpu"; }
+lat() { [ "$(res_get "$1.ok")" = 1 ] && res_get "$1.lat"; }
+
+print_report() {
+	echo "smime-milter benchmark — $MODE mode, $(date -u '+%Y-%m-%d %H:%M UTC')"
+	echo "  command:  $CMDLINE"
+	echo "  machine:  $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB RAM", $2 / 1048576 }' /proc/meminfo)"
+	echo "  software: smime-milter $("$SMIME_BINDIR/smime-milter" -V | awk '{ print $2 }') ($(git -C "$SMIME_TOP" describe --always --dirty 2>/dev/null || echo '?')), Postfix $(postconf -d -h mail_version), $(openssl version | awk '{ print $1, $2 }')${DKIM_OK:+, OpenDKIM $DKIM_VERSION}"
+	echo "  counts:   16 sessions: $N_1K x 1 KB, $N_50K x 50 KB, $N_1M x 1 MB; 1 session: $N_LAT messages"
+	echo "            ($(((N_LAT + 4) / 5)) for OpenDKIM);"
+	echo "            $ROUNDS round(s), each number the median over the rounds"
+	echo "  load avg: $LOAD_START at the start, $LOAD_END at the end (2 CPUs: anything else running skews the numbers)"
+	echo
+	echo "Throughput with 16 sessions (msg/s = delivered to the sink / wall time) and the"
+	echo "milter's CPU per message (cpu, ms); latency = client wall time per message, 1 session."
+	echo
+	printf '  %-19s %-5s %-11s %9s %6s %9s %6s %9s %6s %8s %8s\n' \
+		"scenario" sock effect "1KB/s" cpu "50KB/s" cpu "1MB/s" cpu "lat 1KB" "lat 50KB"
+	for _s in $SCENARIOS; do
+		scen "$_s"
+		[ "$_s" = e ] && [ -z "$DKIM_OK" ] && {
+			printf '  %-19s %-5s %s\n' "e $S_TITLE" - "skipped: opendkim not installed"
+			continue
+		}
+		_kinds=$SOCKETS
+		[ "$S_KIND" = none ] && _kinds=none
+		for _kd in $_kinds; do
+			_b=$_s.$_kd
+			_st=$(res_get "$_b.start")
+			if [ -n "$_st" ]; then
+				printf '  %-19s %-5s %s\n' "$_s $S_TITLE" "$_kd" "FAILED TO START: $_st"
+				continue
+			fi
+			printf '  %-19s %-5s %-11s %9s %6s %9s %6s %9s %6s %8s %8s\n' \
+				"$_s $S_TITLE" "$([ "$_kd" = none ] && echo - || echo "$_kd")" "$(effect_of "$_s" "$_kd")" \
+				"$(cell "$_b.1k" rate 1)" "$(cell "$_b.1k" cpu 2)" \
+				"$(cell "$_b.50k" rate 1)" "$(cell "$_b.50k" cpu 2)" \
+				"$(cell "$_b.1m" rate 1)" "$(cell "$_b.1m" cpu 2)" \
+				"$(cell "$_b.lat1k" lat 1)" "$(cell "$_b.lat50k" lat 1)"
+		done
+	done
+	echo
+	echo "  effect: what a delivered sample showed — signed (multipart/signed, verifies"
+	echo "  against the test root), encrypted (decrypts with bob's key, alice's signature"
+	echo "  inside), smime-pass (Authentication-Results smime=pass), dkim (DKIM-Signature),"
+	echo "  unchanged. A trailing ! marks a scenario whose mail did NOT get the treatment it"
+	echo "  is meant to measure (e.g. unchanged!: the daemon passed it through); ? marks a"
+	echo "  sample whose cryptographic check failed. FAIL: rejected, deferred or lost mail."
+	_errs=$(awk -F '\t' '$1 ~ /\.err$/ && $1 !~ /\.(r[0-9]+|warm)\.err$/ { print "    " $1 ": " $2 }' "$RESULTS" | sort -u)
+	[ -n "$_errs" ] && { echo; echo "  failures:"; echo "$_errs"; }
+	for _s in b c d; do
+		for _kd in $SOCKETS; do
+			_d=$(res_get "$_s.$_kd.deep")
+			case $_d in ok | "") ;; *) echo "    $_s over $_kd: sample check: $_d" ;; esac
+		done
+	done
+	case $PRELOAD in
+	smimectl) echo "  c: bob's certificate was put into the cache with 'smimectl cert import --force'." ;;
+	harvest) echo "  c: bob's certificate could not be imported with 'smimectl cert import --force';"
+		echo "     it was offered to the daemon in one signed inbound message instead." ;;
+	esac
+
+	echo
+	echo "What smime-milter logged (one summary line per message; ms=, sha256= and sizes removed)"
+	for _id in $INSTANCES; do
+		case $_id in e_*) continue ;; esac
+		_lf=$E2E_DIR/log/$_id.log
+		[ -f "$_lf" ] || continue
+		sed -n 's/^[0-9:]* smime-milter\[[0-9]*\]: info: [0-9A-Za-z]*: //p' "$_lf" |
+			sed -e 's/ sha256=[0-9a-f]*//' -e 's/ ms=[0-9]*//' -e 's/ size=[0-9]*//' |
+			sort | uniq -c | sort -rn | head -n 3 |
+			awk -v id="$_id" '{ n = $1; $1 = ""; printf "  %-8s %7d x%s\n", id, n, $0 }'
+		_bad=$(grep -c -E ': (warning|err|crit|alert|emerg): ' "$_lf")
+		[ "$_bad" -gt 0 ] && printf '  %-8s %7d warning/error lines, e.g. %s\n' "$_id" "$_bad" \
+			"$(grep -m1 -E ': (warning|err|crit|alert|emerg): ' "$_lf" | cut -c1-120)"
+	done
+
+	echo
+	echo "Memory (daemon, over the unix socket)"
+	for _s in $BIG_SCEN; do
+		case " $SCENARIOS " in *" $_s "*) ;; *) continue ;; esac
+		[ "$_s" = e ] && [ -z "$DKIM_OK" ] && continue
+		scen "$_s"
+		_k=$_s.unix.big
+		case $(res_get "$_k.ok") in
+		1) printf '  %-19s 50 MB message: RSS %s MB before, peak %s MB during: rise %s MB (%s)\n' "$_s $S_TITLE" \
+			"$(fmt "$(calc "$(res_get "$_k.hwm0") / 1024")")" "$(fmt "$(calc "$(res_get "$_k.hwm1") / 1024")")" \
+			"$(fmt "$(calc "($(res_get "$_k.hwm1") - $(res_get "$_k.hwm0")) / 1024")")" "$(res_get "$_k.effect")" ;;
+		0) printf '  %-19s 50 MB message: FAILED: %s\n' "$_s $S_TITLE" "$(res_get "$_k.err")" ;;
+		esac
+	done
+	for _s in c d; do
+		_r1=$(res_get "$_s.unix.rss$LEAK_CHUNK")
+		[ -n "$_r1" ] || continue
+		scen "$_s"
+		printf '  %-19s VmRSS after' "$_s $S_TITLE"
+		_i=1
+		while [ "$_i" -le "$LEAK_CHUNKS" ]; do
+			_r=$(res_get "$_s.unix.rss$((_i * LEAK_CHUNK))")
+			[ -n "$_r" ] && printf ' %dk: %s MB' "$((_i * 2))" "$(fmt "$(calc "$_r / 1024")")"
+			_i=$((_i + 1))
+		done
+		echo
+	done
+	for _s in b c d; do
+		_o=$(res_get "$_s.keyopens")
+		[ -n "$_o" ] && printf '  %-19s key/cert/CA files opened while 50 messages passed: %s\n' \
+			"$_s $(scen "$_s"; echo "$S_TITLE")" "$_o"
+	done
+
+	echo
+	echo "Goals (issue 5), ratios from this run"
+	printf '  %-58s %9s  %-8s %s\n' goal measured target verdict
+	GOALS_MET=0 GOALS_NOT=0 GOALS_NA=0
+	goal "unix: sign-only / no milter, msg/s at 50 KB" \
+		"$(ratio "$(rate b.unix.50k)" "$(rate a.none.50k)")" ">=" 0.8 x b:unix a:none
+	for _z in 1k 50k; do
+		goal "unix: sign+encrypt / OpenDKIM, msg/s at $(size_label "$_z")" \
+			"$(ratio "$(rate "c.unix.$_z")" "$(rate "e.unix.$_z")")" ">=" 1.0 x c:unix e:unix
+	done
+	goal "unix: sign+encrypt / OpenDKIM, msg/s at 1 MB" \
+		"$(ratio "$(rate c.unix.1m)" "$(rate e.unix.1m)")" ">=" 0.9 x c:unix e:unix
+	for _z in $SIZES; do
+		goal "CPU/msg: sign-only / OpenDKIM at $(size_label "$_z")" \
+			"$(ratio "$(cpu "b.unix.$_z")" "$(cpu "e.unix.$_z")")" "<=" 1.0 x b:unix e:unix
+	done
+	for _z in $SIZES; do
+		goal "CPU/msg: sign+encrypt / OpenDKIM at $(size_label "$_z")" \
+			"$(ratio "$(cpu "c.unix.$_z")" "$(cpu "e.unix.$_z")")" "<=" 1.5 x c:unix e:unix
+	done
+	goal "CPU/msg: inbound harvest at 50 KB" "$(cpu d.unix.50k)" "<=" 2 ms d:unix
+	goal "CPU/msg: inbound harvest at 1 MB" "$(cpu d.unix.1m)" "<=" 5 ms d:unix
+	case " $SOCKETS " in *" inet "*)
+		for _s in b c d; do
+			for _z in 1k 50k; do
+				goal "inet: 1-session latency / unix, $(title "$_s") $(size_label "$_z")" \
+					"$(ratio "$(lat "$_s.inet.lat$_z")" "$(lat "$_s.unix.lat$_z")")" "<=" 1.2 x \
+					"$_s:inet" "$_s:unix"
+			done
+		done
+		for _s in b c; do
+			for _z in 1k 50k; do
+				goal "inet: $(title "$_s") / OpenDKIM, msg/s at $(size_label "$_z")" \
+					"$(ratio "$(rate "$_s.inet.$_z")" "$(rate "e.inet.$_z")")" ">=" 1.5 x \
+					"$_s:inet" e:inet
+			done
+		done
+		;;
+	esac
+	for _s in b c d; do
+		case " $BIG_SCEN " in *" $_s "*) ;; *) continue ;; esac
+		_h0=$(res_get "$_s.unix.big.hwm0") _h1=$(res_get "$_s.unix.big.hwm1")
+		_v=
+		[ "$(res_get "$_s.unix.big.ok")" = 1 ] && _v=$(calc "($_h1 - $_h0) / 1024")
+		goal "memory: peak RSS rise for one 50 MB message, $(title "$_s")" "$_v" "<=" 32 MB "$_s:unix"
+	done
+	for _s in c d; do
+		_r1=$(res_get "$_s.unix.rss2000") _r2=$(res_get "$_s.unix.rss20000")
+		[ -n "$_r1" ] || [ "$MODE" = full ] || continue
+		_v=
+		[ -n "$_r1" ] && [ -n "$_r2" ] && _v=$(calc "$_r2 / $_r1")
+		if [ "$MODE" = quick ]; then
+			printf '  %-58s %9s  %-8s %s\n' "memory: RSS 20,000 / 2,000 messages, $(title "$_s")" - "<= 1.1 x" "n/a (--quick stops at 2,000)"
+			GOALS_NA=$((GOALS_NA + 1))
+		else
+			goal "memory: RSS 20,000 / 2,000 messages, $(title "$_s")" "$_v" "<=" 1.1 x "$_s:unix"
+		fi
+	done
+	for _s in b c; do
+		_o=$(res_get "$_s.keyopens")
+		[ -n "$_o" ] || continue
+		goal "keys parsed once: key files opened per 50 msgs, $(title "$_s")" "$_o" "<=" 1 "" "$_s:unix"
+	done
+	echo
+	echo "  $GOALS_MET met, $GOALS_NOT not met, $GOALS_NA not applicable."
+}
+
+# ------------------------------------------------------------ main
+
+[ "$(id -u)" = 0 ] || { echo "bench.sh: needs root (a private Postfix instance)" >&2; exit 1; }
+for _c in smtp-source smtp-sink postfix openssl timeout ss; do
+	command -v "$_c" >/dev/null 2>&1 ||
+		{ echo "bench.sh: $_c not found (make deps installs postfix and openssl)" >&2; exit 1; }
+done
+[ -x "$SMIME_TOP/milter/smime-milter" ] || { echo "bench.sh: build first: make" >&2; exit 1; }
+
+BENCH_START=$(date +%s)
+LOAD_START=$(cut -d ' ' -f 1-3 /proc/loadavg)
+e2e_setup
+# A temp dir of our own name: other sessions on this machine clean up stale
+# /tmp/smime-e2e.* dirs, which once removed a running benchmark's. The
+# paths below are lib.sh's, re-derived from the new E2E_DIR.
+E2E_LIB_DIR=$E2E_DIR
+E2E_DIR=$(mktemp -d /tmp/smime-bench.XXXXXX) || fail "mktemp -d failed"
+chmod 0755 "$E2E_DIR"
+rmdir "$E2E_LIB_DIR"
+MILTER_LOG=$E2E_DIR/milter.log SINK_DIR=$E2E_DIR/sink SINK_LOG=$E2E_DIR/sink.log
+PF_DIR=$E2E_DIR/postfix PF_LOG=$E2E_DIR/postfix.log
+say "temp dir $E2E_DIR"
+# Our own processes (the milter being measured) are stopped before lib.sh's
+# cleanup stops Postfix and the sink.
+bench_cleanup() {
+	_bst=$?
+	instances_stop
+	case ${DKIM_DIR:-} in /run/smime-bench-dkim.*) rm -rf "$DKIM_DIR" ;; esac
+	(exit "$_bst")
+	e2e_cleanup
+}
+trap bench_cleanup EXIT
+
+RESULTS=$E2E_DIR/results.tsv
+: >"$RESULTS"
+RUN_DIR=$E2E_DIR/run
+MSG_DIR=$E2E_DIR/msg
+KEYS_DIR=$E2E_DIR/keys
+PKI=$E2E_DIR/pki
+mkdir -p "$RUN_DIR" "$MSG_DIR" "$E2E_DIR/log" "$E2E_DIR/samples" "$E2E_DIR/state" "$KEYS_DIR"
+chmod 0755 "$RUN_DIR"
+chmod 0700 "$KEYS_DIR"
+
+pki_make "$PKI"
+cp "$PKI/alice.pem" "$KEYS_DIR/alice.pem"
+chmod 0600 "$KEYS_DIR/alice.pem"
+for _z in $SIZES; do
+	signed_message "$(size_bytes "$_z")" "$MSG_DIR/signed-$_z.eml"
+done
+dkim_setup
+
+instances_plan
+sink_start
+postfix_bench_start
+say "Postfix on 127.0.0.1: no milter $PF_OUT_PORT (out) $PF_IN_PORT (in); sink $SINK_PORT"
+say "starting the milters"
+for main_id in $INSTANCES; do
+	instance_start "${main_id%%_*}" "${main_id#*_}"
+done
+
+# Rounds: every scenario once per round, so that background load drifting
+# during the run touches all of them alike; the median of the rounds counts.
+main_r=1
+while [ "$main_r" -le "$ROUNDS" ]; do
+	for main_s in $SCENARIOS; do
+		scen "$main_s"
+		case $S_KIND in
+		none) bench_round "$main_s" none "$main_r"; continue ;;
+		dkim) [ -n "$DKIM_OK" ] || continue ;;
+		esac
+		for main_kd in $SOCKETS; do
+			bench_round "$main_s" "$main_kd" "$main_r"
+		done
+	done
+	main_r=$((main_r + 1))
+done
+for main_s in $SCENARIOS; do
+	for main_kd in none $SOCKETS; do
+		for main_z in $SIZES lat1k lat50k; do
+			aggregate "$main_s.$main_kd.$main_z"
+		done
+	done
+done
+case " $SOCKETS " in *" unix "*)
+	for main_s in $SCENARIOS; do
+		[ "$main_s" = a ] || bench_memory "$main_s"
+	done
+	;;
+esac
+say "stopping the milters"
+instances_stop
+LOAD_END=$(cut -d ' ' -f 1-3 /proc/loadavg)
+
+mkdir -p "$(dirname "$REPORT")"
+print_report | tee "$REPORT"
+cp "$RESULTS" "${REPORT%.txt}.tsv"
+echo
+echo "report: $REPORT (raw values: ${REPORT%.txt}.tsv); $(($(date +%s) - BENCH_START)) s"
