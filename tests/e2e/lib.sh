@@ -487,7 +487,9 @@ milter_rcpt_macros = $PF_MACROS_RCPT
 milter_end_of_header_macros = $PF_MACROS_EOH
 milter_end_of_data_macros = $PF_MACROS_EOD
 EOF
-	for _l in "$@"; do printf '%s\n' "$_l" >>"$_pf_cf/main.cf"; done
+	# Extra settings replace the defaults above (postconf -e), rather than
+	# appearing twice, which makes every Postfix process warn at start.
+	for _l in "$@"; do postconf -c "$_pf_cf" -e "$_l" || fail "postconf -e '$_l' failed"; done
 	_pf_o_in=
 	_pf_o_out="-o milter_macro_daemon_name=ORIGINATING"
 	if [ -n "$_pf_milter" ]; then
@@ -549,7 +551,7 @@ postfix_stop() {
 	[ -n "$PF_STARTED" ] || return 0
 	PF_STARTED=
 	_pid=${PF_MASTER_PID:-$(postfix_master_pid)}
-	postfix -c "$PF_DIR/etc" stop >>"$E2E_DIR/postfix-start.out" 2>&1
+	timeout 30 postfix -c "$PF_DIR/etc" stop >>"$E2E_DIR/postfix-start.out" 2>&1
 	[ -n "$_pid" ] || return 0
 	wait_until 15 e2e_dead "$_pid" && return 0
 	e2e_log "postfix master (pid $_pid) still running after 'postfix stop'; SIGKILL"
