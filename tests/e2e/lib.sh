@@ -815,13 +815,16 @@ wait_qid() {
 	sink_message "$(sink_file_of "$1")" >"$2"
 }
 
-# milter_line QUEUEID [SECONDS] — wait for the milter's end-of-message
-# summary line of QUEUEID and print it (the text after "QUEUEID: ").
+# milter_line QUEUEID [SECONDS] — wait for the milter's summary line of
+# QUEUEID and print it (the text after "QUEUEID: "). A refused recipient's
+# RCPT-time line looks like the summary of a refused message ("rejected
+# ADDRESS: REASON"): the last such line is the summary, so call this once
+# the transaction is over (the reply is in, or the message delivered).
 milter_line() {
-	_ml=$(log_wait "$MILTER_LOG" 0 \
-		"(^|\\]: ([a-z]+: )?)$1: (inbound|outbound|tempfail:|rejected [0-9]+ recipient)" "${2:-10}") ||
+	_ml_re="(^|\\]: ([a-z]+: )?)$1: (inbound|outbound|tempfail:|rejected |deferred )"
+	log_wait "$MILTER_LOG" 0 "$_ml_re" "${2:-10}" >/dev/null ||
 		fail "no summary line for $1 in the milter log"
-	printf '%s\n' "$_ml" | sed "s/.*$1: //"
+	grep -i -E -e "$_ml_re" "$MILTER_LOG" | tail -n 1 | sed "s/.*$1: //"
 }
 
 # msg_body FILE — the body of a message file (after the first empty line),
