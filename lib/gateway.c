@@ -164,11 +164,6 @@ lookup_rcpt(const struct gw_env *env, const char *addr, struct rcpt_key *rk)
 	return st;
 }
 
-/* The reason policy_rcpt() puts into a decision's log text must outlive
- * this call: the caller logs it after gw_rcpt() returns. One per thread
- * (libmilter runs a connection per thread); valid until the next call. */
-static _Thread_local char gw_rcpt_reason[KC_REASON_SIZE];
-
 sm_status
 gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
     const struct pol_treatment *first, struct pol_rcpt_decision *out)
@@ -191,8 +186,7 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 		return st;
 	lk.has_cert = rk.cert != NULL;
 	lk.key_type = rk.cert ? pol_key_of(rk.cert) : POL_KEY_NONE;
-	snprintf(gw_rcpt_reason, sizeof(gw_rcpt_reason), "%s", rk.reason);
-	lk.reason = gw_rcpt_reason;
+	lk.reason = rk.reason;
 	st = policy_rcpt(env->cfg, s, r, &lk, first, out);
 	X509_free(rk.cert);
 	return st;
