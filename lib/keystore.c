@@ -32,22 +32,6 @@ struct keystore {
 };
 
 static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-static void
 key_clear(struct keystore_key *k)
 {
 	X509_free(k->cert);
@@ -181,7 +165,7 @@ parse_key_file(const char *path, const unsigned char *data, size_t len,
 	memset(k, 0, sizeof(*k));
 	if (memmem(data, len, "ENCRYPTED PRIVATE KEY", 21) != NULL ||
 	    memmem(data, len, "Proc-Type: 4,ENCRYPTED", 22) != NULL) {
-		seterr(err, errlen,
+		sm_seterr(err, errlen,
 		       "%s: private key is encrypted; keys_dir files hold "
 		       "unencrypted keys protected by mode 0600",
 		       path);
@@ -191,12 +175,12 @@ parse_key_file(const char *path, const unsigned char *data, size_t len,
 		goto nomem;
 	k->pkey = PEM_read_bio_PrivateKey(b, NULL, no_password_cb, NULL);
 	if (k->pkey == NULL) {
-		seterr(err, errlen, "%s: no private key", path);
+		sm_seterr(err, errlen, "%s: no private key", path);
 		goto done;
 	}
 	if ((extra = PEM_read_bio_PrivateKey(b, NULL, no_password_cb, NULL)) !=
 	    NULL) {
-		seterr(err, errlen,
+		sm_seterr(err, errlen,
 		       "%s: more than one private key (one key per file)",
 		       path);
 		goto done;
@@ -220,14 +204,14 @@ parse_key_file(const char *path, const unsigned char *data, size_t len,
 		X509_up_ref(c);
 	}
 	if (k->cert == NULL) {
-		seterr(err, errlen, "%s: no certificate matches the private key",
+		sm_seterr(err, errlen, "%s: no certificate matches the private key",
 		       path);
 		goto done;
 	}
 	st = SM_OK;
 	goto done;
 nomem:
-	seterr(err, errlen, "%s: out of memory", path);
+	sm_seterr(err, errlen, "%s: out of memory", path);
 	st = SM_ERR_NOMEM;
 done:
 	/* Failed PEM reads (end of data included) leave errors queued that
@@ -279,7 +263,7 @@ fill_info(const char *path, const char *name, const struct keystore_key *k,
 		if ((st = x509u_addresses(k->cert, &in->addresses,
 					  &in->n_addresses, NULL)) != SM_OK) {
 			if (st == SM_ERR_PARSE)
-				seterr(err, errlen,
+				sm_seterr(err, errlen,
 				       "%s: malformed subjectAltName", path);
 			goto fail;
 		}
@@ -298,7 +282,7 @@ fill_info(const char *path, const char *name, const struct keystore_key *k,
 	return SM_OK;
 fail:
 	if (err && errlen && err[0] == '\0')
-		seterr(err, errlen, "%s: %s", path, sm_strstatus(st));
+		sm_seterr(err, errlen, "%s: %s", path, sm_strstatus(st));
 	info_clear(in);
 	return st;
 }
@@ -323,7 +307,7 @@ list_pem_files(const char *dir, char ***out, size_t *n, char *err,
 	*out = NULL;
 	*n = 0;
 	if ((d = opendir(dir)) == NULL) {
-		seterr(err, errlen, "%s: %s", dir, strerror(errno));
+		sm_seterr(err, errlen, "%s: %s", dir, strerror(errno));
 		return SM_ERR_IO;
 	}
 	while ((de = readdir(d)) != NULL) {
@@ -336,7 +320,7 @@ list_pem_files(const char *dir, char ***out, size_t *n, char *err,
 			if (nv)
 				v = nv;
 			st = SM_ERR_NOMEM;
-			seterr(err, errlen, "%s: out of memory", dir);
+			sm_seterr(err, errlen, "%s: out of memory", dir);
 			break;
 		}
 		v = nv;
@@ -376,14 +360,14 @@ keystore_load(const char *dir, struct keystore **out, char *err,
 		NULL ||
 	    (ks->info = calloc(nnames ? nnames : 1, sizeof(*ks->info))) ==
 		NULL) {
-		seterr(err, errlen, "out of memory");
+		sm_seterr(err, errlen, "out of memory");
 		st = SM_ERR_NOMEM;
 		goto done;
 	}
 	for (i = 0; i < nnames; i++) {
 		if (asprintf(&path, "%s/%s", dir, names[i]) < 0) {
 			path = NULL;
-			seterr(err, errlen, "out of memory");
+			sm_seterr(err, errlen, "out of memory");
 			st = SM_ERR_NOMEM;
 			goto done;
 		}
@@ -569,23 +553,23 @@ write_key_file(const char *dir, const char *name, EVP_PKEY *pkey, X509 *cert,
 	if (asprintf(&tmp, "%s/.import-XXXXXX", dir) < 0 ||
 	    asprintf(&final, "%s/%s", dir, name) < 0) {
 		tmp = final = NULL;
-		seterr(err, errlen, "out of memory");
+		sm_seterr(err, errlen, "out of memory");
 		st = SM_ERR_NOMEM;
 		goto done;
 	}
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
-		seterr(err, errlen, "%s: cannot create a key file: %s", dir,
+		sm_seterr(err, errlen, "%s: cannot create a key file: %s", dir,
 		       strerror(errno));
 		free(tmp);
 		tmp = NULL;
 		goto done;
 	}
 	if (fchmod(fd, 0600) != 0) {
-		seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+		sm_seterr(err, errlen, "%s: %s", tmp, strerror(errno));
 		goto done;
 	}
 	if ((b = BIO_new_fd(fd, BIO_NOCLOSE)) == NULL) {
-		seterr(err, errlen, "out of memory");
+		sm_seterr(err, errlen, "out of memory");
 		st = SM_ERR_NOMEM;
 		goto done;
 	}
@@ -596,17 +580,17 @@ write_key_file(const char *dir, const char *name, EVP_PKEY *pkey, X509 *cert,
 	for (i = 0; ok && chain && i < sk_X509_num(chain); i++)
 		ok = PEM_write_bio_X509(b, sk_X509_value(chain, i));
 	if (!ok || BIO_flush(b) != 1) {
-		seterr(err, errlen, "%s: cannot write the key file", tmp);
+		sm_seterr(err, errlen, "%s: cannot write the key file", tmp);
 		goto done;
 	}
 	if (fsync(fd) != 0 || close(fd) != 0) {
 		fd = -1;
-		seterr(err, errlen, "%s: %s", tmp, strerror(errno));
+		sm_seterr(err, errlen, "%s: %s", tmp, strerror(errno));
 		goto done;
 	}
 	fd = -1;
 	if (rename(tmp, final) != 0) {
-		seterr(err, errlen, "%s: %s", final, strerror(errno));
+		sm_seterr(err, errlen, "%s: %s", final, strerror(errno));
 		goto done;
 	}
 	free(tmp);
@@ -674,15 +658,15 @@ keystore_import_p12(const char *dir, const unsigned char *p12der, size_t len,
 	if (err && errlen)
 		err[0] = '\0';
 	if (dir == NULL || p12der == NULL || len == 0 || len > KS_MAX_FILE) {
-		seterr(err, errlen, "PKCS#12: no input");
+		sm_seterr(err, errlen, "PKCS#12: no input");
 		return SM_ERR_ARG;
 	}
 	if ((p12 = d2i_PKCS12(NULL, &p, (long)len)) == NULL) {
-		seterr(err, errlen, "PKCS#12: not a PKCS#12 file");
+		sm_seterr(err, errlen, "PKCS#12: not a PKCS#12 file");
 		goto done;
 	}
 	if (!p12_password(p12, pass, &use)) {
-		seterr(err, errlen, "PKCS#12: wrong password");
+		sm_seterr(err, errlen, "PKCS#12: wrong password");
 		st = SM_ERR_VERIFY;
 		goto done;
 	}
@@ -694,25 +678,25 @@ keystore_import_p12(const char *dir, const unsigned char *p12der, size_t len,
 		legacy = OSSL_PROVIDER_try_load(NULL, "legacy", 1);
 		if (legacy == NULL ||
 		    !PKCS12_parse(p12, use, &pkey, &cert, &ca)) {
-			seterr(err, errlen,
+			sm_seterr(err, errlen,
 			       "PKCS#12: cannot decrypt (unsupported algorithm "
 			       "or damaged file)");
 			goto done;
 		}
 	}
 	if (pkey == NULL || cert == NULL) {
-		seterr(err, errlen,
+		sm_seterr(err, errlen,
 		       "PKCS#12: no private key with its certificate");
 		goto done;
 	}
 	if (X509_check_private_key(cert, pkey) != 1) {
-		seterr(err, errlen,
+		sm_seterr(err, errlen,
 		       "PKCS#12: the certificate does not match the key");
 		goto done;
 	}
 	if ((st = x509u_addresses(cert, &addrs, &na, NULL)) != SM_OK ||
 	    (st = x509u_domains(cert, &doms, &nd)) != SM_OK) {
-		seterr(err, errlen, "PKCS#12: malformed certificate names");
+		sm_seterr(err, errlen, "PKCS#12: malformed certificate names");
 		goto done;
 	}
 	if (na > 0) {
@@ -725,7 +709,7 @@ keystore_import_p12(const char *dir, const unsigned char *p12der, size_t len,
 	} else if (nd > 0) {
 		snprintf(label, sizeof(label), "@%s", doms[0]);
 	} else {
-		seterr(err, errlen,
+		sm_seterr(err, errlen,
 		       "PKCS#12: the certificate carries no e-mail address");
 		st = SM_ERR_PARSE;
 		goto done;
@@ -776,13 +760,13 @@ keystore_export_p12(const struct keystore *ks, const char *address,
 		i = pick(ks, NULL, domain, now, true);
 	} else {
 		if ((st = x509u_addr_normalise(address, &norm)) != SM_OK) {
-			seterr(err, errlen, "%s: not an address", address);
+			sm_seterr(err, errlen, "%s: not an address", address);
 			return st;
 		}
 		i = pick(ks, norm, NULL, now, true);
 	}
 	if (i < 0) {
-		seterr(err, errlen, "no key for %s", address);
+		sm_seterr(err, errlen, "no key for %s", address);
 		st = SM_ERR_NOKEY;
 		goto done;
 	}
@@ -799,17 +783,17 @@ keystore_export_p12(const struct keystore *ks, const char *address,
 	    (alg == KEYSTORE_P12_LEGACY &&
 	     !PKCS12_set_mac(p12, pass, -1, NULL, 0, PKCS12_DEFAULT_ITER,
 			     EVP_sha1()))) {
-		seterr(err, errlen, "PKCS#12: cannot create");
+		sm_seterr(err, errlen, "PKCS#12: cannot create");
 		st = SM_ERR_CRYPTO;
 		goto done;
 	}
 	if ((n = i2d_PKCS12(p12, &der)) <= 0) {
-		seterr(err, errlen, "PKCS#12: cannot encode");
+		sm_seterr(err, errlen, "PKCS#12: cannot encode");
 		st = SM_ERR_CRYPTO;
 		goto done;
 	}
 	if ((*out = malloc((size_t)n)) == NULL) {
-		seterr(err, errlen, "out of memory");
+		sm_seterr(err, errlen, "out of memory");
 		st = SM_ERR_NOMEM;
 		goto done;
 	}

@@ -35,18 +35,6 @@
 
 /* ---------------------------------------------------------------- errors */
 
-static void __attribute__((format(printf, 3, 4)))
-seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err == NULL || errlen == 0)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* The most specific thing OpenSSL said, as text: the last error queued is
  * the innermost cause ("wrong tag", "bad decrypt"). */
 static const char *
@@ -70,7 +58,7 @@ seterr_ossl(char *err, size_t errlen, const char *what)
 {
 	char tmp[256];
 
-	seterr(err, errlen, "%s: %s", what, ossl_reason(tmp, sizeof(tmp)));
+	sm_seterr(err, errlen, "%s: %s", what, ossl_reason(tmp, sizeof(tmp)));
 	ERR_clear_error();
 }
 
@@ -447,22 +435,22 @@ smime_sign(const struct smime_key *k, const EVP_MD *md, bool detached,
 	int nid;
 
 	ERR_clear_error();
-	seterr(err, errlen, "ok");
+	sm_seterr(err, errlen, "ok");
 	if (k == NULL || k->cert == NULL || k->pkey == NULL ||
 	    der_out == NULL || (content == NULL && n > 0)) {
-		seterr(err, errlen, "sign: missing key, certificate or buffer");
+		sm_seterr(err, errlen, "sign: missing key, certificate or buffer");
 		return SM_ERR_ARG;
 	}
 	if (md == NULL)
 		md = EVP_sha256();
 	nid = EVP_MD_get_type(md);
 	if (nid != NID_sha256 && nid != NID_sha384 && nid != NID_sha512) {
-		seterr(err, errlen, "sign: digest %s not allowed "
+		sm_seterr(err, errlen, "sign: digest %s not allowed "
 		    "(sha256, sha384, sha512)", OBJ_nid2sn(nid));
 		return SM_ERR_UNSUPPORTED;
 	}
 	if ((in = membio(content, n)) == NULL) {
-		seterr(err, errlen, "sign: content too large");
+		sm_seterr(err, errlen, "sign: content too large");
 		st = SM_ERR_LIMIT;
 		goto done;
 	}
@@ -516,7 +504,7 @@ smime_sign(const struct smime_key *k, const EVP_MD *md, bool detached,
 	}
 	if ((st = cms_to_buf(cms, der_out)) != SM_OK) {
 		buf_truncate_wipe(der_out, keep);
-		seterr(err, errlen, "sign: encoding failed (%s)",
+		sm_seterr(err, errlen, "sign: encoding failed (%s)",
 		    sm_strstatus(st));
 		goto done;
 	}
@@ -544,19 +532,19 @@ smime_encrypt(STACK_OF(X509) *rcpts, enum smime_cipher c, bool oaep,
 	char who[256];
 
 	ERR_clear_error();
-	seterr(err, errlen, "ok");
+	sm_seterr(err, errlen, "ok");
 	if (rcpts == NULL || sk_X509_num(rcpts) == 0 || der_out == NULL ||
 	    (content == NULL && n > 0)) {
-		seterr(err, errlen, "encrypt: no recipients or no buffer");
+		sm_seterr(err, errlen, "encrypt: no recipients or no buffer");
 		return SM_ERR_ARG;
 	}
 	if (cipher == NULL) {
-		seterr(err, errlen, "encrypt: an explicit cipher is required "
+		sm_seterr(err, errlen, "encrypt: an explicit cipher is required "
 		    "(got %s)", smime_cipher_name(c));
 		return SM_ERR_ARG;
 	}
 	if ((in = membio(content, n)) == NULL) {
-		seterr(err, errlen, "encrypt: content too large");
+		sm_seterr(err, errlen, "encrypt: content too large");
 		st = SM_ERR_LIMIT;
 		goto done;
 	}
@@ -574,7 +562,7 @@ smime_encrypt(STACK_OF(X509) *rcpts, enum smime_cipher c, bool oaep,
 
 		name_str(x, who, sizeof(who));
 		if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC) {
-			seterr(err, errlen, "encrypt: recipient %s: key type %s "
+			sm_seterr(err, errlen, "encrypt: recipient %s: key type %s "
 			    "cannot receive encrypted mail", who,
 			    type == NID_undef ? "unknown" : OBJ_nid2sn(type));
 			st = SM_ERR_UNSUPPORTED;
@@ -607,7 +595,7 @@ smime_encrypt(STACK_OF(X509) *rcpts, enum smime_cipher c, bool oaep,
 	}
 	if ((st = cms_to_buf(cms, der_out)) != SM_OK) {
 		buf_truncate_wipe(der_out, keep);
-		seterr(err, errlen, "encrypt: encoding failed (%s)",
+		sm_seterr(err, errlen, "encrypt: encoding failed (%s)",
 		    sm_strstatus(st));
 		goto done;
 	}
@@ -667,9 +655,9 @@ smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
 	int type;
 
 	ERR_clear_error();
-	seterr(err, errlen, "ok");
+	sm_seterr(err, errlen, "ok");
 	if (out == NULL || (keys == NULL && nkeys > 0)) {
-		seterr(err, errlen, "decrypt: no output buffer");
+		sm_seterr(err, errlen, "decrypt: no output buffer");
 		return SM_ERR_ARG;
 	}
 	if ((cms = cms_parse(der, n)) == NULL) {
@@ -680,7 +668,7 @@ smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
 	type = OBJ_obj2nid(CMS_get0_type(cms));
 	if (type != NID_pkcs7_enveloped &&
 	    type != NID_id_smime_ct_authEnvelopedData) {
-		seterr(err, errlen, "decrypt: CMS content is %s, not an "
+		sm_seterr(err, errlen, "decrypt: CMS content is %s, not an "
 		    "envelope", OBJ_nid2ln(type));
 		st = SM_ERR_PARSE;
 		goto done;
@@ -711,18 +699,18 @@ smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
 		st = SM_ERR_CRYPTO;
 		ossl_drain(tmp, sizeof(tmp));
 		name_str(keys[i].cert, who, sizeof(who));
-		seterr(err, errlen, "decrypt: the recipient entry for %s does "
+		sm_seterr(err, errlen, "decrypt: the recipient entry for %s does "
 		    "not open with its key (%s)", who, tmp);
 	}
 	ERR_clear_error();
 	if (!matched) {
 		if (st == SM_ERR_NOKEY)
-			seterr(err, errlen, "decrypt: none of our %zu key(s) "
+			sm_seterr(err, errlen, "decrypt: none of our %zu key(s) "
 			    "is a recipient", nkeys);
 		goto done;
 	}
 	if ((sink = sink_new(out)) == NULL) {
-		seterr(err, errlen, "decrypt: out of memory");
+		sm_seterr(err, errlen, "decrypt: out of memory");
 		st = SM_ERR_NOMEM;
 		goto done;
 	}
@@ -730,12 +718,12 @@ smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
 	    CMS_BINARY | CMS_DEBUG_DECRYPT)) {
 		buf_truncate_wipe(out, keep);
 		if (ossl_drain(tmp, sizeof(tmp))) {
-			seterr(err, errlen, "decrypt: content cipher not "
+			sm_seterr(err, errlen, "decrypt: content cipher not "
 			    "available (%s; RC2 and DES need "
 			    "smime_enable_legacy())", tmp);
 			st = SM_ERR_UNSUPPORTED;
 		} else {
-			seterr(err, errlen, "decrypt: content does not "
+			sm_seterr(err, errlen, "decrypt: content does not "
 			    "decrypt, corrupt envelope (%s)", tmp);
 			st = SM_ERR_CRYPTO;
 		}
@@ -756,7 +744,7 @@ smime_enable_legacy(char *err, size_t errlen)
 	static OSSL_PROVIDER *legacy, *deflt;
 
 	ERR_clear_error();
-	seterr(err, errlen, "ok");
+	sm_seterr(err, errlen, "ok");
 	/* Loading any provider explicitly switches off the implicit default
 	 * one, so both are loaded. */
 	if (deflt == NULL && (deflt = OSSL_PROVIDER_load(NULL, "default")) ==
@@ -910,7 +898,7 @@ check_chain(X509 *signer, STACK_OF(X509) *untrusted, X509_STORE *store,
 	/* No anchors: an empty store still reports self-signed, expired
 	 * (for self-signed) and missing issuers the usual way. */
 	if (store == NULL && (store = own = X509_STORE_new()) == NULL) {
-		seterr(reason, rlen, "out of memory checking the chain");
+		sm_seterr(reason, rlen, "out of memory checking the chain");
 		goto done;
 	}
 	e = verify_once(store, signer, untrusted, &depth, &bad);
@@ -922,19 +910,19 @@ check_chain(X509 *signer, STACK_OF(X509) *untrusted, X509_STORE *store,
 		bad = NULL;
 		if ((own = X509_STORE_new()) == NULL ||
 		    !X509_STORE_add_cert(own, signer)) {
-			seterr(reason, rlen, "out of memory checking the chain");
+			sm_seterr(reason, rlen, "out of memory checking the chain");
 			goto done;
 		}
 		e = verify_once(own, signer, untrusted, &depth, &bad);
 	}
 	if (e == X509_V_OK) {
 		s = SMIME_VERIFY_OK;
-		seterr(reason, rlen, "certificate chain trusted");
+		sm_seterr(reason, rlen, "certificate chain trusted");
 		goto done;
 	}
 	s = map_x509_error(e);
 	name_str(bad != NULL ? bad : signer, who, sizeof(who));
-	seterr(reason, rlen, "%s (%s)", X509_verify_cert_error_string(e),
+	sm_seterr(reason, rlen, "%s (%s)", X509_verify_cert_error_string(e),
 	    who);
 done:
 	X509_free(bad);
@@ -1498,7 +1486,7 @@ smime_key_load_pem(const char *path, struct smime_key *out, char *err,
 	int match = -1;
 
 	ERR_clear_error();
-	seterr(err, errlen, "ok");
+	sm_seterr(err, errlen, "ok");
 	if (out == NULL || path == NULL)
 		return SM_ERR_ARG;
 	memset(out, 0, sizeof(*out));
@@ -1507,7 +1495,7 @@ smime_key_load_pem(const char *path, struct smime_key *out, char *err,
 	st = SM_ERR_NOMEM;
 	if ((bio = membio(file, flen)) == NULL ||
 	    (certs = sk_X509_new_null()) == NULL) {
-		seterr(err, errlen, "%s: out of memory", path);
+		sm_seterr(err, errlen, "%s: out of memory", path);
 		goto done;
 	}
 	/* Walk the PEM blocks ourselves: text between them (comments, RFC
@@ -1531,13 +1519,13 @@ smime_key_load_pem(const char *path, struct smime_key *out, char *err,
 		} else if (strcmp(name, "ENCRYPTED PRIVATE KEY") == 0 ||
 		    (strstr(name, "PRIVATE KEY") != NULL &&
 		        strstr(header, "ENCRYPTED") != NULL)) {
-			seterr(err, errlen, "%s: the private key is encrypted; "
+			sm_seterr(err, errlen, "%s: the private key is encrypted; "
 			    "store it unencrypted (mode 0600)", path);
 			st = SM_ERR_PARSE;
 			goto done;
 		} else if (strstr(name, "PRIVATE KEY") != NULL) {
 			if (pkey != NULL) {
-				seterr(err, errlen, "%s: more than one private "
+				sm_seterr(err, errlen, "%s: more than one private "
 				    "key", path);
 				st = SM_ERR_PARSE;
 				goto done;
@@ -1567,7 +1555,7 @@ smime_key_load_pem(const char *path, struct smime_key *out, char *err,
 	/* The loop ends at the first non-PEM tail (PEM_R_NO_START_LINE). */
 	ERR_clear_error();
 	if (pkey == NULL) {
-		seterr(err, errlen, "%s: no private key found", path);
+		sm_seterr(err, errlen, "%s: no private key found", path);
 		st = SM_ERR_NOKEY;
 		goto done;
 	}
@@ -1576,7 +1564,7 @@ smime_key_load_pem(const char *path, struct smime_key *out, char *err,
 			match = i;
 	ERR_clear_error();
 	if (match < 0) {
-		seterr(err, errlen, "%s: no certificate matching the private "
+		sm_seterr(err, errlen, "%s: no certificate matching the private "
 		    "key", path);
 		st = SM_ERR_NOKEY;
 		goto done;

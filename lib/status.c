@@ -1,5 +1,8 @@
 #include "status.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *
 sm_strstatus(sm_status st)
 {
@@ -20,4 +23,16 @@ sm_strstatus(sm_status st)
 	case SM_ERR_PERM: return "unsafe permissions";
 	}
 	return "unknown status";
+}
+
+void
+sm_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL || errlen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
 }

@@ -7,6 +7,8 @@
 #ifndef SMIME_STATUS_H
 #define SMIME_STATUS_H
 
+#include <stddef.h>
+
 typedef enum sm_status {
 	SM_OK = 0,
 	SM_ERR_NOMEM,       /* allocation failed */
@@ -26,5 +28,10 @@ typedef enum sm_status {
 
 /* A short, static, human-readable name for a status ("out of memory"). */
 const char *sm_strstatus(sm_status st);
+
+/* Format a one-line reason into err (the err/errlen convention of every
+ * lib/ function); does nothing when err is NULL or errlen is 0. */
+void sm_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 #endif
