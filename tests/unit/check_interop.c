@@ -250,6 +250,10 @@ decrypt_theirs(const char *file, const char *k1, const char *k2, size_t *len)
 	return p;
 }
 
+/* gpgsm --list-secret-keys exits 0 even when an import failed and no
+ * secret key exists: look for a secret certificate record ("crs"). */
+#define GPGSM_HAS_BOB_KEY \
+	"gpgsm --batch --with-colons --list-secret-keys bob@partner.example | grep -q '^crs:'"
 #define GPGSM "gpgsm --batch --no-tty --pinentry-mode loopback " \
 	"--passphrase-fd 3 --status-fd 1"
 #define GPGPASS "3<pki/p12.pass"
@@ -778,11 +782,10 @@ setup_gpgsm(void)
 			    "pki/chain.pem -passout file:pki/p12.pass "
 			    "-out pki/bob.p12");
 		if (sh(GPGSM " --import pki/bob.p12 " GPGPASS) == 0 &&
-		    sh("gpgsm --batch --list-secret-keys bob@partner.example")
-		    == 0)
+		    sh(GPGSM_HAS_BOB_KEY) == 0)
 			break;
 	}
-	if (sh("gpgsm --batch --list-secret-keys bob@partner.example") != 0) {
+	if (sh(GPGSM_HAS_BOB_KEY) != 0) {
 		fprintf(stderr, "gpgsm: importing bob.p12 failed 6 times:\n%s\n",
 		    said());
 		return false;
