@@ -15,7 +15,7 @@ set -u
 SMIME_TOP=${SMIME_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 SMIME_BINDIR=${SMIME_BINDIR:-$SMIME_TOP/milter}
 export SMIME_TOP SMIME_BINDIR
-E2E_KEEP=always
+E2E_KEEP=${E2E_KEEP:-always}
 . "$SMIME_TOP/tests/e2e/lib.sh"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
