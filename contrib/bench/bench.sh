@@ -115,54 +115,15 @@ proc_kb() {
 
 # ------------------------------------------------------------ PKI
 
-# pki_make DIR — alice's key+cert (keys_dir), bob's key and cert, ca.pem.
-# tests/pki/mkpki.sh when it exists (its layout: NAME.key NAME.crt NAME.pem,
-# chain.pem, ca.pem); otherwise a throwaway RSA-2048 root, alice and bob.
+# pki_make DIR — the test PKI from tests/pki/mkpki.sh (NAME.key NAME.crt
+# NAME.pem, chain.pem, ca.pem): alice's key for keys_dir, bob's key and cert.
 pki_make() {
 	_pd=$1
 	mkdir -p "$_pd"
-	if [ -f "$SMIME_TOP/tests/pki/mkpki.sh" ]; then
-		say "PKI: tests/pki/mkpki.sh"
-		sh "$SMIME_TOP/tests/pki/mkpki.sh" "$_pd" >"$_pd.log" 2>&1 ||
-			fail "tests/pki/mkpki.sh failed: $(tail -n 5 "$_pd.log")"
-	else
-		say "PKI: tests/pki/mkpki.sh not found; throwaway RSA-2048 root, alice, bob"
-		(
-			umask 077
-			cd "$_pd" || exit 1
-			EMAIL=root@bench.example
-			export EMAIL
-			cat >ext.cnf <<'EOF'
-[ req ]
-distinguished_name = dn
-[ dn ]
-[ ca ]
-basicConstraints = critical, CA:TRUE
-keyUsage = critical, keyCertSign, cRLSign
-subjectKeyIdentifier = hash
-[ ee ]
-basicConstraints = CA:FALSE
-keyUsage = critical, digitalSignature, keyEncipherment
-extendedKeyUsage = emailProtection
-subjectKeyIdentifier = hash
-authorityKeyIdentifier = keyid
-subjectAltName = email:$ENV::EMAIL
-EOF
-			openssl req -x509 -newkey rsa:2048 -nodes -keyout root.key -out root.crt \
-				-days 3650 -subj "/CN=smime-milter Bench Root CA" \
-				-extensions ca -config ext.cnf 2>/dev/null &&
-			cp root.crt ca.pem && : >chain.pem &&
-			for _who in alice:$ALICE bob:$BOB; do
-				_n=${_who%%:*} _a=${_who#*:}
-				openssl req -newkey rsa:2048 -nodes -keyout "$_n.key" -out "$_n.csr" \
-					-subj "/CN=$_n/emailAddress=$_a" -config ext.cnf 2>/dev/null &&
-				EMAIL=$_a openssl x509 -req -in "$_n.csr" -CA root.crt -CAkey root.key \
-					-CAcreateserial -days 365 -sha256 -extfile ext.cnf -extensions ee \
-					-out "$_n.crt" 2>/dev/null &&
-				cat "$_n.key" "$_n.crt" >"$_n.pem" || exit 1
-			done
-		) || fail "throwaway PKI: openssl failed"
-	fi
+	[ -f "$SMIME_TOP/tests/pki/mkpki.sh" ] || fail "tests/pki/mkpki.sh not found under $SMIME_TOP"
+	say "PKI: tests/pki/mkpki.sh"
+	sh "$SMIME_TOP/tests/pki/mkpki.sh" "$_pd" >"$_pd.log" 2>&1 ||
+		fail "tests/pki/mkpki.sh failed: $(tail -n 5 "$_pd.log")"
 	for _f in ca.pem alice.pem bob.crt bob.key; do
 		[ -s "$_pd/$_f" ] || fail "PKI: $_pd/$_f missing"
 	done
