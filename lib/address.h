@@ -20,8 +20,9 @@
  * From address and lowercase it: "<Bob@Partner.Example>" → "bob@partner.example".
  * Returns SM_ERR_PARSE for something that is not local@domain. */
 sm_status addr_normalize(const char *in, char *out, size_t outlen);
-/* The address inside a From: header value ("Bob <bob@x>" → "bob@x"),
- * normalised. Takes the first mailbox. */
+/* The one mailbox of a From: header value ("Bob <bob@x>" → "bob@x"),
+ * normalised, parsed per RFC 5322 (addrlist.h). SM_ERR_PARSE unless the
+ * value holds exactly one mailbox: signing and deliver decisions rest on it. */
 sm_status addr_from_header(const char *value, char *out, size_t outlen);
 /* The domain part of a normalised address (pointer into addr), or NULL. */
 const char *addr_domain(const char *addr);
