@@ -336,6 +336,57 @@ outbound_sign(struct outbound *o, const struct cfg_outbound *set,
 	return mime_build_pkcs7(o->der.data, o->der.len, "signed-data", &o->newhdrs, &o->newbody);
 }
 
+/* The domain key for the From (or envelope sender) domain, or NULL. */
+static const struct keystore_key *
+domain_signer(const struct gw_env *env, const char *addr)
+{
+	const char *d = addr_domain(addr);
+	char who[300];
+	long i;
+
+	if (d == NULL || env->ks == NULL)
+		return NULL;
+	snprintf(who, sizeof(who), "@%s", d);
+	i = keystore_pick(env->ks, who, clock_now(), NULL);
+	return i < 0 ? NULL : keystore_key_at(env->ks, (size_t)i);
+}
+
+/*
+ * May the personal key chosen for from sign this message? (sender.h)
+ * Unauthorised: under unauthorised_sender = reject, out becomes a 550 5.7.1
+ * refusal; under "unsigned", *signer becomes the domain key (or NULL).
+ * from is "" when the From header does not hold exactly one mailbox.
+ */
+static sm_status
+outbound_authorise(const struct gw_env *env, const struct gw_msg *m, const char *from,
+    const char *sender, const struct keystore_key **signer, struct gw_result *out)
+{
+	const struct cfg_outbound *ob = &env->cfg->outbound;
+	struct sender_verdict v;
+	char l1[1024], l2[1024];
+	const char *lines[2] = { l1, l2 };
+	const char *shown = *from ? from : "the From address";
+
+	sender_authorise(env->cfg->sender_map, ob->trusted_relays, ob->n_trusted_relays, m->who,
+	    from, sender, &v);
+	if (v.ok) {
+		log_qid(LOG_INFO, m->qid, "personal signature for %s authorised: %s", from, v.rule);
+		return SM_OK;
+	}
+	if (ob->unauthorised_sender == CFG_UNAUTH_REJECT) {
+		out->verdict = POL_REJECT;
+		buf_printf(&out->summary, "rejected %s: unauthorised sender, %s", shown, v.rule);
+		snprintf(l1, sizeof(l1), "%s may not send as %s: %s", v.who, shown, v.rule);
+		snprintf(l2, sizeof(l2), "Only %s itself (its login, or a login the sender login map "
+		    "lists for it) or a trusted relay may send mail signed as it", shown);
+		return policy_reply_set(&out->reply, "550", "5.7.1", lines, 2);
+	}
+	*signer = domain_signer(env, *from ? from : sender);
+	log_qid(LOG_NOTICE, m->qid, "%s may not sign as %s (%s): personal signature left out%s",
+	    v.who, shown, v.rule, *signer ? ", signed with the domain key" : "");
+	return SM_OK;
+}
+
 sm_status
 gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out)
 {
@@ -352,6 +403,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	struct smime_choice choice = { SMIME_CIPHER_AUTO, false, false, "" };
 	bool sender_copy = false;
 	size_t nenc = 0;
+	bool from_ok = true, unauthorised = false;
 	sm_status st;
 
 	memset(out, 0, sizeof(*out));
@@ -362,8 +414,10 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	addr_normalize(m->sender, sender, sizeof(sender));
 	{
 		const char *from = mime_headers_get(m->hdrs, "From");
-		if (from == NULL || addr_from_header(from, o.from, sizeof(o.from)) != SM_OK)
+		if (from == NULL || addr_from_header(from, o.from, sizeof(o.from)) != SM_OK) {
 			snprintf(o.from, sizeof(o.from), "%s", sender);
+			from_ok = false;
+		}
 	}
 
 	/* The sender's own request for encryption. */
@@ -427,8 +481,20 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		sign = false; /* signed by the client: never wrap a signature again */
 
 	if (sign) {
-		if (keystore_signer(env->ks, o.from, clock_now(), &signer, NULL) != SM_OK)
+		bool domain_key = false;
+
+		if (keystore_signer(env->ks, o.from, clock_now(), &signer, &domain_key) != SM_OK)
 			signer = NULL;
+		if (signer && !domain_key && m->who) {
+			const struct keystore_key *personal = signer;
+
+			if ((st = outbound_authorise(env, m, from_ok ? o.from : "", sender, &signer,
+				 out)) != SM_OK)
+				goto fail;
+			if (out->verdict != POL_ACCEPT)
+				goto done;
+			unauthorised = signer != personal;
+		}
 		if (signer == NULL) {
 			log_qid(LOG_NOTICE, m->qid, "no signing key for %s: not signed", o.from);
 			sign = false;
@@ -479,7 +545,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		/* The sender's copy joins only an envelope of its own key type. */
 		if (plan.o.encrypt_to_sender) {
 			const struct keystore_key *own = signer;
-			if (own == NULL &&
+			if (own == NULL && !unauthorised &&
 			    keystore_signer(env->ks, o.from, clock_now(), &own, NULL) != SM_OK)
 				own = NULL;
 			if (own && nenc > 0 && key_type_of(own->cert) == kt[0]) {

@@ -18,6 +18,7 @@
 #include "harvest.h"
 #include "mime.h"
 #include "policy.h"
+#include "sender.h"
 #include "smime.h"
 #include "status.h"
 
@@ -43,6 +44,10 @@ struct gw_msg {
 	const struct mime_headers *hdrs;  /* top-level headers, in order */
 	const unsigned char *body;        /* body view (memory or mmap) */
 	size_t body_len;
+	/* Who handed the message over, for the sender authorisation of a
+	 * personal signature (sender.h). The milter always sets it; NULL
+	 * (smimectl, unit tests of other stages) means the caller vouches. */
+	const struct sender_id *who;
 };
 
 enum gw_hdr_op {

@@ -30,6 +30,7 @@ struct msg {
 	enum pol_direction dir;
 	char qid[64];
 	char *sender;
+	char auth_authen[256];        /* {auth_authen}: the SASL login */
 	char **rcpts;
 	size_t nrcpts;
 	bool have_first;
@@ -170,8 +171,8 @@ mlfi_envfrom(SMFICTX *ctx, char **argv)
 	c->msg.active = true;
 	clock_gettime(CLOCK_MONOTONIC, &c->msg.start);
 	msg_refresh_qid(ctx, &c->msg);
-	c->msg.dir = policy_direction(cfg, c->daemon_name,
-	    smfi_getsymval(ctx, (char *)"{auth_authen}"),
+	macro_copy(ctx, "{auth_authen}", c->msg.auth_authen, sizeof(c->msg.auth_authen));
+	c->msg.dir = policy_direction(cfg, c->daemon_name, c->msg.auth_authen,
 	    c->have_client ? (const struct sockaddr *)&c->client : NULL);
 	if ((c->msg.sender = strdup(argv[0] ? argv[0] : "<>")) == NULL ||
 	    spool_new(cfg->spool_dir, cfg->spool_threshold, cfg->max_message_size,
@@ -324,6 +325,7 @@ mlfi_eom(SMFICTX *ctx)
 {
 	struct conn *c = smfi_getpriv(ctx);
 	struct gw_msg gm;
+	struct sender_id who;
 	struct gw_result r;
 	struct timespec end;
 	sfsistat ret = SMFIS_CONTINUE;
@@ -339,6 +341,11 @@ mlfi_eom(SMFICTX *ctx)
 	gm.rcpts = c->msg.rcpts;
 	gm.nrcpts = c->msg.nrcpts;
 	gm.hdrs = &c->msg.hdrs;
+	/* No client address: a local submission (sendmail(1) through
+	 * non_smtpd_milters), which sender.h takes as 127.0.0.1. */
+	who.login = c->msg.auth_authen;
+	who.client = c->have_client ? (const struct sockaddr *)&c->client : NULL;
+	gm.who = &who;
 	if ((st = spool_view(c->msg.body, &gm.body, &gm.body_len)) != SM_OK) {
 		ret = tempfail(ctx, c, "cannot read the spooled body");
 		goto out;

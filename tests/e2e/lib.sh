@@ -274,6 +274,9 @@ sink_header() {
 # into E2E_DIR (socket, pid file, spool, cache, keys, trust, domains).
 # Direction is decided by {daemon_name} only (internal_hosts empty), and
 # outbound signing/encryption is off unless EXTRA-LINES turn it on.
+# Loopback is a trusted relay (outbound.trusted_relays), so unauthenticated
+# test submissions may be signed with personal keys, unless EXTRA-LINES
+# name trusted_relays themselves (the sender authorisation tests do).
 milter_write_config() {
 	mkdir -p "$E2E_DIR/spool" "$E2E_DIR/keys" "$E2E_DIR/cache"
 	chmod 0700 "$E2E_DIR/keys"
@@ -298,6 +301,14 @@ keys_dir = "$E2E_DIR/keys";
 trust = { ca_file = "$E2E_DIR/ca.pem"; };
 $_mc_extra
 EOF
+	grep -q trusted_relays "$1" && return 0
+	_mc_tr='trusted_relays = [ "127.0.0.1", "::1" ];'
+	if grep -Eq 'outbound[[:space:]]*=[[:space:]]*\{' "$1"; then
+		sed -E "0,/outbound[[:space:]]*=[[:space:]]*\{/s//outbound = { $_mc_tr/" "$1" >"$1.tmp" &&
+			mv "$1.tmp" "$1"
+	else
+		echo "outbound = { $_mc_tr };" >>"$1"
+	fi
 }
 
 # milter_socket_port — the port of an inet:PORT@HOST MILTER_SOCKET.
