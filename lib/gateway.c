@@ -164,24 +164,85 @@ lookup_rcpt(const struct gw_env *env, const char *addr, struct rcpt_key *rk)
 	return st;
 }
 
+/* Could any policy make a recipient's encryption required? */
+static bool
+may_require(const struct config *cfg)
+{
+	if (cfg->outbound.encrypt == CFG_ENCRYPT_REQUIRED)
+		return true;
+	for (size_t i = 0; i < cfg->n_policy; i++)
+		if ((cfg->policy[i].set & CFG_SET_ENCRYPT) &&
+		    cfg->policy[i].o.encrypt == CFG_ENCRYPT_REQUIRED)
+			return true;
+	return false;
+}
+
+/*
+ * The address a recipient's policy and certificate are decided on: where
+ * Postfix will route it (addr_canonical). SM_OK: out holds it.
+ * SM_ERR_NOTFOUND: a local name, or nothing any rule could require
+ * encryption for: left to the MTA, never encrypted. SM_ERR_PARSE: it cannot
+ * be classified with certainty while a required rule could match (why says
+ * why): the caller refuses it.
+ */
+static sm_status
+rcpt_classify(const struct config *cfg, const char *sender, const char *rcpt, char *out,
+    size_t outlen, char *why, size_t whylen)
+{
+	char lit[320];
+	unsigned flags = 0;
+	struct cfg_outbound to, tl;
+	sm_status st = addr_canonical(rcpt, out, outlen, lit, sizeof(lit), &flags);
+
+	if (st == SM_ERR_NOTFOUND)
+		return st;
+	if (st != SM_OK) {
+		if (!may_require(cfg))
+			return SM_ERR_NOTFOUND;
+		snprintf(why, whylen, "cannot tell where this address form is delivered "
+		    "(address literal, invalid UTF-8 or malformed) and encryption may be required");
+		return SM_ERR_PARSE;
+	}
+	if (!(flags & ADDR_CANON_ROUTED) || lit[0] == '\0')
+		return SM_OK;
+	/* "zoe%x@y" goes to x when Postfix applies the percent hack, else to
+	 * y: both must come out the same, or the stricter one must be ours. */
+	config_outbound_for(cfg, sender, out, &to, NULL);
+	config_outbound_for(cfg, sender, lit, &tl, NULL);
+	if (tl.encrypt == CFG_ENCRYPT_REQUIRED && to.encrypt != CFG_ENCRYPT_REQUIRED) {
+		snprintf(why, whylen, "this address form may be delivered to %s or to %s, and "
+		    "encryption is required for one of them", out, lit);
+		return SM_ERR_PARSE;
+	}
+	return SM_OK;
+}
+
 sm_status
 gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
     const struct pol_treatment *first, struct pol_rcpt_decision *out)
 {
-	char s[320] = "", r[320];
+	char s[320] = "", r[320], why[800];
 	struct rcpt_key rk;
 	struct pol_lookup lk;
 	sm_status st;
 
 	memset(out, 0, sizeof(*out));
-	if (addr_normalize(rcpt, r, sizeof(r)) != SM_OK) {
+	addr_normalize(sender, s, sizeof(s));
+	st = rcpt_classify(env->cfg, s, rcpt, r, sizeof(r), why, sizeof(why));
+	if (st == SM_ERR_NOTFOUND) {
 		/* Not an address we can look up (a local alias, say): let the
 		 * MTA judge it; it can never be encrypted to. */
 		out->verdict = POL_ACCEPT;
 		snprintf(out->log, sizeof(out->log), "not a domain address");
 		return SM_OK;
 	}
-	addr_normalize(sender, s, sizeof(s));
+	if (st == SM_ERR_PARSE) {
+		out->verdict = POL_REJECT;
+		snprintf(out->log, sizeof(out->log), "unclassifiable address: %.160s", why);
+		return set_reply(&out->reply, "550", "5.7.1", why);
+	}
+	if (st != SM_OK)
+		return st;
 	if ((st = lookup_rcpt(env, r, &rk)) != SM_OK)
 		return st;
 	lk.has_cert = rk.cert != NULL;
@@ -445,7 +506,9 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		char r[320];
 
-		if (addr_normalize(m->rcpts[i], r, sizeof(r)) != SM_OK)
+		char why[800];
+
+		if (rcpt_classify(cfg, sender, m->rcpts[i], r, sizeof(r), why, sizeof(why)) != SM_OK)
 			snprintf(r, sizeof(r), "%s", m->rcpts[i]);
 		if ((st = lookup_rcpt(env, r, &o.rk[i])) != SM_OK)
 			goto fail;
