@@ -20,6 +20,7 @@
 
 #include "address.h"
 #include "clock.h"
+#include "encword.h"
 #include "harvest.h"
 #include "keycache.h"
 #include "keystore.h"
@@ -253,18 +254,68 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 	return st;
 }
 
-/* Does the Subject carry the tag (case-insensitive)? Returns its offset. */
+/* Does text carry the tag (case-insensitive)? Returns its offset. */
 static const char *
-subject_tag_at(const char *subject, const char *tag)
+subject_tag_at(const char *text, const char *tag)
 {
 	size_t tl = strlen(tag);
 
-	if (tl == 0 || subject == NULL)
+	if (tl == 0 || text == NULL)
 		return NULL;
-	for (const char *p = subject; *p; p++)
+	for (const char *p = text; *p; p++)
 		if (strncasecmp(p, tag, tl) == 0)
 			return p;
 	return NULL;
+}
+
+/*
+ * Does the Subject carry the tag, after decoding its RFC 2047
+ * encoded-words? On yes, stripped receives the Subject without the tag
+ * ("Re: [encrypt] plans" becomes "Re: plans": the tag takes the white
+ * space after it along), encoded again when it came encoded. A Subject
+ * whose encoded-words do not decode counts as untagged (logged); a tag
+ * typed in plain text next to them still counts.
+ */
+static sm_status
+subject_untag(const char *qid, const char *subject, const char *tag, bool *tagged,
+    struct buf *stripped)
+{
+	struct buf dec = BUF_INIT, s = BUF_INIT;
+	const char *text, *at, *rest;
+	bool words = false;
+	char why[200] = "";
+	char *u = NULL;
+	sm_status st;
+
+	*tagged = false;
+	if (subject == NULL || *tag == '\0')
+		return SM_OK;
+	st = encword_decode(subject, &dec, &words, why, sizeof(why));
+	if (st == SM_ERR_NOMEM)
+		return st;
+	if (st != SM_OK) {
+		log_qid(LOG_NOTICE, qid, "Subject not decodable (%s): looking for the tag in its "
+		    "plain text only", why);
+		words = false;
+		if ((u = mime_header_unfold(subject)) == NULL)
+			return SM_ERR_NOMEM;
+	}
+	text = u ? u : buf_cstr(&dec);
+	if ((at = subject_tag_at(text, tag)) != NULL) {
+		*tagged = true;
+		rest = at + strlen(tag);
+		if (at == text || at[-1] == ' ' || at[-1] == '\t')
+			while (*rest == ' ' || *rest == '\t')
+				rest++;
+		if ((st = buf_append(&s, text, (size_t)(at - text))) == SM_OK &&
+		    (st = buf_append_str(&s, rest)) == SM_OK)
+			st = words ? encword_encode(buf_cstr(&s), stripped) :
+			    buf_append_str(stripped, buf_cstr(&s));
+	}
+	free(u);
+	buf_free(&dec);
+	buf_free(&s);
+	return st;
 }
 
 static bool
@@ -357,6 +408,7 @@ struct outbound {
 	struct pol_msg_rcpt *pr;
 	struct mime_headers outer, content, newhdrs;
 	struct buf entity, der, newbody, inner;
+	struct buf subject;   /* the Subject without the tag */
 	STACK_OF(X509) *rcpt_certs;
 };
 
@@ -374,6 +426,7 @@ outbound_free(struct outbound *o)
 	buf_free(&o->der);
 	buf_free(&o->newbody);
 	buf_free(&o->inner);
+	buf_free(&o->subject);
 	sk_X509_free(o->rcpt_certs);
 }
 
@@ -455,7 +508,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	struct outbound o;
 	struct pol_plan plan;
 	const char *subject = mime_headers_get(m->hdrs, "Subject");
-	const char *tag_at = NULL;
+	bool tagged = false;
 	const struct keystore_key *signer = NULL;
 	bool triggered = false, by_header = false, sign, encrypt;
 	const char *trigger_what = NULL;
@@ -482,8 +535,10 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	}
 
 	/* The sender's own request for encryption. */
-	if (cfg->outbound.subject_tag[0] &&
-	    (tag_at = subject_tag_at(subject, cfg->outbound.subject_tag)) != NULL) {
+	if ((st = subject_untag(m->qid, subject, cfg->outbound.subject_tag, &tagged,
+		 &o.subject)) != SM_OK)
+		goto fail;
+	if (tagged) {
 		triggered = true;
 		trigger_what = "requested with the subject tag";
 	}
@@ -661,28 +716,9 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if (by_header &&
 	    (st = edit_delete_where(out, m->hdrs, is_named, cfg->outbound.trigger_header)) != SM_OK)
 		goto fail;
-	if (tag_at && encrypt) {
-		struct buf s = BUF_INIT;
-		size_t tl = strlen(cfg->outbound.subject_tag);
-		const char *rest = tag_at + tl;
-		char *u;
-
-		/* "Re: [encrypt] plans" becomes "Re: plans", not "Re:  plans":
-		 * the tag takes the whitespace after it along. */
-		if (tag_at == subject || tag_at[-1] == ' ' || tag_at[-1] == '\t')
-			while (*rest == ' ' || *rest == '\t')
-				rest++;
-		buf_append(&s, subject, (size_t)(tag_at - subject));
-		buf_append_str(&s, rest);
-		u = mime_header_unfold(buf_cstr(&s));
-		buf_free(&s);
-		if (u == NULL || (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, u)) != SM_OK) {
-			free(u);
-			st = SM_ERR_NOMEM;
-			goto fail;
-		}
-		free(u);
-	}
+	if (tagged && encrypt &&
+	    (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, buf_cstr(&o.subject))) != SM_OK)
+		goto fail;
 	if (mime_headers_get(m->hdrs, "MIME-Version") == NULL &&
 	    (st = edit_add(out, GW_HDR_ADD, "MIME-Version", 0, "1.0")) != SM_OK)
 		goto fail;
