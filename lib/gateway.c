@@ -20,6 +20,7 @@
 
 #include "address.h"
 #include "clock.h"
+#include "cmscheck.h"
 #include "encword.h"
 #include "harvest.h"
 #include "keycache.h"
@@ -364,7 +365,10 @@ outbound_existing_smime(const struct mime_headers *hdrs, const unsigned char *bo
 
 		if (mime_decode_body(root, &der) == SM_OK)
 			ct = smime_content_type(der.data, der.len);
-		if (ct == SMIME_CT_ENVELOPED || ct == SMIME_CT_AUTH_ENVELOPED)
+		/* "Already encrypted" only for a complete envelope: a body that
+		 * merely starts like one is plaintext (and encrypted here). */
+		if ((ct == SMIME_CT_ENVELOPED || ct == SMIME_CT_AUTH_ENVELOPED) &&
+		    cmscheck_complete_envelope(der.data, der.len))
 			k = MIME_SMIME_ENVELOPED;
 		else if (ct == SMIME_CT_SIGNED)
 			k = MIME_SMIME_SIGNED_OPAQUE;
