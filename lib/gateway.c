@@ -19,6 +19,7 @@
 #include <openssl/x509.h>
 
 #include "address.h"
+#include "bcc.h"
 #include "clock.h"
 #include "cmscheck.h"
 #include "encword.h"
@@ -253,6 +254,32 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 	st = policy_rcpt(env->cfg, s, r, &lk, first, out);
 	X509_free(rk.cert);
 	return st;
+}
+
+sm_status
+gw_rcpt_bcc(const char *sender, const char *rcpt, size_t accepted, bool *solo,
+    struct pol_rcpt_decision *out)
+{
+	char s[320] = "", r[320], lit[320], line[800];
+	unsigned flags;
+
+	if (out->verdict != POL_ACCEPT)
+		return SM_OK;
+	addr_normalize(sender, s, sizeof(s));
+	if (addr_canonical(rcpt, r, sizeof(r), lit, sizeof(lit), &flags) != SM_OK)
+		snprintf(r, sizeof(r), "%s", rcpt);
+	if (!*solo && !bcc_memo_has(s, r, clock_now()))
+		return SM_OK;
+	if (!*solo && accepted == 0) {
+		*solo = true; /* a blind copy, first of its transaction: it goes alone */
+		return SM_OK;
+	}
+	out->verdict = POL_TEMPFAIL;
+	snprintf(out->log, sizeof(out->log), "%s", *solo ?
+	    "after a blind copy: retried in a transaction of its own" :
+	    "blind copy: retried in a transaction of its own");
+	snprintf(line, sizeof(line), "%s: S/MIME gateway: %s, please retry", r, out->log);
+	return set_reply(&out->reply, "452", "4.7.0", line);
 }
 
 /* Does text carry the tag (case-insensitive)? Returns its offset. */
@@ -505,6 +532,53 @@ outbound_authorise(const struct gw_env *env, const struct gw_msg *m, const char 
 	return SM_OK;
 }
 
+/*
+ * Would a blind recipient share the envelope with another one (bcc.h)?
+ * Then the message is deferred once (451 4.7.0) and the blind recipients
+ * are remembered, so that the retry gives each a transaction of its own.
+ */
+static sm_status
+outbound_bcc(const struct gw_msg *m, const struct outbound *o, const char *sender,
+    struct gw_result *out)
+{
+	char **addrs;
+	bool *blind;
+	size_t nenc = 0, nblind = 0;
+	sm_status st;
+
+	for (size_t i = 0; i < o->nrk; i++)
+		nenc += o->rk[i].cert != NULL;
+	if (nenc < 2)
+		return SM_OK;
+	addrs = calloc(o->nrk, sizeof(*addrs));
+	blind = calloc(o->nrk, sizeof(*blind));
+	if (addrs == NULL || blind == NULL) {
+		free(addrs);
+		free(blind);
+		return SM_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < o->nrk; i++)
+		addrs[i] = (char *)o->rk[i].addr;
+	if ((st = bcc_find(m->hdrs, addrs, o->nrk, blind)) == SM_OK) {
+		for (size_t i = 0; i < o->nrk; i++) {
+			if (!blind[i] || o->rk[i].cert == NULL)
+				continue;
+			bcc_memo_add(sender, o->rk[i].addr, clock_now());
+			buf_printf(&out->summary, "%s%s", nblind++ ? ", " : "deferred: blind copies ",
+			    o->rk[i].addr);
+		}
+	}
+	free(addrs);
+	free(blind);
+	if (st != SM_OK || nblind == 0)
+		return st;
+	buf_printf(&out->summary, " would share an envelope with other recipients: retried one "
+	    "transaction each");
+	out->verdict = POL_TEMPFAIL;
+	return set_reply(&out->reply, "451", "4.7.0", "S/MIME gateway: blind copies (Bcc) get "
+	    "encrypted mail of their own; please retry, each will be sent separately");
+}
+
 sm_status
 gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out)
 {
@@ -592,6 +666,10 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	}
 	sign = plan.sign;
 	encrypt = plan.encrypt;
+	if (encrypt && (st = outbound_bcc(m, &o, sender, out)) != SM_OK)
+		goto fail;
+	if (out->verdict != POL_ACCEPT)
+		goto done;
 
 	existing = outbound_existing_smime(m->hdrs, m->body, m->body_len);
 	if (existing == MIME_SMIME_ENVELOPED) {

@@ -81,6 +81,14 @@ struct gw_result {
 sm_status gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
     const struct pol_treatment *first, struct pol_rcpt_decision *out);
 
+/* After gw_rcpt() accepted rcpt: keep blind copies in transactions of
+ * their own (bcc.h). accepted: recipients already accepted in this
+ * transaction; *solo (false at the start of a transaction) is set when this
+ * one is a remembered blind copy accepted first. A recipient that must wait
+ * turns out into a 452 4.7.0. */
+sm_status gw_rcpt_bcc(const char *sender, const char *rcpt, size_t accepted, bool *solo,
+    struct pol_rcpt_decision *out);
+
 /* Sign and/or encrypt an outbound message, or refuse it. Internal errors
  * on a message that needed encryption give TEMPFAIL (451 4.7.0), never
  * plaintext. */

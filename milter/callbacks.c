@@ -34,6 +34,7 @@ struct msg {
 	char **rcpts;
 	size_t nrcpts;
 	bool have_first;
+	bool bcc_solo;                /* a blind copy goes alone (bcc.h) */
 	struct pol_treatment first;   /* the first accepted recipient's */
 	struct mime_headers hdrs;
 	struct spool *body;
@@ -195,6 +196,8 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 	if (c->msg.dir == POL_OUTBOUND) {
 		st = gw_rcpt(&c->rt->env, c->msg.sender, argv[0],
 		    c->msg.have_first ? &c->msg.first : NULL, &d);
+		if (st == SM_OK)
+			st = gw_rcpt_bcc(c->msg.sender, argv[0], c->msg.nrcpts, &c->msg.bcc_solo, &d);
 		if (st != SM_OK)
 			return tempfail(ctx, c, sm_strstatus(st));
 		if (d.verdict != POL_ACCEPT) {
