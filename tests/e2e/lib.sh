@@ -437,6 +437,7 @@ PF_MACROS_EOD='i {daemon_name} {auth_authen} {client_addr}'
 # PF_MILTER (default inet:127.0.0.1:MILTER_PORT) is the smtpd_milters value
 # of both services; set PF_MILTER=none for no milter at all.
 # Extra arguments are appended to main.cf as they are (override anything).
+# PF_MASTER_EXTRA (lines) is appended to master.cf: more services.
 postfix_start() {
 	need postfix postconf
 	[ "$(id -u)" = 0 ] || fail "prerequisite missing: a private Postfix instance needs root (postfix start)"
@@ -535,6 +536,7 @@ discard   unix  -       -       n       -       -       discard
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+${PF_MASTER_EXTRA:-}
 EOF
 	# check creates the queue directories and fixes their ownership.
 	postfix -c "$_pf_cf" check >"$E2E_DIR/postfix-check.out" 2>&1 ||
