@@ -325,8 +325,11 @@ subject_untag(const char *qid, const char *subject, const char *tag, bool *tagge
 		log_qid(LOG_NOTICE, qid, "Subject not decodable (%s): looking for the tag in its "
 		    "plain text only", why);
 		words = false;
-		if ((u = mime_header_unfold(subject)) == NULL)
+		st = SM_OK;
+		if ((u = mime_header_unfold(subject)) == NULL) {
+			buf_free(&dec);
 			return SM_ERR_NOMEM;
+		}
 	}
 	text = u ? u : buf_cstr(&dec);
 	if ((at = subject_tag_at(text, tag)) != NULL) {
