@@ -150,6 +150,25 @@ bcc_memo_has(const char *sender, const char *rcpt, time_t now)
 }
 
 void
+bcc_memo_del(const char *sender, const char *rcpt)
+{
+	char *k = memo_key(sender, rcpt);
+
+	if (k == NULL)
+		return;
+	pthread_mutex_lock(&memo_lock);
+	for (size_t i = 0; i < memo_n; i++)
+		if (strcmp(memo[i].key, k) == 0) {
+			free(memo[i].key);
+			memmove(memo + i, memo + i + 1, (memo_n - i - 1) * sizeof(*memo));
+			memo_n--;
+			break;
+		}
+	pthread_mutex_unlock(&memo_lock);
+	free(k);
+}
+
+void
 bcc_memo_clear(void)
 {
 	pthread_mutex_lock(&memo_lock);

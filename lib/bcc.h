@@ -13,7 +13,8 @@
  * retries, each remembered recipient is accepted only as the first of a
  * transaction, and nothing after it (452 4.7.0): the sending MTA then
  * delivers it in a transaction of its own, the same per-recipient split
- * that outbound.mixed = "split" uses.
+ * that outbound.mixed = "split" uses. Once the blind copy went out alone,
+ * the memo forgets it.
  */
 #ifndef SMIME_BCC_H
 #define SMIME_BCC_H
@@ -39,6 +40,9 @@ sm_status bcc_find(const struct mime_headers *hdrs, char *const *rcpts, size_t n
 /* The process-wide memo of blind recipients (thread-safe). */
 void bcc_memo_add(const char *sender, const char *rcpt, time_t now);
 bool bcc_memo_has(const char *sender, const char *rcpt, time_t now);
+/* The blind copy went out alone: forget it, so that later mail naming the
+ * recipient openly shares an envelope again. */
+void bcc_memo_del(const char *sender, const char *rcpt);
 void bcc_memo_clear(void);
 
 #endif

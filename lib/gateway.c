@@ -551,8 +551,13 @@ outbound_bcc(const struct gw_msg *m, const struct outbound *o, const char *sende
 
 	for (size_t i = 0; i < o->nrk; i++)
 		nenc += o->rk[i].cert != NULL;
-	if (nenc < 2)
+	if (nenc < 2) {
+		/* alone in its envelope: a remembered blind copy is done */
+		for (size_t i = 0; i < o->nrk; i++)
+			if (o->rk[i].cert != NULL)
+				bcc_memo_del(sender, o->rk[i].addr);
 		return SM_OK;
+	}
 	addrs = calloc(o->nrk, sizeof(*addrs));
 	blind = calloc(o->nrk, sizeof(*blind));
 	if (addrs == NULL || blind == NULL) {

@@ -78,6 +78,10 @@ START_TEST(the_memo_remembers_per_sender_until_it_expires)
 	    1000 + BCC_MEMO_SECONDS - 1));
 	ck_assert(!bcc_memo_has("alice@org.example", "eve@partner.example",
 	    1000 + BCC_MEMO_SECONDS));
+	bcc_memo_add("alice@org.example", "zoe@partner.example", 1000);
+	bcc_memo_del("alice@org.example", "eve@partner.example");
+	ck_assert(!bcc_memo_has("alice@org.example", "eve@partner.example", 1000));
+	ck_assert(bcc_memo_has("alice@org.example", "zoe@partner.example", 1000));
 	bcc_memo_clear();
 }
 END_TEST
