@@ -97,3 +97,30 @@ signer_of() {
 	openssl x509 -in "$1.signer.pem" -noout -ext subjectAltName 2>/dev/null |
 		sed -n 's/.*email:\([^, ]*\).*/\1/p' | head -n 1
 }
+
+# twostage_setup — after sasl_setup: the two-stage pattern of
+# contrib/postfix. Pass 1 (the submission service: SASL, the milter signs
+# and checks the sender) applies the address mappings in its cleanup and
+# hands every message, with its final recipients, to pass 2 on
+# PF_PASS2_PORT (content_filter), which runs the milter again with
+# receive_override_options = no_address_mappings: there the milter sees
+# the recipients after aliases, lists and forwards, and encrypts or
+# refuses for them.
+twostage_setup() {
+	PF_PASS2_PORT=$(e2e_free_port) || exit 1
+	E2E_PORTS_USED="$E2E_PORTS_USED $PF_PASS2_PORT"
+	PF_MASTER_EXTRA="$PF_MASTER_EXTRA
+  -o content_filter=smime-pass2:[$E2E_HOST]:$PF_PASS2_PORT
+smime-pass2 unix - - n - - smtp
+  -o syslog_name=postfix-e2e/smime-pass2
+$E2E_HOST:$PF_PASS2_PORT inet n - n - - smtpd
+  -o syslog_name=postfix-e2e/pass2
+  -o content_filter=
+  -o receive_override_options=no_address_mappings
+  -o smtpd_client_restrictions=
+  -o smtpd_sender_restrictions=
+  -o smtpd_relay_restrictions=permit_mynetworks,reject
+  -o mynetworks=127.0.0.0/8
+  -o milter_macro_daemon_name=ORIGINATING
+  -o smtpd_milters=${PF_MILTER:-inet:$E2E_HOST:$MILTER_PORT}"
+}
