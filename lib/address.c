@@ -119,7 +119,7 @@ addr_in_domain(const char *addr, const char *domain)
 {
 	const char *d = addr_domain(addr);
 
-	return d && strcasecmp(d, domain) == 0;
+	return d && addr_equal_domain(d, domain);
 }
 
 sm_status

@@ -59,7 +59,7 @@ const char *addr_domain(const char *addr);
 /* Syntax checks used by the configuration. */
 bool addr_valid_domain(const char *domain);
 bool addr_valid_mailbox(const char *addr);
-/* Does addr (normalised) belong to domain (exact, case-insensitive)? */
+/* Does addr belong to domain (exactly; compared as addr_equal_domain)? */
 bool addr_in_domain(const char *addr, const char *domain);
 
 /* One network, IPv4 or IPv6. */

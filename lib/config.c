@@ -837,7 +837,7 @@ rule_matches(const char *pattern, const char *addr)
 		return false;
 	if (pattern[0] == '@')
 		return addr_in_domain(addr, pattern + 1);
-	return strcasecmp(pattern, addr) == 0;
+	return addr_equal(pattern, addr);
 }
 
 void

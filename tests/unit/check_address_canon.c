@@ -122,6 +122,15 @@ START_TEST(addresses_compare_by_the_one_rule)
 }
 END_TEST
 
+START_TEST(domains_of_policy_rules_compare_by_the_same_rule)
+{
+	ck_assert(addr_in_domain("zoe@xn--bcher-kva.example", "b\xc3\xbc" "cher.example"));
+	ck_assert(addr_in_domain("zoe@Partner.Example", "partner.example."));
+	ck_assert(!addr_in_domain("zoe@sub.partner.example", "partner.example"));
+	ck_assert(!addr_in_domain("zoe@partner.example.evil", "partner.example"));
+}
+END_TEST
+
 int
 main(void)
 {
@@ -132,6 +141,7 @@ main(void)
 	    (int)(sizeof(canon_cases) / sizeof(canon_cases[0])));
 	tcase_add_loop_test(tc, addresses_compare_by_the_one_rule, 0,
 	    (int)(sizeof(eq_cases) / sizeof(eq_cases[0])));
+	tcase_add_test(tc, domains_of_policy_rules_compare_by_the_same_rule);
 	suite_add_tcase(s, tc);
 	return testutil_run(s);
 }
