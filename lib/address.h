@@ -1,10 +1,10 @@
 /*
  * address.h — e-mail addresses, domains and client networks.
  *
- * Addresses are compared the way mail admins expect: the domain is
- * case-insensitive, the local part is compared as written but stored
- * lowercased (every real-world mailbox provider folds case), so
- * addr_normalize() lowercases the whole address.
+ * Addresses are compared the way mail admins expect (addr_equal): the
+ * domain case-insensitively and IDNA-normalised, the local part
+ * case-insensitively for ASCII (every real-world mailbox provider folds
+ * case); addr_normalize() lowercases the whole address for storage.
  */
 #ifndef SMIME_ADDRESS_H
 #define SMIME_ADDRESS_H
