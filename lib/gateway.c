@@ -21,8 +21,9 @@
 #include "address.h"
 #include "bcc.h"
 #include "clock.h"
+#include "recipient.h"
+#include "subject.h"
 #include "cmscheck.h"
-#include "encword.h"
 #include "harvest.h"
 #include "keycache.h"
 #include "keystore.h"
@@ -167,59 +168,6 @@ lookup_rcpt(const struct gw_env *env, const char *addr, struct rcpt_key *rk)
 	return st;
 }
 
-/* Could any policy make a recipient's encryption required? */
-static bool
-may_require(const struct config *cfg)
-{
-	if (cfg->outbound.encrypt == CFG_ENCRYPT_REQUIRED)
-		return true;
-	for (size_t i = 0; i < cfg->n_policy; i++)
-		if ((cfg->policy[i].set & CFG_SET_ENCRYPT) &&
-		    cfg->policy[i].o.encrypt == CFG_ENCRYPT_REQUIRED)
-			return true;
-	return false;
-}
-
-/*
- * The address a recipient's policy and certificate are decided on: where
- * Postfix will route it (addr_canonical). SM_OK: out holds it.
- * SM_ERR_NOTFOUND: a local name, or nothing any rule could require
- * encryption for: left to the MTA, never encrypted. SM_ERR_PARSE: it cannot
- * be classified with certainty while a required rule could match (why says
- * why): the caller refuses it.
- */
-static sm_status
-rcpt_classify(const struct config *cfg, const char *sender, const char *rcpt, char *out,
-    size_t outlen, char *why, size_t whylen)
-{
-	char lit[320];
-	unsigned flags = 0;
-	struct cfg_outbound to, tl;
-	sm_status st = addr_canonical(rcpt, out, outlen, lit, sizeof(lit), &flags);
-
-	if (st == SM_ERR_NOTFOUND)
-		return st;
-	if (st != SM_OK) {
-		if (!may_require(cfg))
-			return SM_ERR_NOTFOUND;
-		snprintf(why, whylen, "cannot tell where this address form is delivered "
-		    "(address literal, invalid UTF-8 or malformed) and encryption may be required");
-		return SM_ERR_PARSE;
-	}
-	if (!(flags & ADDR_CANON_ROUTED) || lit[0] == '\0')
-		return SM_OK;
-	/* "zoe%x@y" goes to x when Postfix applies the percent hack, else to
-	 * y: both must come out the same, or the stricter one must be ours. */
-	config_outbound_for(cfg, sender, out, &to, NULL);
-	config_outbound_for(cfg, sender, lit, &tl, NULL);
-	if (tl.encrypt == CFG_ENCRYPT_REQUIRED && to.encrypt != CFG_ENCRYPT_REQUIRED) {
-		snprintf(why, whylen, "this address form may be delivered to %s or to %s, and "
-		    "encryption is required for one of them", out, lit);
-		return SM_ERR_PARSE;
-	}
-	return SM_OK;
-}
-
 sm_status
 gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
     const struct pol_treatment *first, struct pol_rcpt_decision *out)
@@ -231,7 +179,7 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 
 	memset(out, 0, sizeof(*out));
 	addr_normalize(sender, s, sizeof(s));
-	st = rcpt_classify(env->cfg, s, rcpt, r, sizeof(r), why, sizeof(why));
+	st = recipient_classify(env->cfg, s, rcpt, r, sizeof(r), why, sizeof(why));
 	if (st == SM_ERR_NOTFOUND) {
 		/* Not an address we can look up (a local alias, say): let the
 		 * MTA judge it; it can never be encrypted to. */
@@ -280,73 +228,6 @@ gw_rcpt_bcc(const char *sender, const char *rcpt, size_t accepted, bool *solo,
 	    "blind copy: retried in a transaction of its own");
 	snprintf(line, sizeof(line), "%s: S/MIME gateway: %s, please retry", r, out->log);
 	return set_reply(&out->reply, "452", "4.7.0", line);
-}
-
-/* Does text carry the tag (case-insensitive)? Returns its offset. */
-static const char *
-subject_tag_at(const char *text, const char *tag)
-{
-	size_t tl = strlen(tag);
-
-	if (tl == 0 || text == NULL)
-		return NULL;
-	for (const char *p = text; *p; p++)
-		if (strncasecmp(p, tag, tl) == 0)
-			return p;
-	return NULL;
-}
-
-/*
- * Does the Subject carry the tag, after decoding its RFC 2047
- * encoded-words? On yes, stripped receives the Subject without the tag
- * ("Re: [encrypt] plans" becomes "Re: plans": the tag takes the white
- * space after it along), encoded again when it came encoded. A Subject
- * whose encoded-words do not decode counts as untagged (logged); a tag
- * typed in plain text next to them still counts.
- */
-static sm_status
-subject_untag(const char *qid, const char *subject, const char *tag, bool *tagged,
-    struct buf *stripped)
-{
-	struct buf dec = BUF_INIT, s = BUF_INIT;
-	const char *text, *at, *rest;
-	bool words = false;
-	char why[200] = "";
-	char *u = NULL;
-	sm_status st;
-
-	*tagged = false;
-	if (subject == NULL || *tag == '\0')
-		return SM_OK;
-	st = encword_decode(subject, &dec, &words, why, sizeof(why));
-	if (st == SM_ERR_NOMEM)
-		return st;
-	if (st != SM_OK) {
-		log_qid(LOG_NOTICE, qid, "Subject not decodable (%s): looking for the tag in its "
-		    "plain text only", why);
-		words = false;
-		st = SM_OK;
-		if ((u = mime_header_unfold(subject)) == NULL) {
-			buf_free(&dec);
-			return SM_ERR_NOMEM;
-		}
-	}
-	text = u ? u : buf_cstr(&dec);
-	if ((at = subject_tag_at(text, tag)) != NULL) {
-		*tagged = true;
-		rest = at + strlen(tag);
-		if (at == text || at[-1] == ' ' || at[-1] == '\t')
-			while (*rest == ' ' || *rest == '\t')
-				rest++;
-		if ((st = buf_append(&s, text, (size_t)(at - text))) == SM_OK &&
-		    (st = buf_append_str(&s, rest)) == SM_OK)
-			st = words ? encword_encode(buf_cstr(&s), stripped) :
-			    buf_append_str(stripped, buf_cstr(&s));
-	}
-	free(u);
-	buf_free(&dec);
-	buf_free(&s);
-	return st;
 }
 
 static bool
@@ -649,7 +530,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 
 		char why[800];
 
-		if (rcpt_classify(cfg, sender, m->rcpts[i], r, sizeof(r), why, sizeof(why)) != SM_OK)
+		if (recipient_classify(cfg, sender, m->rcpts[i], r, sizeof(r), why, sizeof(why)) != SM_OK)
 			snprintf(r, sizeof(r), "%s", m->rcpts[i]);
 		if ((st = lookup_rcpt(env, r, &o.rk[i])) != SM_OK)
 			goto fail;
