@@ -247,6 +247,163 @@ START_TEST(test_a_cache_from_a_newer_program_is_refused)
 }
 END_TEST
 
+/* One schema-1 binding as the release left it. */
+struct v1_row {
+	char addr[128], fp[X509U_FP_SIZE];
+	bool removed;
+	time_t nb;
+};
+
+static size_t
+v1_rows(const char *path, struct v1_row *rows, size_t max, int *ncerts)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	size_t n = 0;
+
+	ck_assert(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+		  SQLITE_OK);
+	ck_assert(sqlite3_prepare_v2(db, "SELECT version FROM schema_version",
+				     -1, &s, NULL) == SQLITE_OK);
+	ck_assert(sqlite3_step(s) == SQLITE_ROW);
+	ck_assert_msg(sqlite3_column_int(s, 0) == 1,
+		      "the fixture must be a schema-1 cache");
+	sqlite3_finalize(s);
+	ck_assert(sqlite3_prepare_v2(db, "SELECT count(*) FROM certs", -1, &s,
+				     NULL) == SQLITE_OK);
+	ck_assert(sqlite3_step(s) == SQLITE_ROW);
+	*ncerts = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	ck_assert(sqlite3_prepare_v2(db,
+				     "SELECT b.address_lc, c.fingerprint,"
+				     " b.status = 'removed', c.not_before"
+				     " FROM bindings b JOIN certs c"
+				     " ON c.id = b.cert_id",
+				     -1, &s, NULL) == SQLITE_OK);
+	while (sqlite3_step(s) == SQLITE_ROW && n < max) {
+		snprintf(rows[n].addr, sizeof(rows[n].addr), "%s",
+			 (const char *)sqlite3_column_text(s, 0));
+		snprintf(rows[n].fp, sizeof(rows[n].fp), "%s",
+			 (const char *)sqlite3_column_text(s, 1));
+		rows[n].removed = sqlite3_column_int(s, 2) != 0;
+		rows[n].nb = (time_t)sqlite3_column_int64(s, 3);
+		n++;
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+/* What the rule must pick for a migrated address: the newest notBefore
+ * among its bindings that are not removed ("" when none). */
+static void
+v1_expected(const struct v1_row *rows, size_t n, const char *addr,
+	    char fp[X509U_FP_SIZE])
+{
+	time_t best = 0;
+	size_t i;
+
+	fp[0] = '\0';
+	for (i = 0; i < n; i++)
+		if (strcmp(rows[i].addr, addr) == 0 && !rows[i].removed &&
+		    (fp[0] == '\0' || rows[i].nb > best)) {
+			best = rows[i].nb;
+			memcpy(fp, rows[i].fp, X509U_FP_SIZE);
+		}
+}
+
+/* tests/data/keycache/v1.db was written by release 0.1.0's own code (see
+ * v1-gen.c next to it): opening it migrates it, and no certificate or
+ * binding is lost. */
+START_TEST(test_a_release_cache_is_migrated_without_losing_a_certificate)
+{
+	struct v1_row rows[32];
+	struct kc_record *v = NULL;
+	struct keycache *k2 = NULL;
+	char path[600], err[256], want[X509U_FP_SIZE], got[X509U_FP_SIZE];
+	char reason[KC_REASON_SIZE];
+	unsigned char *data;
+	size_t n, len, nv = 0, i, j;
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	int ncerts = 0, ver = 0;
+	FILE *f;
+
+	data = testutil_slurp(testutil_path("tests/data/keycache/v1.db"), &len);
+	ck_assert_msg(data != NULL, "cannot read tests/data/keycache/v1.db");
+	snprintf(path, sizeof(path), "%s/v1.db", dir);
+	ck_assert((f = fopen(path, "wb")) != NULL);
+	ck_assert(fwrite(data, 1, len, f) == len);
+	fclose(f);
+	free(data);
+	n = v1_rows(path, rows, 32, &ncerts);
+	ck_assert_msg(n == 8 && ncerts == 7, "fixture: got %zu bindings, %d "
+		      "certificates; want 8, 7", n, ncerts);
+
+	clock_set(CG_NOW + CG_DAY);
+	ck_assert_msg(keycache_open("sqlite", path, &k2, err, sizeof(err)) ==
+			  SM_OK,
+		      "open: %s", err);
+	ck_assert_int_eq(keycache_check(k2, &ver, err, sizeof(err)), SM_OK);
+	ck_assert_msg(ver == 2, "schema version: got %d, want 2", ver);
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(keycache_find_address(k2, rows[i].addr, &v, &nv),
+				 SM_OK);
+		for (j = 0; j < nv; j++)
+			if (strcmp(v[j].fingerprint, rows[i].fp) == 0)
+				break;
+		ck_assert_msg(j < nv, "%s lost sha256 %.16s", rows[i].addr,
+			      rows[i].fp);
+		ck_assert_msg((v[j].status == KC_ST_REMOVED) == rows[i].removed,
+			      "%s sha256 %.16s: got %s", rows[i].addr,
+			      rows[i].fp, kc_status_name(v[j].status));
+		kc_records_free(v, nv);
+		/* The rule picks the newest: bob's renewal takes effect
+		 * although schema 1 preferred his old certificate. */
+		v1_expected(rows, n, rows[i].addr, want);
+		got[0] = '\0';
+		{
+			X509 *x = NULL;
+			sm_status st = keycache_select(k2, rows[i].addr, NULL,
+						       false, &x, NULL, reason,
+						       sizeof(reason));
+
+			if (x) {
+				fp_of(x, got);
+				X509_free(x);
+			}
+			ck_assert_msg(strcmp(got, want) == 0 &&
+					  (want[0] || st == SM_ERR_NOKEY),
+				      "%s: selected %.16s (%s), want %.16s",
+				      rows[i].addr, got, reason, want);
+		}
+	}
+	/* Two spellings of one address became one binding; eve's
+	 * self-signed certificate is known as such. */
+	ck_assert_int_eq(keycache_find_address(k2, "Bob.Smith@Partner.example",
+					       &v, &nv),
+			 SM_OK);
+	ck_assert_uint_eq(nv, 1);
+	kc_records_free(v, nv);
+	ck_assert_int_eq(keycache_find_address(k2, "eve@partner.example", &v,
+					       &nv),
+			 SM_OK);
+	ck_assert(nv == 1 && v[0].assurance == KC_AS_SELF_SIGNED);
+	kc_records_free(v, nv);
+	keycache_close(k2);
+
+	/* Independently: every certificate row is still there. */
+	ck_assert(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+		  SQLITE_OK);
+	ck_assert(sqlite3_prepare_v2(db, "SELECT count(*) FROM certs", -1, &s,
+				     NULL) == SQLITE_OK);
+	ck_assert(sqlite3_step(s) == SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(s, 0), ncerts);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+}
+END_TEST
+
 START_TEST(test_an_unknown_backend_is_a_configuration_error)
 {
 	struct keycache *k2 = NULL;
@@ -1504,6 +1661,7 @@ keycache_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_a_new_cache_has_schema_version_wal_and_integrity);
 	tcase_add_test(tc, test_a_cache_from_a_newer_program_is_refused);
+	tcase_add_test(tc, test_a_release_cache_is_migrated_without_losing_a_certificate);
 	tcase_add_test(tc, test_an_unknown_backend_is_a_configuration_error);
 	tcase_add_test(tc, test_an_unopenable_path_fails_with_the_path_in_the_message);
 	tcase_add_test(tc, test_an_empty_cache_has_no_certificate_exchanged);
