@@ -336,6 +336,24 @@ outbound_sign(struct outbound *o, const struct cfg_outbound *set,
 	return mime_build_pkcs7(o->der.data, o->der.len, "signed-data", &o->newhdrs, &o->newbody);
 }
 
+/* The log line of a message refused at end of data: the recipients the
+ * refusal names (those that need encryption and have no key), or the
+ * treatment conflict. */
+static void
+outbound_refusal_summary(const struct config *cfg, const char *sender, const struct outbound *o,
+    size_t n, bool triggered, const struct pol_plan *plan, struct buf *s)
+{
+	size_t k = 0;
+
+	buf_printf(s, "%s", plan->verdict == POL_REJECT ? "rejected" : "deferred");
+	for (size_t i = 0; i < n; i++)
+		if (!o->pr[i].lk.has_cert &&
+		    policy_needs_encryption(cfg, sender, o->pr[i].addr, triggered))
+			buf_printf(s, "%s %s: %s", k++ ? "," : "", o->pr[i].addr, o->pr[i].lk.reason);
+	if (k == 0)
+		buf_printf(s, " rcpts=%zu: recipients need different treatment", n);
+}
+
 sm_status
 gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out)
 {
@@ -407,11 +425,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		out->verdict = plan.verdict;
 		out->reply = plan.reply;
 		memset(&plan.reply, 0, sizeof(plan.reply));
-		buf_printf(&out->summary, "%s", plan.verdict == POL_REJECT ? "rejected" : "deferred");
-		for (size_t i = 0, k = 0; i < m->nrcpts; i++)
-			if (!o.pr[i].lk.has_cert)
-				buf_printf(&out->summary, "%s %s: %s", k++ ? "," : "", o.pr[i].addr,
-				    o.pr[i].lk.reason);
+		outbound_refusal_summary(cfg, sender, &o, m->nrcpts, triggered, &plan, &out->summary);
 		goto done;
 	}
 	sign = plan.sign;
