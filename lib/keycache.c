@@ -833,6 +833,7 @@ explain_one(const struct kc_record *r, const struct kc_binding_view *v,
 		return;
 	}
 	if (blocked[i]) {
+		/* Name the certificate in use, or else a CA-issued one. */
 		for (k = 0; k < n; k++)
 			if (v[k].signer && view_live(&v[k]) &&
 			    v[k].assurance >= KC_AS_CA)
@@ -840,7 +841,9 @@ explain_one(const struct kc_record *r, const struct kc_binding_view *v,
 		snprintf(out, len,
 			 "not used: self-signed would replace CA-issued sha256 "
 			 "%s (cert import --force overrides)",
-			 k < n ? r[k].fingerprint : "?");
+			 pk->enc >= 0 ? r[pk->enc].fingerprint
+			 : k < n      ? r[k].fingerprint
+				      : "?");
 		return;
 	}
 	/* A signing binding: is its own pairing usable? */
