@@ -306,6 +306,13 @@ long kc_pairing_enc(const struct kc_binding_view *v, size_t n, size_t head);
 /* The encryption binding the rule picks from stored data at now (validity
  * and key usage checked, trust not), or -1. */
 long kc_current(const struct kc_binding_view *v, size_t n, time_t now);
+/* The same, with the pairing's signing binding in *head (-1 with none). */
+long kc_current_pair(const struct kc_binding_view *v, size_t n, time_t now,
+		     long *head);
+/* Why a ranks before b by rule 3: "newer notBefore", "later signing
+ * time", "later harvest" or "same dates, lower fingerprint". */
+const char *kc_rank_why(const struct kc_binding_view *a,
+			const struct kc_binding_view *b);
 /* Outcome of a put: before/after are the address's bindings around it;
  * head_fp the stored signer; head_was_live: its binding existed, not
  * removed, before. */
