@@ -79,7 +79,9 @@ struct gw_result {
 /* Decide one recipient at RCPT time on the address Postfix will route it
  * to (addr_canonical): look its certificate up and apply the policy (see
  * policy_rcpt). A recipient that cannot be classified with certainty while
- * any rule could require encryption is refused (550 5.7.1). */
+ * any rule could require encryption is refused (550 5.7.1). first: the
+ * transaction's treatment so far (the last accepted recipient's
+ * out->treatment), NULL for the first one. */
 sm_status gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
     const struct pol_treatment *first, struct pol_rcpt_decision *out);
 
