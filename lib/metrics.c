@@ -30,7 +30,7 @@ static const double bucket_le[METRICS_NBUCKET] = {
 
 static const char *const dir_names[] = { "outbound", "inbound", NULL };
 static const char *const outcome_names[] = { "signed", "encrypted", "signed_encrypted",
-	"unchanged", "refused", "tempfailed", "passed_on_error", NULL };
+	"unchanged", "refused", "tempfailed", "passed_on_error", "decrypted", NULL };
 static const char *const refusal_names[] = { "no_certificate", "expired", "not_yet_valid",
 	"revoked", "untrusted", "not_usable", "removed", "unauthorised_sender", NULL };
 static const char *const harvest_names[] = { "harvested", "superseded", "seen", "history",

@@ -42,6 +42,7 @@ enum metrics_outcome {
 	METRICS_REFUSED,
 	METRICS_TEMPFAILED,
 	METRICS_PASSED_ON_ERROR,
+	METRICS_DECRYPTED,          /* inbound: delivered decrypted */
 	METRICS_NOUTCOME
 };
 

@@ -192,9 +192,9 @@ START_TEST(every_family_is_announced_once_before_its_samples)
 		ck_assert_msg(known, "sample before its family's TYPE line: %s", line);
 	}
 	ck_assert_int_eq(ntyped, 7);
-	/* 14 messages + 8 refusals + 11 harvests + 7 results + 6 decryptions +
+	/* 16 messages + 8 refusals + 11 harvests + 7 results + 6 decryptions +
 	 * 2 reloads + 6 stages × (13 buckets + sum + count) */
-	ck_assert_int_eq(nsamples, 14 + 8 + 11 + 7 + 6 + 2 + 6 * 15);
+	ck_assert_int_eq(nsamples, 16 + 8 + 11 + 7 + 6 + 2 + 6 * 15);
 	free(text);
 }
 END_TEST
