@@ -27,9 +27,6 @@
 #include "trust.h"
 #include "x509util.h"
 
-/* A signing key expiring within this many days is a problem. */
-#define CHECK_WARN_DAYS 30
-
 struct check {
 	struct ctl *c;
 	int problems;
@@ -189,7 +186,8 @@ check_signer(struct check *k, const struct keystore *ks, const char *name)
 	in = keystore_info_at(ks, (size_t)i);
 	na = in->not_after;
 	x509u_date(na, date, sizeof(date));
-	if (na - now < (time_t)CHECK_WARN_DAYS * 86400) {
+	/* A signing key expiring within warn_expiry_days is a problem. */
+	if (k->c->cfg->warn_expiry_days > 0 && na - now < (time_t)k->c->cfg->warn_expiry_days * 86400) {
 		/* A renewed key already in place takes over: fine. */
 		next = keystore_pick(ks, name, na + 1, NULL);
 		if (next < 0) {
