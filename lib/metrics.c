@@ -264,7 +264,7 @@ format_value(struct buf *out, double v)
 		return buf_append_str(out, v > 0 ? "+Inf" : "-Inf");
 	if (v == (double)(int64_t)v && v > -9e15 && v < 9e15)
 		return buf_printf(out, "%lld", (long long)v);
-	return buf_printf(out, "%.17g", v);
+	return buf_printf(out, "%.15g", v);
 }
 
 sm_status
