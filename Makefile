@@ -135,7 +135,11 @@ install: all
 	install -d -m 0750 $(DESTDIR)$(STATEDIR)
 	install -d -m 0755 $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/postfix \
 	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/sendmail \
-	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/systemd
+	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/systemd \
+	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/prometheus
+	install -m 0644 contrib/prometheus/prometheus.yml contrib/prometheus/smime-milter-alerts.yml \
+	  contrib/prometheus/what-to-graph.md \
+	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/prometheus/
 	install -m 0644 README.md contrib/syslog.md conf/smime-milter.conf \
 	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/
 	install -m 0644 contrib/postfix/main.cf contrib/postfix/master.cf \
