@@ -23,6 +23,7 @@
 #include "keycache.h"
 #include "keyfile.h"
 #include "keystore.h"
+#include "metrics_http.h"
 #include "smimectl.h"
 #include "trust.h"
 #include "x509util.h"
@@ -296,6 +297,24 @@ check_cache(struct check *k)
 	keycache_close(kc);
 }
 
+/* The metrics token must be readable, or the daemon does not start. */
+static void
+check_metrics(struct check *k)
+{
+	const struct config *cfg = k->c->cfg;
+	char tok[METRICS_TOKEN_MAX], why[512] = "";
+
+	if (cfg->metrics_listen == NULL)
+		return;
+	if (cfg->metrics_token_file &&
+	    metrics_http_read_token(cfg->metrics_token_file, tok, sizeof(tok), why, sizeof(why)) != SM_OK) {
+		problem(k, "metrics: token_file: %s; smime-milter will not start", why);
+		return;
+	}
+	printf("metrics: %s%s\n", cfg->metrics_listen,
+	    cfg->metrics_token_file ? " (bearer token required)" : " (no token: anyone who can connect reads it)");
+}
+
 int
 cmd_check(struct ctl *c, int argc, char **argv)
 {
@@ -315,6 +334,7 @@ cmd_check(struct ctl *c, int argc, char **argv)
 	check_trust(&k);
 	check_keys(&k);
 	check_cache(&k);
+	check_metrics(&k);
 	if (k.problems) {
 		fprintf(stderr, "smimectl: check: %d problem%s found\n", k.problems,
 		    k.problems == 1 ? "" : "s");
