@@ -597,8 +597,10 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	encrypt = plan.encrypt;
 	if (encrypt && (st = outbound_bcc(m, &o, sender, out)) != SM_OK)
 		goto fail;
-	if (out->verdict != POL_ACCEPT)
+	if (out->verdict != POL_ACCEPT) {
+		metrics_message(METRICS_OUTBOUND, METRICS_TEMPFAILED);
 		goto done;
+	}
 
 	existing = outbound_existing_smime(m->hdrs, m->body, m->body_len);
 	if (existing == MIME_SMIME_ENVELOPED) {
@@ -621,8 +623,10 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 			if ((st = outbound_authorise(env, m, from_ok ? o.from : "", sender, &signer,
 				 out)) != SM_OK)
 				goto fail;
-			if (out->verdict != POL_ACCEPT)
+			if (out->verdict != POL_ACCEPT) {
+				metrics_message(METRICS_OUTBOUND, METRICS_REFUSED);
 				goto done;
+			}
 			unauthorised = signer != personal;
 		}
 		if (signer == NULL) {
