@@ -196,11 +196,11 @@ title() { (scen "$1" && echo "$S_TITLE"); }
 # same daemon serves the outbound and the inbound Postfix service.
 smime_config() {
 	case $1 in
-	b) _sc_pol='outbound = { sign = true; encrypt = "never"; };' ;;
-	f) _sc_pol="outbound = { sign = true; encrypt = \"never\"; };
+	b) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "never"; };' ;;
+	f) _sc_pol="outbound = { sign = true; trusted_relays = [ \"127.0.0.1\" ]; encrypt = \"never\"; };
 metrics = { listen = \"inet:$(iget MPORT "$2")@127.0.0.1\"; };" ;;
-	c) _sc_pol='outbound = { sign = true; encrypt = "required"; cipher = "auto"; };' ;;
-	d) _sc_pol='outbound = { sign = true; encrypt = "opportunistic"; };' ;;
+	c) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "required"; cipher = "auto"; };' ;;
+	d) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "opportunistic"; };' ;;
 	esac
 	mkdir -p "$E2E_DIR/state/$2"
 	cat >"$3" <<EOF
