@@ -25,6 +25,7 @@
 #include "subject.h"
 #include "cmscheck.h"
 #include "harvest.h"
+#include "hprot.h"
 #include "keycache.h"
 #include "keystore.h"
 #include "log.h"
@@ -342,6 +343,8 @@ struct outbound {
 	struct buf entity, der, newbody, inner;
 	struct buf subject;   /* the Subject without the tag */
 	STACK_OF(X509) *rcpt_certs;
+	struct hp_out hp;     /* RFC 9788 header protection (hprot.h) */
+	struct buf legacy;    /* the body with the legacy display element */
 };
 
 static void
@@ -360,6 +363,8 @@ outbound_free(struct outbound *o)
 	buf_free(&o->inner);
 	buf_free(&o->subject);
 	sk_X509_free(o->rcpt_certs);
+	hp_out_free(&o->hp);
+	buf_free(&o->legacy);
 }
 
 /* Sign the canonical entity into newhdrs/newbody. */
@@ -383,6 +388,49 @@ outbound_sign(struct outbound *o, const struct cfg_outbound *set,
 		return mime_build_signed(o->entity.data, o->entity.len, o->der.data, o->der.len,
 		    smime_micalg(md), &o->newhdrs, &o->newbody);
 	return mime_build_pkcs7(o->der.data, o->der.len, "signed-data", &o->newhdrs, &o->newbody);
+}
+
+/* The canonical entity, its header section protected (RFC 9788) as
+ * the policy says. skip: the trigger header, removed outside. */
+static sm_status
+outbound_entity(struct outbound *o, const struct cfg_outbound *set, const struct gw_msg *m,
+    bool encrypt, bool tagged, const char *skip)
+{
+	const unsigned char *body = m->body;
+	size_t len = m->body_len;
+	sm_status st;
+
+	st = hp_protect(set->header_protection, encrypt, set->legacy_display, &o->outer,
+	    tagged && encrypt ? buf_cstr(&o->subject) : NULL, skip, &o->content, &body, &len,
+	    &o->legacy, &o->hp);
+	if (st != SM_OK)
+		return st;
+	return mime_canonicalize(&o->content, body, len, NULL, &o->entity);
+}
+
+/* The outer header edits header protection asks for: changes, then
+ * deletions from the last field up, so occurrence indexes stay valid. */
+static sm_status
+outbound_hp_edits(const struct outbound *o, struct gw_result *out)
+{
+	sm_status st = SM_OK;
+
+	if (!o->hp.applied)
+		return SM_OK;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t k = 0; k < o->hp.n && st == SM_OK; k++) {
+			size_t i = pass == 0 ? k : o->hp.n - 1 - k;
+			const char *name = o->outer.v[i].name;
+			int occ = 1;
+
+			if (o->hp.fate[i] != (pass == 0 ? HP_CHANGE : HP_DELETE))
+				continue;
+			for (size_t j = 0; j < i; j++)
+				occ += strcasecmp(o->outer.v[j].name, name) == 0;
+			st = edit_add(out, pass == 0 ? GW_HDR_CHANGE : GW_HDR_DELETE, name, occ,
+			    pass == 0 ? o->hp.value[i] : NULL);
+		}
+	return st;
 }
 
 /* The domain key for the From (or envelope sender) domain, or NULL. */
@@ -648,7 +696,8 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if ((st = mime_split_headers(m->hdrs, &o.outer, &o.content)) == SM_OK)
 		st = existing != MIME_SMIME_NONE ?
 		    mime_entity_serialize(&o.content, m->body, m->body_len, &o.entity) :
-		    mime_canonicalize(&o.content, m->body, m->body_len, NULL, &o.entity);
+		    outbound_entity(&o, &plan.o, m, encrypt, tagged,
+			by_header ? cfg->outbound.trigger_header : NULL);
 	if (st != SM_OK) {
 		snprintf(err, sizeof(err), "cannot canonicalise the message: %s", sm_strstatus(st));
 		goto crypto_fail;
@@ -735,8 +784,10 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if (by_header &&
 	    (st = edit_delete_where(out, m->hdrs, is_named, cfg->outbound.trigger_header)) != SM_OK)
 		goto fail;
-	if (tagged && encrypt &&
+	if (tagged && encrypt && !o.hp.applied &&
 	    (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, buf_cstr(&o.subject))) != SM_OK)
+		goto fail;
+	if ((st = outbound_hp_edits(&o, out)) != SM_OK)
 		goto fail;
 	if (mime_headers_get(m->hdrs, "MIME-Version") == NULL &&
 	    (st = edit_add(out, GW_HDR_ADD, "MIME-Version", 0, "1.0")) != SM_OK)
