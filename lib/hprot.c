@@ -364,3 +364,62 @@ hp_parse(const struct mime_headers *root, struct hp_parsed *out)
 		hp_parsed_free(out);
 	return st;
 }
+
+/* One "Name: value" line at p (end at lim): its length with the line
+ * ending, or 0. */
+static size_t
+hp_field_line(const unsigned char *p, const unsigned char *lim)
+{
+	const unsigned char *q = p;
+
+	while (q < lim && *q > ' ' && *q <= '~' && *q != ':')
+		q++;
+	if (q == p || q >= lim || *q != ':')
+		return 0;
+	while (q < lim && *q != '\n')
+		q++;
+	return q < lim ? (size_t)(q + 1 - p) : 0;
+}
+
+static const unsigned char *
+hp_memcasestr(const unsigned char *h, size_t n, const char *needle)
+{
+	size_t k = strlen(needle);
+
+	for (size_t i = 0; k <= n && i <= n - k; i++)
+		if (strncasecmp((const char *)h + i, needle, k) == 0)
+			return h + i;
+	return NULL;
+}
+
+bool
+hp_legacy_find(const unsigned char *body, size_t len, bool html, size_t *off, size_t *n)
+{
+	const unsigned char *lim = body + len, *p = body, *a, *b;
+	size_t l;
+
+	if (html) {
+		a = hp_memcasestr(body, len, "<div class=\"header-protection-legacy-display\"");
+		if (a == NULL)
+			return false;
+		b = hp_memcasestr(a, (size_t)(lim - a), "</div>");
+		if (b == NULL)
+			return false;
+		*off = (size_t)(a - body);
+		*n = (size_t)(b + 6 - a);
+		return true;
+	}
+	while ((l = hp_field_line(p, lim)) > 0)
+		p += l;
+	if (p == body)
+		return false;
+	if (p < lim && *p == '\n')
+		p++;
+	else if (p + 1 < lim && p[0] == '\r' && p[1] == '\n')
+		p += 2;
+	else
+		return false;
+	*off = 0;
+	*n = (size_t)(p - body);
+	return true;
+}
