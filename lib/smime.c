@@ -651,7 +651,7 @@ smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
 	size_t keep = out != NULL ? out->len : 0;
 	sm_status st = SM_ERR_NOKEY;
 	bool matched = false;
-	char tmp[256], who[256];
+	char tmp[256];
 	int type;
 
 	ERR_clear_error();
@@ -674,39 +674,29 @@ smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
 		goto done;
 	}
 	/*
-	 * Debug mode makes OpenSSL report a key that fails to decrypt the
-	 * content-encryption key, instead of carrying on with a random key
-	 * (its defence against chosen-ciphertext oracles in interactive
-	 * protocols). We are no oracle: the verdict reaches the recipient,
-	 * not the sender, and a random key would let one CBC message in 256
-	 * "decrypt" to garbage. Called with everything NULL it only sets the
-	 * flag.
+	 * No CMS_DEBUG_DECRYPT: a recipient entry that names our certificate
+	 * but does not open with our key goes on with a random content key
+	 * (OpenSSL's defence against Bleichenbacher-style padding oracles),
+	 * so it fails exactly as a corrupt content does. The first of our keys
+	 * that a recipient entry names is the one we try.
 	 */
-	CMS_decrypt(cms, NULL, NULL, NULL, NULL, CMS_DEBUG_DECRYPT);
-	ERR_clear_error();
 	for (size_t i = 0; i < nkeys && !matched; i++) {
 		if (keys[i].pkey == NULL || keys[i].cert == NULL ||
 		    !is_recipient(cms, keys[i].cert))
 			continue;
-		/* A recipient entry names our certificate: this key must
-		 * open it. If it does not, keep looking (another of our keys
-		 * may be a recipient too) but remember why. */
-		if (CMS_decrypt_set1_pkey_and_peer(cms, keys[i].pkey,
+		if (!CMS_decrypt_set1_pkey_and_peer(cms, keys[i].pkey,
 		    keys[i].cert, NULL)) {
-			matched = true;
-			break;
+			st = SM_ERR_CRYPTO;
+			sm_seterr(err, errlen, "decrypt: content does not decrypt "
+			    "(wrong key or corrupt envelope)");
+			goto done;
 		}
-		st = SM_ERR_CRYPTO;
-		ossl_drain(tmp, sizeof(tmp));
-		name_str(keys[i].cert, who, sizeof(who));
-		sm_seterr(err, errlen, "decrypt: the recipient entry for %s does "
-		    "not open with its key (%s)", who, tmp);
+		matched = true;
 	}
 	ERR_clear_error();
 	if (!matched) {
-		if (st == SM_ERR_NOKEY)
-			sm_seterr(err, errlen, "decrypt: none of our %zu key(s) "
-			    "is a recipient", nkeys);
+		sm_seterr(err, errlen, "decrypt: none of our %zu key(s) is a "
+		    "recipient", nkeys);
 		goto done;
 	}
 	if ((sink = sink_new(out)) == NULL) {
@@ -714,8 +704,7 @@ smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
 		st = SM_ERR_NOMEM;
 		goto done;
 	}
-	if (!CMS_decrypt(cms, NULL, NULL, NULL, sink,
-	    CMS_BINARY | CMS_DEBUG_DECRYPT)) {
+	if (!CMS_decrypt(cms, NULL, NULL, NULL, sink, CMS_BINARY)) {
 		buf_truncate_wipe(out, keep);
 		if (ossl_drain(tmp, sizeof(tmp))) {
 			sm_seterr(err, errlen, "decrypt: content cipher not "
@@ -724,7 +713,7 @@ smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
 			st = SM_ERR_UNSUPPORTED;
 		} else {
 			sm_seterr(err, errlen, "decrypt: content does not "
-			    "decrypt, corrupt envelope (%s)", tmp);
+			    "decrypt (wrong key or corrupt envelope)");
 			st = SM_ERR_CRYPTO;
 		}
 		goto done;

@@ -156,7 +156,11 @@ const char *smime_verify_status_name(enum smime_verify_status s); /* "bad-signat
  * SM_ERR_PARSE when der is no envelope, SM_ERR_UNSUPPORTED for a content
  * cipher the loaded providers lack (RC2 and DES unless smime_enable_legacy()
  * was called), SM_ERR_CRYPTO for a corrupt envelope (bad padding, GCM tag,
- * or a recipient entry for our certificate that our key does not open).
+ * or a recipient entry for our certificate that our key does not open: that
+ * one goes on with a random content key, as OpenSSL does without
+ * CMS_DEBUG_DECRYPT, so both fail alike and no padding oracle exists; with
+ * CBC, 1 in 256 such envelopes "decrypts" to garbage, which carries no valid
+ * signature).
  */
 sm_status smime_decrypt(const unsigned char *der, size_t n,
     const struct smime_key *keys, size_t nkeys, struct buf *out, char *err,

@@ -789,7 +789,6 @@ START_TEST(corrupt_envelopes_fail_without_partial_plaintext)
 		SMIME_CIPHER_AES256_GCM };
 	STACK_OF(X509) *r = rcpts("alice", NULL, NULL);
 	struct buf env = BUF_INIT, out = BUF_INIT;
-	struct smime_key wrong;
 	char err[256];
 	sm_status st;
 
@@ -811,18 +810,47 @@ START_TEST(corrupt_envelopes_fail_without_partial_plaintext)
 		    "%s: output got %zu bytes, want the 4 it had before",
 		    smime_cipher_name(ciphers[i]), out.len);
 	}
-	/* Our certificate, somebody else's private key: the recipient entry
-	 * matches but does not open. */
+	/* A wrong key: a_wrong_key_and_a_corrupt_envelope_fail_alike. */
+	sk_X509_free(r);
+	buf_free(&env);
+	buf_free(&out);
+	free(msg);
+}
+END_TEST
+
+/* No padding oracle: OpenSSL's debug mode (CMS_DEBUG_DECRYPT) reports a
+ * recipient key that fails to open the content-encryption key, which tells
+ * an attacker which of his forged key blocks had valid padding. Without it
+ * a failing key block carries on with a random key, so a wrong key and a
+ * corrupt content take the same path to the same answer. */
+START_TEST(a_wrong_key_and_a_corrupt_envelope_fail_alike)
+{
+	unsigned char *msg = text(4000);
+	STACK_OF(X509) *r = rcpts("alice", NULL, NULL);
+	struct buf env = BUF_INIT, out = BUF_INIT;
+	struct smime_key wrong;
+	char err_key[256], err_env[256];
+	sm_status st_key, st_env;
+
+	/* GCM, so that a random content key fails for sure (CBC padding
+	 * would come out valid once in 256). */
+	ck_assert_int_eq(smime_encrypt(r, SMIME_CIPHER_AES256_GCM, false, msg,
+	    4000, &env, err_key, sizeof(err_key)), SM_OK);
 	wrong = *key("alice");
 	wrong.pkey = key("bob")->pkey;
-	buf_reset(&env);
-	ck_assert_int_eq(smime_encrypt(r, SMIME_CIPHER_AES256_CBC, false, msg,
-	    4000, &env, err, sizeof(err)), SM_OK);
-	buf_reset(&out);
-	st = smime_decrypt(env.data, env.len, &wrong, 1, &out, err, sizeof(err));
-	ck_assert_msg(st == SM_ERR_CRYPTO && out.len == 0, "wrong key: got %s, "
-	    "%zu bytes, want cryptographic failure and nothing",
-	    sm_strstatus(st), out.len);
+	st_key = smime_decrypt(env.data, env.len, &wrong, 1, &out, err_key,
+	    sizeof(err_key));
+	ck_assert_msg(out.len == 0, "wrong key: %zu bytes of output", out.len);
+	env.data[env.len - 1] ^= 0x01;
+	st_env = smime_decrypt(env.data, env.len, key("alice"), 1, &out,
+	    err_env, sizeof(err_env));
+	ck_assert_msg(out.len == 0, "corrupt: %zu bytes of output", out.len);
+	ck_assert_msg(st_key == SM_ERR_CRYPTO && st_env == SM_ERR_CRYPTO,
+	    "got %s (wrong key) and %s (corrupt), want cryptographic failure "
+	    "for both", sm_strstatus(st_key), sm_strstatus(st_env));
+	ck_assert_msg(strcmp(err_key, err_env) == 0, "wrong key said \"%s\", "
+	    "corrupt envelope said \"%s\": want the same words", err_key,
+	    err_env);
 	sk_X509_free(r);
 	buf_free(&env);
 	buf_free(&out);
@@ -2075,6 +2103,7 @@ smime_suite(void)
 	    0, sizeof(enc_rows) / sizeof(enc_rows[0]));
 	tcase_add_test(tc, every_recipient_of_a_shared_envelope_decrypts_it);
 	tcase_add_test(tc, old_keys_still_decrypt_and_strangers_get_nokey);
+	tcase_add_test(tc, a_wrong_key_and_a_corrupt_envelope_fail_alike);
 	tcase_add_test(tc, corrupt_envelopes_fail_without_partial_plaintext);
 	tcase_add_test(tc, flipped_envelope_bytes_never_yield_wrong_plaintext);
 	tcase_add_test(tc, encrypt_needs_an_explicit_cipher_and_usable_recipients);
