@@ -653,26 +653,64 @@ skip_cfws(const char *p)
 	return p;
 }
 
-/* Does this Authentication-Results header claim our authserv-id? Comments
- * before the id (RFC 8601 allows them) do not hide the claim. */
+/* The authserv-id as a reader sees it, from p (after CFWS): a quoted string
+ * unquoted (quoted pairs resolved, blanks at either end trimmed; without its
+ * closing quote, up to the first ';'), or the token up to ';', blank or
+ * comment; then one trailing dot (the DNS root) dropped. False when it does
+ * not fit in n bytes. */
+static bool
+authserv_read(const char *p, char *out, size_t n)
+{
+	size_t len = 0, start = 0;
+	bool quoted = *p == '"', closed = false;
+	char *semi;
+
+	for (p += quoted; *p != '\0'; p++) {
+		if (quoted && *p == '"') {
+			closed = true;
+			break;
+		}
+		if (!quoted && (*p == ';' || *p == ' ' || *p == '\t' || *p == '('))
+			break;
+		if (quoted && *p == '\\' && p[1] != '\0')
+			p++;
+		if (len + 1 >= n)
+			return false;
+		out[len++] = *p;
+	}
+	out[len] = '\0';
+	if (quoted && !closed && (semi = strchr(out, ';')) != NULL)
+		len = (size_t)(semi - out);
+	while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == '\t'))
+		len--;
+	while (start < len && (out[start] == ' ' || out[start] == '\t'))
+		start++;
+	if (len > start && out[len - 1] == '.')
+		len--;
+	out[len] = '\0';
+	memmove(out, out + start, len - start + 1);
+	return true;
+}
+
+/* Does this Authentication-Results header claim our authserv-id? Compared
+ * as a reader compares it (authserv_read, any case); comments before the id
+ * (RFC 8601 allows them) do not hide the claim. */
 static bool
 is_our_results(const struct mime_header *h, const void *arg)
 {
 	const char *id = arg;
-	size_t idl = strlen(id);
+	char theirs[256], ours[256];
 	char *v;
-	const char *p;
-	bool ours;
+	bool claim;
 
 	if (!field_is(h->name, "Authentication-Results"))
 		return false;
 	if ((v = mime_header_unfold(h->value)) == NULL)
 		return true; /* cannot read it: cannot trust it either */
-	p = skip_cfws(v);
-	ours = strncasecmp(p, id, idl) == 0 &&
-	    (p[idl] == ';' || p[idl] == ' ' || p[idl] == '\t' || p[idl] == '(' || p[idl] == '\0');
+	claim = authserv_read(skip_cfws(v), theirs, sizeof(theirs)) &&
+	    authserv_read(id, ours, sizeof(ours)) && strcasecmp(theirs, ours) == 0;
 	free(v);
-	return ours;
+	return claim;
 }
 
 static bool

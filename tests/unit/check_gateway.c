@@ -964,6 +964,57 @@ START_TEST(forged_results_and_markers_are_removed)
 }
 END_TEST
 
+/* The authserv-id is compared as a reader compares it: unquoted, without
+ * a trailing dot, in any case. Each row is one Authentication-Results value
+ * on an inbound message; want says whether it must be removed. */
+static const struct {
+	const char *value;
+	bool want_removed;
+} ar_rows[] = {
+	{ "mx.test.example; smime=pass", true },
+	{ "\"mx.test.example\"; smime=pass", true },
+	{ "mx.test.example.; smime=pass", true },
+	{ "\"mx.test.example.\"; smime=pass", true },
+	{ "\"MX.Test.Example\" 1; smime=pass", true },
+	{ "(c) \"mx.test\\.example\"; smime=pass", true },
+	{ "\"mx.test.example; smime=pass", true },
+	{ "MX.TEST.EXAMPLE.(x); smime=pass", true },
+	{ "mx.test.example.evil; smime=pass", false },
+	{ "\"mx.test.example.evil\"; smime=pass", false },
+	{ "mx.test.example..; smime=pass", false },
+	{ "\"x mx.test.example\"; smime=pass", false },
+	{ "mx.partner.example; dkim=pass", false },
+	{ "\"  \"; smime=pass", false },
+	{ "\"   ", false },
+	{ ".; smime=pass", false },
+};
+
+START_TEST(results_with_our_authserv_id_in_any_dress_are_removed)
+{
+	struct buf clear = text(cleartext), s = wrap_signed(BOB, true, &clear);
+	struct buf m = text("Authentication-Results: ");
+	struct gw_result res;
+	size_t del = 0;
+
+	buf_append_str(&m, ar_rows[_i].value);
+	buf_append_str(&m, "\r\n");
+	buf_append_str(&m, outer_headers);
+	buf_append(&m, s.data, s.len);
+	inbound(&m, "alice@org.example", CFG_DECRYPT_HARVEST, &res);
+	for (size_t i = 0; i < res.nedits; i++)
+		if (res.edits[i].op == GW_HDR_DELETE &&
+		    strcasecmp(res.edits[i].name, "Authentication-Results") == 0)
+			del++;
+	ck_assert_msg(del == (ar_rows[_i].want_removed ? 1 : 0),
+	    "Authentication-Results: %s: got %zu deletions, want %s",
+	    ar_rows[_i].value, del, ar_rows[_i].want_removed ? "1" : "none");
+	gw_result_free(&res);
+	buf_free(&clear);
+	buf_free(&s);
+	buf_free(&m);
+}
+END_TEST
+
 /* gw_examine reports the structure, for smimectl inspect. */
 START_TEST(examine_reports_the_layers_and_the_inner_signer)
 {
@@ -1019,6 +1070,8 @@ gateway_suite(void)
 	tcase_add_test(tc, layers_deeper_than_the_bound_are_not_followed_or_delivered);
 	tcase_add_test(tc, bare_signed_data_inside_an_envelope_is_verified);
 	tcase_add_test(tc, forged_results_and_markers_are_removed);
+	tcase_add_loop_test(tc, results_with_our_authserv_id_in_any_dress_are_removed, 0,
+	    sizeof(ar_rows) / sizeof(ar_rows[0]));
 	tcase_add_test(tc, examine_reports_the_layers_and_the_inner_signer);
 	suite_add_tcase(s, tc);
 	return s;
