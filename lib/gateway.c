@@ -832,6 +832,33 @@ has_envelope_part(const struct mime_entity *e)
 	return false;
 }
 
+/* The configured bounds on one signature's work. */
+static const struct smime_limits *
+verify_limits(const struct gw_env *env, struct smime_limits *lim)
+{
+	lim->max_signers = (size_t)env->cfg->max_signers;
+	lim->max_digests = (size_t)env->cfg->max_digest_algorithms;
+	lim->max_certs = (size_t)env->cfg->max_certs;
+	return lim;
+}
+
+/* Has this message used up limits.inbound_cpu_ms? Then it is judged no
+ * further: r->over_budget, and r->what says so. */
+static bool
+budget_spent(const struct gw_env *env, struct gw_report *r)
+{
+	uint64_t used = clock_cpu_ms() - r->cpu_start;
+
+	if (r->over_budget)
+		return true;
+	if (env->cfg->inbound_cpu_ms == 0 || used <= env->cfg->inbound_cpu_ms)
+		return false;
+	r->over_budget = true;
+	snprintf(r->what, sizeof(r->what), "CPU budget of %llu ms spent after %llu ms",
+	    (unsigned long long)env->cfg->inbound_cpu_ms, (unsigned long long)used);
+	return true;
+}
+
 /* Verify a detached signature (multipart/signed e) into slot s. SM_OK with
  * s->vr holding a verdict; SM_ERR_PARSE (r->what says why) when the
  * signature cannot even be read. */
@@ -839,6 +866,7 @@ static sm_status
 verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
     const struct mime_entity *e)
 {
+	struct smime_limits lim;
 	const unsigned char *c;
 	size_t clen;
 	sm_status st;
@@ -854,8 +882,8 @@ verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
 	buf_reset(&r->tmp);
 	if ((st = crlf_view(e->parts[0]->raw, e->parts[0]->raw_len, &r->tmp, &c, &clen)) != SM_OK)
 		return st;
-	st = smime_verify(r->der.data, r->der.len, c, clen, env_store(env),
-	    env->cfg->trust_allow_self_signed, &s->vr, NULL);
+	st = smime_verify_bounded(r->der.data, r->der.len, c, clen, env_store(env),
+	    env->cfg->trust_allow_self_signed, verify_limits(env, &lim), &s->vr, NULL);
 	s->verified = st == SM_OK;
 	if (st == SM_ERR_PARSE)
 		snprintf(r->what, sizeof(r->what), "%s", s->vr.reason);
@@ -868,11 +896,12 @@ static sm_status
 verify_opaque(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
     const unsigned char *der, size_t n, struct buf *content)
 {
+	struct smime_limits lim;
 	sm_status st;
 
 	s->kind = MIME_SMIME_SIGNED_OPAQUE;
-	st = smime_verify(der, n, NULL, 0, env_store(env), env->cfg->trust_allow_self_signed,
-	    &s->vr, content);
+	st = smime_verify_bounded(der, n, NULL, 0, env_store(env),
+	    env->cfg->trust_allow_self_signed, verify_limits(env, &lim), &s->vr, content);
 	s->verified = st == SM_OK;
 	if (st == SM_ERR_PARSE)
 		snprintf(r->what, sizeof(r->what), "%s", s->vr.reason);
@@ -1018,6 +1047,8 @@ walk(const struct gw_env *env, struct gw_report *r, bool decrypt)
 	for (;;) {
 		struct gw_sig *s;
 
+		if (budget_spent(env, r))
+			return SM_OK;
 		if (e != NULL) {
 			k = mime_smime_kind(e);
 			if (k == MIME_SMIME_NONE || k == MIME_SMIME_CERTS_ONLY) {
@@ -1169,6 +1200,7 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 	sm_status st;
 
 	memset(r, 0, sizeof(*r));
+	r->cpu_start = clock_cpu_ms();
 	st = mime_parse_message(hdrs, body, len, NULL, &r->root);
 	if (st != SM_OK) {
 		if (st == SM_ERR_NOMEM)
@@ -1180,7 +1212,7 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 	r->kind = mime_smime_kind(r->root);
 	st = walk(env, r, decrypt);
 	settle_signatures(r);
-	if (st != SM_OK)
+	if (st != SM_OK || budget_spent(env, r))
 		return st;
 
 	fromh = mime_headers_get(hdrs, "From");
@@ -1507,6 +1539,8 @@ out:
 const char *
 gw_report_result(const struct gw_report *r)
 {
+	if (r->over_budget)
+		return "temperror";
 	if (r->is_signed)
 		return ar_result(&r->vr);
 	if (r->have_vr)
@@ -1576,6 +1610,25 @@ summary_tail(const struct config *cfg, const struct gw_report *r, struct buf *s)
 		buf_printf(s, " [%s]", r->structure);
 }
 
+/* The CPU budget ran out: the message passes as received, unjudged, with
+ * smime=temperror (RFC 8601: a later retry may succeed). */
+static sm_status
+inbound_unjudged(const struct config *cfg, const struct gw_report *r, struct gw_result *out)
+{
+	struct buf ar = BUF_INIT;
+	sm_status st = SM_OK;
+
+	buf_printf(&out->summary, "inbound smime=temperror (%s), passed unjudged", r->what);
+	if (cfg->inbound_results_header) {
+		buf_printf(&ar, "%s; smime=temperror", cfg->authserv_id);
+		ar_comment(&ar, r->what);
+		st = buf_cstr(&ar) == NULL ? SM_ERR_NOMEM :
+		    edit_add(out, GW_HDR_INSERT_TOP, "Authentication-Results", 0, buf_cstr(&ar));
+	}
+	buf_free(&ar);
+	return st;
+}
+
 sm_status
 gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out)
 {
@@ -1598,6 +1651,11 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 	st = gw_examine(env, m->hdrs, m->body, m->body_len,
 	    cfg->inbound_decrypt != CFG_DECRYPT_OFF, &r);
 	if (st != SM_OK) {
+		gw_report_free(&r);
+		return st;
+	}
+	if (r.over_budget) {
+		st = inbound_unjudged(cfg, &r, out);
 		gw_report_free(&r);
 		return st;
 	}

@@ -27,6 +27,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "clock.h"
 #include "gateway.h"
 #include "keycache.h"
 #include "keystore.h"
@@ -1015,6 +1016,46 @@ START_TEST(results_with_our_authserv_id_in_any_dress_are_removed)
 }
 END_TEST
 
+/* A fake CPU clock: every reading is 700 ms after the one before, so a
+ * message passes the 2000 ms budget at its third reading whatever the
+ * machine's speed. */
+static uint64_t fake_cpu_now;
+static uint64_t
+fake_cpu(void)
+{
+	return fake_cpu_now += 700;
+}
+
+/* limits.inbound_cpu_ms: once spent, nothing is judged, harvested or
+ * decrypted; the message passes as received with smime=temperror. */
+START_TEST(a_message_past_its_cpu_budget_passes_unjudged)
+{
+	static const char want_ar[] = "mx.test.example; smime=temperror (CPU budget of 2000 ms "
+	    "spent after ";
+	struct buf m = signed_encrypted(BOB, true, ALICE, SMIME_CIPHER_AES256_CBC, false);
+	const struct gw_hdr_edit *ar;
+	struct gw_result res;
+
+	cfg->inbound_cpu_ms = 2000;
+	clock_cpu_set_hook(fake_cpu);
+	inbound(&m, "alice@org.example", CFG_DECRYPT_DELIVER, &res);
+	clock_cpu_set_hook(NULL);
+	assert_untouched(&res);
+	ar = edit_of(&res, GW_HDR_INSERT_TOP, "Authentication-Results");
+	ck_assert_ptr_nonnull(ar);
+	ck_assert_msg(strncmp(ar->value, want_ar, strlen(want_ar)) == 0, "got \"%s\", want "
+	    "\"%s...\"", ar->value, want_ar);
+	SUMMARY_HAS(&res, "inbound smime=temperror (CPU budget of 2000 ms spent after ");
+	SUMMARY_HAS(&res, "), passed unjudged");
+	gw_result_free(&res);
+	/* the same message with the real clock: judged */
+	inbound(&m, "alice@org.example", CFG_DECRYPT_DELIVER, &res);
+	SUMMARY_HAS(&res, "smime=pass");
+	gw_result_free(&res);
+	buf_free(&m);
+}
+END_TEST
+
 /* gw_examine reports the structure, for smimectl inspect. */
 START_TEST(examine_reports_the_layers_and_the_inner_signer)
 {
@@ -1070,6 +1111,7 @@ gateway_suite(void)
 	tcase_add_test(tc, layers_deeper_than_the_bound_are_not_followed_or_delivered);
 	tcase_add_test(tc, bare_signed_data_inside_an_envelope_is_verified);
 	tcase_add_test(tc, forged_results_and_markers_are_removed);
+	tcase_add_test(tc, a_message_past_its_cpu_budget_passes_unjudged);
 	tcase_add_loop_test(tc, results_with_our_authserv_id_in_any_dress_are_removed, 0,
 	    sizeof(ar_rows) / sizeof(ar_rows[0]));
 	tcase_add_test(tc, examine_reports_the_layers_and_the_inner_signer);
