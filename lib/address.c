@@ -1,4 +1,5 @@
 #include "address.h"
+#include "addrlist.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -39,46 +40,22 @@ addr_normalize(const char *in, char *out, size_t outlen)
 sm_status
 addr_from_header(const char *value, char *out, size_t outlen)
 {
-	const char *lt = strchr(value, '<');
-	char tmp[512];
-	size_t n;
+	struct alist l;
+	sm_status st;
 
-	if (lt) {
-		const char *gt = strchr(lt, '>');
-		if (gt == NULL)
-			return SM_ERR_PARSE;
-		n = (size_t)(gt - lt - 1);
-		if (n >= sizeof(tmp))
-			return SM_ERR_PARSE;
-		memcpy(tmp, lt + 1, n);
-		tmp[n] = '\0';
-		return addr_normalize(tmp, out, outlen);
+	if (value == NULL)
+		return SM_ERR_PARSE;
+	st = alist_parse(value, &l);
+	if (st == SM_OK && l.al_n != 1)
+		st = SM_ERR_PARSE;
+	if (st == SM_OK) {
+		if (strlen(l.al_addr[0]) >= outlen)
+			st = SM_ERR_PARSE;
+		else
+			strcpy(out, l.al_addr[0]);
 	}
-	/* "bob@x (Bob)" or a bare address: take the first word with an @. */
-	{
-		const char *p = value;
-		while (*p) {
-			const char *w;
-			while (*p && (isspace((unsigned char)*p) || *p == ','))
-				p++;
-			w = p;
-			while (*p && !isspace((unsigned char)*p) && *p != ',' && *p != '(')
-				p++;
-			n = (size_t)(p - w);
-			if (n > 0 && n < sizeof(tmp) && memchr(w, '@', n)) {
-				memcpy(tmp, w, n);
-				tmp[n] = '\0';
-				return addr_normalize(tmp, out, outlen);
-			}
-			if (*p == '(') {
-				while (*p && *p != ')')
-					p++;
-				if (*p)
-					p++;
-			}
-		}
-	}
-	return SM_ERR_PARSE;
+	alist_free(&l);
+	return st;
 }
 
 const char *
