@@ -1449,13 +1449,41 @@ out:
 	return st;
 }
 
+/* Plaintext goes only where its author's words may go: the signer's
+ * certificate carries the From address (RFC 8551 §3.4), and the envelope
+ * sender is that address too, so any bounce (ours, or a later hop's, with
+ * RET=FULL) returns the plaintext to its author, never to whoever replayed
+ * the envelope. */
+static bool
+author_conversation(const struct gw_msg *m, const struct gw_report *r, char *why, size_t whylen)
+{
+	char sender[320];
+
+	if (r->from[0] == '\0') {
+		snprintf(why, whylen, "no single From address");
+		return false;
+	}
+	if (r->vr.signer == NULL || !x509u_has_address(r->vr.signer, r->from)) {
+		snprintf(why, whylen, "the signer's certificate does not carry the From address %s",
+		    r->from);
+		return false;
+	}
+	if (m->sender == NULL || addr_normalize(m->sender, sender, sizeof(sender)) != SM_OK ||
+	    strcmp(sender, r->from) != 0) {
+		snprintf(why, whylen, "the envelope sender <%s> is not the From address %s "
+		    "(a bounce must return to the author)", m->sender ? m->sender : "", r->from);
+		return false;
+	}
+	return true;
+}
+
 /* May the decrypted content replace the message? Only content whose
  * integrity a signature inside the envelope vouches for: an unsigned or
  * broken CBC envelope may be an attacker's splice of someone else's
  * ciphertext (EFAIL's gadget attack), and the recipient would read it as
  * genuine. */
 static bool
-deliverable(const struct gw_report *r, char *why, size_t whylen)
+deliverable(const struct gw_msg *m, const struct gw_report *r, char *why, size_t whylen)
 {
 	if (r->too_deep) {
 		snprintf(why, whylen, "nested deeper than one envelope and two signatures");
@@ -1479,7 +1507,7 @@ deliverable(const struct gw_report *r, char *why, size_t whylen)
 		snprintf(why, whylen, "the signed content is no MIME entity");
 		return false;
 	}
-	return true;
+	return author_conversation(m, r, why, whylen);
 }
 
 static void
@@ -1669,7 +1697,7 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 	if (r.decrypted && cfg->inbound_decrypt == CFG_DECRYPT_DELIVER) {
 		size_t nedits = out->nedits;
 
-		ok = deliverable(&r, why, sizeof(why));
+		ok = deliverable(m, &r, why, sizeof(why));
 		if (ok && (st = rcpts_can_open(env, m, &r, &ok, why, sizeof(why))) != SM_OK)
 			goto fail;
 		if (ok && (st = deliver_decrypted(m, &r, out)) != SM_OK) {

@@ -629,6 +629,61 @@ START_TEST(deliver_never_hands_plaintext_to_a_recipient_it_was_not_encrypted_to)
 }
 END_TEST
 
+/* deliver vouches for the author only: plaintext replaces the message when
+ * the signer's certificate carries the From address (read per RFC 5322) and
+ * the envelope sender is that same address, so a bounce carries it back to
+ * its author and never to someone who replayed the envelope. */
+static const struct {
+	const char *sender, *from, *why; /* why NULL: delivered decrypted */
+} author_rows[] = {
+	{ "bob@partner.example", "Bob <bob@partner.example>", NULL },
+	{ "<Bob@Partner.Example>", "bob@partner.example (Bob)", NULL },
+	{ "attacker@evil.example", "Bob <bob@partner.example>",
+	  "the envelope sender <attacker@evil.example> is not the From address "
+	  "bob@partner.example (a bounce must return to the author)" },
+	{ "", "Bob <bob@partner.example>",
+	  "the envelope sender <> is not the From address bob@partner.example" },
+	{ "ceo@partner.example", "Bob CEO <ceo@partner.example>",
+	  "the signer's certificate does not carry the From address ceo@partner.example" },
+	{ "ceo@org.example", "\"<bob@partner.example>\" <ceo@org.example>",
+	  "the signer's certificate does not carry the From address ceo@org.example" },
+	{ "bob@partner.example", "bob@partner.example, eve@evil.example",
+	  "no single From address" },
+};
+
+START_TEST(deliver_only_within_the_authors_conversation)
+{
+	struct buf m = signed_encrypted(BOB, true, ALICE, SMIME_CIPHER_AES256_CBC, false);
+	struct buf m2 = BUF_INIT;
+	const char *from = strstr((const char *)m.data, "From: "), *eol = strstr(from, "\r\n");
+	struct gw_result res;
+	struct tmsg t;
+	char want[400];
+
+	buf_append(&m2, m.data, (size_t)(from - (const char *)m.data));
+	buf_printf(&m2, "From: %s", author_rows[_i].from);
+	buf_append(&m2, eol, m.len - (size_t)(eol - (const char *)m.data));
+	cfg->inbound_decrypt = CFG_DECRYPT_DELIVER;
+	tmsg_load(&t, &m2, "alice@org.example");
+	t.m.sender = author_rows[_i].sender;
+	ck_assert_int_eq(gw_inbound(&env, &t.m, &res), SM_OK);
+	if (author_rows[_i].why == NULL) {
+		ck_assert_msg(res.replace_body, "From %s, sender <%s>: not delivered decrypted: %s",
+		    author_rows[_i].from, author_rows[_i].sender, buf_cstr(&res.summary));
+	} else {
+		snprintf(want, sizeof(want), ", delivered as received: %s", author_rows[_i].why);
+		SUMMARY_HAS(&res, want);
+		ck_assert(!res.replace_body);
+		ck_assert_ptr_null(edit_of(&res, GW_HDR_ADD, "X-SMIME-Decrypted"));
+		ck_assert_ptr_null(edit_of(&res, GW_HDR_DELETE, "Content-Type"));
+	}
+	gw_result_free(&res);
+	tmsg_free(&t);
+	buf_free(&m);
+	buf_free(&m2);
+}
+END_TEST
+
 /* Encrypted mail that must not be harvested from or delivered decrypted. */
 enum refusal { R_OTHER_RCPT, R_UNSIGNED, R_GARBAGE, R_TRUNC_B64, R_TRUNC_DER, R_EFAIL_PART,
 	R_ALTERED, R_NOT_MIME, R_OFF, R_RC2, NREFUSALS };
@@ -1111,6 +1166,8 @@ gateway_suite(void)
 	tcase_add_test(tc, layers_deeper_than_the_bound_are_not_followed_or_delivered);
 	tcase_add_test(tc, bare_signed_data_inside_an_envelope_is_verified);
 	tcase_add_test(tc, forged_results_and_markers_are_removed);
+	tcase_add_loop_test(tc, deliver_only_within_the_authors_conversation, 0,
+	    sizeof(author_rows) / sizeof(author_rows[0]));
 	tcase_add_test(tc, a_message_past_its_cpu_budget_passes_unjudged);
 	tcase_add_loop_test(tc, results_with_our_authserv_id_in_any_dress_are_removed, 0,
 	    sizeof(ar_rows) / sizeof(ar_rows[0]));
