@@ -122,7 +122,7 @@ walk_enter(struct walk *w, const unsigned char *p, size_t n, const struct tlv *t
 static bool
 skip(const unsigned char *p, size_t n, int depth, size_t *size)
 {
-	struct tlv t;
+	struct tlv t, m;
 	struct walk w;
 	const unsigned char *at;
 	int r;
@@ -135,7 +135,7 @@ skip(const unsigned char *p, size_t n, int depth, size_t *size)
 	}
 	if (!walk_enter(&w, p, n, &t, depth))
 		return false;
-	while ((r = walk_next(&w, &t, &at)) == 1)
+	while ((r = walk_next(&w, &m, &at)) == 1)
 		if (!walk_past(&w))
 			return false;
 	if (r < 0)

@@ -28,6 +28,7 @@
 #include "buf.h"
 #include "caps.h"
 #include "clock.h"
+#include "cmsscan.h"
 #include "smime.h"
 #include "testutil.h"
 #include "trust.h"
@@ -1735,6 +1736,7 @@ START_TEST(corpus_signatures_verify_like_openssl_with_the_same_signer)
 	char sigf[4096], contf[4096], signerf[4096], *ser;
 	int rc;
 	bool refused, good;
+	struct cmsscan_counts cc;
 	sm_status st;
 
 	raw = testutil_slurp(corpus(rel), &rawn);
@@ -1756,6 +1758,12 @@ START_TEST(corpus_signatures_verify_like_openssl_with_the_same_signer)
 	    &res, &out);
 	ck_assert_msg(st == SM_OK, "%s: got %s (%s)", rel, sm_strstatus(st),
 	    res.reason);
+	/* The raw-BER count (what the limits are checked on) agrees with
+	 * what OpenSSL decoded, whatever encoder made the signature. */
+	ck_assert_msg(cmsscan_signed(m.der.data, m.der.len, NULL, &cc) == SM_OK &&
+	    cc.nsigners == res.nsigners && cc.ncerts == (size_t)sk_X509_num(res.certs),
+	    "%s: the BER scan counts %zu signers and %zu certificates, OpenSSL %zu and %d",
+	    rel, cc.nsigners, cc.ncerts, res.nsigners, sk_X509_num(res.certs));
 	/* Old corpus signers with RSA below 2048 bits or DSA keys: refused
 	 * before any work, where openssl goes on (and agrees with the row). */
 	refused = res.signer != NULL &&
