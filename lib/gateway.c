@@ -1458,6 +1458,8 @@ static bool
 author_conversation(const struct gw_msg *m, const struct gw_report *r, char *why, size_t whylen)
 {
 	char sender[320];
+	const char *shown;
+	bool valid, bracket;
 
 	if (r->from[0] == '\0') {
 		snprintf(why, whylen, "no single From address");
@@ -1468,10 +1470,13 @@ author_conversation(const struct gw_msg *m, const struct gw_report *r, char *why
 		    r->from);
 		return false;
 	}
-	if (m->sender == NULL || addr_normalize(m->sender, sender, sizeof(sender)) != SM_OK ||
-	    strcmp(sender, r->from) != 0) {
-		snprintf(why, whylen, "the envelope sender <%s> is not the From address %s "
-		    "(a bounce must return to the author)", m->sender ? m->sender : "", r->from);
+	valid = m->sender != NULL && addr_normalize(m->sender, sender, sizeof(sender)) == SM_OK;
+	if (!valid || strcmp(sender, r->from) != 0) {
+		shown = valid ? sender : m->sender ? m->sender : "";
+		bracket = shown[0] != '<';
+		snprintf(why, whylen, "the envelope sender %s%s%s is not the From address %s "
+		    "(a bounce must return to the author)", bracket ? "<" : "", shown,
+		    bracket ? ">" : "", r->from);
 		return false;
 	}
 	return true;

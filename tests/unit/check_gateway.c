@@ -638,10 +638,10 @@ static const struct {
 } author_rows[] = {
 	{ "bob@partner.example", "Bob <bob@partner.example>", NULL },
 	{ "<Bob@Partner.Example>", "bob@partner.example (Bob)", NULL },
-	{ "attacker@evil.example", "Bob <bob@partner.example>",
+	{ "<attacker@evil.example>", "Bob <bob@partner.example>",
 	  "the envelope sender <attacker@evil.example> is not the From address "
 	  "bob@partner.example (a bounce must return to the author)" },
-	{ "", "Bob <bob@partner.example>",
+	{ "<>", "Bob <bob@partner.example>",
 	  "the envelope sender <> is not the From address bob@partner.example" },
 	{ "ceo@partner.example", "Bob CEO <ceo@partner.example>",
 	  "the signer's certificate does not carry the From address ceo@partner.example" },
