@@ -25,6 +25,9 @@ for t in $targets; do
 	[ -x "$fz/fuzz/fuzz_$t" ] || { echo "fuzz: $fz/fuzz/fuzz_$t is missing: run make fuzz-build" >&2; exit 1; }
 done
 
+# Leaks in third-party libraries we cannot fix (each one explained there).
+export LSAN_OPTIONS="suppressions=$top/tests/fuzz/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+
 # The test PKI the targets load (fresh keys, dates relative to now: remade daily).
 export SMIME_FUZZ_PKI="$fz/pki"
 if [ ! -f "$SMIME_FUZZ_PKI/ca.pem" ] || [ -n "$(find "$SMIME_FUZZ_PKI/ca.pem" -mtime +0)" ]; then
