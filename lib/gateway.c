@@ -336,6 +336,24 @@ outbound_sign(struct outbound *o, const struct cfg_outbound *set,
 	return mime_build_pkcs7(o->der.data, o->der.len, "signed-data", &o->newhdrs, &o->newbody);
 }
 
+/* The log line of a message refused at end of data: the recipients the
+ * refusal names (those that need encryption and have no key), or the
+ * treatment conflict. */
+static void
+outbound_refusal_summary(const struct config *cfg, const char *sender, const struct outbound *o,
+    size_t n, bool triggered, const struct pol_plan *plan, struct buf *s)
+{
+	size_t k = 0;
+
+	buf_printf(s, "%s", plan->verdict == POL_REJECT ? "rejected" : "deferred");
+	for (size_t i = 0; i < n; i++)
+		if (!o->pr[i].lk.has_cert &&
+		    policy_needs_encryption(cfg, sender, o->pr[i].addr, triggered))
+			buf_printf(s, "%s %s: %s", k++ ? "," : "", o->pr[i].addr, o->pr[i].lk.reason);
+	if (k == 0)
+		buf_printf(s, " rcpts=%zu: recipients need different treatment", n);
+}
+
 sm_status
 gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out)
 {
@@ -407,11 +425,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		out->verdict = plan.verdict;
 		out->reply = plan.reply;
 		memset(&plan.reply, 0, sizeof(plan.reply));
-		buf_printf(&out->summary, "%s", plan.verdict == POL_REJECT ? "rejected" : "deferred");
-		for (size_t i = 0, k = 0; i < m->nrcpts; i++)
-			if (!o.pr[i].lk.has_cert)
-				buf_printf(&out->summary, "%s %s: %s", k++ ? "," : "", o.pr[i].addr,
-				    o.pr[i].lk.reason);
+		outbound_refusal_summary(cfg, sender, &o, m->nrcpts, triggered, &plan, &out->summary);
 		goto done;
 	}
 	sign = plan.sign;
@@ -1322,12 +1336,44 @@ ar_resinfo(struct buf *b, const struct smime_verify_result *vr, bool verified, c
 	ar_signer_props(b, vr->signer);
 }
 
+/* The key cache's verdict on a store, logged once: the store that changed
+ * the selected certificate is the only one that reports it. */
+static void
+harvest_log_outcome(const char *qid, const char *from, enum keycache_outcome oc,
+    const char *fp, const char *old_fp)
+{
+	switch (oc) {
+	case KC_SUPERSEDED_OLD:
+		log_qid(LOG_NOTICE, qid, "key change for %s: sha256=%s replaces sha256=%s", from,
+		    fp, old_fp);
+		break;
+	case KC_RENEWED_SAME_KEY:
+		log_qid(LOG_INFO, qid,
+		    "certificate renewed for %s (same key): sha256=%s replaces sha256=%s", from, fp,
+		    old_fp);
+		break;
+	case KC_REFUSED_SELF_SIGNED:
+		log_qid(LOG_WARNING, qid,
+		    "key change refused: self-signed would replace CA-issued for %s: sha256=%s kept, "
+		    "sha256=%s stored unused",
+		    from, old_fp, fp);
+		break;
+	case KC_OLDER_KEPT_AS_HISTORY:
+		log_qid(LOG_INFO, qid, "older certificate for %s kept as history: sha256=%s stays in use",
+		    from, old_fp);
+		break;
+	case KC_INSERTED:
+	case KC_UPDATED: break;
+	}
+}
+
 /* Store what one harvest verdict allows; appends to the summary. */
 static sm_status
 harvest_store(const struct gw_env *env, const char *qid, const char *from, bool judged,
     const struct harvest_verdict *hv, const char *note, const struct smime_verify_result *vr,
     struct buf *summary)
 {
+	struct kc_pairing p;
 	enum keycache_outcome oc;
 	char fp[X509U_FP_SIZE] = "", old_fp[X509U_FP_SIZE] = "";
 	sm_status st;
@@ -1340,17 +1386,20 @@ harvest_store(const struct gw_env *env, const char *qid, const char *from, bool 
 		buf_printf(summary, " not harvested %s: %s", from, hv->reason);
 		return SM_OK;
 	}
-	if ((st = keycache_store(env->kc, hv->cert, vr->certs, from, vr->caps, hv->enc_pref,
-		 KC_SRC_HARVESTED, &oc, old_fp)) != SM_OK)
+	memset(&p, 0, sizeof(p));
+	p.signer = vr->signer;
+	p.enc = hv->cert;
+	p.chain = vr->certs;
+	p.address = from;
+	p.caps = vr->caps;
+	p.signing_time = vr->signing_time;
+	p.assurance = hv->self_signed ? KC_AS_SELF_SIGNED : KC_AS_CA;
+	p.source = KC_SRC_HARVESTED;
+	if ((st = keycache_store_pairing(env->kc, &p, &oc, old_fp)) != SM_OK)
 		return st;
 	x509u_fingerprint(hv->cert, fp);
 	buf_printf(summary, " harvested %s sha256=%s", from, fp);
-	if (oc == KC_SUPERSEDED_OLD)
-		log_qid(LOG_NOTICE, qid, "key change for %s: sha256=%s replaces sha256=%s", from,
-		    fp, old_fp);
-	else if (oc == KC_RENEWED_SAME_KEY)
-		log_qid(LOG_INFO, qid, "certificate renewed for %s (same key): sha256=%s replaces sha256=%s",
-		    from, fp, old_fp);
+	harvest_log_outcome(qid, from, oc, fp, old_fp);
 	return SM_OK;
 }
 

@@ -72,7 +72,8 @@ struct gw_result {
 };
 
 /* Decide one recipient at RCPT time: look its certificate up and apply the
- * policy (see policy_rcpt). */
+ * policy (see policy_rcpt). first: the transaction's treatment so far (the
+ * last accepted recipient's out->treatment), NULL for the first one. */
 sm_status gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
     const struct pol_treatment *first, struct pol_rcpt_decision *out);
 

@@ -33,7 +33,7 @@ struct msg {
 	char **rcpts;
 	size_t nrcpts;
 	bool have_first;
-	struct pol_treatment first;   /* the first accepted recipient's */
+	struct pol_treatment first;   /* the transaction's, so far */
 	struct mime_headers hdrs;
 	struct spool *body;
 	struct timespec start;
@@ -208,10 +208,8 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 			policy_reply_free(&d.reply);
 			return d.verdict == POL_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
 		}
-		if (!c->msg.have_first) {
-			c->msg.first = d.treatment;
-			c->msg.have_first = true;
-		}
+		c->msg.first = d.treatment; /* with this recipient in */
+		c->msg.have_first = true;
 	}
 	v = realloc(c->msg.rcpts, (c->msg.nrcpts + 1) * sizeof(*v));
 	if (v == NULL)

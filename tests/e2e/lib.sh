@@ -1004,7 +1004,7 @@ smime_open() {
 cache_rows() {
 	need sqlite3
 	sqlite3 -readonly "$E2E_DIR/cache/cache.db" \
-		"SELECT count(*) FROM bindings WHERE address_lc = lower('$1');" 2>&1
+		"SELECT count(*) FROM bindings WHERE address = lower('$1');" 2>&1
 }
 
 # mail_multipart_signed FROM TO SUBJECT CONTENT SIG MICALG OUT — a

@@ -751,7 +751,7 @@ ctx_open(struct rt_ctx *x, const struct rt_case *c)
 		if (idents[i].internal)
 			continue;
 		st = keycache_store(x->kc, idents[i].cert, inter_chain, idents[i].addr,
-		    strcmp(idents[i].name, c->to) == 0 ? c->caps : 0, false, KC_SRC_IMPORTED,
+		    strcmp(idents[i].name, c->to) == 0 ? c->caps : 0, KC_SRC_IMPORTED,
 		    &oc, NULL);
 		ck_assert_msg(st == SM_OK, "keycache_store %s: got %s, want ok", idents[i].addr,
 		    sm_strstatus(st));
