@@ -94,7 +94,7 @@ fz_env(struct gw_env *env, enum cfg_decrypt mode)
 	snprintf(path, sizeof(path), "%s/bob.pem", pki);
 	if (smime_key_load_pem(path, &bob, err, sizeof(err)) != SM_OK)
 		FZ_DIE("bob: %s", err);
-	if (keycache_store(kc, bob.cert, bob.chain, "bob@partner.example", 0, false,
+	if (keycache_store(kc, bob.cert, bob.chain, "bob@partner.example", 0,
 	    KC_SRC_IMPORTED, &oc, NULL) != SM_OK)
 		FZ_DIE("storing bob's certificate failed");
 	smime_key_free(&bob);
