@@ -116,6 +116,10 @@ struct config {
 	size_t n_policy;
 	uint64_t max_message_size;
 	uint64_t spool_threshold;
+	uint64_t inbound_cpu_ms;        /* CPU budget of one inbound message */
+	uint64_t max_signers;           /* SignerInfos, digestAlgorithms and */
+	uint64_t max_digest_algorithms; /* certificates one signature may */
+	uint64_t max_certs;             /* hold (counted before decoding) */
 	bool log_debug;
 	char *metrics_listen;       /* NULL: no metrics endpoint */
 	char *metrics_token_file;   /* NULL: no bearer token asked */
