@@ -544,7 +544,6 @@ outbound_refusal_summary(const struct gw_env *env, const char *sender, const str
     size_t n, bool triggered, const struct pol_plan *plan, struct buf *s)
 {
 	const struct config *cfg = env->cfg;
-	size_t k = 0;
 
 	buf_printf(s, "%s", plan->verdict == POL_REJECT ? "rejected" : "deferred");
 	for (size_t i = 0; i < n; i++)
@@ -1811,6 +1810,103 @@ edits_truncate(struct gw_result *r, size_t n)
 	}
 }
 
+/* The protected fields a delivered message may get back (RFC 9788 §4):
+ * what a reader shows and threads by, never trace or results fields. */
+static bool
+restorable(const char *name)
+{
+	static const char *const ok[] = { "Subject", "From", "To", "Cc", "Reply-To", "Date",
+		"Message-ID", "In-Reply-To", "References", "Keywords", "Comments", NULL };
+	for (size_t i = 0; ok[i]; i++)
+		if (strcasecmp(name, ok[i]) == 0)
+			return true;
+	return false;
+}
+
+/* May the protected field h replace the outer one? A From only when its
+ * address is the signer's. */
+static bool
+restore_allowed(const struct gw_msg *m, const struct gw_report *r, const struct mime_header *h)
+{
+	char addr[320];
+
+	if (!restorable(h->name))
+		return false;
+	if (strcasecmp(h->name, "From") != 0)
+		return true;
+	if (addr_from_header(h->value, addr, sizeof(addr)) == SM_OK && r->vr.signer &&
+	    x509u_has_address(r->vr.signer, addr))
+		return true;
+	log_qid(LOG_NOTICE, m->qid, "protected From %s is not the signer's address: not restored",
+	    addr);
+	return false;
+}
+
+/* Put one protected field back outside: its outer occurrences replaced. */
+static sm_status
+restore_field(const struct gw_msg *m, const struct hp_parsed *p, const char *name,
+    struct gw_result *out)
+{
+	size_t nout = mime_headers_count(m->hdrs, name), nin = mime_headers_count(&p->fields, name);
+	sm_status st = SM_OK;
+
+	if (nout == 1 && nin == 1) {
+		char *v = mime_header_unfold(mime_headers_get(&p->fields, name));
+		char *o = mime_header_unfold(mime_headers_get(m->hdrs, name));
+		if (v == NULL || o == NULL)
+			st = SM_ERR_NOMEM;
+		else if (strcmp(v, o) != 0)
+			st = edit_add(out, GW_HDR_CHANGE, name, 1, v);
+		free(v);
+		free(o);
+		return st;
+	}
+	for (size_t i = nout; i > 0 && st == SM_OK; i--)
+		st = edit_add(out, GW_HDR_DELETE, name, (int)i, NULL);
+	for (size_t i = 0; i < p->fields.n && st == SM_OK; i++) {
+		char *v;
+		if (strcasecmp(p->fields.v[i].name, name) != 0)
+			continue;
+		if ((v = mime_header_unfold(p->fields.v[i].value)) == NULL)
+			return SM_ERR_NOMEM;
+		st = edit_add(out, GW_HDR_ADD, name, 0, v);
+		free(v);
+
+	}
+	return st;
+}
+
+/* RFC 9788 on delivery: the signed content carries the real header
+ * (hp="cipher"), the outside only what travelled in clear ("[...]"). Give
+ * the delivered message the protected fields back: only from content a
+ * verified signature covers (deliverable() holds), only the fields
+ * restorable() lists, and a From only when it is the signer's. */
+static sm_status
+deliver_restore_header(const struct gw_msg *m, const struct gw_report *r, struct gw_result *out)
+{
+	struct hp_parsed p;
+	sm_status st = SM_OK;
+	size_t n = 0;
+
+	if (!r->is_signed || !r->vr.signature_ok || hp_parse(&r->content_e->hdrs, &p) != SM_OK)
+		return SM_OK;
+	for (size_t i = 0; p.kind == HP_CIPHER && i < p.fields.n && st == SM_OK; i++) {
+		const struct mime_header *h = &p.fields.v[i];
+		bool seen = false;
+
+		for (size_t j = 0; j < i; j++)
+			seen |= strcasecmp(p.fields.v[j].name, h->name) == 0;
+		if (seen || !restore_allowed(m, r, h))
+			continue;
+		st = restore_field(m, &p, h->name, out);
+		n++;
+	}
+	if (st == SM_OK && n > 0)
+		log_qid(LOG_INFO, m->qid, "protected header restored (%zu fields)", n);
+	hp_parsed_free(&p);
+	return st;
+}
+
 /* Replace the message by the decrypted content (decrypt = "deliver"). */
 static sm_status
 deliver_decrypted(const struct gw_msg *m, const struct gw_report *r, struct gw_result *out)
@@ -1844,6 +1940,8 @@ deliver_decrypted(const struct gw_msg *m, const struct gw_report *r, struct gw_r
 		if (st != SM_OK)
 			goto out;
 	}
+	if ((st = deliver_restore_header(m, r, out)) != SM_OK)
+		goto out;
 	body += 4;
 	buf_reset(&out->body);
 	st = buf_append(&out->body, body, canon.len - (size_t)(body - canon.data));
