@@ -1171,6 +1171,7 @@ smime_verify(const unsigned char *der, size_t n, const unsigned char *content,
 	}
 	st = SM_ERR_NOMEM;
 	res->certs = CMS_get1_certs(cms);
+	res->crls = CMS_get1_crls(cms);
 	if (res->certs == NULL && (res->certs = sk_X509_new_null()) == NULL)
 		goto done;
 	sis = CMS_get0_SignerInfos(cms);
@@ -1367,6 +1368,8 @@ smime_verify_result_free(struct smime_verify_result *res)
 	X509_free(res->signer);
 	X509_free(res->enc_pref);
 	sk_X509_pop_free(res->certs, X509_free);
+	sk_X509_CRL_pop_free(res->crls, X509_CRL_free);
+	res->crls = NULL;
 	res->signer = NULL;
 	res->enc_pref = NULL;
 	res->certs = NULL;

@@ -112,6 +112,7 @@ struct smime_verify_result {
 	enum smime_verify_status chain_status;
 	X509 *signer;            /* the signer's certificate (owned) */
 	STACK_OF(X509) *certs;   /* every certificate in the SignedData (owned) */
+	STACK_OF(X509_CRL) *crls; /* every CRL in the SignedData, NULL none (owned) */
 	int digest_nid;          /* NID of the signer's digest algorithm */
 	time_t signing_time;     /* signingTime attribute, 0 when absent */
 	caps_t caps;             /* sMIMECapabilities; CAP_KNOWN when present */
