@@ -32,6 +32,7 @@ struct gw_env {
 	struct trust *trust;
 	struct keystore *ks;
 	struct keycache *kc;
+	struct revstore *rs;  /* revocation results; NULL: not checked */
 };
 
 /* One message as the MTA handed it over. */

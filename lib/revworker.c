@@ -304,17 +304,23 @@ worker_main(void *arg)
 }
 
 sm_status
-revworker_start(struct revstore *rs, long timeout_ms, const char *proxy,
-		unsigned interval_s, struct revworker **out)
+revworker_start(const char *path, long timeout_ms, const char *proxy,
+		unsigned interval_s, struct revworker **out, char *err,
+		size_t errlen)
 {
 	struct revworker *w = calloc(1, sizeof(*w));
+	sm_status st;
 
 	*out = NULL;
 	if (w == NULL || (proxy && (w->proxy = strdup(proxy)) == NULL)) {
 		free(w);
 		return SM_ERR_NOMEM;
 	}
-	w->rs = rs;
+	if ((st = revstore_open(path, &w->rs, err, errlen)) != SM_OK) {
+		free(w->proxy);
+		free(w);
+		return st;
+	}
 	w->o.timeout_ms = timeout_ms;
 	w->o.proxy = w->proxy;
 	w->interval = interval_s ? interval_s : 1;
@@ -323,6 +329,7 @@ revworker_start(struct revstore *rs, long timeout_ms, const char *proxy,
 	if (pthread_create(&w->th, NULL, worker_main, w) != 0) {
 		pthread_cond_destroy(&w->cv);
 		pthread_mutex_destroy(&w->mu);
+		revstore_close(w->rs);
 		free(w->proxy);
 		free(w);
 		return SM_ERR_NOMEM;
@@ -354,6 +361,7 @@ revworker_stop(struct revworker *w)
 	pthread_join(w->th, NULL);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
+	revstore_close(w->rs);
 	free(w->proxy);
 	free(w);
 }

@@ -42,10 +42,11 @@ sm_status revworker_mail_crls(struct revstore *rs, STACK_OF(X509_CRL) *crls,
 			      STACK_OF(X509) *certs, X509 *cert, time_t now);
 
 struct revworker;
-/* Start the thread. timeout_ms and proxy (copied) apply to every fetch. */
-sm_status revworker_start(struct revstore *rs, long timeout_ms,
+/* Start the thread, with a store handle of its own opened on path.
+ * timeout_ms and proxy (copied) apply to every fetch. */
+sm_status revworker_start(const char *path, long timeout_ms,
 			  const char *proxy, unsigned interval_s,
-			  struct revworker **out);
+			  struct revworker **out, char *err, size_t errlen);
 void revworker_wake(struct revworker *w);
 void revworker_stop(struct revworker *w); /* joins; NULL-safe */
 

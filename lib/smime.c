@@ -314,6 +314,7 @@ smime_verify_status_name(enum smime_verify_status s)
 	case SMIME_VERIFY_UNSUPPORTED_ALGORITHM: return "unsupported-algorithm";
 	case SMIME_VERIFY_MALFORMED: return "malformed";
 	case SMIME_VERIFY_NO_SIGNER: return "no-signer";
+	case SMIME_VERIFY_REVOKED: return "revoked";
 	}
 	return "unknown";
 }

@@ -98,6 +98,9 @@ enum smime_verify_status {
 	SMIME_VERIFY_MALFORMED,            /* not a parseable SignedData */
 	SMIME_VERIFY_NO_SIGNER,            /* no SignerInfo, or its certificate is
 	                                      not in the message */
+	SMIME_VERIFY_REVOKED,              /* the signer's certificate is revoked
+	                                      (set by the gateway from the
+	                                      revocation store, never by smime.c) */
 };
 
 struct smime_verify_result {
