@@ -149,27 +149,13 @@ struct rcpt_key {
 	char reason[KC_REASON_SIZE];
 };
 
-/* The revocation condition of the selection rule (keycache.h's hook). */
-struct rev_hook_arg {
-	struct revstore *rs;
-	const struct cfg_revocation *rc;
-};
-
-static sm_status
-rev_hook(void *arg, X509 *cert, STACK_OF(X509) *chain, time_t now, char *reason, size_t len)
-{
-	const struct rev_hook_arg *a = arg;
-
-	return revstore_usable(a->rs, a->rc, cert, rev_find_issuer(cert, chain), now, reason,
-		   len) ? SM_OK : SM_ERR_NOKEY;
-}
-
 static sm_status
 lookup_rcpt(const struct gw_env *env, const char *sender, const char *addr,
     struct rcpt_key *rk)
 {
-	struct rev_hook_arg ra = { env->rs, config_revocation_for(env->cfg, sender, addr) };
-	struct kc_hook hook = { rev_hook, &ra };
+	/* Revocation: the selection rule's last usability condition. */
+	struct revstore_hook_arg ra = { env->rs, config_revocation_for(env->cfg, sender, addr) };
+	struct kc_hook hook = { revstore_hook, &ra };
 	sm_status st;
 
 	memset(rk, 0, sizeof(*rk));

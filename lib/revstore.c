@@ -438,6 +438,18 @@ revstore_health(struct revstore *rs, time_t now, struct rev_health *h)
 	return st;
 }
 
+sm_status
+revstore_hook(void *arg, X509 *cert, STACK_OF(X509) *chain, time_t now,
+	      char *reason, size_t len)
+{
+	const struct revstore_hook_arg *a = arg;
+
+	return revstore_usable(a->rs, a->rc, cert,
+			       rev_find_issuer(cert, chain), now, reason, len)
+		       ? SM_OK
+		       : SM_ERR_NOKEY;
+}
+
 bool
 revstore_usable(struct revstore *rs, const struct cfg_revocation *rc,
 		X509 *cert, X509 *issuer, time_t now, char *reason, size_t len)

@@ -107,4 +107,14 @@ bool revstore_usable(struct revstore *rs, const struct cfg_revocation *rc,
 		     X509 *cert, X509 *issuer, time_t now, char *reason,
 		     size_t len);
 
+/* revstore_usable as a key cache selection hook (struct kc_hook's
+ * usable, keycache.h): arg is a struct revstore_hook_arg; the issuer is
+ * looked for among the chain stored with the certificate. */
+struct revstore_hook_arg {
+	struct revstore *rs;
+	const struct cfg_revocation *rc;
+};
+sm_status revstore_hook(void *arg, X509 *cert, STACK_OF(X509) *chain,
+			time_t now, char *reason, size_t len);
+
 #endif
