@@ -381,14 +381,19 @@ cert_export(struct ctl *c, int argc, char **argv)
 		return rc;
 	if (npos != 1)
 		return ctl_usage_error("cert export", "missing ADDRESS");
-	if (ctl_open_cache(c, false) != CTL_OK || ctl_load_trust(c) != CTL_OK)
+	if (ctl_open_cache(c, false) != CTL_OK || ctl_load_trust(c) != CTL_OK ||
+	    ctl_open_revstore(c, false) != CTL_OK)
 		return CTL_ERR;
 	if (c->kc == NULL) {
 		st = SM_ERR_NOKEY;
 		snprintf(reason, sizeof(reason), "no certificate exchanged");
 	} else {
-		st = keycache_select(c->kc, pos[0], trust_store(c->trust),
-		    c->cfg->trust_allow_self_signed, &cert, NULL, reason, sizeof(reason));
+		struct revstore_hook_arg ra = { c->rs, config_revocation_for(c->cfg, "", pos[0]) };
+		struct kc_hook hook = { revstore_hook, &ra };
+
+		st = keycache_select_hook(c->kc, pos[0], trust_store(c->trust),
+		    c->cfg->trust_allow_self_signed, c->rs ? &hook : NULL, &cert, NULL, reason,
+		    sizeof(reason));
 	}
 	if (st == SM_ERR_PARSE) {
 		ctl_err("cert export: \"%s\" is not an address", pos[0]);
@@ -866,7 +871,8 @@ cert_import(struct ctl *c, int argc, char **argv)
 	memset(&run, 0, sizeof(run));
 	run.c = c;
 	run.force = force;
-	if (ctl_load_trust(c) != CTL_OK || ctl_open_cache(c, true) != CTL_OK) {
+	if (ctl_load_trust(c) != CTL_OK || ctl_open_cache(c, true) != CTL_OK ||
+	    ctl_open_revstore(c, false) != CTL_OK) {
 		free(pos);
 		return CTL_ERR;
 	}

@@ -34,6 +34,7 @@ env_sync(struct ctl *c)
 	c->env.trust = c->trust;
 	c->env.ks = c->ks;
 	c->env.kc = c->kc;
+	c->env.rs = c->rs;
 }
 
 int
