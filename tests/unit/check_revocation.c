@@ -9,7 +9,10 @@
 #include <openssl/ocsp.h>
 
 #include "certgen.h"
+#include "config.h"
 #include "revocation.h"
+#include "revstore.h"
+#include "revworker.h"
 #include "testutil.h"
 
 static EVP_PKEY *ca_key, *other_key, *bob_key, *resp_key;
@@ -343,6 +346,180 @@ START_TEST(test_issuer_is_found_by_signature_not_name)
 }
 END_TEST
 
+/* ---- the store and the rule the hot path applies ---- */
+
+static struct revstore *
+store_new(char **dir)
+{
+	struct revstore *rs;
+	char path[512], err[256];
+
+	*dir = testutil_tmpdir();
+	snprintf(path, sizeof(path), "%s/rev.db", *dir);
+	ck_assert_msg(revstore_open(path, &rs, err, sizeof(err)) == SM_OK, "%s", err);
+	return rs;
+}
+
+struct judge_case {
+	const char *name;
+	enum cfg_rev_check check;
+	int grace_days;
+	int state;		/* 0 never seen, 1 good, 2 revoked, 3 unknown, 4 good but stale */
+	time_t age;		/* how long ago it was queued / answered */
+	bool want_usable;
+	const char *want_reason;
+};
+
+static const struct judge_case judge_cases[] = {
+	{ "off: revoked is used", CFG_REV_OFF, 3, 2, CG_DAY, true, NULL },
+	{ "soft: never seen is used (and queued)", CFG_REV_SOFT, 3, 0, 0, true, NULL },
+	{ "soft: unknown for weeks is used", CFG_REV_SOFT, 3, 3, 30 * CG_DAY, true, NULL },
+	{ "soft: revoked is refused", CFG_REV_SOFT, 3, 2, CG_DAY, false, "certificate revoked on 2025-05-28 (keyCompromise)" },
+	{ "hard: good is used", CFG_REV_HARD, 0, 1, CG_DAY, true, NULL },
+	{ "hard: never seen is used within grace", CFG_REV_HARD, 3, 0, 0, true, NULL },
+	{ "hard: unknown within grace is used", CFG_REV_HARD, 3, 3, 2 * CG_DAY, true, NULL },
+	{ "hard: unknown past grace is refused", CFG_REV_HARD, 3, 3, 4 * CG_DAY, false, "revocation status unknown since 2025-05-28" },
+	{ "hard: a stale good answer counts as unknown from its nextUpdate", CFG_REV_HARD, 1, 4, 0, false, "revocation status unknown since 2025-05-29" },
+	{ "hard: revoked is refused", CFG_REV_HARD, 3, 2, CG_DAY, false, "certificate revoked on" },
+};
+
+START_TEST(test_the_hot_path_rule)
+{
+	const struct judge_case *c = &judge_cases[_i];
+	struct cfg_revocation rc = { c->check, (uint64_t)c->grace_days, 2000, NULL };
+	X509 *bob = bob_cert();
+	char *dir, fp[X509U_FP_SIZE], reason[160] = "";
+	struct revstore *rs = store_new(&dir);
+	struct rev_result r = { .reason = -1 };
+	struct rev_entry e;
+	time_t t0 = CG_NOW - c->age;
+	bool ok;
+
+	ck_assert_int_eq(x509u_fingerprint(bob, fp), SM_OK);
+	if (c->state != 0)
+		ck_assert_int_eq(revstore_enqueue(rs, bob, ca, t0), SM_OK);
+	switch (c->state) {
+	case 1: r.status = REV_GOOD; r.source = REV_SRC_OCSP; r.next_update = CG_NOW + CG_DAY; break;
+	case 2: r.status = REV_REVOKED; r.source = REV_SRC_CRL; r.revoked_at = CG_NOW - 4 * CG_DAY;
+		r.reason = 1; r.next_update = CG_NOW + CG_DAY; break;
+	case 3: snprintf(r.why, sizeof(r.why), "Could not connect"); break;
+	case 4: r.status = REV_GOOD; r.source = REV_SRC_CRL; r.next_update = CG_NOW - 3 * CG_DAY; break;
+	}
+	if (c->state != 0)
+		ck_assert_int_eq(revstore_put(rs, fp, &r, c->state == 4 ? CG_NOW - 10 * CG_DAY : t0), SM_OK);
+	ok = revstore_usable(rs, &rc, bob, ca, CG_NOW, reason, sizeof(reason));
+	ck_assert_msg(ok == c->want_usable, "%s: got usable=%d (%s), want %d", c->name, ok, reason,
+		      c->want_usable);
+	if (c->want_reason)
+		ck_assert_msg(strstr(reason, c->want_reason) != NULL, "%s: got \"%s\", want \"%s\"",
+			      c->name, reason, c->want_reason);
+	/* Never seen: queued for the worker, due now (unless off). */
+	if (c->state == 0)
+		ck_assert_int_eq(revstore_get(rs, fp, &e), c->check == CFG_REV_OFF ? SM_ERR_NOTFOUND : SM_OK);
+	if (c->state == 0 && c->check != CFG_REV_OFF) {
+		ck_assert_int_eq(e.due, CG_NOW);
+		ck_assert_int_eq(e.unknown_since, CG_NOW);
+		ck_assert(e.issuer != NULL);
+		rev_entry_free(&e);
+	}
+	revstore_close(rs);
+	testutil_rmtree(dir);
+	free(dir);
+	X509_free(bob);
+}
+END_TEST
+
+START_TEST(test_a_failed_check_keeps_a_current_answer_and_backs_off)
+{
+	X509 *bob = bob_cert();
+	char *dir, fp[X509U_FP_SIZE];
+	struct revstore *rs = store_new(&dir);
+	struct rev_result good = { .status = REV_GOOD, .source = REV_SRC_OCSP, .reason = -1,
+				   .next_update = CG_NOW + CG_DAY };
+	struct rev_result none = { .status = REV_UNKNOWN, .reason = -1, .why = "HTTP 500" };
+	struct rev_entry e, *due;
+	size_t n;
+
+	ck_assert_int_eq(x509u_fingerprint(bob, fp), SM_OK);
+	ck_assert_int_eq(revstore_enqueue(rs, bob, ca, CG_NOW), SM_OK);
+	ck_assert_int_eq(revstore_put(rs, fp, &good, CG_NOW), SM_OK);
+	/* Refreshed ahead of nextUpdate: after three quarters of a day. */
+	ck_assert_int_eq(revstore_get(rs, fp, &e), SM_OK);
+	ck_assert_int_eq(e.due, CG_NOW + CG_DAY - CG_DAY / 4);
+	rev_entry_free(&e);
+	ck_assert_int_eq(revstore_due(rs, CG_NOW + 3600, 16, &due, &n), SM_OK);
+	ck_assert_uint_eq(n, 0);
+	rev_entries_free(due, n);
+	ck_assert_int_eq(revstore_put(rs, fp, &none, CG_NOW + 3600), SM_OK);
+	ck_assert_int_eq(revstore_get(rs, fp, &e), SM_OK);
+	ck_assert_int_eq(e.r.status, REV_GOOD);
+	ck_assert_int_eq(e.unknown_since, 0);
+	ck_assert_str_eq(e.last_error, "HTTP 500");
+	ck_assert_int_eq(e.due, CG_NOW + 3600 + 60);
+	rev_entry_free(&e);
+	/* Past nextUpdate a failure makes it unknown since then. */
+	ck_assert_int_eq(revstore_put(rs, fp, &none, CG_NOW + 2 * CG_DAY), SM_OK);
+	ck_assert_int_eq(revstore_get(rs, fp, &e), SM_OK);
+	ck_assert_int_eq(e.r.status, REV_UNKNOWN);
+	ck_assert_int_eq(e.unknown_since, CG_NOW + CG_DAY);
+	ck_assert_int_eq(e.due, CG_NOW + 2 * CG_DAY + 120); /* second failure: doubled */
+	rev_entry_free(&e);
+	revstore_close(rs);
+	testutil_rmtree(dir);
+	free(dir);
+	X509_free(bob);
+}
+END_TEST
+
+START_TEST(test_a_crl_carried_in_mail_is_stored_and_applied_when_the_issuer_signed_it)
+{
+	X509 *bob = bob_cert();
+	char *dir, fp[X509U_FP_SIZE];
+	struct revstore *rs = store_new(&dir);
+	struct crl_case c = { "x", 0, true, 1, 7 * CG_DAY, REV_REVOKED, NULL };
+	struct crl_case forged = { "x", 1, true, 1, 7 * CG_DAY, REV_REVOKED, NULL };
+	STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	const unsigned char *p;
+	unsigned char *der;
+	size_t len;
+	struct rev_entry e;
+	X509_CRL *crl;
+
+	sk_X509_push(certs, ca);
+	ck_assert_int_eq(x509u_fingerprint(bob, fp), SM_OK);
+	/* A CRL naming the CA but signed by another key changes nothing. */
+	der = make_crl(bob, &forged, &len);
+	p = der;
+	crl = d2i_X509_CRL(NULL, &p, (long)len);
+	sk_X509_CRL_push(crls, crl);
+	ck_assert_int_eq(revworker_mail_crls(rs, crls, certs, bob, CG_NOW), SM_OK);
+	ck_assert_int_eq(revstore_get(rs, fp, &e), SM_OK);
+	ck_assert_int_eq(e.r.status, REV_UNKNOWN);
+	rev_entry_free(&e);
+	OPENSSL_free(der);
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	/* The CA's own CRL revokes bob at once, source crl-in-mail. */
+	crls = sk_X509_CRL_new_null();
+	der = make_crl(bob, &c, &len);
+	p = der;
+	sk_X509_CRL_push(crls, d2i_X509_CRL(NULL, &p, (long)len));
+	ck_assert_int_eq(revworker_mail_crls(rs, crls, certs, bob, CG_NOW), SM_OK);
+	ck_assert_int_eq(revstore_get(rs, fp, &e), SM_OK);
+	ck_assert_int_eq(e.r.status, REV_REVOKED);
+	ck_assert_int_eq(e.r.source, REV_SRC_CRL_MAIL);
+	ck_assert_str_eq(rev_reason_name(e.r.reason), "keyCompromise");
+	rev_entry_free(&e);
+	OPENSSL_free(der);
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	sk_X509_free(certs);
+	revstore_close(rs);
+	testutil_rmtree(dir);
+	free(dir);
+	X509_free(bob);
+}
+END_TEST
+
 static Suite *
 revocation_suite(void)
 {
@@ -357,6 +534,9 @@ revocation_suite(void)
 	tcase_add_test(tc, test_ocsp_answer_about_another_certificate_is_no_answer);
 	tcase_add_test(tc, test_urls_come_from_aia_and_distribution_points_http_only);
 	tcase_add_test(tc, test_issuer_is_found_by_signature_not_name);
+	tcase_add_loop_test(tc, test_the_hot_path_rule, 0, (int)(sizeof(judge_cases) / sizeof(judge_cases[0])));
+	tcase_add_test(tc, test_a_failed_check_keeps_a_current_answer_and_backs_off);
+	tcase_add_test(tc, test_a_crl_carried_in_mail_is_stored_and_applied_when_the_issuer_signed_it);
 	suite_add_tcase(s, tc);
 	return s;
 }
