@@ -115,6 +115,9 @@ struct config {
 	uint64_t spool_threshold;
 	struct cfg_revocation revocation;
 	bool log_debug;
+	char *metrics_listen;       /* NULL: no metrics endpoint */
+	char *metrics_token_file;   /* NULL: no bearer token asked */
+	uint64_t warn_expiry_days;
 
 	int refs;                   /* atomically updated; see config_ref() */
 };
