@@ -1013,8 +1013,7 @@ signer_revocation(const struct gw_env *env, struct smime_verify_result *vr,
 	if (vr->crls != NULL)
 		revworker_mail_crls(env->rs, vr->crls, vr->certs, vr->signer, now);
 	soft.check = CFG_REV_SOFT;
-	if (revstore_usable(env->rs, &soft, vr->signer, rev_find_issuer(vr->signer, vr->certs),
-		now, why, sizeof(why)))
+	if (revstore_usable(env->rs, &soft, vr->signer, vr->certs, now, why, sizeof(why)))
 		return;
 	vr->status = SMIME_VERIFY_REVOKED;
 	snprintf(vr->reason, sizeof(vr->reason), "signer %s", why);

@@ -444,15 +444,15 @@ revstore_hook(void *arg, X509 *cert, STACK_OF(X509) *chain, time_t now,
 {
 	const struct revstore_hook_arg *a = arg;
 
-	return revstore_usable(a->rs, a->rc, cert,
-			       rev_find_issuer(cert, chain), now, reason, len)
+	return revstore_usable(a->rs, a->rc, cert, chain, now, reason, len)
 		       ? SM_OK
 		       : SM_ERR_NOKEY;
 }
 
 bool
 revstore_usable(struct revstore *rs, const struct cfg_revocation *rc,
-		X509 *cert, X509 *issuer, time_t now, char *reason, size_t len)
+		X509 *cert, STACK_OF(X509) *chain, time_t now, char *reason,
+		size_t len)
 {
 	struct rev_entry e;
 	char fp[X509U_FP_SIZE], date[16];
@@ -464,9 +464,12 @@ revstore_usable(struct revstore *rs, const struct cfg_revocation *rc,
 	if (x509u_fingerprint(cert, fp) != SM_OK)
 		st = SM_ERR_CRYPTO;
 	else if ((st = revstore_get(rs, fp, &e)) == SM_ERR_NOTFOUND)
-		revstore_enqueue(rs, cert, issuer, now);
+		revstore_enqueue(rs, cert, rev_find_issuer(cert, chain), now);
 	if (st == SM_OK) {
-		if (e.issuer == NULL && issuer != NULL)
+		X509 *issuer;
+
+		if (e.issuer == NULL &&
+		    (issuer = rev_find_issuer(cert, chain)) != NULL)
 			revstore_enqueue(rs, cert, issuer, now);
 		if (e.r.status == REV_REVOKED && e.r.revoked_at <= now) {
 			x509u_date(e.r.revoked_at, date, sizeof(date));

@@ -103,9 +103,11 @@ sm_status revstore_health(struct revstore *rs, time_t now,
  * soft: revoked refuses, unknown is tolerated; hard: revoked refuses, and
  * unknown refuses once it has lasted longer than grace_days; off: always
  * usable, nothing read or queued. Errors of the store count as unknown. */
+/* chain: where the issuer is looked for (by signature, only when the
+ * certificate has to be queued: a stored result costs one indexed read). */
 bool revstore_usable(struct revstore *rs, const struct cfg_revocation *rc,
-		     X509 *cert, X509 *issuer, time_t now, char *reason,
-		     size_t len);
+		     X509 *cert, STACK_OF(X509) *chain, time_t now,
+		     char *reason, size_t len);
 
 /* revstore_usable as a key cache selection hook (struct kc_hook's
  * usable, keycache.h): arg is a struct revstore_hook_arg; the issuer is

@@ -393,6 +393,7 @@ START_TEST(test_the_hot_path_rule)
 	struct rev_result r = { .reason = -1 };
 	struct rev_entry e;
 	time_t t0 = CG_NOW - c->age;
+	STACK_OF(X509) *chain;
 	bool ok;
 
 	ck_assert_int_eq(x509u_fingerprint(bob, fp), SM_OK);
@@ -407,7 +408,11 @@ START_TEST(test_the_hot_path_rule)
 	}
 	if (c->state != 0)
 		ck_assert_int_eq(revstore_put(rs, fp, &r, c->state == 4 ? CG_NOW - 10 * CG_DAY : t0), SM_OK);
-	ok = revstore_usable(rs, &rc, bob, ca, CG_NOW, reason, sizeof(reason));
+	chain = sk_X509_new_null();
+	sk_X509_push(chain, other_ca);
+	sk_X509_push(chain, ca);
+	ok = revstore_usable(rs, &rc, bob, chain, CG_NOW, reason, sizeof(reason));
+	sk_X509_free(chain);
 	ck_assert_msg(ok == c->want_usable, "%s: got usable=%d (%s), want %d", c->name, ok, reason,
 		      c->want_usable);
 	if (c->want_reason)
