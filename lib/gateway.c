@@ -340,6 +340,24 @@ outbound_free(struct outbound *o)
 	sk_X509_free(o->rcpt_certs);
 }
 
+/* Our own signing certificate: queued for the revocation worker like any
+ * other; a revoked one still signs (the key is ours, and refusing mail
+ * would not help), but every message says so in the log, for the admin to
+ * import the renewed key. */
+static void
+own_revocation(const struct gw_env *env, const char *qid, const char *from,
+    const struct keystore_key *k)
+{
+	struct cfg_revocation soft = env->cfg->revocation;
+	char why[KC_REASON_SIZE];
+
+	if (env->rs == NULL || soft.check == CFG_REV_OFF || k == NULL || k->cert == NULL)
+		return;
+	soft.check = CFG_REV_SOFT;
+	if (!revstore_usable(env->rs, &soft, k->cert, k->chain, clock_now(), why, sizeof(why)))
+		log_qid(LOG_WARNING, qid, "signing as %s with a revoked certificate: %s", from, why);
+}
+
 /* Sign the canonical entity into newhdrs/newbody. */
 static sm_status
 outbound_sign(struct outbound *o, const struct cfg_outbound *set,
@@ -484,6 +502,8 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 			sign = false;
 		}
 	}
+	if (sign)
+		own_revocation(env, m->qid, o.from, signer);
 	if (!sign && !encrypt) {
 		buf_printf(&out->summary, "outbound unchanged (%s) rcpts=%zu",
 		    existing != MIME_SMIME_NONE ? "signed by the client" : "nothing to do", m->nrcpts);
