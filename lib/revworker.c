@@ -241,8 +241,11 @@ revworker_mail_crls(struct revstore *rs, STACK_OF(X509_CRL) *crls,
 			    x509u_fingerprint(ca, fp) != SM_OK)
 				continue;
 			der = NULL;
+			/* Kept only when it is current and about the
+			 * signer's issuer: what the store can use. */
 			if ((len = i2d_X509_CRL(crl, &der)) > 0 &&
-			    rev_crl_check_x(crl, cert, ca, now, &r) == SM_OK) {
+			    rev_crl_check_x(crl, cert, ca, now, &r) == SM_OK &&
+			    r.status != REV_UNKNOWN) {
 				snprintf(key, sizeof(key), "issuer:%s", fp);
 				revstore_crl_put(rs, key, der, (size_t)len,
 						 r.this_update, r.next_update,
