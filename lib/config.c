@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "sender.h"
 
 enum sch_type { T_BOOL, T_STR, T_INT, T_ENUM, T_STRLIST, T_MODE, T_GROUP, T_POLICY };
 enum sch_check { C_NONE, C_SOCKET, C_AUTHSERV, C_DOMAINS, C_CIDRS, C_NONEMPTY,
@@ -51,6 +52,7 @@ static const char *const on_error_names[] = { "tempfail", "accept", NULL };
 static const char *const decrypt_names[] = { "off", "harvest", "deliver", NULL };
 static const char *const backend_names[] = { "sqlite", NULL };
 static const char *const rev_check_names[] = { "off", "soft", "hard", NULL };
+static const char *const unauth_names[] = { "reject", "unsigned", NULL };
 
 #define OUT(f) offsetof(struct cfg_outbound, f)
 #define CFG(f) offsetof(struct config, f)
@@ -69,6 +71,9 @@ static const struct schema outbound_schema[] = {
 	{ "subject_tag", T_STR, OUT(subject_tag), "[encrypt]", 0, 0, NULL, NULL, C_NONE, 0, 0 },
 	{ "trigger_header", T_STR, OUT(trigger_header), "X-Encrypt", 0, 0, NULL, NULL, C_HEADER_NAME, 0, 0 },
 	{ "on_error", T_ENUM, OUT(on_error), "tempfail", 0, 0, on_error_names, NULL, C_NONE, CFG_SET_ON_ERROR, 0 },
+	{ "sender_login_map", T_STR, OUT(sender_login_map), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "trusted_relays", T_STRLIST, OUT(trusted_relays), "", 0, 0, NULL, NULL, C_CIDRS, 0, OUT(n_trusted_relays) },
+	{ "unauthorised_sender", T_ENUM, OUT(unauthorised_sender), "reject", 0, 0, unauth_names, NULL, C_NONE, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
@@ -110,6 +115,10 @@ static const struct schema revocation_schema[] = {
 static const struct schema limits_schema[] = {
 	{ "max_message_size", T_INT, CFG(max_message_size), "52428800", 64 * 1024, 2048 * MIB, NULL, NULL, C_NONE, 0, 0 },
 	{ "spool_threshold", T_INT, CFG(spool_threshold), "1048576", 4096, 2048 * MIB, NULL, NULL, C_NONE, 0, 0 },
+	{ "inbound_cpu_ms", T_INT, CFG(inbound_cpu_ms), "2000", 10, 600000, NULL, NULL, C_NONE, 0, 0 },
+	{ "max_signers", T_INT, CFG(max_signers), "4", 1, 64, NULL, NULL, C_NONE, 0, 0 },
+	{ "max_certs", T_INT, CFG(max_certs), "50", 1, 1000, NULL, NULL, C_NONE, 0, 0 },
+	{ "max_digest_algorithms", T_INT, CFG(max_digest_algorithms), "16", 1, 256, NULL, NULL, C_NONE, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
@@ -683,6 +692,8 @@ outbound_free(struct cfg_outbound *o)
 {
 	free(o->subject_tag);
 	free(o->trigger_header);
+	free(o->sender_login_map);
+	free(o->trusted_relays);
 }
 
 static void
@@ -705,6 +716,7 @@ config_free(struct config *c)
 	free(c->metrics_listen);
 	free(c->metrics_token_file);
 	outbound_free(&c->outbound);
+	sender_map_free(c->sender_map);
 	for (size_t i = 0; i < c->n_policy; i++) {
 		free(c->policy[i].recipient);
 		free(c->policy[i].sender);
@@ -728,6 +740,23 @@ config_defaults(struct config **out)
 	}
 	*out = c;
 	return SM_OK;
+}
+
+/* Read outbound.sender_login_map now, so that -n and a reload see a missing
+ * or broken map as a configuration error at the key's line. */
+static void
+load_sender_map(struct loadctx *lc, config_t *cf, struct config *c)
+{
+	config_setting_t *s = config_lookup(cf, "outbound.sender_login_map");
+	char err[512];
+	sm_status st;
+
+	st = sender_map_load(c->outbound.sender_login_map, &c->sender_map, err, sizeof(err));
+	if (st == SM_ERR_NOMEM)
+		lc->oom = 1;
+	else if (st != SM_OK)
+		lc_error(lc, s ? config_setting_source_line(s) : 0, "outbound.sender_login_map", "%s",
+		    err);
 }
 
 sm_status
@@ -773,6 +802,8 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 		if (why)
 			lc_error(&lc, 0, "trust.ca_file", "(default) %s", why);
 	}
+	if (c->outbound.sender_login_map)
+		load_sender_map(&lc, &cf, c);
 	config_destroy(&cf);
 	if ((c->file = strdup(path)) == NULL)
 		lc.oom = 1;
@@ -806,26 +837,26 @@ config_unref(struct config *c)
 static void
 keys_collect(const struct schema *tab, const char *prefix, const char **out, size_t *n)
 {
-	static char names[96][48];
+	static char names[128][48];
 
 	for (; tab->name; tab++) {
 		if (tab->type == T_GROUP || tab->type == T_POLICY) {
 			keys_collect(tab->sub, tab->name, out, n);
 			if (tab->type == T_POLICY)
 				for (const struct schema *o = outbound_schema; o->name; o++)
-					if (o->setbit && *n < 95) {
+					if (o->setbit && *n < 127) {
 						snprintf(names[*n], sizeof(names[0]), "policy.%s", o->name);
 						out[*n] = names[*n];
 						(*n)++;
 					}
-			if (tab->type == T_POLICY && *n < 95) {
+			if (tab->type == T_POLICY && *n < 127) {
 				snprintf(names[*n], sizeof(names[0]), "policy.revocation");
 				out[*n] = names[*n];
 				(*n)++;
 			}
 			continue;
 		}
-		if (*n >= 95)
+		if (*n >= 127)
 			return;
 		if (*prefix)
 			snprintf(names[*n], sizeof(names[0]), "%s.%s", prefix, tab->name);
@@ -836,7 +867,7 @@ keys_collect(const struct schema *tab, const char *prefix, const char **out, siz
 	}
 }
 
-static const char *config_key_list[96];
+static const char *config_key_list[128];
 
 static void
 config_keys_init(void)
@@ -881,7 +912,7 @@ rule_matches(const char *pattern, const char *addr)
 		return false;
 	if (pattern[0] == '@')
 		return addr_in_domain(addr, pattern + 1);
-	return strcasecmp(pattern, addr) == 0;
+	return addr_equal(pattern, addr);
 }
 
 void

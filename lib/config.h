@@ -45,6 +45,9 @@ struct cfg_revocation {
 	uint64_t timeout_ms;    /* one fetch, connect to last byte */
 	char *proxy;            /* NULL: none (libcurl's environment ignored) */
 };
+enum cfg_unauthorised { CFG_UNAUTH_REJECT, CFG_UNAUTH_UNSIGNED };
+
+struct sender_map;
 
 /* The outbound settings; a policy rule overrides some of them. */
 struct cfg_outbound {
@@ -60,6 +63,12 @@ struct cfg_outbound {
 	char *subject_tag;      /* "" disables the subject trigger */
 	char *trigger_header;   /* "" disables the header trigger */
 	enum cfg_on_error on_error;
+	/* Sender authorisation for personal signatures (sender.h); global
+	 * only, never set by a policy rule. */
+	char *sender_login_map;           /* path, or NULL */
+	struct cidr *trusted_relays;
+	size_t n_trusted_relays;
+	enum cfg_unauthorised unauthorised_sender;
 };
 
 /* Bits of struct cfg_policy.set: which outbound keys a rule overrides. */
@@ -114,10 +123,15 @@ struct config {
 	uint64_t max_message_size;
 	uint64_t spool_threshold;
 	struct cfg_revocation revocation;
+	uint64_t inbound_cpu_ms;        /* CPU budget of one inbound message */
+	uint64_t max_signers;           /* SignerInfos, digestAlgorithms and */
+	uint64_t max_digest_algorithms; /* certificates one signature may */
+	uint64_t max_certs;             /* hold (counted before decoding) */
 	bool log_debug;
 	char *metrics_listen;       /* NULL: no metrics endpoint */
 	char *metrics_token_file;   /* NULL: no bearer token asked */
 	uint64_t warn_expiry_days;
+	struct sender_map *sender_map; /* outbound.sender_login_map, read at load */
 
 	int refs;                   /* atomically updated; see config_ref() */
 };
