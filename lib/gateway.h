@@ -34,6 +34,7 @@ struct gw_env {
 	struct trust *trust;
 	struct keystore *ks;
 	struct keycache *kc;
+	struct revstore *rs;  /* revocation results; NULL: not checked */
 	struct refusals *rf;   /* refusal log; NULL: not kept */
 };
 
