@@ -569,6 +569,7 @@ outbound_refusal_summary(const struct gw_env *env, const char *sender, const str
     size_t n, bool triggered, const struct pol_plan *plan, struct buf *s)
 {
 	const struct config *cfg = env->cfg;
+	size_t k = 0;
 
 	buf_printf(s, "%s", plan->verdict == POL_REJECT ? "rejected" : "deferred");
 	for (size_t i = 0; i < n; i++)
