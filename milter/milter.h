@@ -19,6 +19,7 @@ struct runtime {
 	struct trust *trust;
 	struct keystore *ks;
 	struct keycache *kc;
+	struct discover *disc;
 	struct gw_env env;
 	int refs;
 };

@@ -27,6 +27,7 @@
 #include "keystore.h"
 #include "log.h"
 #include "milter.h"
+#include "discover.h"
 #include "trust.h"
 
 static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -37,6 +38,7 @@ runtime_free(struct runtime *rt)
 {
 	if (rt == NULL)
 		return;
+	discover_free(rt->disc);
 	keycache_close(rt->kc);
 	keystore_free(rt->ks);
 	trust_free(rt->trust);
@@ -70,10 +72,15 @@ runtime_new(struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "key cache %s: %s", cfg->cache_path, why);
 		goto fail;
 	}
+	if (discover_new(cfg, &rt->disc, why, sizeof(why)) != SM_OK) {
+		snprintf(err, errlen, "%s", why);
+		goto fail;
+	}
 	rt->env.cfg = cfg;
 	rt->env.trust = rt->trust;
 	rt->env.ks = rt->ks;
 	rt->env.kc = rt->kc;
+	rt->env.disc = rt->disc;
 	return rt;
 fail:
 	runtime_free(rt);
