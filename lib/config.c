@@ -104,7 +104,7 @@ static const struct schema ldap_schema[] = {
 	{ "base", T_STR, LDAP(base), "", 0, 0, NULL, NULL, C_NONE, 0, 0 },
 	{ "filter", T_STR, LDAP(filter), "(mail=%s)", 0, 0, NULL, NULL, C_LDAP_FILTER, 0, 0 },
 	{ "bind_dn", T_STR, LDAP(bind_dn), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ "password_file", T_STR, LDAP(password_file), NULL, 0, 0, NULL, NULL, C_FILE_EXISTS, 0, 0 },
+	{ "password_file", T_STR, LDAP(password_file), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
