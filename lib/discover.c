@@ -203,6 +203,10 @@ neg_store(struct discover *d, const char *addr, time_t now, const char *sources)
 			e->addr = NULL;
 		}
 	}
+	if (e == NULL && d->n_neg == 0) {
+		pthread_mutex_unlock(&d->mu);
+		return;
+	}
 	if (e == NULL)
 		e = &d->neg[(size_t)now % d->n_neg]; /* full: replace one */
 	free(e->addr);
