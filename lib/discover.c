@@ -137,7 +137,8 @@ disc_answer_free(struct disc_answer *a)
 {
 	sk_X509_pop_free(a->certs, X509_free);
 	sk_X509_pop_free(a->cas, X509_free);
-	a->certs = a->cas = NULL;
+	sk_X509_pop_free(a->dane_ee, X509_free);
+	a->certs = a->cas = a->dane_ee = NULL;
 }
 
 /* ---- which sources apply ---- */
@@ -255,7 +256,8 @@ job_start(struct discover *d, const struct cfg_ldap *l, const char *addr, struct
 
 	*out = NULL;
 	if (j == NULL || (j->ans.certs = sk_X509_new_null()) == NULL ||
-	    (j->ans.cas = sk_X509_new_null()) == NULL)
+	    (j->ans.cas = sk_X509_new_null()) == NULL ||
+	    (j->ans.dane_ee = sk_X509_new_null()) == NULL)
 		goto nomem;
 	j->d = d;
 	j->ldap = l;
@@ -320,9 +322,10 @@ jobs_wait(struct discover *d, struct disc_job **jobs, size_t n)
 /* ---- what was found ---- */
 
 /* The harvest rules for a found certificate: the address plays From, no
- * message signature to judge. */
+ * message signature to judge. dane: a secure DANE-EE record named it,
+ * which stands in for the chain to the trust store. */
 static sm_status
-judge(X509 *cert, STACK_OF(X509) *cas, const char *addr, X509_STORE *trust,
+judge(X509 *cert, STACK_OF(X509) *cas, bool dane, const char *addr, X509_STORE *trust,
     bool allow_self_signed, struct harvest_verdict *v)
 {
 	struct harvest_input hi;
@@ -336,7 +339,7 @@ judge(X509 *cert, STACK_OF(X509) *cas, const char *addr, X509_STORE *trust,
 	hi.digest_nid = NID_sha256;
 	hi.from = addr;
 	hi.now = clock_now();
-	st = x509u_verify(cert, cas, trust, allow_self_signed, hi.now, &verr);
+	st = dane ? SM_OK : x509u_verify(cert, cas, trust, allow_self_signed, hi.now, &verr);
 	if (st == SM_OK)
 		hi.chain = HARVEST_CHAIN_TRUSTED;
 	else if (st != SM_ERR_VERIFY)
@@ -371,10 +374,14 @@ store_found(struct disc_job *j, const char *qid, struct keycache *kc, X509_STORE
 	source_name(j, origin, sizeof(origin));
 	for (int i = 0; i < sk_X509_num(j->ans.certs); i++) {
 		X509 *c = sk_X509_value(j->ans.certs, i);
+		bool dane = sk_X509_find(j->ans.dane_ee, c) >= 0;
 		struct harvest_verdict v;
 
 		x509u_fingerprint(c, fp);
-		if (judge(c, j->ans.cas, j->addr, trust, allow_self_signed, &v) != SM_OK ||
+		source_name(j, origin, sizeof(origin));
+		if (dane)
+			snprintf(origin, sizeof(origin), "%s", KC_ORIGIN_DANE_EE);
+		if (judge(c, j->ans.cas, dane, j->addr, trust, allow_self_signed, &v) != SM_OK ||
 		    !v.harvest) {
 			log_qid(LOG_INFO, qid, "discovery %s: %s sha256=%s not used: %s", origin,
 			    j->addr, fp, v.reason);

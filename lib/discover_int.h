@@ -16,6 +16,8 @@ struct disc_answer {
 	enum disc_answer_status status;
 	STACK_OF(X509) *certs; /* end-entity candidates, preferred first */
 	STACK_OF(X509) *cas;   /* other certificates that came along */
+	STACK_OF(X509) *dane_ee; /* those of certs that a secure SMIMEA DANE-EE
+				    record named (references of their own) */
 	char why[160];         /* DA_TEMP: the failure */
 };
 

@@ -12,10 +12,11 @@
  * certificate itself) carry a certificate we can encrypt to:
  *   usage 1 PKIX-EE: the certificate, which must also chain to the trust
  *                    store (the harvest rules check that);
- *   usage 3 DANE-EE: the certificate, vouched for by DNSSEC alone. The key
- *                    cache re-checks trust at selection time, so one that
- *                    does not also chain to the trust store is not used
- *                    (logged);
+ *   usage 3 DANE-EE: the certificate, vouched for by DNSSEC alone: it
+ *                    needs no chain to the trust store (the other harvest
+ *                    rules apply), and is cached with origin
+ *                    KC_ORIGIN_DANE_EE so that selection does not ask for
+ *                    one either;
  *   usage 2 DANE-TA: a trust anchor, not an end entity: its certificate
  *                    joins the chain material of the other records.
  * Digest-only records (matching types 1, 2) name no certificate we could
@@ -102,9 +103,20 @@ add_rdata(const unsigned char *rd, size_t len, const char *addr, struct disc_ans
 		return;
 	switch (rd[0]) {
 	case 1: /* PKIX-EE */
-	case 3: /* DANE-EE */
 		disc_answer_add_der(out, rd + 3, len - 3, addr);
 		break;
+	case 3: { /* DANE-EE: DNSSEC vouches for it (the answer is secure) */
+		int n = sk_X509_num(out->certs);
+
+		disc_answer_add_der(out, rd + 3, len - 3, addr);
+		if (sk_X509_num(out->certs) > n) {
+			X509 *x = sk_X509_value(out->certs, n);
+
+			if (X509_up_ref(x) == 1 && sk_X509_push(out->dane_ee, x) == 0)
+				X509_free(x);
+		}
+		break;
+	}
 	case 2: /* DANE-TA */
 		disc_answer_add_der(out, rd + 3, len - 3, "");
 		break;

@@ -524,7 +524,10 @@ candidate_usable(const struct kc_record *r, X509_STORE *trust,
 		snprintf(reason, len, "certificate not usable for encryption");
 		goto done;
 	}
-	if (trust != NULL || allow_self_signed) {
+	/* DNSSEC vouched for a DANE-EE certificate when it was found: it
+	 * needs no chain (see keycache_store_discovered). */
+	if ((trust != NULL || allow_self_signed) &&
+	    !(r->origin != NULL && strcmp(r->origin, KC_ORIGIN_DANE_EE) == 0)) {
 		if ((chain = chain_parse(r->chain, r->chain_len)) == NULL) {
 			st = SM_ERR_NOMEM;
 			goto done;
@@ -653,6 +656,8 @@ keycache_select(struct keycache *kc, const char *address, X509_STORE *trust,
 	if ((st = x509u_addr_normalise(address, &norm)) != SM_OK)
 		return st;
 	st = kc->ops->lookup_address(kc->be, norm, &recs, &n);
+	if (st == SM_OK)
+		st = records_origins(kc, recs, n);
 	if (st != SM_OK)
 		goto done;
 	st = pick_records(recs, n, trust, allow_self_signed, clock_now(), NULL,

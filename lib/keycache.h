@@ -196,7 +196,11 @@ sm_status keycache_store(struct keycache *kc, X509 *cert,
  * keycache_find_* report as source KC_SRC_DISCOVERED with r->origin.
  * Discovery only runs when an address has no usable certificate, and a
  * discovered binding carries no signing time, so a harvested certificate
- * of the same notBefore wins the tie (rule 3: later signing time). */
+ * of the same notBefore wins the tie (rule 3: later signing time).
+ * Origin KC_ORIGIN_DANE_EE marks a certificate that DNSSEC vouched for
+ * (SMIMEA usage DANE-EE, secure answer): selection then skips the trust
+ * check for it (validity and key usage still apply). */
+#define KC_ORIGIN_DANE_EE "smimea:dane-ee"
 sm_status keycache_store_discovered(struct keycache *kc, X509 *cert,
 				    STACK_OF(X509) *chain, const char *address,
 				    const char *origin,

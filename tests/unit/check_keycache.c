@@ -1706,6 +1706,27 @@ START_TEST(test_discovered_certificates_keep_their_origin_and_yield_to_harvested
 }
 END_TEST
 
+/* A DANE-EE certificate (DNSSEC vouched for it) needs no chain at
+ * selection; the same self-signed certificate from any other origin does. */
+START_TEST(test_a_dane_ee_certificate_is_used_without_a_chain)
+{
+	X509 *ss = leaf(0, "email:" BOB, -1, 300, 3, NULL);
+	X509 *ss2 = leaf(1, "email:carol@partner.example", -1, 300, 3, NULL);
+	char fp[X509U_FP_SIZE], got[X509U_FP_SIZE], reason[KC_REASON_SIZE];
+
+	fp_of(ss, fp);
+	ck_assert_int_eq(keycache_store_discovered(kc, ss, NULL, BOB, KC_ORIGIN_DANE_EE, NULL), SM_OK);
+	ck_assert_int_eq(select_fp(BOB, trust, got, NULL, reason), SM_OK);
+	ck_assert_str_eq(got, fp);
+	ck_assert_int_eq(keycache_store_discovered(kc, ss2, NULL, "carol@partner.example", "smimea",
+	    NULL), SM_OK);
+	ck_assert_int_eq(select_fp("carol@partner.example", trust, got, NULL, reason), SM_ERR_NOKEY);
+	ck_assert_str_eq(reason, "certificate not trusted");
+	X509_free(ss);
+	X509_free(ss2);
+}
+END_TEST
+
 static Suite *
 keycache_suite(void)
 {
@@ -1741,6 +1762,7 @@ keycache_suite(void)
 	tcase_add_test(tc, test_iterate_visits_records_and_can_stop);
 	tcase_add_test(tc, test_the_rule_ranks_notbefore_then_signing_time_then_harvest);
 	tcase_add_test(tc, test_discovered_certificates_keep_their_origin_and_yield_to_harvested);
+	tcase_add_test(tc, test_a_dane_ee_certificate_is_used_without_a_chain);
 	tcase_add_test(tc, test_a_self_signed_pairing_is_held_back_while_a_ca_issued_one_lives);
 	tcase_add_test(tc, test_a_pairing_encrypts_to_its_preferred_certificate);
 	tcase_add_test(tc, test_threads_and_another_process_lose_no_rows_and_see_no_busy);
