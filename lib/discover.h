@@ -10,9 +10,10 @@
  *   - DNS SMIMEA records (RFC 8162) with DNSSEC validation, when
  *     discovery.smimea.enabled (discover_smimea.c).
  * Every certificate found goes through the harvest rules (harvest.h) with
- * the address as "From": it must chain to the trust store, be valid now,
- * name the address, and allow encryption. Those that pass are stored in
- * the key cache with their origin ("ldap:URI", "smimea").
+ * the address as "From": it must chain to the trust store (or come in a
+ * DNSSEC-secure SMIMEA DANE-EE record), be valid now, name the address,
+ * and allow encryption. Those that pass are stored in the key cache with
+ * their origin ("ldap:URI", "smimea", KC_ORIGIN_DANE_EE).
  *
  * Outcomes: FOUND (the cache now has a certificate: look again);
  * NOT_FOUND (every source answered, nothing usable: remembered for
