@@ -25,10 +25,12 @@
 #include "discover.h"
 #include "discover_int.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unbound.h>
+#include <unistd.h>
 
 #include <openssl/sha.h>
 
@@ -62,6 +64,13 @@ disc_smimea_new(const struct config *cfg, struct disc_smimea **out, char *err, s
 	int rc;
 
 	*out = NULL;
+	/* libunbound reads the file only at the first query: check now. */
+	if (access(cfg->smimea_trust_anchor_file, R_OK) != 0) {
+		snprintf(err, errlen, "discovery: smimea trust_anchor_file %s: %s",
+		    cfg->smimea_trust_anchor_file, strerror(errno));
+		free(s);
+		return SM_ERR_CONFIG;
+	}
 	if (s == NULL || (s->ctx = ub_ctx_create()) == NULL) {
 		free(s);
 		snprintf(err, errlen, "out of memory");
@@ -75,7 +84,7 @@ disc_smimea_new(const struct config *cfg, struct disc_smimea **out, char *err, s
 	if (rc == 0)
 		rc = ub_ctx_add_ta_file(s->ctx, cfg->smimea_trust_anchor_file);
 	if (rc != 0) {
-		snprintf(err, errlen, "smimea: %s (resolver %s, trust anchor %s)", ub_strerror(rc),
+		snprintf(err, errlen, "discovery: smimea: %s (resolver %s, trust anchor %s)", ub_strerror(rc),
 		    cfg->smimea_resolver, cfg->smimea_trust_anchor_file);
 		disc_smimea_free(s);
 		return SM_ERR_CONFIG;

@@ -173,6 +173,30 @@ START_TEST(only_configured_domains_are_asked_and_failures_are_not_cached)
 }
 END_TEST
 
+/* What the daemon needs at start is checked at start, with the path. */
+START_TEST(missing_password_and_trust_anchor_files_are_named)
+{
+	struct config *c = NULL;
+	struct config_errors errs = { NULL, 0 };
+	struct discover *d = NULL;
+	char err[512];
+
+	ck_assert_int_eq(load("discovery = { ldap = ( { domains = [ \"@p.example\" ]; uri = \"ldap://x\";"
+			      " bind_dn = \"cn=x\"; password_file = \"/nonexistent/pw\"; } ); };\n",
+			     &c, &errs), SM_OK);
+	ck_assert_int_ne(discover_new(c, &d, err, sizeof(err)), SM_OK);
+	ck_assert_ptr_null(d);
+	ck_assert_msg(strstr(err, "/nonexistent/pw") != NULL, "%s", err);
+	config_unref(c);
+	ck_assert_int_eq(load("discovery = { smimea = { enabled = true;"
+			      " trust_anchor_file = \"/nonexistent/root.key\"; }; };\n", &c, &errs), SM_OK);
+	ck_assert_int_ne(discover_new(c, &d, err, sizeof(err)), SM_OK);
+	ck_assert_ptr_null(d);
+	ck_assert_msg(strstr(err, "/nonexistent/root.key") != NULL, "%s", err);
+	config_unref(c);
+}
+END_TEST
+
 int
 main(void)
 {
@@ -186,6 +210,7 @@ main(void)
 	tcase_add_loop_test(tc, discovery_config_errors_say_what_is_wrong, 0,
 	    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, only_configured_domains_are_asked_and_failures_are_not_cached);
+	tcase_add_test(tc, missing_password_and_trust_anchor_files_are_named);
 	suite_add_tcase(s, tc);
 	return testutil_run(s);
 }
