@@ -123,6 +123,9 @@ struct config {
 	char *smimea_resolver;
 	char *smimea_trust_anchor_file;
 	char *smimea_stub_zone;
+	char *metrics_listen;       /* NULL: no metrics endpoint */
+	char *metrics_token_file;   /* NULL: no bearer token asked */
+	uint64_t warn_expiry_days;
 
 	int refs;                   /* atomically updated; see config_ref() */
 };

@@ -25,6 +25,7 @@ struct trust;
 struct keystore;
 struct keycache;
 struct discover;
+struct refusals;
 
 /* Everything a message is processed with. Read-only for the gateway; the
  * daemon keeps one per configuration generation. */
@@ -34,6 +35,7 @@ struct gw_env {
 	struct keystore *ks;
 	struct keycache *kc;
 	struct discover *disc;  /* key discovery at RCPT; NULL: off */
+	struct refusals *rf;   /* refusal log; NULL: not kept */
 };
 
 /* One message as the MTA handed it over. */
