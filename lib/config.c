@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "sender.h"
 
 enum sch_type { T_BOOL, T_STR, T_INT, T_ENUM, T_STRLIST, T_MODE, T_GROUP, T_POLICY,
 	T_LIST /* a list of groups: array at off, count at count_off, element size in max */ };
@@ -51,6 +52,7 @@ static const char *const format_names[] = { "detached", "opaque", NULL };
 static const char *const on_error_names[] = { "tempfail", "accept", NULL };
 static const char *const decrypt_names[] = { "off", "harvest", "deliver", NULL };
 static const char *const backend_names[] = { "sqlite", NULL };
+static const char *const unauth_names[] = { "reject", "unsigned", NULL };
 
 #define OUT(f) offsetof(struct cfg_outbound, f)
 #define CFG(f) offsetof(struct config, f)
@@ -69,6 +71,9 @@ static const struct schema outbound_schema[] = {
 	{ "subject_tag", T_STR, OUT(subject_tag), "[encrypt]", 0, 0, NULL, NULL, C_NONE, 0, 0 },
 	{ "trigger_header", T_STR, OUT(trigger_header), "X-Encrypt", 0, 0, NULL, NULL, C_HEADER_NAME, 0, 0 },
 	{ "on_error", T_ENUM, OUT(on_error), "tempfail", 0, 0, on_error_names, NULL, C_NONE, CFG_SET_ON_ERROR, 0 },
+	{ "sender_login_map", T_STR, OUT(sender_login_map), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "trusted_relays", T_STRLIST, OUT(trusted_relays), "", 0, 0, NULL, NULL, C_CIDRS, 0, OUT(n_trusted_relays) },
+	{ "unauthorised_sender", T_ENUM, OUT(unauthorised_sender), "reject", 0, 0, unauth_names, NULL, C_NONE, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
@@ -714,6 +719,8 @@ outbound_free(struct cfg_outbound *o)
 {
 	free(o->subject_tag);
 	free(o->trigger_header);
+	free(o->sender_login_map);
+	free(o->trusted_relays);
 }
 
 static void
@@ -736,6 +743,7 @@ config_free(struct config *c)
 	free(c->metrics_listen);
 	free(c->metrics_token_file);
 	outbound_free(&c->outbound);
+	sender_map_free(c->sender_map);
 	for (size_t i = 0; i < c->n_policy; i++) {
 		free(c->policy[i].recipient);
 		free(c->policy[i].sender);
@@ -771,6 +779,23 @@ config_defaults(struct config **out)
 	}
 	*out = c;
 	return SM_OK;
+}
+
+/* Read outbound.sender_login_map now, so that -n and a reload see a missing
+ * or broken map as a configuration error at the key's line. */
+static void
+load_sender_map(struct loadctx *lc, config_t *cf, struct config *c)
+{
+	config_setting_t *s = config_lookup(cf, "outbound.sender_login_map");
+	char err[512];
+	sm_status st;
+
+	st = sender_map_load(c->outbound.sender_login_map, &c->sender_map, err, sizeof(err));
+	if (st == SM_ERR_NOMEM)
+		lc->oom = 1;
+	else if (st != SM_OK)
+		lc_error(lc, s ? config_setting_source_line(s) : 0, "outbound.sender_login_map", "%s",
+		    err);
 }
 
 sm_status
@@ -815,6 +840,8 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 		if (why)
 			lc_error(&lc, 0, "trust.ca_file", "(default) %s", why);
 	}
+	if (c->outbound.sender_login_map)
+		load_sender_map(&lc, &cf, c);
 	config_destroy(&cf);
 	if ((c->file = strdup(path)) == NULL)
 		lc.oom = 1;
@@ -924,7 +951,7 @@ rule_matches(const char *pattern, const char *addr)
 		return false;
 	if (pattern[0] == '@')
 		return addr_in_domain(addr, pattern + 1);
-	return strcasecmp(pattern, addr) == 0;
+	return addr_equal(pattern, addr);
 }
 
 void

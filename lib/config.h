@@ -35,6 +35,9 @@ enum cfg_sign_format { CFG_SIGN_DETACHED, CFG_SIGN_OPAQUE };
 enum cfg_on_error { CFG_ON_ERROR_TEMPFAIL, CFG_ON_ERROR_ACCEPT };
 enum cfg_decrypt { CFG_DECRYPT_OFF, CFG_DECRYPT_HARVEST, CFG_DECRYPT_DELIVER };
 enum cfg_backend { CFG_BACKEND_SQLITE };
+enum cfg_unauthorised { CFG_UNAUTH_REJECT, CFG_UNAUTH_UNSIGNED };
+
+struct sender_map;
 
 /* The outbound settings; a policy rule overrides some of them. */
 struct cfg_outbound {
@@ -50,6 +53,12 @@ struct cfg_outbound {
 	char *subject_tag;      /* "" disables the subject trigger */
 	char *trigger_header;   /* "" disables the header trigger */
 	enum cfg_on_error on_error;
+	/* Sender authorisation for personal signatures (sender.h); global
+	 * only, never set by a policy rule. */
+	char *sender_login_map;           /* path, or NULL */
+	struct cidr *trusted_relays;
+	size_t n_trusted_relays;
+	enum cfg_unauthorised unauthorised_sender;
 };
 
 /* Bits of struct cfg_policy.set: which outbound keys a rule overrides. */
@@ -126,6 +135,7 @@ struct config {
 	char *metrics_listen;       /* NULL: no metrics endpoint */
 	char *metrics_token_file;   /* NULL: no bearer token asked */
 	uint64_t warn_expiry_days;
+	struct sender_map *sender_map; /* outbound.sender_login_map, read at load */
 
 	int refs;                   /* atomically updated; see config_ref() */
 };

@@ -19,7 +19,11 @@
 #include <openssl/x509.h>
 
 #include "address.h"
+#include "bcc.h"
 #include "clock.h"
+#include "recipient.h"
+#include "subject.h"
+#include "cmscheck.h"
 #include "harvest.h"
 #include "discover.h"
 #include "keycache.h"
@@ -232,7 +236,7 @@ sm_status
 gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
     const struct pol_treatment *first, struct pol_rcpt_decision *out)
 {
-	char s[320] = "", r[320];
+	char s[320] = "", r[320], why[800];
 	struct rcpt_key rk;
 	struct pol_lookup lk;
 	struct disc_outcome disc = { .result = DISC_SKIPPED };
@@ -240,14 +244,22 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 
 	memset(out, 0, sizeof(*out));
 	memset(&rk, 0, sizeof(rk));
-	if (addr_normalize(rcpt, r, sizeof(r)) != SM_OK) {
+	addr_normalize(sender, s, sizeof(s));
+	st = recipient_classify(env->cfg, s, rcpt, r, sizeof(r), why, sizeof(why));
+	if (st == SM_ERR_NOTFOUND) {
 		/* Not an address we can look up (a local alias, say): let the
 		 * MTA judge it; it can never be encrypted to. */
 		out->verdict = POL_ACCEPT;
 		snprintf(out->log, sizeof(out->log), "not a domain address");
 		return SM_OK;
 	}
-	addr_normalize(sender, s, sizeof(s));
+	if (st == SM_ERR_PARSE) {
+		out->verdict = POL_REJECT;
+		snprintf(out->log, sizeof(out->log), "unclassifiable address: %.160s", why);
+		return set_reply(&out->reply, "550", "5.7.1", why);
+	}
+	if (st != SM_OK)
+		return st;
 	if ((st = lookup_rcpt(env, r, &rk)) != SM_OK ||
 	    (rk.cert == NULL && (st = rcpt_discover(env, s, r, &rk, &disc)) != SM_OK)) {
 		X509_free(rk.cert);
@@ -266,18 +278,30 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 	return st;
 }
 
-/* Does the Subject carry the tag (case-insensitive)? Returns its offset. */
-static const char *
-subject_tag_at(const char *subject, const char *tag)
+sm_status
+gw_rcpt_bcc(const char *sender, const char *rcpt, size_t accepted, bool *solo,
+    struct pol_rcpt_decision *out)
 {
-	size_t tl = strlen(tag);
+	char s[320] = "", r[320], lit[320], line[800];
+	unsigned flags;
 
-	if (tl == 0 || subject == NULL)
-		return NULL;
-	for (const char *p = subject; *p; p++)
-		if (strncasecmp(p, tag, tl) == 0)
-			return p;
-	return NULL;
+	if (out->verdict != POL_ACCEPT)
+		return SM_OK;
+	addr_normalize(sender, s, sizeof(s));
+	if (addr_canonical(rcpt, r, sizeof(r), lit, sizeof(lit), &flags) != SM_OK)
+		snprintf(r, sizeof(r), "%s", rcpt);
+	if (!*solo && !bcc_memo_has(s, r, clock_now()))
+		return SM_OK;
+	if (!*solo && accepted == 0) {
+		*solo = true; /* a blind copy, first of its transaction: it goes alone */
+		return SM_OK;
+	}
+	out->verdict = POL_TEMPFAIL;
+	snprintf(out->log, sizeof(out->log), "%s", *solo ?
+	    "after a blind copy: retried in a transaction of its own" :
+	    "blind copy: retried in a transaction of its own");
+	snprintf(line, sizeof(line), "%s: S/MIME gateway: %s, please retry", r, out->log);
+	return set_reply(&out->reply, "452", "4.7.0", line);
 }
 
 static bool
@@ -326,7 +350,10 @@ outbound_existing_smime(const struct mime_headers *hdrs, const unsigned char *bo
 
 		if (mime_decode_body(root, &der) == SM_OK)
 			ct = smime_content_type(der.data, der.len);
-		if (ct == SMIME_CT_ENVELOPED || ct == SMIME_CT_AUTH_ENVELOPED)
+		/* "Already encrypted" only for a complete envelope: a body that
+		 * merely starts like one is plaintext (and encrypted here). */
+		if ((ct == SMIME_CT_ENVELOPED || ct == SMIME_CT_AUTH_ENVELOPED) &&
+		    cmscheck_complete_envelope(der.data, der.len))
 			k = MIME_SMIME_ENVELOPED;
 		else if (ct == SMIME_CT_SIGNED)
 			k = MIME_SMIME_SIGNED_OPAQUE;
@@ -370,6 +397,7 @@ struct outbound {
 	struct pol_msg_rcpt *pr;
 	struct mime_headers outer, content, newhdrs;
 	struct buf entity, der, newbody, inner;
+	struct buf subject;   /* the Subject without the tag */
 	STACK_OF(X509) *rcpt_certs;
 };
 
@@ -387,6 +415,7 @@ outbound_free(struct outbound *o)
 	buf_free(&o->der);
 	buf_free(&o->newbody);
 	buf_free(&o->inner);
+	buf_free(&o->subject);
 	sk_X509_free(o->rcpt_certs);
 }
 
@@ -411,6 +440,109 @@ outbound_sign(struct outbound *o, const struct cfg_outbound *set,
 		return mime_build_signed(o->entity.data, o->entity.len, o->der.data, o->der.len,
 		    smime_micalg(md), &o->newhdrs, &o->newbody);
 	return mime_build_pkcs7(o->der.data, o->der.len, "signed-data", &o->newhdrs, &o->newbody);
+}
+
+/* The domain key for the From (or envelope sender) domain, or NULL. */
+static const struct keystore_key *
+domain_signer(const struct gw_env *env, const char *addr)
+{
+	const char *d = addr_domain(addr);
+	char who[300];
+	long i;
+
+	if (d == NULL || env->ks == NULL)
+		return NULL;
+	snprintf(who, sizeof(who), "@%s", d);
+	i = keystore_pick(env->ks, who, clock_now(), NULL);
+	return i < 0 ? NULL : keystore_key_at(env->ks, (size_t)i);
+}
+
+/*
+ * May the personal key chosen for from sign this message? (sender.h)
+ * Unauthorised: under unauthorised_sender = reject, out becomes a 550 5.7.1
+ * refusal; under "unsigned", *signer becomes the domain key (or NULL).
+ * from is "" when the From header does not hold exactly one mailbox.
+ */
+static sm_status
+outbound_authorise(const struct gw_env *env, const struct gw_msg *m, const char *from,
+    const char *sender, const struct keystore_key **signer, struct gw_result *out)
+{
+	const struct cfg_outbound *ob = &env->cfg->outbound;
+	struct sender_verdict v;
+	char l1[1024], l2[1024];
+	const char *lines[2] = { l1, l2 };
+	const char *shown = *from ? from : "the From address";
+
+	sender_authorise(env->cfg->sender_map, ob->trusted_relays, ob->n_trusted_relays, m->who,
+	    from, sender, &v);
+	if (v.ok) {
+		log_qid(LOG_INFO, m->qid, "personal signature for %s authorised: %s", from, v.rule);
+		return SM_OK;
+	}
+	if (ob->unauthorised_sender == CFG_UNAUTH_REJECT) {
+		out->verdict = POL_REJECT;
+		buf_printf(&out->summary, "rejected %s: unauthorised sender, %s", shown, v.rule);
+		snprintf(l1, sizeof(l1), "%s may not send as %s: %s", v.who, shown, v.rule);
+		snprintf(l2, sizeof(l2), "Only %s itself (its login, or a login the sender login map "
+		    "lists for it) or a trusted relay may send mail signed as it", shown);
+		return policy_reply_set(&out->reply, "550", "5.7.1", lines, 2);
+	}
+	*signer = domain_signer(env, *from ? from : sender);
+	log_qid(LOG_NOTICE, m->qid, "%s may not sign as %s (%s): personal signature left out%s",
+	    v.who, shown, v.rule, *signer ? ", signed with the domain key" : "");
+	return SM_OK;
+}
+
+/*
+ * Would a blind recipient share the envelope with another one (bcc.h)?
+ * Then the message is deferred once (451 4.7.0) and the blind recipients
+ * are remembered, so that the retry gives each a transaction of its own.
+ */
+static sm_status
+outbound_bcc(const struct gw_msg *m, const struct outbound *o, const char *sender,
+    struct gw_result *out)
+{
+	char **addrs;
+	bool *blind;
+	size_t nenc = 0, nblind = 0;
+	sm_status st;
+
+	for (size_t i = 0; i < o->nrk; i++)
+		nenc += o->rk[i].cert != NULL;
+	if (nenc < 2) {
+		/* alone in its envelope: a remembered blind copy is done */
+		for (size_t i = 0; i < o->nrk; i++)
+			if (o->rk[i].cert != NULL)
+				bcc_memo_del(sender, o->rk[i].addr);
+		return SM_OK;
+	}
+	addrs = calloc(o->nrk, sizeof(*addrs));
+	blind = calloc(o->nrk, sizeof(*blind));
+	if (addrs == NULL || blind == NULL) {
+		free(addrs);
+		free(blind);
+		return SM_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < o->nrk; i++)
+		addrs[i] = (char *)o->rk[i].addr;
+	if ((st = bcc_find(m->hdrs, addrs, o->nrk, blind)) == SM_OK) {
+		for (size_t i = 0; i < o->nrk; i++) {
+			if (!blind[i] || o->rk[i].cert == NULL)
+				continue;
+			bcc_memo_add(sender, o->rk[i].addr, clock_now());
+			buf_printf(&out->summary, "%s%s", nblind++ ? ", " : "deferred: blind copies ",
+			    o->rk[i].addr);
+		}
+	}
+	free(addrs);
+	free(blind);
+	if (st != SM_OK || nblind == 0)
+		return st;
+	buf_printf(&out->summary, " would share an envelope with other recipients: retried one "
+	    "transaction each");
+	out->verdict = POL_TEMPFAIL;
+	return set_reply(&out->reply, "451", "4.7.0", "S/MIME gateway: blind copies (Bcc) get "
+	    "encrypted mail of their own; please retry, each will be sent separately");
 }
 
 /* The log line of a message refused at end of data: the recipients the
@@ -441,7 +573,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	struct outbound o;
 	struct pol_plan plan;
 	const char *subject = mime_headers_get(m->hdrs, "Subject");
-	const char *tag_at = NULL;
+	bool tagged = false;
 	const struct keystore_key *signer = NULL;
 	bool triggered = false, by_header = false, sign, encrypt;
 	const char *trigger_what = NULL;
@@ -450,6 +582,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	struct smime_choice choice = { SMIME_CIPHER_AUTO, false, false, "" };
 	bool sender_copy = false;
 	size_t nenc = 0;
+	bool from_ok = true, unauthorised = false;
 	uint64_t t_enc;
 	sm_status st;
 
@@ -461,13 +594,17 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	addr_normalize(m->sender, sender, sizeof(sender));
 	{
 		const char *from = mime_headers_get(m->hdrs, "From");
-		if (from == NULL || addr_from_header(from, o.from, sizeof(o.from)) != SM_OK)
+		if (from == NULL || addr_from_header(from, o.from, sizeof(o.from)) != SM_OK) {
 			snprintf(o.from, sizeof(o.from), "%s", sender);
+			from_ok = false;
+		}
 	}
 
 	/* The sender's own request for encryption. */
-	if (cfg->outbound.subject_tag[0] &&
-	    (tag_at = subject_tag_at(subject, cfg->outbound.subject_tag)) != NULL) {
+	if ((st = subject_untag(m->qid, subject, cfg->outbound.subject_tag, &tagged,
+		 &o.subject)) != SM_OK)
+		goto fail;
+	if (tagged) {
 		triggered = true;
 		trigger_what = "requested with the subject tag";
 	}
@@ -490,7 +627,9 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		char r[320];
 
-		if (addr_normalize(m->rcpts[i], r, sizeof(r)) != SM_OK)
+		char why[800];
+
+		if (recipient_classify(cfg, sender, m->rcpts[i], r, sizeof(r), why, sizeof(why)) != SM_OK)
 			snprintf(r, sizeof(r), "%s", m->rcpts[i]);
 		if ((st = lookup_rcpt(env, r, &o.rk[i])) != SM_OK)
 			goto fail;
@@ -513,6 +652,12 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	}
 	sign = plan.sign;
 	encrypt = plan.encrypt;
+	if (encrypt && (st = outbound_bcc(m, &o, sender, out)) != SM_OK)
+		goto fail;
+	if (out->verdict != POL_ACCEPT) {
+		metrics_message(METRICS_OUTBOUND, METRICS_TEMPFAILED);
+		goto done;
+	}
 
 	existing = outbound_existing_smime(m->hdrs, m->body, m->body_len);
 	if (existing == MIME_SMIME_ENVELOPED) {
@@ -525,8 +670,22 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		sign = false; /* signed by the client: never wrap a signature again */
 
 	if (sign) {
-		if (keystore_signer(env->ks, o.from, clock_now(), &signer, NULL) != SM_OK)
+		bool domain_key = false;
+
+		if (keystore_signer(env->ks, o.from, clock_now(), &signer, &domain_key) != SM_OK)
 			signer = NULL;
+		if (signer && !domain_key && m->who) {
+			const struct keystore_key *personal = signer;
+
+			if ((st = outbound_authorise(env, m, from_ok ? o.from : "", sender, &signer,
+				 out)) != SM_OK)
+				goto fail;
+			if (out->verdict != POL_ACCEPT) {
+				metrics_message(METRICS_OUTBOUND, METRICS_REFUSED);
+				goto done;
+			}
+			unauthorised = signer != personal;
+		}
 		if (signer == NULL) {
 			log_qid(LOG_NOTICE, m->qid, "no signing key for %s: not signed", o.from);
 			sign = false;
@@ -578,7 +737,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		/* The sender's copy joins only an envelope of its own key type. */
 		if (plan.o.encrypt_to_sender) {
 			const struct keystore_key *own = signer;
-			if (own == NULL &&
+			if (own == NULL && !unauthorised &&
 			    keystore_signer(env->ks, o.from, clock_now(), &own, NULL) != SM_OK)
 				own = NULL;
 			if (own && nenc > 0 && key_type_of(own->cert) == kt[0]) {
@@ -633,28 +792,9 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if (by_header &&
 	    (st = edit_delete_where(out, m->hdrs, is_named, cfg->outbound.trigger_header)) != SM_OK)
 		goto fail;
-	if (tag_at && encrypt) {
-		struct buf s = BUF_INIT;
-		size_t tl = strlen(cfg->outbound.subject_tag);
-		const char *rest = tag_at + tl;
-		char *u;
-
-		/* "Re: [encrypt] plans" becomes "Re: plans", not "Re:  plans":
-		 * the tag takes the whitespace after it along. */
-		if (tag_at == subject || tag_at[-1] == ' ' || tag_at[-1] == '\t')
-			while (*rest == ' ' || *rest == '\t')
-				rest++;
-		buf_append(&s, subject, (size_t)(tag_at - subject));
-		buf_append_str(&s, rest);
-		u = mime_header_unfold(buf_cstr(&s));
-		buf_free(&s);
-		if (u == NULL || (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, u)) != SM_OK) {
-			free(u);
-			st = SM_ERR_NOMEM;
-			goto fail;
-		}
-		free(u);
-	}
+	if (tagged && encrypt &&
+	    (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, buf_cstr(&o.subject))) != SM_OK)
+		goto fail;
 	if (mime_headers_get(m->hdrs, "MIME-Version") == NULL &&
 	    (st = edit_add(out, GW_HDR_ADD, "MIME-Version", 0, "1.0")) != SM_OK)
 		goto fail;

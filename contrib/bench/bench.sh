@@ -197,15 +197,15 @@ title() { (scen "$1" && echo "$S_TITLE"); }
 # same daemon serves the outbound and the inbound Postfix service.
 smime_config() {
 	case $1 in
-	b) _sc_pol='outbound = { sign = true; encrypt = "never"; };' ;;
-	f) _sc_pol="outbound = { sign = true; encrypt = \"never\"; };
+	b) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "never"; };' ;;
+	f) _sc_pol="outbound = { sign = true; trusted_relays = [ \"127.0.0.1\" ]; encrypt = \"never\"; };
 metrics = { listen = \"inet:$(iget MPORT "$2")@127.0.0.1\"; };" ;;
 	# c also has key discovery configured for the partner's domain, at a
 	# port where nothing listens: a cache hit must never reach it
 	# (keys_parsed_once counts connect() calls to it).
-	c) _sc_pol="outbound = { sign = true; encrypt = \"required\"; cipher = \"auto\"; };
+	c) _sc_pol="outbound = { sign = true; trusted_relays = [ \"127.0.0.1\" ]; encrypt = \"required\"; cipher = \"auto\"; };
 discovery = { ldap = ( { domains = [ \"@partner.example\" ]; uri = \"ldap://127.0.0.1:$DISC_PORT/\"; } ); };" ;;
-	d) _sc_pol='outbound = { sign = true; encrypt = "opportunistic"; };' ;;
+	d) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "opportunistic"; };' ;;
 	esac
 	mkdir -p "$E2E_DIR/state/$2"
 	cat >"$3" <<EOF
