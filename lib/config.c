@@ -133,6 +133,10 @@ static const struct schema discovery_schema[] = {
 static const struct schema limits_schema[] = {
 	{ "max_message_size", T_INT, CFG(max_message_size), "52428800", 64 * 1024, 2048 * MIB, NULL, NULL, C_NONE, 0, 0 },
 	{ "spool_threshold", T_INT, CFG(spool_threshold), "1048576", 4096, 2048 * MIB, NULL, NULL, C_NONE, 0, 0 },
+	{ "inbound_cpu_ms", T_INT, CFG(inbound_cpu_ms), "2000", 10, 600000, NULL, NULL, C_NONE, 0, 0 },
+	{ "max_signers", T_INT, CFG(max_signers), "4", 1, 64, NULL, NULL, C_NONE, 0, 0 },
+	{ "max_certs", T_INT, CFG(max_certs), "50", 1, 1000, NULL, NULL, C_NONE, 0, 0 },
+	{ "max_digest_algorithms", T_INT, CFG(max_digest_algorithms), "16", 1, 256, NULL, NULL, C_NONE, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 

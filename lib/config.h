@@ -122,6 +122,10 @@ struct config {
 	size_t n_policy;
 	uint64_t max_message_size;
 	uint64_t spool_threshold;
+	uint64_t inbound_cpu_ms;        /* CPU budget of one inbound message */
+	uint64_t max_signers;           /* SignerInfos, digestAlgorithms and */
+	uint64_t max_digest_algorithms; /* certificates one signature may */
+	uint64_t max_certs;             /* hold (counted before decoding) */
 	bool log_debug;
 	/* discovery (lib/discover.h) */
 	uint64_t discovery_budget_ms;

@@ -897,26 +897,64 @@ skip_cfws(const char *p)
 	return p;
 }
 
-/* Does this Authentication-Results header claim our authserv-id? Comments
- * before the id (RFC 8601 allows them) do not hide the claim. */
+/* The authserv-id as a reader sees it, from p (after CFWS): a quoted string
+ * unquoted (quoted pairs resolved, blanks at either end trimmed; without its
+ * closing quote, up to the first ';'), or the token up to ';', blank or
+ * comment; then one trailing dot (the DNS root) dropped. False when it does
+ * not fit in n bytes. */
+static bool
+authserv_read(const char *p, char *out, size_t n)
+{
+	size_t len = 0, start = 0;
+	bool quoted = *p == '"', closed = false;
+	char *semi;
+
+	for (p += quoted; *p != '\0'; p++) {
+		if (quoted && *p == '"') {
+			closed = true;
+			break;
+		}
+		if (!quoted && (*p == ';' || *p == ' ' || *p == '\t' || *p == '('))
+			break;
+		if (quoted && *p == '\\' && p[1] != '\0')
+			p++;
+		if (len + 1 >= n)
+			return false;
+		out[len++] = *p;
+	}
+	out[len] = '\0';
+	if (quoted && !closed && (semi = strchr(out, ';')) != NULL)
+		len = (size_t)(semi - out);
+	while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == '\t'))
+		len--;
+	while (start < len && (out[start] == ' ' || out[start] == '\t'))
+		start++;
+	if (len > start && out[len - 1] == '.')
+		len--;
+	out[len] = '\0';
+	memmove(out, out + start, len - start + 1);
+	return true;
+}
+
+/* Does this Authentication-Results header claim our authserv-id? Compared
+ * as a reader compares it (authserv_read, any case); comments before the id
+ * (RFC 8601 allows them) do not hide the claim. */
 static bool
 is_our_results(const struct mime_header *h, const void *arg)
 {
 	const char *id = arg;
-	size_t idl = strlen(id);
+	char theirs[256], ours[256];
 	char *v;
-	const char *p;
-	bool ours;
+	bool claim;
 
 	if (!field_is(h->name, "Authentication-Results"))
 		return false;
 	if ((v = mime_header_unfold(h->value)) == NULL)
 		return true; /* cannot read it: cannot trust it either */
-	p = skip_cfws(v);
-	ours = strncasecmp(p, id, idl) == 0 &&
-	    (p[idl] == ';' || p[idl] == ' ' || p[idl] == '\t' || p[idl] == '(' || p[idl] == '\0');
+	claim = authserv_read(skip_cfws(v), theirs, sizeof(theirs)) &&
+	    authserv_read(id, ours, sizeof(ours)) && strcasecmp(theirs, ours) == 0;
 	free(v);
-	return ours;
+	return claim;
 }
 
 static bool
@@ -1038,6 +1076,33 @@ has_envelope_part(const struct mime_entity *e)
 	return false;
 }
 
+/* The configured bounds on one signature's work. */
+static const struct smime_limits *
+verify_limits(const struct gw_env *env, struct smime_limits *lim)
+{
+	lim->max_signers = (size_t)env->cfg->max_signers;
+	lim->max_digests = (size_t)env->cfg->max_digest_algorithms;
+	lim->max_certs = (size_t)env->cfg->max_certs;
+	return lim;
+}
+
+/* Has this message used up limits.inbound_cpu_ms? Then it is judged no
+ * further: r->over_budget, and r->what says so. */
+static bool
+budget_spent(const struct gw_env *env, struct gw_report *r)
+{
+	uint64_t used = clock_cpu_ms() - r->cpu_start;
+
+	if (r->over_budget)
+		return true;
+	if (env->cfg->inbound_cpu_ms == 0 || used <= env->cfg->inbound_cpu_ms)
+		return false;
+	r->over_budget = true;
+	snprintf(r->what, sizeof(r->what), "CPU budget of %llu ms spent after %llu ms",
+	    (unsigned long long)env->cfg->inbound_cpu_ms, (unsigned long long)used);
+	return true;
+}
+
 /* Verify a detached signature (multipart/signed e) into slot s. SM_OK with
  * s->vr holding a verdict; SM_ERR_PARSE (r->what says why) when the
  * signature cannot even be read. */
@@ -1045,6 +1110,7 @@ static sm_status
 verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
     const struct mime_entity *e)
 {
+	struct smime_limits lim;
 	const unsigned char *c;
 	size_t clen;
 	uint64_t t0;
@@ -1062,8 +1128,8 @@ verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
 	if ((st = crlf_view(e->parts[0]->raw, e->parts[0]->raw_len, &r->tmp, &c, &clen)) != SM_OK)
 		return st;
 	t0 = metrics_now();
-	st = smime_verify(r->der.data, r->der.len, c, clen, env_store(env),
-	    env->cfg->trust_allow_self_signed, &s->vr, NULL);
+	st = smime_verify_bounded(r->der.data, r->der.len, c, clen, env_store(env),
+	    env->cfg->trust_allow_self_signed, verify_limits(env, &lim), &s->vr, NULL);
 	metrics_observe(METRICS_STAGE_VERIFY, t0);
 	s->verified = st == SM_OK;
 	if (st == SM_ERR_PARSE)
@@ -1077,13 +1143,14 @@ static sm_status
 verify_opaque(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
     const unsigned char *der, size_t n, struct buf *content)
 {
+	struct smime_limits lim;
 	sm_status st;
 
 	uint64_t t0 = metrics_now();
 
 	s->kind = MIME_SMIME_SIGNED_OPAQUE;
-	st = smime_verify(der, n, NULL, 0, env_store(env), env->cfg->trust_allow_self_signed,
-	    &s->vr, content);
+	st = smime_verify_bounded(der, n, NULL, 0, env_store(env),
+	    env->cfg->trust_allow_self_signed, verify_limits(env, &lim), &s->vr, content);
 	metrics_observe(METRICS_STAGE_VERIFY, t0);
 	s->verified = st == SM_OK;
 	if (st == SM_ERR_PARSE)
@@ -1233,6 +1300,8 @@ walk(const struct gw_env *env, struct gw_report *r, bool decrypt)
 	for (;;) {
 		struct gw_sig *s;
 
+		if (budget_spent(env, r))
+			return SM_OK;
 		if (e != NULL) {
 			k = mime_smime_kind(e);
 			if (k == MIME_SMIME_NONE || k == MIME_SMIME_CERTS_ONLY) {
@@ -1384,6 +1453,7 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 	sm_status st;
 
 	memset(r, 0, sizeof(*r));
+	r->cpu_start = clock_cpu_ms();
 	st = mime_parse_message(hdrs, body, len, NULL, &r->root);
 	if (st != SM_OK) {
 		if (st == SM_ERR_NOMEM)
@@ -1395,7 +1465,7 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 	r->kind = mime_smime_kind(r->root);
 	st = walk(env, r, decrypt);
 	settle_signatures(r);
-	if (st != SM_OK)
+	if (st != SM_OK || budget_spent(env, r))
 		return st;
 
 	fromh = mime_headers_get(hdrs, "From");
@@ -1671,13 +1741,46 @@ out:
 	return st;
 }
 
+/* Plaintext goes only where its author's words may go: the signer's
+ * certificate carries the From address (RFC 8551 §3.4), and the envelope
+ * sender is that address too, so any bounce (ours, or a later hop's, with
+ * RET=FULL) returns the plaintext to its author, never to whoever replayed
+ * the envelope. */
+static bool
+author_conversation(const struct gw_msg *m, const struct gw_report *r, char *why, size_t whylen)
+{
+	char sender[320];
+	const char *shown;
+	bool valid, bracket;
+
+	if (r->from[0] == '\0') {
+		snprintf(why, whylen, "no single From address");
+		return false;
+	}
+	if (r->vr.signer == NULL || !x509u_has_address(r->vr.signer, r->from)) {
+		snprintf(why, whylen, "the signer's certificate does not carry the From address %s",
+		    r->from);
+		return false;
+	}
+	valid = m->sender != NULL && addr_normalize(m->sender, sender, sizeof(sender)) == SM_OK;
+	if (!valid || strcmp(sender, r->from) != 0) {
+		shown = valid ? sender : m->sender ? m->sender : "";
+		bracket = shown[0] != '<';
+		snprintf(why, whylen, "the envelope sender %s%s%s is not the From address %s "
+		    "(a bounce must return to the author)", bracket ? "<" : "", shown,
+		    bracket ? ">" : "", r->from);
+		return false;
+	}
+	return true;
+}
+
 /* May the decrypted content replace the message? Only content whose
  * integrity a signature inside the envelope vouches for: an unsigned or
  * broken CBC envelope may be an attacker's splice of someone else's
  * ciphertext (EFAIL's gadget attack), and the recipient would read it as
  * genuine. */
 static bool
-deliverable(const struct gw_report *r, char *why, size_t whylen)
+deliverable(const struct gw_msg *m, const struct gw_report *r, char *why, size_t whylen)
 {
 	if (r->too_deep) {
 		snprintf(why, whylen, "nested deeper than one envelope and two signatures");
@@ -1701,7 +1804,7 @@ deliverable(const struct gw_report *r, char *why, size_t whylen)
 		snprintf(why, whylen, "the signed content is no MIME entity");
 		return false;
 	}
-	return true;
+	return author_conversation(m, r, why, whylen);
 }
 
 static void
@@ -1761,6 +1864,8 @@ out:
 const char *
 gw_report_result(const struct gw_report *r)
 {
+	if (r->over_budget)
+		return "temperror";
 	if (r->is_signed)
 		return ar_result(&r->vr);
 	if (r->have_vr)
@@ -1845,6 +1950,25 @@ gw_count_inbound(const struct config *cfg, const struct gw_report *r, const char
 		    METRICS_DECRYPT_FAILED);
 }
 
+/* The CPU budget ran out: the message passes as received, unjudged, with
+ * smime=temperror (RFC 8601: a later retry may succeed). */
+static sm_status
+inbound_unjudged(const struct config *cfg, const struct gw_report *r, struct gw_result *out)
+{
+	struct buf ar = BUF_INIT;
+	sm_status st = SM_OK;
+
+	buf_printf(&out->summary, "inbound smime=temperror (%s), passed unjudged", r->what);
+	if (cfg->inbound_results_header) {
+		buf_printf(&ar, "%s; smime=temperror", cfg->authserv_id);
+		ar_comment(&ar, r->what);
+		st = buf_cstr(&ar) == NULL ? SM_ERR_NOMEM :
+		    edit_add(out, GW_HDR_INSERT_TOP, "Authentication-Results", 0, buf_cstr(&ar));
+	}
+	buf_free(&ar);
+	return st;
+}
+
 sm_status
 gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out)
 {
@@ -1870,6 +1994,12 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 		gw_report_free(&r);
 		return st;
 	}
+	if (r.over_budget) {
+		gw_count_inbound(cfg, &r, "temperror");
+		st = inbound_unjudged(cfg, &r, out);
+		gw_report_free(&r);
+		return st;
+	}
 	result = gw_report_result(&r);
 	gw_count_inbound(cfg, &r, result);
 	summary_head(&r, &out->summary);
@@ -1881,7 +2011,7 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 	if (r.decrypted && cfg->inbound_decrypt == CFG_DECRYPT_DELIVER) {
 		size_t nedits = out->nedits;
 
-		ok = deliverable(&r, why, sizeof(why));
+		ok = deliverable(m, &r, why, sizeof(why));
 		if (ok && (st = rcpts_can_open(env, m, &r, &ok, why, sizeof(why))) != SM_OK)
 			goto fail;
 		if (ok && (st = deliver_decrypted(m, &r, out)) != SM_OK) {

@@ -160,6 +160,9 @@ struct gw_report {
 	 * delivers. NULL when it is no MIME entity. */
 	const struct mime_entity *content_e;
 	bool too_deep;                 /* S/MIME nested deeper than the bound */
+	bool over_budget;              /* limits.inbound_cpu_ms spent: nothing
+	                                * judged (what says so) */
+	uint64_t cpu_start;            /* clock_cpu_ms() when examining began */
 	bool envelope_in_part;         /* an encrypted part inside a multipart,
 	                                * left closed */
 	char structure[200];           /* "enveloped-data > signed-detached >

@@ -2,7 +2,7 @@
 # contrib/bench/bench.sh — throughput, latency, CPU and memory benchmark of
 # smime-milter through a real Postfix on loopback (issue 5, contrib/bench/).
 #
-#   contrib/bench/bench.sh [--quick] [--scenarios a,b,c,d,e] [--sockets unix,inet]
+#   contrib/bench/bench.sh [--quick] [--scenarios a,b,c,d,e,x] [--sockets unix,inet]
 #                          [--report FILE] [--keep]
 #
 # smtp-source -> private Postfix (smtpd + milter) -> smtp-sink, all on
@@ -15,6 +15,8 @@
 #   d  smime-milter inbound harvest     messages signed by bob@partner.example
 #   e  OpenDKIM signing, RSA-2048       plain text, outbound (when installed)
 #   f  sign-only, metrics endpoint on   as b, scraped once a second (curl)
+#   x  adversarial inbound messages     signatures built to burn CPU and memory,
+#                                       one at a time (contrib/bench/adversarial.sh)
 #
 # Every number counts only messages that arrived at the sink; a sample of
 # each run is checked for what the scenario should have done (signed,
@@ -33,7 +35,7 @@ E2E_NAME=bench
 # ------------------------------------------------------------ options
 
 MODE=full
-SCENARIOS=a,e,b,f,c,d
+SCENARIOS=a,e,b,f,c,d,x
 SOCKETS=unix,inet
 REPORT=
 CMDLINE="contrib/bench/bench.sh${*:+ $*}"
@@ -60,8 +62,14 @@ while [ $# -gt 0 ]; do
 	shift
 done
 SCENARIOS=$(echo "$SCENARIOS" | tr ',' ' ')
+# x runs on its own (its own Postfix and milter, after the others).
+ADVERSARIAL=
+case " $SCENARIOS " in *" x "*) ADVERSARIAL=1; SCENARIOS=$(echo " $SCENARIOS " | sed 's/ x / /') ;; esac
 SOCKETS=$(echo "$SOCKETS" | tr ',' ' ')
 [ -n "$REPORT" ] || REPORT=$SMIME_TOP/build/bench/report-$MODE.txt
+if [ -n "$ADVERSARIAL" ] && [ -z "$(echo $SCENARIOS)" ]; then
+	exec sh "$SMIME_TOP/contrib/bench/adversarial.sh" --report "${REPORT%.txt}-adversarial.txt"
+fi
 
 # Message counts: each 16-session run takes a few seconds on the reference
 # machine (2 cores); --quick keeps the whole run under two minutes.
@@ -1136,5 +1144,13 @@ LOAD_END=$(cut -d ' ' -f 1-3 /proc/loadavg)
 mkdir -p "$(dirname "$REPORT")"
 print_report | tee "$REPORT"
 cp "$RESULTS" "${REPORT%.txt}.tsv"
+if [ -n "$ADVERSARIAL" ]; then
+	say "scenario x: adversarial inbound messages (contrib/bench/adversarial.sh)"
+	SMIME_TOP=$SMIME_TOP sh "$SMIME_TOP/contrib/bench/adversarial.sh" \
+		--report "${REPORT%.txt}-adversarial.txt" >"$E2E_DIR/adversarial.log" 2>&1 ||
+		say "scenario x: a message missed its goal, or the run failed ($E2E_DIR/adversarial.log)"
+	echo
+	cat "${REPORT%.txt}-adversarial.txt" 2>/dev/null | tee -a "$REPORT"
+fi
 echo
 echo "report: $REPORT (raw values: ${REPORT%.txt}.tsv); $(($(date +%s) - BENCH_START)) s"

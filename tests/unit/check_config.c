@@ -103,6 +103,10 @@ START_TEST(the_defaults_match_the_design)
 	ck_assert_int_eq(c->inbound_decrypt, CFG_DECRYPT_HARVEST);
 	ck_assert_uint_eq(c->n_policy, 0);
 	ck_assert_uint_eq(c->max_message_size, 52428800);
+	ck_assert_uint_eq(c->inbound_cpu_ms, 2000);
+	ck_assert_uint_eq(c->max_signers, 4);
+	ck_assert_uint_eq(c->max_certs, 50);
+	ck_assert_uint_eq(c->max_digest_algorithms, 16);
 	ck_assert_uint_eq(c->spool_threshold, 1048576);
 	ck_assert_ptr_nonnull(c->authserv_id);
 	config_unref(c);
@@ -236,6 +240,10 @@ static const struct bad_case {
 	  "F:1: internal_hosts: expected an IPv4 or IPv6 address or network (192.0.2.0/24, 2001:db8::/32); got \"localhost\"\n" },
 	{ "limits = { max_message_size = 100; };\n",
 	  "F:1: limits.max_message_size: expected a number from 65536 to 2147483648; got 100\n" },
+	{ "limits = { max_signers = 0; };\n",
+	  "F:1: limits.max_signers: expected a number from 1 to 64; got 0\n" },
+	{ "limits = { inbound_cpu_ms = 5; };\n",
+	  "F:1: limits.inbound_cpu_ms: expected a number from 10 to 600000; got 5\n" },
 	{ "limits = { max_message_size = 1048576; spool_threshold = 2097152; };\n",
 	  "F:1: limits.spool_threshold: must not exceed limits.max_message_size (1048576)\n" },
 	{ "trust = { ca_file = \"/nonexistent/ca.pem\"; };\n",
