@@ -19,7 +19,7 @@ O         ?= build
 BINDIR    ?= milter
 SAN       ?=
 
-PKGS      := libcrypto libconfig sqlite3 libidn2 ldap libunbound
+PKGS      := libcrypto libconfig sqlite3 libidn2 libcurl ldap libunbound
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 XCFLAGS   := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
@@ -44,7 +44,7 @@ LIB_SRCS  := $(sort $(wildcard lib/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
 LIB_A     := $(O)/libsmime.a
 MILTER_OBJS := $(O)/milter/smime-milter.o $(O)/milter/callbacks.o $(O)/milter/observe.o
-CTL_OBJS  := $(O)/milter/smimectl.o $(O)/milter/smimectl_util.o $(O)/milter/smimectl_cert.o $(O)/milter/smimectl_key.o $(O)/milter/smimectl_inspect.o $(O)/milter/smimectl_check.o $(O)/milter/smimectl_observe.o
+CTL_OBJS  := $(O)/milter/smimectl.o $(O)/milter/smimectl_util.o $(O)/milter/smimectl_cert.o $(O)/milter/smimectl_key.o $(O)/milter/smimectl_inspect.o $(O)/milter/smimectl_check.o $(O)/milter/smimectl_observe.o $(O)/milter/smimectl_revocation.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
 TESTUTIL  := $(O)/tests/unit/testutil.o

@@ -52,6 +52,7 @@ static const char *const format_names[] = { "detached", "opaque", NULL };
 static const char *const on_error_names[] = { "tempfail", "accept", NULL };
 static const char *const decrypt_names[] = { "off", "harvest", "deliver", NULL };
 static const char *const backend_names[] = { "sqlite", NULL };
+static const char *const rev_check_names[] = { "off", "soft", "hard", NULL };
 static const char *const unauth_names[] = { "reject", "unsigned", NULL };
 
 #define OUT(f) offsetof(struct cfg_outbound, f)
@@ -129,6 +130,15 @@ static const struct schema discovery_schema[] = {
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
+#define REV(f) offsetof(struct cfg_revocation, f)
+static const struct schema revocation_schema[] = {
+	{ "check", T_ENUM, REV(check), "soft", 0, 0, rev_check_names, NULL, C_NONE, 0, 0 },
+	{ "grace_days", T_INT, REV(grace_days), "3", 0, 3650, NULL, NULL, C_NONE, 0, 0 },
+	{ "timeout_ms", T_INT, REV(timeout_ms), "2000", 100, 60000, NULL, NULL, C_NONE, 0, 0 },
+	{ "proxy", T_STR, REV(proxy), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
 #define MIB (1024LL * 1024)
 static const struct schema limits_schema[] = {
 	{ "max_message_size", T_INT, CFG(max_message_size), "52428800", 64 * 1024, 2048 * MIB, NULL, NULL, C_NONE, 0, 0 },
@@ -163,6 +173,7 @@ static const struct schema top_schema[] = {
 	{ "inbound", T_GROUP, 0, NULL, 0, 0, NULL, inbound_schema, C_NONE, 0, 0 },
 	{ "policy", T_POLICY, 0, NULL, 0, 0, NULL, policy_schema, C_NONE, 0, 0 },
 	{ "limits", T_GROUP, 0, NULL, 0, 0, NULL, limits_schema, C_NONE, 0, 0 },
+	{ "revocation", T_GROUP, CFG(revocation), NULL, 0, 0, NULL, revocation_schema, C_NONE, 0, 0 },
 	{ "log_debug", T_BOOL, CFG(log_debug), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
 	{ "discovery", T_GROUP, 0, NULL, 0, 0, NULL, discovery_schema, C_NONE, 0, 0 },
 	{ "metrics", T_GROUP, 0, NULL, 0, 0, NULL, metrics_schema, C_NONE, 0, 0 },
@@ -430,6 +441,45 @@ static void load_group(struct loadctx *lc, config_setting_t *grp, const struct s
     char *base, const char *prefix, struct config *cfg);
 static void load_list(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
     const char *path);
+static void load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
+    const char *path, struct config *cfg);
+
+/* Members a rule's revocation group leaves out, until rev_inherit fills
+ * them from the global group (which may come later in the file). */
+#define REV_UNSET_INT UINT64_MAX
+#define REV_UNSET_CHECK (-1)
+
+static void
+rule_revocation(struct loadctx *lc, struct cfg_policy *r, config_setting_t *m, const char *path)
+{
+	const struct schema e = { "revocation", T_GROUP, 0, NULL, 0, 0, NULL, revocation_schema,
+		C_NONE, 0, 0 };
+
+	r->has_rev = true;
+	*(int *)&r->rev.check = REV_UNSET_CHECK;
+	r->rev.grace_days = r->rev.timeout_ms = REV_UNSET_INT;
+	load_one(lc, &e, m, (char *)&r->rev, path, NULL);
+}
+
+static void
+rev_inherit(struct loadctx *lc, struct config *c)
+{
+	for (size_t i = 0; i < c->n_policy; i++) {
+		struct cfg_revocation *rv = &c->policy[i].rev;
+
+		if (!c->policy[i].has_rev)
+			continue;
+		if (*(int *)&rv->check == REV_UNSET_CHECK)
+			rv->check = c->revocation.check;
+		if (rv->grace_days == REV_UNSET_INT)
+			rv->grace_days = c->revocation.grace_days;
+		if (rv->timeout_ms == REV_UNSET_INT)
+			rv->timeout_ms = c->revocation.timeout_ms;
+		if (rv->proxy == NULL && c->revocation.proxy &&
+		    (rv->proxy = strdup(c->revocation.proxy)) == NULL)
+			lc->oom = 1;
+	}
+}
 
 /* Read one setting into its field. path is the dotted key for messages. */
 static void
@@ -600,6 +650,8 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 						load_one(lc, o, m, (char *)&r->o, kpath, NULL);
 						r->set |= o->setbit;
 					}
+				if (strcmp(name, "revocation") == 0)
+					rule_revocation(lc, r, m, kpath);
 			}
 			if ((config_setting_get_member(el, "recipient") == NULL) ==
 			    (config_setting_get_member(el, "sender") == NULL))
@@ -679,8 +731,9 @@ load_group(struct loadctx *lc, config_setting_t *grp, const struct schema *tab, 
 			snprintf(path, sizeof(path), "%s", name);
 		if (e == NULL) {
 			/* policy rules may also carry outbound keys */
-			if (tab == policy_schema && schema_find(outbound_schema, name) &&
-			    schema_find(outbound_schema, name)->setbit)
+			if (tab == policy_schema && ((schema_find(outbound_schema, name) &&
+			    schema_find(outbound_schema, name)->setbit) ||
+			    strcmp(name, "revocation") == 0))
 				continue;
 			lc_error(lc, config_setting_source_line(s), path, "unknown key");
 			continue;
@@ -752,7 +805,9 @@ config_free(struct config *c)
 		free(c->policy[i].recipient);
 		free(c->policy[i].sender);
 		outbound_free(&c->policy[i].o);
+		free(c->policy[i].rev.proxy);
 	}
+	free(c->revocation.proxy);
 	free(c->policy);
 	for (size_t i = 0; i < c->n_discovery_ldap; i++) {
 		struct cfg_ldap *l = &c->discovery_ldap[i];
@@ -830,6 +885,7 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 		return SM_ERR_NOMEM;
 	}
 	load_group(&lc, config_root_setting(&cf), top_schema, (char *)c, "", c);
+	rev_inherit(&lc, c);
 
 	/* Checks across keys. */
 	if (c->spool_threshold > c->max_message_size) {
@@ -897,6 +953,11 @@ keys_collect(const struct schema *tab, const char *prefix, const char **out, siz
 						out[*n] = names[*n];
 						(*n)++;
 					}
+			if (tab->type == T_POLICY && *n < 127) {
+				snprintf(names[*n], sizeof(names[0]), "policy.revocation");
+				out[*n] = names[*n];
+				(*n)++;
+			}
 			continue;
 		}
 		if (*n >= 127)
@@ -994,6 +1055,37 @@ config_outbound_for(const struct config *cfg, const char *sender, const char *rc
 			*rule_line = r->line;
 		return;
 	}
+}
+
+const struct cfg_revocation *
+config_revocation_for(const struct config *cfg, const char *sender, const char *rcpt)
+{
+	for (size_t i = 0; i < cfg->n_policy; i++) {
+		const struct cfg_policy *r = &cfg->policy[i];
+
+		if (!(rule_matches(r->recipient, rcpt) || rule_matches(r->sender, sender)))
+			continue;
+		return r->has_rev ? &r->rev : &cfg->revocation;
+	}
+	return &cfg->revocation;
+}
+
+const char *
+config_rev_check_name(enum cfg_rev_check c)
+{
+	return rev_check_names[c];
+}
+
+char *
+config_revocation_store(const struct config *cfg)
+{
+	struct buf b = BUF_INIT;
+
+	if (buf_printf(&b, "%s.revocation", cfg->cache_path) != SM_OK) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
 }
 
 bool

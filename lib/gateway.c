@@ -29,6 +29,8 @@
 #include "keycache.h"
 #include "keystore.h"
 #include "log.h"
+#include "revstore.h"
+#include "revworker.h"
 #include "metrics.h"
 #include "refusals.h"
 #include "smime.h"
@@ -156,15 +158,20 @@ struct rcpt_key {
 };
 
 static sm_status
-lookup_rcpt(const struct gw_env *env, const char *addr, struct rcpt_key *rk)
+lookup_rcpt(const struct gw_env *env, const char *sender, const char *addr,
+    struct rcpt_key *rk)
 {
+	/* Revocation: the selection rule's last usability condition. */
+	struct revstore_hook_arg ra = { env->rs, config_revocation_for(env->cfg, sender, addr) };
+	struct kc_hook hook = { revstore_hook, &ra };
 	sm_status st;
 	uint64_t t0 = metrics_now();
 
 	memset(rk, 0, sizeof(*rk));
 	snprintf(rk->addr, sizeof(rk->addr), "%s", addr);
-	st = keycache_select(env->kc, addr, env_store(env), env->cfg->trust_allow_self_signed,
-	    &rk->cert, &rk->caps, rk->reason, sizeof(rk->reason));
+	st = keycache_select_hook(env->kc, addr, env_store(env),
+	    env->cfg->trust_allow_self_signed, env->rs ? &hook : NULL, &rk->cert, &rk->caps,
+	    rk->reason, sizeof(rk->reason));
 	metrics_observe(METRICS_STAGE_RCPT_LOOKUP, t0);
 	if (st == SM_ERR_NOKEY || st == SM_ERR_PARSE || (st == SM_OK && rk->cert == NULL)) {
 		if (rk->reason[0] == '\0')
@@ -192,7 +199,7 @@ rcpt_discover(const struct gw_env *env, const char *s, const char *r, struct rcp
 		return st;
 	if (d->result == DISC_FOUND) {
 		X509_free(rk->cert);
-		return lookup_rcpt(env, r, rk);
+		return lookup_rcpt(env, s, r, rk);
 	}
 	if (d->result == DISC_NOT_FOUND) {
 		size_t o = strlen(rk->reason);
@@ -260,7 +267,7 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 	}
 	if (st != SM_OK)
 		return st;
-	if ((st = lookup_rcpt(env, r, &rk)) != SM_OK ||
+	if ((st = lookup_rcpt(env, s, r, &rk)) != SM_OK ||
 	    (rk.cert == NULL && (st = rcpt_discover(env, s, r, &rk, &disc)) != SM_OK)) {
 		X509_free(rk.cert);
 		return st;
@@ -417,6 +424,24 @@ outbound_free(struct outbound *o)
 	buf_free(&o->inner);
 	buf_free(&o->subject);
 	sk_X509_free(o->rcpt_certs);
+}
+
+/* Our own signing certificate: queued for the revocation worker like any
+ * other; a revoked one still signs (the key is ours, and refusing mail
+ * would not help), but every message says so in the log, for the admin to
+ * import the renewed key. */
+static void
+own_revocation(const struct gw_env *env, const char *qid, const char *from,
+    const struct keystore_key *k)
+{
+	struct cfg_revocation soft = env->cfg->revocation;
+	char why[KC_REASON_SIZE];
+
+	if (env->rs == NULL || soft.check == CFG_REV_OFF || k == NULL || k->cert == NULL)
+		return;
+	soft.check = CFG_REV_SOFT;
+	if (!revstore_usable(env->rs, &soft, k->cert, k->chain, clock_now(), why, sizeof(why)))
+		log_qid(LOG_WARNING, qid, "signing as %s with a revoked certificate: %s", from, why);
 }
 
 /* Sign the canonical entity into newhdrs/newbody. */
@@ -631,8 +656,10 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 
 		if (recipient_classify(cfg, sender, m->rcpts[i], r, sizeof(r), why, sizeof(why)) != SM_OK)
 			snprintf(r, sizeof(r), "%s", m->rcpts[i]);
-		if ((st = lookup_rcpt(env, r, &o.rk[i])) != SM_OK)
+		if ((st = lookup_rcpt(env, sender, r, &o.rk[i])) != SM_OK)
 			goto fail;
+		if (o.rk[i].cert == NULL && strstr(o.rk[i].reason, "revo") != NULL)
+			log_qid(LOG_NOTICE, m->qid, "not encrypted to %s: %s", r, o.rk[i].reason);
 		o.nrk++;
 		o.pr[i].addr = o.rk[i].addr;
 		o.pr[i].lk.has_cert = o.rk[i].cert != NULL;
@@ -691,6 +718,8 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 			sign = false;
 		}
 	}
+	if (sign)
+		own_revocation(env, m->qid, o.from, signer);
 	if (!sign && !encrypt) {
 		buf_printf(&out->summary, "outbound unchanged (%s) rcpts=%zu",
 		    existing != MIME_SMIME_NONE ? "signed by the client" : "nothing to do", m->nrcpts);
@@ -1250,6 +1279,35 @@ judge(const struct gw_env *env, const char *from, const struct smime_verify_resu
 	return harvest_judge(&hi, hv);
 }
 
+/* A signer whose certificate is revoked (by the stored result, or by a
+ * CRL the message itself carries) fails verification and is never
+ * harvested. Only "revoked" counts here: an unknown status harvests (the
+ * outbound selection applies soft or hard later), and the signer is
+ * queued for the worker. */
+static void
+signer_revocation(const struct gw_env *env, struct smime_verify_result *vr,
+    struct harvest_verdict *hv)
+{
+	struct cfg_revocation soft = env->cfg->revocation;
+	char why[KC_REASON_SIZE];
+	time_t now = clock_now();
+
+	if (env->rs == NULL || vr->signer == NULL || soft.check == CFG_REV_OFF)
+		return;
+	if (vr->crls != NULL)
+		revworker_mail_crls(env->rs, vr->crls, vr->certs, vr->signer, now);
+	soft.check = CFG_REV_SOFT;
+	if (revstore_usable(env->rs, &soft, vr->signer, vr->certs, now, why, sizeof(why)))
+		return;
+	vr->status = SMIME_VERIFY_REVOKED;
+	snprintf(vr->reason, sizeof(vr->reason), "signer %s", why);
+	if (hv != NULL) {
+		hv->harvest = false;
+		hv->cert = NULL;
+		snprintf(hv->reason, sizeof(hv->reason), "signer %s", why);
+	}
+}
+
 /* Move the signatures found while walking into the report: the innermost
  * one (over the content) into vr, one around it into outer. */
 static void
@@ -1475,10 +1533,14 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 	    (st = judge(env, r->from, &r->vr, &r->judged, &r->hv, r->harvest_note,
 		 sizeof(r->harvest_note))) != SM_OK)
 		return st;
+	if (r->is_signed && r->vr.signature_ok)
+		signer_revocation(env, &r->vr, r->judged ? &r->hv : NULL);
 	if (r->have_outer && r->outer.verified && r->outer.vr.signature_ok &&
 	    (st = judge(env, r->from, &r->outer.vr, &r->outer.judged, &r->outer.hv,
 		 r->outer.harvest_note, sizeof(r->outer.harvest_note))) != SM_OK)
 		return st;
+	if (r->have_outer && r->outer.verified && r->outer.vr.signature_ok)
+		signer_revocation(env, &r->outer.vr, r->outer.judged ? &r->outer.hv : NULL);
 	return SM_OK;
 }
 
@@ -1488,6 +1550,8 @@ ar_result(const struct smime_verify_result *vr)
 {
 	if (vr->status == SMIME_VERIFY_OK)
 		return "pass";
+	if (vr->status == SMIME_VERIFY_REVOKED)
+		return "fail";
 	if (!vr->signature_ok) {
 		if (vr->status == SMIME_VERIFY_MALFORMED ||
 		    vr->status == SMIME_VERIFY_UNSUPPORTED_ALGORITHM ||

@@ -36,6 +36,7 @@ struct gw_env {
 	struct keystore *ks;
 	struct keycache *kc;
 	struct discover *disc;  /* key discovery at RCPT; NULL: off */
+	struct revstore *rs;  /* revocation results; NULL: not checked */
 	struct refusals *rf;   /* refusal log; NULL: not kept */
 };
 

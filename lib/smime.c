@@ -316,6 +316,7 @@ smime_verify_status_name(enum smime_verify_status s)
 	case SMIME_VERIFY_UNSUPPORTED_ALGORITHM: return "unsupported-algorithm";
 	case SMIME_VERIFY_MALFORMED: return "malformed";
 	case SMIME_VERIFY_NO_SIGNER: return "no-signer";
+	case SMIME_VERIFY_REVOKED: return "revoked";
 	}
 	return "unknown";
 }
@@ -1336,6 +1337,7 @@ smime_verify_bounded(const unsigned char *der, size_t n,
 	}
 	st = SM_ERR_NOMEM;
 	res->certs = CMS_get1_certs(cms);
+	res->crls = CMS_get1_crls(cms);
 	if (res->certs == NULL && (res->certs = sk_X509_new_null()) == NULL)
 		goto done;
 	sis = CMS_get0_SignerInfos(cms);
@@ -1534,6 +1536,8 @@ smime_verify_result_free(struct smime_verify_result *res)
 	X509_free(res->signer);
 	X509_free(res->enc_pref);
 	sk_X509_pop_free(res->certs, X509_free);
+	sk_X509_CRL_pop_free(res->crls, X509_CRL_free);
+	res->crls = NULL;
 	res->signer = NULL;
 	res->enc_pref = NULL;
 	res->certs = NULL;

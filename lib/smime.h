@@ -98,6 +98,9 @@ enum smime_verify_status {
 	SMIME_VERIFY_MALFORMED,            /* not a parseable SignedData */
 	SMIME_VERIFY_NO_SIGNER,            /* no SignerInfo, or its certificate is
 	                                      not in the message */
+	SMIME_VERIFY_REVOKED,              /* the signer's certificate is revoked
+	                                      (set by the gateway from the
+	                                      revocation store, never by smime.c) */
 };
 
 struct smime_verify_result {
@@ -112,6 +115,7 @@ struct smime_verify_result {
 	enum smime_verify_status chain_status;
 	X509 *signer;            /* the signer's certificate (owned) */
 	STACK_OF(X509) *certs;   /* every certificate in the SignedData (owned) */
+	STACK_OF(X509_CRL) *crls; /* every CRL in the SignedData, NULL none (owned) */
 	int digest_nid;          /* NID of the signer's digest algorithm */
 	time_t signing_time;     /* signingTime attribute, 0 when absent */
 	caps_t caps;             /* sMIMECapabilities; CAP_KNOWN when present */

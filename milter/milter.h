@@ -20,6 +20,7 @@ struct runtime {
 	struct keystore *ks;
 	struct keycache *kc;
 	struct discover *disc;
+	struct revstore *rs;
 	struct refusals *rf;      /* refusal log (NULL when it cannot open) */
 	struct gw_env env;
 	int refs;

@@ -35,7 +35,7 @@ E2E_NAME=bench
 # ------------------------------------------------------------ options
 
 MODE=full
-SCENARIOS=a,e,b,f,c,d,x
+SCENARIOS=a,e,b,f,c,g,d,x
 SOCKETS=unix,inet
 REPORT=
 CMDLINE="contrib/bench/bench.sh${*:+ $*}"
@@ -194,6 +194,7 @@ scen() {
 	d) S_KIND=smime S_DIR=in S_GEN=signed S_FROM=$BOB S_TO=$ALICE S_EXPECT=smime-pass S_TITLE="inbound harvest" ;;
 	e) S_KIND=dkim S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=dkim S_TITLE="OpenDKIM sign" ;;
 	f) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=signed S_TITLE="sign-only+metrics" ;;
+	g) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt+revocation" ;;
 	*) fail "unknown scenario $1" ;;
 	esac
 }
@@ -212,7 +213,10 @@ metrics = { listen = \"inet:$(iget MPORT "$2")@127.0.0.1\"; };" ;;
 	# port where nothing listens: a cache hit must never reach it
 	# (keys_parsed_once counts connect() calls to it).
 	c) _sc_pol="outbound = { sign = true; trusted_relays = [ \"127.0.0.1\" ]; encrypt = \"required\"; cipher = \"auto\"; };
+revocation = { check = \"off\"; };
 discovery = { ldap = ( { domains = [ \"@partner.example\" ]; uri = \"ldap://127.0.0.1:$DISC_PORT/\"; } ); };" ;;
+	g) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "required"; cipher = "auto"; };
+revocation = { check = "hard"; grace_days = 0; };' ;;
 	d) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "opportunistic"; };' ;;
 	esac
 	mkdir -p "$E2E_DIR/state/$2"
@@ -395,7 +399,7 @@ use_instance() {
 # (cache_harvest_fallback); the sample check tells whether that worked.
 PRELOAD=
 cache_preload() {
-	[ "$1" = c ] || return 0
+	case $1 in c | g) ;; *) return 0 ;; esac
 	# The certificate with its chain (mkpki.sh issues from an intermediate;
 	# the cache keeps what it needs to find the chain to the trust anchor).
 	cat "$PKI/bob.crt" >"$E2E_DIR/state/bob-chain.pem"
@@ -410,7 +414,24 @@ cache_preload() {
 		PRELOAD=harvest
 		say "  c: 'smimectl cert import --force' failed ($(head -n 1 "$E2E_DIR/log/import.out")); offering bob's certificate in a signed inbound message instead"
 	fi
+	[ "$1" = g ] && revocation_preload "$2"
 	return 0
+}
+
+# revocation_preload CONF — scenario g: a good answer for bob's certificate
+# in the revocation store, valid for a day. hard with grace_days = 0 encrypts
+# only with that answer (the sample check shows it), so the run measures
+# the hot path reading a cached result. bob's certificate names no
+# responder: `revocation refresh` queues it, the answer is written here.
+revocation_preload() {
+	"$SMIME_BINDIR/smimectl" -c "$1" revocation refresh "$BOB" >>"$E2E_DIR/log/import.out" 2>&1 ||
+		say "  g: smimectl revocation refresh failed: $(tail -n 1 "$E2E_DIR/log/import.out")"
+	_rp_now=$(date +%s)
+	sqlite3 "$(sed -n 's/^cache = .*path = "\(.*\)"; };$/\1/p' "$1").revocation" \
+		"UPDATE rev_status SET status = 1, source = 1, this_update = $_rp_now,
+		 next_update = $((_rp_now + 86400)), checked_at = $_rp_now, unknown_since = 0,
+		 due = $((_rp_now + 86400)), last_error = '';" >>"$E2E_DIR/log/import.out" 2>&1 ||
+		say "  g: cannot write bob's revocation answer: $(tail -n 1 "$E2E_DIR/log/import.out")"
 }
 
 cache_harvest_fallback() {
@@ -994,6 +1015,10 @@ print_report() {
 	for _z in $SIZES; do
 		goal "CPU/msg: sign+encrypt / OpenDKIM at $(size_label "$_z")" \
 			"$(ratio "$(cpu "c.unix.$_z")" "$(cpu "e.unix.$_z")")" "<=" 1.5 x c:unix e:unix
+	done
+	for _z in $SIZES; do
+		goal "CPU/msg: sign+encrypt, revocation cached / off, $(size_label "$_z")" \
+			"$(ratio "$(cpu "g.unix.$_z")" "$(cpu "c.unix.$_z")")" "<=" 1.05 x g:unix c:unix
 	done
 	for _z in $SIZES; do
 		goal "CPU/msg: sign-only with metrics scraped / without, $(size_label "$_z")" \

@@ -335,6 +335,39 @@ START_TEST(policy_rules_match_first_by_address_or_domain)
 }
 END_TEST
 
+START_TEST(a_rule_revocation_group_inherits_what_it_leaves_out)
+{
+	struct config *c = NULL;
+	const struct cfg_revocation *r;
+	char *errs = load_errors(
+	    "policy = (\n"
+	    "  { recipient = \"@partner.example\"; revocation = { check = \"hard\"; }; },\n"
+	    "  { recipient = \"@other.example\"; encrypt = \"required\"; }\n"
+	    ");\n"
+	    "revocation = { grace_days = 5; timeout_ms = 900; proxy = \"http://127.0.0.1:3128\"; };\n",
+	    &c);
+
+	ck_assert_msg(c != NULL, "got errors %s", errs);
+	r = config_revocation_for(c, "alice@org.example", "bob@partner.example");
+	ck_assert_int_eq(r->check, CFG_REV_HARD);
+	ck_assert_int_eq(r->grace_days, 5);  /* the global group came later in the file */
+	ck_assert_int_eq(r->timeout_ms, 900);
+	ck_assert_str_eq(r->proxy, "http://127.0.0.1:3128");
+	/* A matching rule without a group, and no rule: the global group. */
+	ck_assert_ptr_eq(config_revocation_for(c, "alice@org.example", "x@other.example"), &c->revocation);
+	ck_assert_ptr_eq(config_revocation_for(c, "alice@org.example", "x@third.example"), &c->revocation);
+	ck_assert_int_eq(c->revocation.check, CFG_REV_SOFT);
+	config_unref(c);
+	free(errs);
+	errs = load_errors("policy = ( { recipient = \"@p.example\"; revocation = { check = \"strict\"; grace = 1; }; } );\n",
+	    NULL);
+	ck_assert_str_eq(errs,
+	    "F:1: policy[1].revocation.check: expected one of off, soft, hard; got \"strict\"\n"
+	    "F:1: policy[1].revocation.grace: unknown key\n");
+	free(errs);
+}
+END_TEST
+
 START_TEST(the_key_list_covers_every_group)
 {
 	const char *const *k = config_keys();
@@ -378,6 +411,7 @@ config_suite(void)
 	    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, a_missing_file_is_an_error);
 	tcase_add_test(tc, policy_rules_match_first_by_address_or_domain);
+	tcase_add_test(tc, a_rule_revocation_group_inherits_what_it_leaves_out);
 	tcase_add_test(tc, the_key_list_covers_every_group);
 	tcase_add_test(tc, a_reference_keeps_the_configuration_alive);
 	suite_add_tcase(s, tc);
