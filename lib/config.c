@@ -23,9 +23,10 @@
 #include "buf.h"
 #include "sender.h"
 
-enum sch_type { T_BOOL, T_STR, T_INT, T_ENUM, T_STRLIST, T_MODE, T_GROUP, T_POLICY };
+enum sch_type { T_BOOL, T_STR, T_INT, T_ENUM, T_STRLIST, T_MODE, T_GROUP, T_POLICY,
+	T_LIST /* a list of groups: array at off, count at count_off, element size in max */ };
 enum sch_check { C_NONE, C_SOCKET, C_AUTHSERV, C_DOMAINS, C_CIDRS, C_NONEMPTY,
-	C_FILE_EXISTS, C_RULE_ADDR, C_HEADER_NAME };
+	C_FILE_EXISTS, C_RULE_ADDR, C_HEADER_NAME, C_LDAP_FILTER };
 
 struct schema {
 	const char *name;
@@ -105,6 +106,33 @@ static const struct schema inbound_schema[] = {
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
+#define LDAP(f) offsetof(struct cfg_ldap, f)
+static const struct schema ldap_schema[] = {
+	{ "domains", T_STRLIST, LDAP(domains), NULL, 0, 0, NULL, NULL, C_RULE_ADDR, 0, LDAP(n_domains) },
+	{ "uri", T_STR, LDAP(uri), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "base", T_STR, LDAP(base), "", 0, 0, NULL, NULL, C_NONE, 0, 0 },
+	{ "filter", T_STR, LDAP(filter), "(mail=%s)", 0, 0, NULL, NULL, C_LDAP_FILTER, 0, 0 },
+	{ "bind_dn", T_STR, LDAP(bind_dn), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "password_file", T_STR, LDAP(password_file), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
+static const struct schema smimea_schema[] = {
+	{ "enabled", T_BOOL, CFG(smimea_enabled), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
+	{ "resolver", T_STR, CFG(smimea_resolver), "127.0.0.1", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "trust_anchor_file", T_STR, CFG(smimea_trust_anchor_file), "/usr/share/dns/root.key", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "stub_zone", T_STR, CFG(smimea_stub_zone), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
+static const struct schema discovery_schema[] = {
+	{ "budget_ms", T_INT, CFG(discovery_budget_ms), "300", 10, 60000, NULL, NULL, C_NONE, 0, 0 },
+	{ "negative_ttl", T_INT, CFG(discovery_negative_ttl), "3600", 0, 7 * 86400, NULL, NULL, C_NONE, 0, 0 },
+	{ "ldap", T_LIST, CFG(discovery_ldap), NULL, 0, (long long)sizeof(struct cfg_ldap), NULL, ldap_schema, C_NONE, 0, CFG(n_discovery_ldap) },
+	{ "smimea", T_GROUP, 0, NULL, 0, 0, NULL, smimea_schema, C_NONE, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
 #define REV(f) offsetof(struct cfg_revocation, f)
 static const struct schema revocation_schema[] = {
 	{ "check", T_ENUM, REV(check), "soft", 0, 0, rev_check_names, NULL, C_NONE, 0, 0 },
@@ -150,6 +178,7 @@ static const struct schema top_schema[] = {
 	{ "limits", T_GROUP, 0, NULL, 0, 0, NULL, limits_schema, C_NONE, 0, 0 },
 	{ "revocation", T_GROUP, CFG(revocation), NULL, 0, 0, NULL, revocation_schema, C_NONE, 0, 0 },
 	{ "log_debug", T_BOOL, CFG(log_debug), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
+	{ "discovery", T_GROUP, 0, NULL, 0, 0, NULL, discovery_schema, C_NONE, 0, 0 },
 	{ "metrics", T_GROUP, 0, NULL, 0, 0, NULL, metrics_schema, C_NONE, 0, 0 },
 	{ "warn_expiry_days", T_INT, CFG(warn_expiry_days), "30", 0, 3650, NULL, NULL, C_NONE, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
@@ -295,6 +324,14 @@ check_value(enum sch_check c, const char *v, char *msg, size_t len)
 			if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == ':')
 				return "not a valid header field name";
 		return NULL;
+	case C_LDAP_FILTER: {
+		const char *p = strstr(v, "%s");
+
+		if (v[0] != '(' || p == NULL || strchr(p + 2, '%') != NULL ||
+		    memchr(v, '%', (size_t)(p - v)) != NULL)
+			return "expected an LDAP filter in parentheses with exactly one %s";
+		return NULL;
+	}
 	}
 	return NULL;
 }
@@ -398,12 +435,15 @@ apply_default(struct loadctx *lc, const struct schema *e, char *base)
 			apply_default(lc, s, base + e->off);
 		break;
 	case T_POLICY:
+	case T_LIST:
 		break;
 	}
 }
 
 static void load_group(struct loadctx *lc, config_setting_t *grp, const struct schema *tab,
     char *base, const char *prefix, struct config *cfg);
+static void load_list(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
+    const char *path);
 static void load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
     const char *path, struct config *cfg);
 
@@ -570,6 +610,9 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 		}
 		load_group(lc, s, e->sub, base + e->off, path, cfg);
 		return;
+	case T_LIST:
+		load_list(lc, e, s, base, path);
+		return;
 	case T_POLICY: {
 		int n = config_setting_length(s);
 
@@ -620,6 +663,47 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 		}
 		return;
 	}
+	}
+}
+
+/* A list of groups ( { … }, … ), each read with e->sub into an element of
+ * e->max bytes (defaults applied first). */
+static void
+load_list(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
+    const char *path)
+{
+	int n = config_setting_length(s);
+	size_t *count = (size_t *)(base + e->count_off);
+	char **arr = (char **)(base + e->off);
+
+	if (config_setting_type(s) != CONFIG_TYPE_LIST) {
+		lc_error(lc, config_setting_source_line(s), path,
+		    "expected a list of groups ( { … }, … ); got %s", type_name(config_setting_type(s)));
+		return;
+	}
+	if ((*arr = calloc((size_t)n + 1, (size_t)e->max)) == NULL) {
+		lc->oom = 1;
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
+		char *item = *arr + (size_t)i * (size_t)e->max;
+		char ipath[128];
+
+		snprintf(ipath, sizeof(ipath), "%s[%d]", path, i + 1);
+		(*count)++;
+		for (const struct schema *m = e->sub; m->name; m++)
+			apply_default(lc, m, item);
+		if (config_setting_type(el) != CONFIG_TYPE_GROUP) {
+			lc_error(lc, config_setting_source_line(el), ipath, "expected a group { … }; got %s",
+			    type_name(config_setting_type(el)));
+			continue;
+		}
+		load_group(lc, el, e->sub, item, ipath, NULL);
+		if (e->sub == ldap_schema && (config_setting_get_member(el, "uri") == NULL ||
+		    config_setting_get_member(el, "domains") == NULL))
+			lc_error(lc, config_setting_source_line(el), ipath,
+			    "a directory needs uri and domains");
 	}
 }
 
@@ -728,6 +812,20 @@ config_free(struct config *c)
 	}
 	free(c->revocation.proxy);
 	free(c->policy);
+	for (size_t i = 0; i < c->n_discovery_ldap; i++) {
+		struct cfg_ldap *l = &c->discovery_ldap[i];
+
+		strv_free(l->domains);
+		free(l->uri);
+		free(l->base);
+		free(l->filter);
+		free(l->bind_dn);
+		free(l->password_file);
+	}
+	free(c->discovery_ldap);
+	free(c->smimea_resolver);
+	free(c->smimea_trust_anchor_file);
+	free(c->smimea_stub_zone);
 	free(c);
 }
 
@@ -843,8 +941,14 @@ keys_collect(const struct schema *tab, const char *prefix, const char **out, siz
 	static char names[128][48];
 
 	for (; tab->name; tab++) {
-		if (tab->type == T_GROUP || tab->type == T_POLICY) {
-			keys_collect(tab->sub, tab->name, out, n);
+		if (tab->type == T_GROUP || tab->type == T_POLICY || tab->type == T_LIST) {
+			char sub[48];
+
+			if (*prefix)
+				snprintf(sub, sizeof(sub), "%s.%s", prefix, tab->name);
+			else
+				snprintf(sub, sizeof(sub), "%s", tab->name);
+			keys_collect(tab->sub, sub, out, n);
 			if (tab->type == T_POLICY)
 				for (const struct schema *o = outbound_schema; o->name; o++)
 					if (o->setbit && *n < 127) {

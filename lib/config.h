@@ -101,6 +101,18 @@ struct cfg_policy {
 	int line;
 };
 
+/* One LDAP directory to look recipients' certificates up in (discovery). */
+struct cfg_ldap {
+	char **domains;         /* "@partner.example" or "addr@dom", lowercased */
+	size_t n_domains;
+	char *uri;
+	char *base;
+	char *filter;           /* one %s: the escaped address */
+	char *bind_dn;          /* NULL: anonymous */
+	char *password_file;    /* the bind password: first line */
+	int line;
+};
+
 struct config {
 	char *file;                 /* the path it was loaded from */
 	char *socket;
@@ -134,6 +146,15 @@ struct config {
 	uint64_t max_digest_algorithms; /* certificates one signature may */
 	uint64_t max_certs;             /* hold (counted before decoding) */
 	bool log_debug;
+	/* discovery (lib/discover.h) */
+	uint64_t discovery_budget_ms;
+	uint64_t discovery_negative_ttl;
+	struct cfg_ldap *discovery_ldap;
+	size_t n_discovery_ldap;
+	bool smimea_enabled;
+	char *smimea_resolver;
+	char *smimea_trust_anchor_file;
+	char *smimea_stub_zone;
 	char *metrics_listen;       /* NULL: no metrics endpoint */
 	char *metrics_token_file;   /* NULL: no bearer token asked */
 	uint64_t warn_expiry_days;

@@ -25,6 +25,7 @@
 #include "subject.h"
 #include "cmscheck.h"
 #include "harvest.h"
+#include "discover.h"
 #include "hprot.h"
 #include "keycache.h"
 #include "keystore.h"
@@ -154,7 +155,7 @@ struct rcpt_key {
 	char addr[320];
 	X509 *cert;        /* owned; NULL when none usable */
 	caps_t caps;
-	char reason[KC_REASON_SIZE];
+	char reason[KC_REASON_SIZE + DISC_TEXT_SIZE];
 };
 
 static sm_status
@@ -181,6 +182,54 @@ lookup_rcpt(const struct gw_env *env, const char *sender, const char *addr,
 	return st;
 }
 
+/* No usable certificate in the cache: ask the directories and DNS (see
+ * discover.h), where the pair's policy would encrypt at all. */
+static sm_status
+rcpt_discover(const struct gw_env *env, const char *s, const char *r, struct rcpt_key *rk,
+    struct disc_outcome *d)
+{
+	struct cfg_outbound o;
+	sm_status st;
+
+	memset(d, 0, sizeof(*d));
+	config_outbound_for(env->cfg, s, r, &o, NULL);
+	if (env->disc == NULL || o.encrypt == CFG_ENCRYPT_NEVER)
+		return SM_OK;
+	if ((st = discover_rcpt(env->disc, NULL, r, env->kc, env_store(env),
+		 env->cfg->trust_allow_self_signed, d)) != SM_OK)
+		return st;
+	if (d->result == DISC_FOUND) {
+		X509_free(rk->cert);
+		return lookup_rcpt(env, s, r, rk);
+	}
+	if (d->result == DISC_NOT_FOUND) {
+		size_t o = strlen(rk->reason);
+
+		if (snprintf(rk->reason + o, sizeof(rk->reason) - o, " and none is published (asked %s)",
+			d->sources) < 0)
+			rk->reason[o] = '\0';
+	}
+	return SM_OK;
+}
+
+/* A refusal for want of a key while a look-up failed for now: 451 4.7.1,
+ * so the client retries instead of bouncing. */
+static sm_status
+rcpt_lookup_tempfail(const char *r, const struct disc_outcome *d, struct pol_rcpt_decision *out)
+{
+	char l1[600];
+	const char *lines[2] = { l1, "Please try again later." };
+
+	if (snprintf(l1, sizeof(l1), "Encrypted delivery to <%s> is required, but its certificate "
+		"could not be looked up just now (%s).", r, d->why) < 0)
+		l1[0] = '\0';
+	policy_reply_free(&out->reply);
+	out->verdict = POL_TEMPFAIL;
+	if (snprintf(out->log, sizeof(out->log), "certificate look-up failed: %s", d->why) < 0)
+		out->log[0] = '\0';
+	return policy_reply_set(&out->reply, "451", "4.7.1", lines, 2);
+}
+
 /* A recipient refused for lack of a usable certificate: counted and
  * noted for `smimectl refused`. */
 static void
@@ -198,9 +247,11 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 	char s[320] = "", r[320], why[800];
 	struct rcpt_key rk;
 	struct pol_lookup lk;
+	struct disc_outcome disc = { .result = DISC_SKIPPED };
 	sm_status st;
 
 	memset(out, 0, sizeof(*out));
+	memset(&rk, 0, sizeof(rk));
 	addr_normalize(sender, s, sizeof(s));
 	st = recipient_classify(env->cfg, s, rcpt, r, sizeof(r), why, sizeof(why));
 	if (st == SM_ERR_NOTFOUND) {
@@ -217,12 +268,18 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 	}
 	if (st != SM_OK)
 		return st;
-	if ((st = lookup_rcpt(env, s, r, &rk)) != SM_OK)
+	if ((st = lookup_rcpt(env, s, r, &rk)) != SM_OK ||
+	    (rk.cert == NULL && (st = rcpt_discover(env, s, r, &rk, &disc)) != SM_OK)) {
+		X509_free(rk.cert);
 		return st;
+	}
 	lk.has_cert = rk.cert != NULL;
 	lk.key_type = rk.cert ? pol_key_of(rk.cert) : POL_KEY_NONE;
 	lk.reason = rk.reason;
 	st = policy_rcpt(env->cfg, s, r, &lk, first, out);
+	if (st == SM_OK && !lk.has_cert && out->verdict != POL_ACCEPT &&
+	    disc.result == DISC_TEMPFAIL)
+		st = rcpt_lookup_tempfail(r, &disc, out);
 	if (st == SM_OK && out->verdict != POL_ACCEPT && !lk.has_cert && strcmp(out->log, rk.reason) == 0)
 		refused(env, s, r, rk.reason);
 	X509_free(rk.cert);

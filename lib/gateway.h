@@ -25,6 +25,7 @@
 struct trust;
 struct keystore;
 struct keycache;
+struct discover;
 struct refusals;
 
 /* Everything a message is processed with. Read-only for the gateway; the
@@ -34,6 +35,7 @@ struct gw_env {
 	struct trust *trust;
 	struct keystore *ks;
 	struct keycache *kc;
+	struct discover *disc;  /* key discovery at RCPT; NULL: off */
 	struct revstore *rs;  /* revocation results; NULL: not checked */
 	struct refusals *rf;   /* refusal log; NULL: not kept */
 };

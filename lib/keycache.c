@@ -89,6 +89,7 @@ kc_record_free(struct kc_record *r)
 	x509u_strv_free(r->emails, r->n_emails);
 	free(r->der);
 	free(r->chain);
+	free(r->origin);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -132,6 +133,7 @@ kc_source_name(enum kc_source src)
 	switch (src) {
 	case KC_SRC_HARVESTED: return "harvested";
 	case KC_SRC_IMPORTED: return "imported";
+	case KC_SRC_DISCOVERED: return "discovered";
 	}
 	return "unknown";
 }
@@ -434,6 +436,53 @@ keycache_store(struct keycache *kc, X509 *cert, STACK_OF(X509) *chain,
 	return keycache_store_pairing(kc, &p, outcome, old_fp);
 }
 
+sm_status
+keycache_store_discovered(struct keycache *kc, X509 *cert,
+			  STACK_OF(X509) *chain, const char *address,
+			  const char *origin, enum keycache_outcome *outcome)
+{
+	char fp[X509U_FP_SIZE], *norm = NULL;
+	sm_status st;
+
+	if (kc == NULL || cert == NULL || address == NULL || origin == NULL)
+		return SM_ERR_ARG;
+	st = keycache_store(kc, cert, chain, address, 0,
+			    KC_SRC_IMPORTED, outcome, NULL);
+	if (st != SM_OK || kc->ops->put_origin == NULL)
+		return st;
+	if ((st = x509u_fingerprint(cert, fp)) != SM_OK ||
+	    (st = x509u_addr_normalise(address, &norm)) != SM_OK)
+		return st;
+	st = kc->ops->put_origin(kc->be, fp, norm, origin, clock_now());
+	free(norm);
+	return st;
+}
+
+/* Fill source and origin of records that discovery stored. */
+static sm_status
+records_origins(struct keycache *kc, struct kc_record *v, size_t n)
+{
+	char buf[512];
+	sm_status st;
+
+	if (kc->ops->get_origin == NULL)
+		return SM_OK;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].source != KC_SRC_IMPORTED)
+			continue;
+		if ((st = kc->ops->get_origin(kc->be, v[i].fingerprint,
+					      v[i].address, buf,
+					      sizeof(buf))) != SM_OK)
+			return st;
+		if (buf[0] == '\0')
+			continue;
+		if ((v[i].origin = strdup(buf)) == NULL)
+			return SM_ERR_NOMEM;
+		v[i].source = KC_SRC_DISCOVERED;
+	}
+	return SM_OK;
+}
+
 /* Is r usable now? SM_OK with a certificate, SM_ERR_NOKEY with the reason,
  * or an internal error. */
 static sm_status
@@ -475,7 +524,10 @@ candidate_usable(const struct kc_record *r, X509_STORE *trust,
 		snprintf(reason, len, "certificate not usable for encryption");
 		goto done;
 	}
-	if (trust != NULL || allow_self_signed) {
+	/* DNSSEC vouched for a DANE-EE certificate when it was found: it
+	 * needs no chain (see keycache_store_discovered). */
+	if ((trust != NULL || allow_self_signed) &&
+	    !(r->origin != NULL && strcmp(r->origin, KC_ORIGIN_DANE_EE) == 0)) {
 		if ((chain = chain_parse(r->chain, r->chain_len)) == NULL) {
 			st = SM_ERR_NOMEM;
 			goto done;
@@ -627,6 +679,8 @@ keycache_select_hook(struct keycache *kc, const char *address,
 	if ((st = x509u_addr_normalise(address, &norm)) != SM_OK)
 		return st;
 	st = kc->ops->lookup_address(kc->be, norm, &recs, &n);
+	if (st == SM_OK)
+		st = records_origins(kc, recs, n);
 	if (st != SM_OK)
 		goto done;
 	st = pick_records(recs, n, trust, allow_self_signed, hook, clock_now(), NULL,
@@ -787,6 +841,8 @@ keycache_list(struct keycache *kc, int expiring_days, struct kc_record **out,
 	st = kc->ops->list(kc->be, 0, 0, out, n);
 	if (st == SM_OK)
 		st = records_effective(*out, *n, now);
+	if (st == SM_OK)
+		st = records_origins(kc, *out, *n);
 	if (st != SM_OK) {
 		kc_records_free(*out, *n);
 		*out = NULL;
@@ -826,8 +882,9 @@ keycache_find_address(struct keycache *kc, const char *address,
 	if ((st = x509u_addr_normalise(address, &norm)) != SM_OK)
 		return st;
 	st = kc->ops->lookup_address(kc->be, norm, out, n);
-	if (st == SM_OK && (st = group_effective(*out, *n, clock_now())) !=
-			       SM_OK) {
+	if (st == SM_OK && ((st = group_effective(*out, *n, clock_now())) !=
+				SM_OK ||
+			    (st = records_origins(kc, *out, *n)) != SM_OK)) {
 		kc_records_free(*out, *n);
 		*out = NULL;
 		*n = 0;
@@ -873,6 +930,8 @@ keycache_find_fingerprint(struct keycache *kc, const char *fp,
 	st = kc->ops->lookup_fingerprint(kc->be, canon, out, n);
 	for (i = 0; st == SM_OK && i < *n; i++)
 		st = status_in_address(kc, &(*out)[i], now);
+	if (st == SM_OK)
+		st = records_origins(kc, *out, *n);
 	if (st != SM_OK) {
 		kc_records_free(*out, *n);
 		*out = NULL;

@@ -77,6 +77,8 @@
 enum kc_source {
 	KC_SRC_HARVESTED = 0,
 	KC_SRC_IMPORTED,
+	KC_SRC_DISCOVERED, /* reported only: stored as imported, with an
+			      origin row (ops->put_origin) */
 };
 
 /* How far a binding's certificate is vouched for; higher is stronger. */
@@ -135,6 +137,8 @@ struct kc_record {
 	unsigned char *chain; /* concatenated DER of CA certificates seen with
 				 it (may be NULL) */
 	size_t chain_len;
+	char *origin; /* discovered: where from ("ldap:URI", "smimea");
+			 NULL otherwise */
 };
 
 struct keycache;
@@ -185,6 +189,22 @@ sm_status keycache_store(struct keycache *kc, X509 *cert,
 			 caps_t caps, enum kc_source src,
 			 enum keycache_outcome *outcome,
 			 char old_fp[X509U_FP_SIZE]);
+
+/* A certificate found by discovery (lib/discover.h), already judged by the
+ * harvest rules: stored like an import (its own encryption certificate)
+ * and remembered with its origin ("ldap:URI", "smimea"), which
+ * keycache_find_* report as source KC_SRC_DISCOVERED with r->origin.
+ * Discovery only runs when an address has no usable certificate, and a
+ * discovered binding carries no signing time, so a harvested certificate
+ * of the same notBefore wins the tie (rule 3: later signing time).
+ * Origin KC_ORIGIN_DANE_EE marks a certificate that DNSSEC vouched for
+ * (SMIMEA usage DANE-EE, secure answer): selection then skips the trust
+ * check for it (validity and key usage still apply). */
+#define KC_ORIGIN_DANE_EE "smimea:dane-ee"
+sm_status keycache_store_discovered(struct keycache *kc, X509 *cert,
+				    STACK_OF(X509) *chain, const char *address,
+				    const char *origin,
+				    enum keycache_outcome *outcome);
 
 /* The certificate to encrypt to for address, now (clock_now()): among the
  * address's bindings, by the selection rule above: valid now, chaining
@@ -368,6 +388,15 @@ struct kc_ops {
 			    const char *fp, size_t *count);
 	sm_status (*check)(struct kc_backend *be, int *schema_version,
 			   char *err, size_t errlen);
+	/* Optional (NULL: discovered certificates are reported as
+	 * imported). Remember / read where a discovered certificate
+	 * (fingerprint) for an address came from. get_origin: SM_OK with
+	 * out "" when none is known. */
+	sm_status (*put_origin)(struct kc_backend *be, const char *fp,
+				const char *address, const char *origin,
+				time_t now);
+	sm_status (*get_origin)(struct kc_backend *be, const char *fp,
+				const char *address, char *out, size_t outlen);
 };
 
 extern const struct kc_ops kc_sqlite_ops;

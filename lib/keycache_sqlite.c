@@ -1129,6 +1129,74 @@ sq_check(struct kc_backend *be, int *schema_version, char *err,
 	return st;
 }
 
+/* ---- origins of discovered certificates: an additive table, created on
+ * first use, outside the numbered schema (older programs ignore it) ---- */
+
+#define SQ_ORIGINS_DDL                                                      \
+	"CREATE TABLE IF NOT EXISTS origins ("                              \
+	"  fingerprint TEXT NOT NULL, address TEXT NOT NULL,"               \
+	"  origin TEXT NOT NULL, seen INTEGER NOT NULL,"                    \
+	"  PRIMARY KEY (fingerprint, address))"
+
+static sm_status
+origin_impl(struct sq_conn *c, const char *fp, const char *address,
+	    const char *origin, time_t now, char *out, size_t outlen)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if ((rc = sqlite3_exec(c->db, SQ_ORIGINS_DDL, NULL, NULL, NULL)) !=
+	    SQLITE_OK)
+		return sq_fail(c, rc);
+	rc = sqlite3_prepare_v2(
+		c->db,
+		origin ? "INSERT OR REPLACE INTO origins VALUES (?1, ?2, ?3, ?4)"
+		       : "SELECT origin FROM origins WHERE fingerprint = ?1"
+			 " AND address = ?2",
+		-1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(c, rc);
+	sqlite3_bind_text(s, 1, fp, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, address, -1, SQLITE_STATIC);
+	if (origin) {
+		sqlite3_bind_text(s, 3, origin, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 4, (sqlite3_int64)now);
+	}
+	rc = sqlite3_step(s);
+	if (out && outlen) {
+		out[0] = '\0';
+		if (rc == SQLITE_ROW && sqlite3_column_text(s, 0))
+			snprintf(out, outlen, "%s",
+				 (const char *)sqlite3_column_text(s, 0));
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sq_fail(c, rc);
+	return SM_OK;
+}
+
+static sm_status
+sq_put_origin(struct kc_backend *be, const char *fp, const char *address,
+	      const char *origin, time_t now)
+{
+	sm_status st;
+
+	SQ_RUN(be, "origin",
+	       origin_impl(c_, fp, address, origin, now, NULL, 0));
+	return st;
+}
+
+static sm_status
+sq_get_origin(struct kc_backend *be, const char *fp, const char *address,
+	      char *out, size_t outlen)
+{
+	sm_status st;
+
+	SQ_RUN(be, "origin",
+	       origin_impl(c_, fp, address, NULL, 0, out, outlen));
+	return st;
+}
+
 const struct kc_ops kc_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1139,4 +1207,6 @@ const struct kc_ops kc_sqlite_ops = {
 	.list = sq_list,
 	.remove = sq_remove,
 	.check = sq_check,
+	.put_origin = sq_put_origin,
+	.get_origin = sq_get_origin,
 };

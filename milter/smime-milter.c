@@ -29,6 +29,7 @@
 #include "metrics.h"
 #include "refusals.h"
 #include "milter.h"
+#include "discover.h"
 #include "revstore.h"
 #include "revworker.h"
 #include "trust.h"
@@ -41,6 +42,7 @@ runtime_free(struct runtime *rt)
 {
 	if (rt == NULL)
 		return;
+	discover_free(rt->disc);
 	keycache_close(rt->kc);
 	revstore_close(rt->rs);
 	refusals_close(rt->rf);
@@ -76,6 +78,10 @@ runtime_new(struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "key cache %s: %s", cfg->cache_path, why);
 		goto fail;
 	}
+	if (discover_new(cfg, &rt->disc, why, sizeof(why)) != SM_OK) {
+		snprintf(err, errlen, "%s", why);
+		goto fail;
+	}
 	rt->env.cfg = cfg;
 	rt->env.trust = rt->trust;
 	rt->env.ks = rt->ks;
@@ -87,6 +93,7 @@ runtime_new(struct config *cfg, char *err, size_t errlen)
 	}
 	free(path);
 	rt->env.kc = rt->kc;
+	rt->env.disc = rt->disc;
 	rt->env.rs = rt->rs;
 	if (refusals_open("sqlite", cfg->cache_path, &rt->rf, why, sizeof(why)) != SM_OK)
 		log_msg(LOG_WARNING, "%s; refusals are not logged", why);

@@ -95,6 +95,10 @@ json_record(struct json *j, const struct kc_record *r)
 	json_str(j, r->key_fingerprint);
 	json_key(j, "source");
 	json_str(j, kc_source_name(r->source));
+	if (r->origin) {
+		json_key(j, "origin");
+		json_str(j, r->origin);
+	}
 	json_key(j, "assurance");
 	json_str(j, kc_assurance_name(r->assurance));
 	json_key(j, "signing_certificate");
@@ -242,7 +246,8 @@ print_record(struct ctl *c, const struct kc_record *r)
 		printf("  sha256:      %s (stored certificate unreadable)\n", r->fingerprint);
 	}
 	printf("  key sha256:  %s\n", r->key_fingerprint);
-	printf("  source:      %s, first seen %s, last seen %s\n", kc_source_name(r->source),
+	printf("  source:      %s%s%s%s, first seen %s, last seen %s\n", kc_source_name(r->source),
+	    r->origin ? " (" : "", r->origin ? r->origin : "", r->origin ? ")" : "",
 	    ctl_iso(r->first_seen, b1), ctl_iso(r->last_seen, b2));
 	printf("  capabilities: %s\n", ctl_caps_text(r->caps, caps, sizeof(caps)));
 	printf("  assurance:   %s\n", kc_assurance_name(r->assurance));

@@ -25,6 +25,7 @@
 #include "keystore.h"
 #include "metrics_http.h"
 #include "smimectl.h"
+#include "discover.h"
 #include "trust.h"
 #include "x509util.h"
 
@@ -109,6 +110,25 @@ check_trust(struct check *k)
 		printf("trust: %s: %zu anchor%s\n", cfg->trust_ca_file, trust_count(t),
 		    trust_count(t) == 1 ? "" : "s");
 	trust_free(t);
+}
+
+/* Key discovery: bind passwords and the DNSSEC trust anchor load, as the
+ * daemon will load them at start. */
+static void
+check_discovery(struct check *k)
+{
+	const struct config *cfg = k->c->cfg;
+	struct discover *d = NULL;
+	char why[512] = "";
+
+	if (discover_new(cfg, &d, why, sizeof(why)) != SM_OK) {
+		problem(k, "%s: smime-milter will not start", why);
+		return;
+	}
+	if (d != NULL)
+		printf("discovery: %zu director%s, smimea %s: ok\n", cfg->n_discovery_ldap,
+		    cfg->n_discovery_ldap == 1 ? "y" : "ies", cfg->smimea_enabled ? "on" : "off");
+	discover_free(d);
 }
 
 /* Every *.pem of keys_dir (the names keystore_load() reads): mode and
@@ -334,6 +354,7 @@ cmd_check(struct ctl *c, int argc, char **argv)
 	check_trust(&k);
 	check_keys(&k);
 	check_cache(&k);
+	check_discovery(&k);
 	check_metrics(&k);
 	{
 		char why[512];

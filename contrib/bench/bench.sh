@@ -90,6 +90,7 @@ size_label() { case $1 in 1k) echo "1 KB" ;; 50k) echo "50 KB" ;; 1m) echo "1 MB
 size_count() { case $1 in 1k) echo "$N_1K" ;; 50k) echo "$N_50K" ;; 1m) echo "$N_1M" ;; esac; }
 
 ALICE=alice@org.example
+DISC_PORT=1 # scenario c's directory: nothing listens there
 BOB=bob@partner.example
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -208,8 +209,12 @@ smime_config() {
 	b) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "never"; };' ;;
 	f) _sc_pol="outbound = { sign = true; trusted_relays = [ \"127.0.0.1\" ]; encrypt = \"never\"; };
 metrics = { listen = \"inet:$(iget MPORT "$2")@127.0.0.1\"; };" ;;
-	c) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "required"; cipher = "auto"; };
-revocation = { check = "off"; };' ;;
+	# c also has key discovery configured for the partner's domain, at a
+	# port where nothing listens: a cache hit must never reach it
+	# (keys_parsed_once counts connect() calls to it).
+	c) _sc_pol="outbound = { sign = true; trusted_relays = [ \"127.0.0.1\" ]; encrypt = \"required\"; cipher = \"auto\"; };
+revocation = { check = \"off\"; };
+discovery = { ldap = ( { domains = [ \"@partner.example\" ]; uri = \"ldap://127.0.0.1:$DISC_PORT/\"; } ); };" ;;
 	g) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "required"; cipher = "auto"; };
 revocation = { check = "hard"; grace_days = 0; };' ;;
 	d) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "opportunistic"; };' ;;
@@ -703,7 +708,7 @@ leak_run() {
 keys_parsed_once() {
 	command -v strace >/dev/null 2>&1 || return 0
 	_tr=$E2E_DIR/log/strace.$1.out
-	strace -f -qq -e trace=open,openat -o "$_tr" -p "$BM_PID" 2>/dev/null &
+	strace -f -qq -e trace=open,openat,connect -o "$_tr" -p "$BM_PID" 2>/dev/null &
 	_st_pid=$!
 	sleep 1
 	run_load "$1.$BM_KIND.strace" "$(svc_port "$1" "$BM_KIND" "$S_DIR")" 4 50 1k >/dev/null 2>&1
@@ -712,6 +717,8 @@ keys_parsed_once() {
 	if e2e_running "$_st_pid"; then kill -KILL "$_st_pid"; fi
 	_opens=$(grep -c -E "\"($KEYS_DIR|$PKI)/" "$_tr" 2>/dev/null)
 	res_set "$1.keyopens" "${_opens:-0}"
+	_conns=$(grep -c -F "sin_port=htons($DISC_PORT)," "$_tr" 2>/dev/null)
+	res_set "$1.discconns" "${_conns:-0}"
 }
 
 # ------------------------------------------------------------ one scenario
@@ -745,7 +752,10 @@ bench_memory() {
 	_bm_leak=
 	case $1 in c) _bm_leak=1 ;; d) [ "$MODE" = full ] && _bm_leak=1 ;; esac
 	_bm_keys=
-	[ "$MODE" = full ] && [ "$S_KIND" = smime ] && command -v strace >/dev/null 2>&1 && _bm_keys=1
+	# (50 messages: also in --quick for c, whose cache hits must not
+	# reach the discovery directory)
+	{ [ "$MODE" = full ] || [ "$1" = c ]; } && [ "$S_KIND" = smime ] &&
+		command -v strace >/dev/null 2>&1 && _bm_keys=1
 	[ -n "$_bm_big$_bm_leak$_bm_keys" ] || return 0
 	say "memory: scenario $1 ($S_TITLE) over unix"
 	[ -n "$_bm_big" ] && big_message "$1"
@@ -982,6 +992,9 @@ print_report() {
 		[ -n "$_o" ] && printf '  %-19s key/cert/CA files opened while 50 messages passed: %s\n' \
 			"$_s $(scen "$_s"; echo "$S_TITLE")" "$_o"
 	done
+	_o=$(res_get c.discconns)
+	[ -n "$_o" ] && printf '  %-19s connections to the discovery directory while 50 cache hits passed: %s\n' \
+		"c $(scen c; echo "$S_TITLE")" "$_o"
 
 	echo
 	echo "Goals (issue 5), ratios from this run"
@@ -1054,6 +1067,8 @@ print_report() {
 		[ -n "$_o" ] || continue
 		goal "keys parsed once: key files opened per 50 msgs, $(title "$_s")" "$_o" "<=" 1 "" "$_s:unix"
 	done
+	_o=$(res_get c.discconns)
+	[ -n "$_o" ] && goal "cache hit makes no network call: discovery connects per 50 msgs" "$_o" "<=" 0 "" "c:unix"
 	echo
 	echo "  $GOALS_MET met, $GOALS_NOT not met, $GOALS_NA not applicable."
 }

@@ -1650,6 +1650,83 @@ START_TEST(test_a_harvester_killed_at_random_leaves_a_consistent_cache)
 }
 END_TEST
 
+/* Key discovery stores with an origin; a harvested certificate of the same
+ * notBefore wins in either order (a discovered one has no signing time). */
+START_TEST(test_discovered_certificates_keep_their_origin_and_yield_to_harvested)
+{
+	const char *addrs[2] = { BOB, "carol@partner.example" };
+
+	for (int order = 0; order < 2; order++) {
+		const char *addr = addrs[order];
+		char san[96], fh[X509U_FP_SIZE], fd[X509U_FP_SIZE], got[X509U_FP_SIZE];
+		char reason[KC_REASON_SIZE];
+		struct kc_pairing p = { .address = addr, .assurance = KC_AS_CA,
+					.source = KC_SRC_HARVESTED,
+					.signing_time = CG_NOW - 60 };
+		struct kc_record *v = NULL;
+		size_t n = 0, seen = 0;
+		X509 *h, *d;
+
+		snprintf(san, sizeof(san), "email:%s", addr);
+		h = leaf(2 * order, san, -1, 300, 0, NULL);
+		d = leaf(2 * order + 1, san, -1, 300, 0, NULL);
+		fp_of(h, fh);
+		fp_of(d, fd);
+		p.signer = h;
+		clock_set(CG_NOW);
+		if (order == 0)
+			ck_assert_int_eq(keycache_store_discovered(kc, d, NULL, addr,
+			    "ldap:ldap://127.0.0.1:1/", NULL), SM_OK);
+		clock_set(CG_NOW + 10);
+		ck_assert_int_eq(keycache_store_pairing(kc, &p, NULL, NULL), SM_OK);
+		clock_set(CG_NOW + 20);
+		if (order == 1)
+			ck_assert_int_eq(keycache_store_discovered(kc, d, NULL, addr,
+			    "smimea", NULL), SM_OK);
+		ck_assert_int_eq(select_fp(addr, trust, got, NULL, reason), SM_OK);
+		ck_assert_msg(strcmp(got, fh) == 0, "order %d: the discovered certificate won", order);
+		ck_assert_int_eq(keycache_find_address(kc, addr, &v, &n), SM_OK);
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(v[i].fingerprint, fd) == 0) {
+				ck_assert_int_eq(v[i].source, KC_SRC_DISCOVERED);
+				ck_assert_str_eq(v[i].origin,
+				    order == 0 ? "ldap:ldap://127.0.0.1:1/" : "smimea");
+				seen++;
+			} else {
+				ck_assert_int_eq(v[i].source, KC_SRC_HARVESTED);
+				ck_assert_ptr_null(v[i].origin);
+			}
+		}
+		ck_assert_uint_eq(seen, 1);
+		kc_records_free(v, n);
+		X509_free(h);
+		X509_free(d);
+	}
+	clock_set(CG_NOW);
+}
+END_TEST
+
+/* A DANE-EE certificate (DNSSEC vouched for it) needs no chain at
+ * selection; the same self-signed certificate from any other origin does. */
+START_TEST(test_a_dane_ee_certificate_is_used_without_a_chain)
+{
+	X509 *ss = leaf(0, "email:" BOB, -1, 300, 3, NULL);
+	X509 *ss2 = leaf(1, "email:carol@partner.example", -1, 300, 3, NULL);
+	char fp[X509U_FP_SIZE], got[X509U_FP_SIZE], reason[KC_REASON_SIZE];
+
+	fp_of(ss, fp);
+	ck_assert_int_eq(keycache_store_discovered(kc, ss, NULL, BOB, KC_ORIGIN_DANE_EE, NULL), SM_OK);
+	ck_assert_int_eq(select_fp(BOB, trust, got, NULL, reason), SM_OK);
+	ck_assert_str_eq(got, fp);
+	ck_assert_int_eq(keycache_store_discovered(kc, ss2, NULL, "carol@partner.example", "smimea",
+	    NULL), SM_OK);
+	ck_assert_int_eq(select_fp("carol@partner.example", trust, got, NULL, reason), SM_ERR_NOKEY);
+	ck_assert_str_eq(reason, "certificate not trusted");
+	X509_free(ss);
+	X509_free(ss2);
+}
+END_TEST
+
 static Suite *
 keycache_suite(void)
 {
@@ -1684,6 +1761,8 @@ keycache_suite(void)
 	tcase_add_test(tc, test_list_shows_statuses_and_filters_expiring);
 	tcase_add_test(tc, test_iterate_visits_records_and_can_stop);
 	tcase_add_test(tc, test_the_rule_ranks_notbefore_then_signing_time_then_harvest);
+	tcase_add_test(tc, test_discovered_certificates_keep_their_origin_and_yield_to_harvested);
+	tcase_add_test(tc, test_a_dane_ee_certificate_is_used_without_a_chain);
 	tcase_add_test(tc, test_a_self_signed_pairing_is_held_back_while_a_ca_issued_one_lives);
 	tcase_add_test(tc, test_a_pairing_encrypts_to_its_preferred_certificate);
 	tcase_add_test(tc, test_threads_and_another_process_lose_no_rows_and_see_no_busy);
@@ -1691,6 +1770,7 @@ keycache_suite(void)
 	suite_add_tcase(s, tc);
 	return s;
 }
+
 
 int
 main(void)
