@@ -19,7 +19,7 @@ O         ?= build
 BINDIR    ?= milter
 SAN       ?=
 
-PKGS      := libcrypto libconfig sqlite3
+PKGS      := libcrypto libconfig sqlite3 libpq
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 XCFLAGS   := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \

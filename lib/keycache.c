@@ -26,6 +26,7 @@ struct keycache {
 
 static const struct kc_ops *const backends[] = {
 	&kc_sqlite_ops,
+	&kc_pg_ops,
 };
 
 sm_status
@@ -904,4 +905,34 @@ keycache_check(struct keycache *kc, int *schema_version, char *err,
 	if (kc == NULL)
 		return SM_ERR_ARG;
 	return kc->ops->check(kc->be, schema_version, err, errlen);
+}
+
+sm_status
+keycache_configure(struct keycache *kc, const struct kc_options *o, char *err,
+		   size_t errlen)
+{
+	if (errlen)
+		err[0] = '\0';
+	if (kc == NULL || o == NULL)
+		return SM_ERR_ARG;
+	return kc->ops->configure ? kc->ops->configure(kc->be, o, err, errlen)
+				  : SM_OK;
+}
+
+sm_status
+keycache_health(struct keycache *kc, struct kc_health *h)
+{
+	sm_status st = SM_OK;
+
+	if (kc == NULL || h == NULL)
+		return SM_ERR_ARG;
+	memset(h, 0, sizeof(*h));
+	h->backend = kc->ops->name;
+	if (kc->ops->health)
+		return kc->ops->health(kc->be, h);
+	/* A local file: connected when it checks out. */
+	st = kc->ops->check(kc->be, &h->schema_version, h->err,
+			    sizeof(h->err));
+	h->connected = h->listening = st == SM_OK;
+	return SM_OK;
 }

@@ -139,8 +139,10 @@ struct kc_record {
 
 struct keycache;
 
-/* backend: "sqlite" (path: the database file, created when missing).
- * Creates or migrates the schema. err receives a one-line reason. */
+/* backend: "sqlite" (path: the database file, created when missing) or
+ * "postgresql" (path: a libpq connection string or URI; an unreachable
+ * database does not fail the open, see keycache_health). Creates or
+ * migrates the schema. err receives a one-line reason. */
 sm_status keycache_open(const char *backend, const char *path,
 			struct keycache **out, char *err, size_t errlen);
 /* NULL-safe. No other thread may be using kc. */
@@ -245,6 +247,31 @@ sm_status keycache_iterate(struct keycache *kc, kc_iter_fn fn, void *arg);
 sm_status keycache_check(struct keycache *kc, int *schema_version, char *err,
 			 size_t errlen);
 
+/* Settings a backend may use (the PostgreSQL one does; SQLite ignores
+ * them). max_stale: how long after losing the database the local copy is
+ * still served (seconds, 0: the backend's default); outbox_dir: where
+ * writes made while the database is down wait (NULL: they fail, as
+ * smimectl wants). */
+struct kc_options {
+	time_t max_stale;
+	const char *outbox_dir;
+};
+sm_status keycache_configure(struct keycache *kc, const struct kc_options *o,
+			     char *err, size_t errlen);
+
+/* What `smimectl check` reports about the storage. */
+struct kc_health {
+	const char *backend;	/* "sqlite", "postgresql" */
+	bool remote;		/* a database server (connectivity applies) */
+	bool connected;		/* it answered just now */
+	bool listening;		/* change notifications arrive */
+	int schema_version;
+	long long lag;		/* seconds the local copy may be behind */
+	size_t outbox;		/* writes waiting for the database */
+	char err[256];		/* why not connected */
+};
+sm_status keycache_health(struct keycache *kc, struct kc_health *h);
+
 /* The record's certificate (new reference), NULL when unparsable. */
 X509 *kc_record_cert(const struct kc_record *r);
 void kc_record_free(struct kc_record *r); /* members only */
@@ -346,8 +373,14 @@ struct kc_ops {
 			    const char *fp, size_t *count);
 	sm_status (*check)(struct kc_backend *be, int *schema_version,
 			   char *err, size_t errlen);
+	/* Optional (NULL: not supported; the generic layer copes). */
+	sm_status (*configure)(struct kc_backend *be,
+			       const struct kc_options *o, char *err,
+			       size_t errlen);
+	sm_status (*health)(struct kc_backend *be, struct kc_health *h);
 };
 
 extern const struct kc_ops kc_sqlite_ops;
+extern const struct kc_ops kc_pg_ops;
 
 #endif
