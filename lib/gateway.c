@@ -182,7 +182,16 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 		return SM_OK;
 	}
 	addr_normalize(sender, s, sizeof(s));
-	if ((st = lookup_rcpt(env, r, &rk)) != SM_OK)
+	if ((st = lookup_rcpt(env, r, &rk)) == SM_ERR_DB) {
+		/* The shared cache is down and its local copy has no answer:
+		 * whether this recipient must be encrypted to is unknown, so
+		 * neither 550 nor plaintext; the client retries. */
+		out->verdict = POL_TEMPFAIL;
+		snprintf(out->log, sizeof(out->log), "key cache unavailable");
+		return set_reply(&out->reply, "451", "4.3.0",
+		    "key cache unavailable, try again later");
+	}
+	if (st != SM_OK)
 		return st;
 	lk.has_cert = rk.cert != NULL;
 	lk.key_type = rk.cert ? pol_key_of(rk.cert) : POL_KEY_NONE;

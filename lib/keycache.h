@@ -247,6 +247,10 @@ sm_status keycache_iterate(struct keycache *kc, kc_iter_fn fn, void *arg);
 sm_status keycache_check(struct keycache *kc, int *schema_version, char *err,
 			 size_t errlen);
 
+/* Is conninfo a well-formed libpq connection string or URI? SM_OK, or
+ * SM_ERR_CONFIG with libpq's one-line reason in err. Connects to nothing. */
+sm_status keycache_conninfo_check(const char *conninfo, char *err,
+				  size_t errlen);
 /* Settings a backend may use (the PostgreSQL one does; SQLite ignores
  * them). max_stale: how long after losing the database the local copy is
  * still served (seconds, 0: the backend's default); outbox_dir: where
@@ -271,6 +275,8 @@ struct kc_health {
 	char err[256];		/* why not connected */
 };
 sm_status keycache_health(struct keycache *kc, struct kc_health *h);
+/* How many writes wait in an outbox directory (0 when it is missing). */
+size_t keycache_outbox_count(const char *dir);
 
 /* The record's certificate (new reference), NULL when unparsable. */
 X509 *kc_record_cert(const struct kc_record *r);

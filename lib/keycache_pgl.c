@@ -325,26 +325,41 @@ listener(void *arg)
 
 /* ---- operations ---- */
 
+sm_status
+keycache_conninfo_check(const char *conninfo, char *err, size_t errlen)
+{
+	PQconninfoOption *opts;
+	char *perr = NULL;
+	size_t n;
+
+	if ((opts = PQconninfoParse(conninfo, &perr)) != NULL) {
+		PQconninfoFree(opts);
+		return SM_OK;
+	}
+	snprintf(err, errlen, "%s", perr ? perr : "out of memory");
+	PQfreemem(perr);
+	for (char *p = err; *p; p++)
+		if (*p == '\n')
+			*p = ' ';
+	n = strlen(err);
+	while (n > 0 && err[n - 1] == ' ')
+		err[--n] = '\0';
+	return SM_ERR_CONFIG;
+}
+
 static sm_status
 pgl_open(const char *conninfo, struct kc_backend **out, char *err,
 	 size_t errlen)
 {
 	struct kc_backend *be;
-	PQconninfoOption *opts;
-	char *perr = NULL;
+	char why[200];
 	sm_status st;
 
 	*out = NULL;
-	if ((opts = PQconninfoParse(conninfo, &perr)) == NULL) {
-		snprintf(err, errlen, "conninfo: %s",
-			 perr ? perr : "out of memory");
-		for (char *p = err; *p; p++)
-			if (*p == '\n')
-				*p = *(p + 1) ? ' ' : '\0';
-		PQfreemem(perr);
+	if (keycache_conninfo_check(conninfo, why, sizeof(why)) != SM_OK) {
+		snprintf(err, errlen, "cache.conninfo: %s", why);
 		return SM_ERR_CONFIG;
 	}
-	PQconninfoFree(opts);
 	if ((be = calloc(1, sizeof(*be))) == NULL ||
 	    (be->conninfo = strdup(conninfo)) == NULL) {
 		free(be);

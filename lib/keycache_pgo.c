@@ -311,3 +311,9 @@ pg_outbox_replay(struct kc_backend *be, size_t *done)
 		*done = cnt;
 	return st;
 }
+
+size_t
+keycache_outbox_count(const char *dir)
+{
+	return dir ? pg_outbox_count(dir) : 0;
+}

@@ -29,6 +29,7 @@ ctl_usage(FILE *f)
 	    "       smimectl [-c FILE] key export ADDRESS [--password-file F] [--legacy]\n"
 	    "       smimectl [-c FILE] inspect FILE.eml [--json]\n"
 	    "       smimectl [-c FILE] check\n"
+	    "       smimectl [-c FILE] cache init\n"
 	    "       smimectl -V | -h\n"
 	    "  -c FILE   configuration (default " CONFIG_DEFAULT_FILE ")\n"
 	    "  -V        print the version\n"
@@ -150,6 +151,8 @@ main(int argc, char **argv)
 		rc = cmd_inspect(&c, argc, argv);
 	else if (strcmp(cmd, "check") == 0)
 		rc = cmd_check(&c, argc, argv);
+	else if (strcmp(cmd, "cache") == 0 && argc > 0 && strcmp(argv[0], "init") == 0)
+		rc = cmd_cache_init(&c, argc - 1, argv + 1);
 	else
 		rc = ctl_usage_error(NULL, "unknown command \"%s\"", cmd);
 	if (rc == CTL_HELP) {

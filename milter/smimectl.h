@@ -154,5 +154,6 @@ int cmd_cert(struct ctl *c, int argc, char **argv);
 int cmd_key(struct ctl *c, int argc, char **argv);
 int cmd_inspect(struct ctl *c, int argc, char **argv);
 int cmd_check(struct ctl *c, int argc, char **argv);
+int cmd_cache_init(struct ctl *c, int argc, char **argv);
 
 #endif
