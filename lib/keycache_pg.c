@@ -98,14 +98,29 @@ static const char *const pg_migrations[] = {
 
 /* ---- connections ---- */
 
+/* Server notices go to the log (libpq would print them on stderr). */
+static void
+pg_notice(void *arg, const char *message)
+{
+	size_t n = strlen(message);
+
+	(void)arg;
+	while (n > 0 && message[n - 1] == '\n')
+		n--;
+	log_msg(LOG_DEBUG, "key cache (postgresql): %.*s", (int)n, message);
+}
+
 /* Connect with a default connect_timeout the target may override. */
 PGconn *
 pg_connect(const char *conninfo)
 {
 	const char *const keys[] = { "connect_timeout", "dbname", NULL };
 	const char *const vals[] = { "5", conninfo, NULL };
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
 
-	return PQconnectdbParams(keys, vals, 1);
+	if (c != NULL)
+		PQsetNoticeProcessor(c, pg_notice, NULL);
+	return c;
 }
 
 /* The message of the last failure on conn, one line. */

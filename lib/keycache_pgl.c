@@ -239,6 +239,11 @@ listen_connect(struct kc_backend *be)
 		goto fail;
 	}
 	PQclear(r);
+	/* The database is back: let operations reconnect at once. */
+	pthread_mutex_lock(&be->mu);
+	be->next_try = 0;
+	be->backoff = 0;
+	pthread_mutex_unlock(&be->mu);
 	/* After LISTEN: any write committed from here on is heard. */
 	if (pg_meta(be, NULL, &gen) != SM_OK)
 		goto fail;
@@ -268,12 +273,26 @@ listen_wait(PGconn *c, int ms)
 	poll(&p, 1, ms);
 }
 
+/* Is an outbox configured and not empty? */
+static bool
+pgl_outbox(struct kc_backend *be)
+{
+	char dir[4096] = "";
+
+	pthread_mutex_lock(&be->lmu);
+	if (be->outbox_dir)
+		snprintf(dir, sizeof(dir), "%s", be->outbox_dir);
+	pthread_mutex_unlock(&be->lmu);
+	return dir[0] && pg_outbox_count(dir) > 0;
+}
+
 static void *
 listener(void *arg)
 {
 	struct kc_backend *be = arg;
 	PGconn *c = NULL;
 	int backoff = 0, waited = 0;
+	unsigned tick = 0;
 	bool said_down = false;
 
 	while (!atomic_load(&be->stop)) {
@@ -303,9 +322,12 @@ listener(void *arg)
 						    "database reachable again");
 			said_down = false;
 			backoff = 0;
-			if (be->outbox_dir)
-				pg_outbox_replay(be, NULL);
+			tick = 0;
 		}
+		/* Queued writes: on reconnect and then every few seconds
+		 * while any wait (a replay stops at the first failure). */
+		if (tick++ % (5000 / PG_POLL_MS) == 0 && pgl_outbox(be))
+			pg_outbox_replay(be, NULL);
 		listen_wait(c, PG_POLL_MS);
 		if (!PQconsumeInput(c) || PQstatus(c) != CONNECTION_OK) {
 			set_listening(be, false);
@@ -549,12 +571,11 @@ pgl_configure(struct kc_backend *be, const struct kc_options *o, char *err,
 	pthread_mutex_lock(&be->lmu);
 	if (o->max_stale > 0)
 		be->max_stale = o->max_stale;
-	pthread_mutex_unlock(&be->lmu);
-	/* Set once, before the daemon's first message. */
+	/* Set once, before the daemon's first message; the listener
+	 * replays what waits there. */
 	free(be->outbox_dir);
 	be->outbox_dir = dir;
-	if (dir && pg_outbox_count(dir) > 0 && be->migrated)
-		pg_outbox_replay(be, NULL);
+	pthread_mutex_unlock(&be->lmu);
 	return SM_OK;
 }
 
