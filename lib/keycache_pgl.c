@@ -21,6 +21,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,8 +423,17 @@ pgl_open(const char *conninfo, struct kc_backend **out, char *err,
 		PQfinish(be->conn);
 		be->conn = NULL;
 	}
-	if (pthread_create(&be->thr, NULL, listener, be) == 0)
-		be->thr_started = true;
+	{
+		/* Signals are the daemon's business (libmilter waits for
+		 * them in its own thread): the listener takes none. */
+		sigset_t all, old;
+
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		if (pthread_create(&be->thr, NULL, listener, be) == 0)
+			be->thr_started = true;
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 	*out = be;
 	return SM_OK;
 }
