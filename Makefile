@@ -37,8 +37,8 @@ endif
 LIB_SRCS  := $(sort $(wildcard lib/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
 LIB_A     := $(O)/libsmime.a
-MILTER_OBJS := $(O)/milter/smime-milter.o $(O)/milter/callbacks.o
-CTL_OBJS  := $(O)/milter/smimectl.o $(O)/milter/smimectl_util.o $(O)/milter/smimectl_cert.o $(O)/milter/smimectl_key.o $(O)/milter/smimectl_inspect.o $(O)/milter/smimectl_check.o $(O)/milter/smimectl_cacheinit.o
+MILTER_OBJS := $(O)/milter/smime-milter.o $(O)/milter/callbacks.o $(O)/milter/observe.o
+CTL_OBJS  := $(O)/milter/smimectl.o $(O)/milter/smimectl_util.o $(O)/milter/smimectl_cert.o $(O)/milter/smimectl_key.o $(O)/milter/smimectl_inspect.o $(O)/milter/smimectl_check.o $(O)/milter/smimectl_observe.o $(O)/milter/smimectl_cacheinit.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
 TESTUTIL  := $(O)/tests/unit/testutil.o
@@ -135,7 +135,11 @@ install: all
 	install -d -m 0750 $(DESTDIR)$(STATEDIR)
 	install -d -m 0755 $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/postfix \
 	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/sendmail \
-	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/systemd
+	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/systemd \
+	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/prometheus
+	install -m 0644 contrib/prometheus/prometheus.yml contrib/prometheus/smime-milter-alerts.yml \
+	  contrib/prometheus/what-to-graph.md \
+	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/prometheus/
 	install -m 0644 README.md contrib/syslog.md conf/smime-milter.conf \
 	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/
 	install -m 0644 contrib/postfix/main.cf contrib/postfix/master.cf \

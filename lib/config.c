@@ -107,6 +107,12 @@ static const struct schema limits_schema[] = {
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
+static const struct schema metrics_schema[] = {
+	{ "listen", T_STR, CFG(metrics_listen), NULL, 0, 0, NULL, NULL, C_SOCKET, 0, 0 },
+	{ "token_file", T_STR, CFG(metrics_token_file), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
 static const struct schema top_schema[] = {
 	{ "socket", T_STR, CFG(socket), "inet:8894@127.0.0.1", 0, 0, NULL, NULL, C_SOCKET, 0, 0 },
 	{ "socket_mode", T_MODE, CFG(socket_mode), "0660", 0, 0777, NULL, NULL, C_NONE, 0, 0 },
@@ -125,6 +131,8 @@ static const struct schema top_schema[] = {
 	{ "policy", T_POLICY, 0, NULL, 0, 0, NULL, policy_schema, C_NONE, 0, 0 },
 	{ "limits", T_GROUP, 0, NULL, 0, 0, NULL, limits_schema, C_NONE, 0, 0 },
 	{ "log_debug", T_BOOL, CFG(log_debug), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
+	{ "metrics", T_GROUP, 0, NULL, 0, 0, NULL, metrics_schema, C_NONE, 0, 0 },
+	{ "warn_expiry_days", T_INT, CFG(warn_expiry_days), "30", 0, 3650, NULL, NULL, C_NONE, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
@@ -651,6 +659,8 @@ config_free(struct config *c)
 	free(c->cache_outbox_dir);
 	free(c->keys_dir);
 	free(c->trust_ca_file);
+	free(c->metrics_listen);
+	free(c->metrics_token_file);
 	outbound_free(&c->outbound);
 	for (size_t i = 0; i < c->n_policy; i++) {
 		free(c->policy[i].recipient);

@@ -106,6 +106,9 @@ struct config {
 	uint64_t max_message_size;
 	uint64_t spool_threshold;
 	bool log_debug;
+	char *metrics_listen;       /* NULL: no metrics endpoint */
+	char *metrics_token_file;   /* NULL: no bearer token asked */
+	uint64_t warn_expiry_days;
 
 	int refs;                   /* atomically updated; see config_ref() */
 };

@@ -24,6 +24,8 @@
 #include "keycache.h"
 #include "keystore.h"
 #include "log.h"
+#include "metrics.h"
+#include "refusals.h"
 #include "smime.h"
 #include "trust.h"
 #include "x509util.h"
@@ -105,6 +107,7 @@ tempfail(struct gw_result *r, const char *qid, const char *why)
 {
 	log_qid(LOG_ERR, qid, "temporary failure: %s", why);
 	r->verdict = POL_TEMPFAIL;
+	metrics_message(METRICS_OUTBOUND, METRICS_TEMPFAILED);
 	buf_reset(&r->summary);
 	buf_printf(&r->summary, "tempfail: %s", why);
 	return set_reply(&r->reply, "451", "4.7.0",
@@ -151,17 +154,29 @@ static sm_status
 lookup_rcpt(const struct gw_env *env, const char *addr, struct rcpt_key *rk)
 {
 	sm_status st;
+	uint64_t t0 = metrics_now();
 
 	memset(rk, 0, sizeof(*rk));
 	snprintf(rk->addr, sizeof(rk->addr), "%s", addr);
 	st = keycache_select(env->kc, addr, env_store(env), env->cfg->trust_allow_self_signed,
 	    &rk->cert, &rk->caps, rk->reason, sizeof(rk->reason));
+	metrics_observe(METRICS_STAGE_RCPT_LOOKUP, t0);
 	if (st == SM_ERR_NOKEY || st == SM_ERR_PARSE || (st == SM_OK && rk->cert == NULL)) {
 		if (rk->reason[0] == '\0')
 			snprintf(rk->reason, sizeof(rk->reason), "no certificate exchanged");
 		return SM_OK;
 	}
 	return st;
+}
+
+/* A recipient refused for lack of a usable certificate: counted and
+ * noted for `smimectl refused`. */
+static void
+refused(const struct gw_env *env, const char *sender, const char *rcpt, const char *reason)
+{
+	metrics_refusal(metrics_refusal_class(reason));
+	if (refusals_note(env->rf, rcpt, sender, reason, clock_now()) != SM_OK)
+		log_msg(LOG_WARNING, "cannot note the refusal of %s in the refusal log", rcpt);
 }
 
 sm_status
@@ -197,6 +212,8 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 	lk.key_type = rk.cert ? pol_key_of(rk.cert) : POL_KEY_NONE;
 	lk.reason = rk.reason;
 	st = policy_rcpt(env->cfg, s, r, &lk, first, out);
+	if (st == SM_OK && out->verdict != POL_ACCEPT && !lk.has_cert && strcmp(out->log, rk.reason) == 0)
+		refused(env, s, r, rk.reason);
 	X509_free(rk.cert);
 	return st;
 }
@@ -335,8 +352,11 @@ outbound_sign(struct outbound *o, const struct cfg_outbound *set,
 	bool detached = set->sign_format == CFG_SIGN_DETACHED;
 	sm_status st;
 
+	uint64_t t0 = metrics_now();
+
 	buf_reset(&o->der);
 	st = smime_sign(&sk, md, detached, o->entity.data, o->entity.len, &o->der, err, errlen);
+	metrics_observe(METRICS_STAGE_SIGN, t0);
 	if (st != SM_OK)
 		return st;
 	if (detached)
@@ -349,16 +369,19 @@ outbound_sign(struct outbound *o, const struct cfg_outbound *set,
  * refusal names (those that need encryption and have no key), or the
  * treatment conflict. */
 static void
-outbound_refusal_summary(const struct config *cfg, const char *sender, const struct outbound *o,
+outbound_refusal_summary(const struct gw_env *env, const char *sender, const struct outbound *o,
     size_t n, bool triggered, const struct pol_plan *plan, struct buf *s)
 {
+	const struct config *cfg = env->cfg;
 	size_t k = 0;
 
 	buf_printf(s, "%s", plan->verdict == POL_REJECT ? "rejected" : "deferred");
 	for (size_t i = 0; i < n; i++)
 		if (!o->pr[i].lk.has_cert &&
-		    policy_needs_encryption(cfg, sender, o->pr[i].addr, triggered))
+		    policy_needs_encryption(cfg, sender, o->pr[i].addr, triggered)) {
 			buf_printf(s, "%s %s: %s", k++ ? "," : "", o->pr[i].addr, o->pr[i].lk.reason);
+			refused(env, sender, o->pr[i].addr, o->pr[i].lk.reason);
+		}
 	if (k == 0)
 		buf_printf(s, " rcpts=%zu: recipients need different treatment", n);
 }
@@ -379,6 +402,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	struct smime_choice choice = { SMIME_CIPHER_AUTO, false, false, "" };
 	bool sender_copy = false;
 	size_t nenc = 0;
+	uint64_t t_enc;
 	sm_status st;
 
 	memset(out, 0, sizeof(*out));
@@ -434,7 +458,9 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		out->verdict = plan.verdict;
 		out->reply = plan.reply;
 		memset(&plan.reply, 0, sizeof(plan.reply));
-		outbound_refusal_summary(cfg, sender, &o, m->nrcpts, triggered, &plan, &out->summary);
+		outbound_refusal_summary(env, sender, &o, m->nrcpts, triggered, &plan, &out->summary);
+		metrics_message(METRICS_OUTBOUND,
+		    plan.verdict == POL_REJECT ? METRICS_REFUSED : METRICS_TEMPFAILED);
 		goto done;
 	}
 	sign = plan.sign;
@@ -444,6 +470,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if (existing == MIME_SMIME_ENVELOPED) {
 		buf_printf(&out->summary, "outbound already encrypted by the client, unchanged rcpts=%zu",
 		    m->nrcpts);
+		metrics_message(METRICS_OUTBOUND, METRICS_UNCHANGED);
 		goto done;
 	}
 	if (existing != MIME_SMIME_NONE)
@@ -460,6 +487,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if (!sign && !encrypt) {
 		buf_printf(&out->summary, "outbound unchanged (%s) rcpts=%zu",
 		    existing != MIME_SMIME_NONE ? "signed by the client" : "nothing to do", m->nrcpts);
+		metrics_message(METRICS_OUTBOUND, METRICS_UNCHANGED);
 		goto done;
 	}
 
@@ -537,9 +565,11 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		if (st != SM_OK)
 			goto crypto_fail;
 		buf_reset(&o.der);
+		t_enc = metrics_now();
 		if ((st = smime_encrypt(o.rcpt_certs, choice.cipher, choice.oaep, o.inner.data,
 			 o.inner.len, &o.der, err, sizeof(err))) != SM_OK)
 			goto crypto_fail;
+		metrics_observe(METRICS_STAGE_ENCRYPT, t_enc);
 		buf_free(&o.inner);
 		mime_headers_free(&o.newhdrs);
 		buf_free(&o.newbody);
@@ -594,6 +624,8 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	memset(&o.newbody, 0, sizeof(o.newbody));
 	buf_printf(&out->summary, "outbound %s%s%s", sign ? "signed" : "",
 	    sign && encrypt ? "+" : "", encrypt ? "encrypted" : "");
+	metrics_message(METRICS_OUTBOUND, !encrypt ? METRICS_SIGNED :
+	    sign ? METRICS_SIGNED_ENCRYPTED : METRICS_ENCRYPTED);
 	if (encrypt)
 		buf_printf(&out->summary, " cipher=%s%s", smime_cipher_name(choice.cipher),
 		    choice.oaep ? " oaep" : "");
@@ -621,6 +653,7 @@ crypto_fail:
 	gw_result_free(out);
 	out->verdict = POL_ACCEPT;
 	buf_printf(&out->summary, "outbound unsigned after a signing failure rcpts=%zu", m->nrcpts);
+	metrics_message(METRICS_OUTBOUND, METRICS_PASSED_ON_ERROR);
 	st = SM_OK;
 	goto done;
 
@@ -826,6 +859,7 @@ verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
 {
 	const unsigned char *c;
 	size_t clen;
+	uint64_t t0;
 	sm_status st;
 
 	s->kind = MIME_SMIME_SIGNED_DETACHED;
@@ -839,8 +873,10 @@ verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
 	buf_reset(&r->tmp);
 	if ((st = crlf_view(e->parts[0]->raw, e->parts[0]->raw_len, &r->tmp, &c, &clen)) != SM_OK)
 		return st;
+	t0 = metrics_now();
 	st = smime_verify(r->der.data, r->der.len, c, clen, env_store(env),
 	    env->cfg->trust_allow_self_signed, &s->vr, NULL);
+	metrics_observe(METRICS_STAGE_VERIFY, t0);
 	s->verified = st == SM_OK;
 	if (st == SM_ERR_PARSE)
 		snprintf(r->what, sizeof(r->what), "%s", s->vr.reason);
@@ -855,9 +891,12 @@ verify_opaque(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
 {
 	sm_status st;
 
+	uint64_t t0 = metrics_now();
+
 	s->kind = MIME_SMIME_SIGNED_OPAQUE;
 	st = smime_verify(der, n, NULL, 0, env_store(env), env->cfg->trust_allow_self_signed,
 	    &s->vr, content);
+	metrics_observe(METRICS_STAGE_VERIFY, t0);
 	s->verified = st == SM_OK;
 	if (st == SM_ERR_PARSE)
 		snprintf(r->what, sizeof(r->what), "%s", s->vr.reason);
@@ -885,6 +924,7 @@ open_envelope(const struct gw_env *env, struct gw_report *r)
 	size_t n = 0;
 	char err[256] = "";
 	const char *e;
+	uint64_t t0;
 	sm_status st;
 
 	if (env->ks)
@@ -894,8 +934,10 @@ open_envelope(const struct gw_env *env, struct gw_report *r)
 		return SM_ERR_NOKEY;
 	}
 	/* struct keystore_key and struct smime_key have the same layout. */
+	t0 = metrics_now();
 	st = smime_decrypt(r->envder.data, r->envder.len, (const struct smime_key *)keys, n,
 	    &r->plain, err, sizeof(err));
+	metrics_observe(METRICS_STAGE_DECRYPT, t0);
 	if (st != SM_OK) {
 		e = err[0] ? err : sm_strstatus(st);
 		if (strncmp(e, "decrypt: ", 9) == 0)
@@ -1323,6 +1365,7 @@ harvest_store(const struct gw_env *env, const char *qid, const char *from, bool 
 	}
 	if (!hv->harvest) {
 		buf_printf(summary, " not harvested %s: %s", from, hv->reason);
+		metrics_harvest(metrics_harvest_class(hv->reason));
 		return SM_OK;
 	}
 	memset(&p, 0, sizeof(p));
@@ -1336,6 +1379,9 @@ harvest_store(const struct gw_env *env, const char *qid, const char *from, bool 
 	p.source = KC_SRC_HARVESTED;
 	if ((st = keycache_store_pairing(env->kc, &p, &oc, old_fp)) != SM_OK)
 		return st;
+	metrics_harvest(oc == KC_INSERTED ? METRICS_HARVEST_NEW : oc == KC_UPDATED ? METRICS_HARVEST_SEEN :
+	    oc == KC_OLDER_KEPT_AS_HISTORY || oc == KC_REFUSED_SELF_SIGNED ? METRICS_HARVEST_HISTORY :
+	    METRICS_HARVEST_SUPERSEDED);
 	x509u_fingerprint(hv->cert, fp);
 	buf_printf(summary, " harvested %s sha256=%s", from, fp);
 	harvest_log_outcome(qid, from, oc, fp, old_fp);
@@ -1596,6 +1642,21 @@ summary_tail(const struct config *cfg, const struct gw_report *r, struct buf *s)
 		buf_printf(s, " [%s]", r->structure);
 }
 
+/* The inbound counters: the smime= result and the decryption. */
+static void
+gw_count_inbound(const struct config *cfg, const struct gw_report *r, const char *result)
+{
+	enum metrics_decrypt_mode mode = cfg->inbound_decrypt == CFG_DECRYPT_DELIVER ?
+	    METRICS_DECRYPT_DELIVER : METRICS_DECRYPT_HARVEST;
+
+	metrics_inbound_result(result);
+	if (r->decrypted)
+		metrics_decryption(mode, METRICS_DECRYPT_OK);
+	else if (r->decrypt_failed)
+		metrics_decryption(mode, r->decrypt_status == SM_ERR_NOKEY ? METRICS_DECRYPT_NO_KEY :
+		    METRICS_DECRYPT_FAILED);
+}
+
 sm_status
 gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out)
 {
@@ -1622,6 +1683,7 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 		return st;
 	}
 	result = gw_report_result(&r);
+	gw_count_inbound(cfg, &r, result);
 	summary_head(&r, &out->summary);
 	if (r.have_vr && cfg->inbound_harvest)
 		harvest_all(env, m, &r, &out->summary);
@@ -1674,6 +1736,7 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 	}
 	buf_free(&ar);
 	gw_report_free(&r);
+	metrics_message(METRICS_INBOUND, out->replace_body ? METRICS_DECRYPTED : METRICS_UNCHANGED);
 	return SM_OK;
 fail:
 	buf_free(&ar);

@@ -24,6 +24,7 @@
 struct trust;
 struct keystore;
 struct keycache;
+struct refusals;
 
 /* Everything a message is processed with. Read-only for the gateway; the
  * daemon keeps one per configuration generation. */
@@ -32,6 +33,7 @@ struct gw_env {
 	struct trust *trust;
 	struct keystore *ks;
 	struct keycache *kc;
+	struct refusals *rf;   /* refusal log; NULL: not kept */
 };
 
 /* One message as the MTA handed it over. */

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "gateway.h"
 #include "log.h"
+#include "metrics.h"
 #include "milter.h"
 #include "mime.h"
 #include "policy.h"
@@ -326,6 +327,7 @@ mlfi_eom(SMFICTX *ctx)
 	struct timespec end;
 	sfsistat ret = SMFIS_CONTINUE;
 	sm_status st;
+	uint64_t t0;
 	long ms;
 
 	if (c == NULL || !c->msg.active)
@@ -341,9 +343,13 @@ mlfi_eom(SMFICTX *ctx)
 		ret = tempfail(ctx, c, "cannot read the spooled body");
 		goto out;
 	}
+	t0 = metrics_now();
 	st = c->msg.dir == POL_OUTBOUND ? gw_outbound(&c->rt->env, &gm, &r) :
 	    gw_inbound(&c->rt->env, &gm, &r);
+	metrics_observe(METRICS_STAGE_EOM, t0);
 	if (st != SM_OK) {
+		metrics_message(c->msg.dir == POL_OUTBOUND ? METRICS_OUTBOUND : METRICS_INBOUND,
+		    METRICS_TEMPFAILED);
 		ret = tempfail(ctx, c, sm_strstatus(st));
 		gw_result_free(&r);
 		goto out;

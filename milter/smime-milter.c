@@ -26,6 +26,8 @@
 #include "keycache.h"
 #include "keystore.h"
 #include "log.h"
+#include "metrics.h"
+#include "refusals.h"
 #include "milter.h"
 #include "trust.h"
 
@@ -38,6 +40,7 @@ runtime_free(struct runtime *rt)
 	if (rt == NULL)
 		return;
 	keycache_close(rt->kc);
+	refusals_close(rt->rf);
 	keystore_free(rt->ks);
 	trust_free(rt->trust);
 	config_unref(rt->cfg);
@@ -85,6 +88,9 @@ runtime_new(struct config *cfg, char *err, size_t errlen)
 	rt->env.trust = rt->trust;
 	rt->env.ks = rt->ks;
 	rt->env.kc = rt->kc;
+	if (refusals_open("sqlite", cfg->cache_path, &rt->rf, why, sizeof(why)) != SM_OK)
+		log_msg(LOG_WARNING, "%s; refusals are not logged", why);
+	rt->env.rf = rt->rf;
 	return rt;
 fail:
 	runtime_free(rt);
@@ -252,6 +258,7 @@ reload_thread(void *arg)
 		cfg = load_config(cur->cfg->file, false);
 		if (cfg == NULL) {
 			log_msg(LOG_ERR, "reload failed: keeping the old configuration");
+			metrics_reload(false);
 			runtime_put(cur);
 			continue;
 		}
@@ -261,11 +268,13 @@ reload_thread(void *arg)
 		rt = runtime_new(cfg, err, sizeof(err));
 		if (rt == NULL) {
 			log_msg(LOG_ERR, "reload failed: %s; keeping the old configuration", err);
+			metrics_reload(false);
 			runtime_put(cur);
 			continue;
 		}
 		runtime_put(cur);
 		runtime_swap(rt);
+		metrics_reload(true);
 		log_msg(LOG_NOTICE, "reloaded configuration from %s", rt->cfg->file);
 	}
 	return NULL;
@@ -410,6 +419,10 @@ main(int argc, char **argv)
 	}
 	fprintf(pf, "%ld\n", (long)getpid());
 	fclose(pf);
+	if (observe_start() != 0) {
+		unlink(cfg->pid_file);
+		return 1;
+	}
 
 	if (pw) {
 		if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||

@@ -29,6 +29,8 @@ ctl_usage(FILE *f)
 	    "       smimectl [-c FILE] key export ADDRESS [--password-file F] [--legacy]\n"
 	    "       smimectl [-c FILE] inspect FILE.eml [--json]\n"
 	    "       smimectl [-c FILE] check\n"
+	    "       smimectl [-c FILE] stats [--json]\n"
+	    "       smimectl [-c FILE] refused [--since 24h] [--json]\n"
 	    "       smimectl [-c FILE] cache init\n"
 	    "       smimectl -V | -h\n"
 	    "  -c FILE   configuration (default " CONFIG_DEFAULT_FILE ")\n"
@@ -151,6 +153,10 @@ main(int argc, char **argv)
 		rc = cmd_inspect(&c, argc, argv);
 	else if (strcmp(cmd, "check") == 0)
 		rc = cmd_check(&c, argc, argv);
+	else if (strcmp(cmd, "stats") == 0)
+		rc = cmd_stats(&c, argc, argv);
+	else if (strcmp(cmd, "refused") == 0)
+		rc = cmd_refused(&c, argc, argv);
 	else if (strcmp(cmd, "cache") == 0 && argc > 0 && strcmp(argv[0], "init") == 0)
 		rc = cmd_cache_init(&c, argc - 1, argv + 1);
 	else

@@ -129,6 +129,7 @@ void json_key(struct json *j, const char *name);
 void json_str(struct json *j, const char *s); /* NULL: null */
 void json_int(struct json *j, long long v);
 void json_bool(struct json *j, bool v);
+void json_num(struct json *j, double v); /* NaN, infinities: null */
 void json_null(struct json *j);
 void json_time(struct json *j, time_t t); /* 0: null */
 void json_caps(struct json *j, caps_t caps); /* null without CAP_KNOWN */
@@ -154,6 +155,8 @@ int cmd_cert(struct ctl *c, int argc, char **argv);
 int cmd_key(struct ctl *c, int argc, char **argv);
 int cmd_inspect(struct ctl *c, int argc, char **argv);
 int cmd_check(struct ctl *c, int argc, char **argv);
-int cmd_cache_init(struct ctl *c, int argc, char **argv);
+int cmd_stats(struct ctl *c, int argc, char **argv);   /* smimectl_observe.c */
+int cmd_refused(struct ctl *c, int argc, char **argv);
+int cmd_cache_init(struct ctl *c, int argc, char **argv); /* smimectl_cacheinit.c */
 
 #endif

@@ -23,12 +23,10 @@
 #include "keycache.h"
 #include "keyfile.h"
 #include "keystore.h"
+#include "metrics_http.h"
 #include "smimectl.h"
 #include "trust.h"
 #include "x509util.h"
-
-/* A signing key expiring within this many days is a problem. */
-#define CHECK_WARN_DAYS 30
 
 struct check {
 	struct ctl *c;
@@ -189,7 +187,8 @@ check_signer(struct check *k, const struct keystore *ks, const char *name)
 	in = keystore_info_at(ks, (size_t)i);
 	na = in->not_after;
 	x509u_date(na, date, sizeof(date));
-	if (na - now < (time_t)CHECK_WARN_DAYS * 86400) {
+	/* A signing key expiring within warn_expiry_days is a problem. */
+	if (k->c->cfg->warn_expiry_days > 0 && na - now < (time_t)k->c->cfg->warn_expiry_days * 86400) {
 		/* A renewed key already in place takes over: fine. */
 		next = keystore_pick(ks, name, na + 1, NULL);
 		if (next < 0) {
@@ -332,6 +331,24 @@ check_cache(struct check *k)
 	keycache_close(kc);
 }
 
+/* The metrics token must be readable, or the daemon does not start. */
+static void
+check_metrics(struct check *k)
+{
+	const struct config *cfg = k->c->cfg;
+	char tok[METRICS_TOKEN_MAX], why[512] = "";
+
+	if (cfg->metrics_listen == NULL)
+		return;
+	if (cfg->metrics_token_file &&
+	    metrics_http_read_token(cfg->metrics_token_file, tok, sizeof(tok), why, sizeof(why)) != SM_OK) {
+		problem(k, "metrics: token_file: %s; smime-milter will not start", why);
+		return;
+	}
+	printf("metrics: %s%s\n", cfg->metrics_listen,
+	    cfg->metrics_token_file ? " (bearer token required)" : " (no token: anyone who can connect reads it)");
+}
+
 int
 cmd_check(struct ctl *c, int argc, char **argv)
 {
@@ -351,6 +368,7 @@ cmd_check(struct ctl *c, int argc, char **argv)
 	check_trust(&k);
 	check_keys(&k);
 	check_cache(&k);
+	check_metrics(&k);
 	if (k.problems) {
 		fprintf(stderr, "smimectl: check: %d problem%s found\n", k.problems,
 		    k.problems == 1 ? "" : "s");

@@ -638,6 +638,18 @@ json_int(struct json *j, long long v)
 }
 
 void
+json_num(struct json *j, double v)
+{
+	json_pre(j);
+	if (v != v || v > 1e308 || v < -1e308)
+		fputs("null", j->f); /* NaN and infinities are not JSON */
+	else if (v == (double)(long long)v && v < 9e15 && v > -9e15)
+		fprintf(j->f, "%lld", (long long)v);
+	else
+		fprintf(j->f, "%.17g", v);
+}
+
+void
 json_bool(struct json *j, bool v)
 {
 	json_pre(j);

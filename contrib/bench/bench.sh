@@ -14,6 +14,7 @@
 #   c  smime-milter sign+encrypt        same messages, bob's certificate cached
 #   d  smime-milter inbound harvest     messages signed by bob@partner.example
 #   e  OpenDKIM signing, RSA-2048       plain text, outbound (when installed)
+#   f  sign-only, metrics endpoint on   as b, scraped once a second (curl)
 #
 # Every number counts only messages that arrived at the sink; a sample of
 # each run is checked for what the scenario should have done (signed,
@@ -32,7 +33,7 @@ E2E_NAME=bench
 # ------------------------------------------------------------ options
 
 MODE=full
-SCENARIOS=a,e,b,c,d
+SCENARIOS=a,e,b,f,c,d
 SOCKETS=unix,inet
 REPORT=
 CMDLINE="contrib/bench/bench.sh${*:+ $*}"
@@ -183,6 +184,7 @@ scen() {
 	c) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt" ;;
 	d) S_KIND=smime S_DIR=in S_GEN=signed S_FROM=$BOB S_TO=$ALICE S_EXPECT=smime-pass S_TITLE="inbound harvest" ;;
 	e) S_KIND=dkim S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=dkim S_TITLE="OpenDKIM sign" ;;
+	f) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=signed S_TITLE="sign-only+metrics" ;;
 	*) fail "unknown scenario $1" ;;
 	esac
 }
@@ -195,6 +197,8 @@ title() { (scen "$1" && echo "$S_TITLE"); }
 smime_config() {
 	case $1 in
 	b) _sc_pol='outbound = { sign = true; encrypt = "never"; };' ;;
+	f) _sc_pol="outbound = { sign = true; encrypt = \"never\"; };
+metrics = { listen = \"inet:$(iget MPORT "$2")@127.0.0.1\"; };" ;;
 	c) _sc_pol='outbound = { sign = true; encrypt = "required"; cipher = "auto"; };' ;;
 	d) _sc_pol='outbound = { sign = true; encrypt = "opportunistic"; };' ;;
 	esac
@@ -265,6 +269,11 @@ instances_plan() {
 				E2E_PORTS_USED="$E2E_PORTS_USED $_ip_p"
 				iset SOCK "$_id" "inet:$_ip_p@127.0.0.1" ;;
 			esac
+			if [ "$_ip_s" = f ]; then
+				_ip_p=$(e2e_free_port) || exit 1
+				E2E_PORTS_USED="$E2E_PORTS_USED $_ip_p"
+				iset MPORT "$_id" "$_ip_p"
+			fi
 			for _ip_d in out in; do
 				_ip_p=$(e2e_free_port) || exit 1
 				E2E_PORTS_USED="$E2E_PORTS_USED $_ip_p"
@@ -313,7 +322,26 @@ instance_start() {
 	fi
 	say "  $1 over $2: $(iget WHAT "$_id") pid $(iget PID "$_id") on $_is_sock"
 	cache_harvest_fallback "$1" "$2"
+	[ "$1" = f ] && scraper_start "$_id"
 	return 0
+}
+
+# scraper_start ID — scrape instance ID's metrics endpoint once a second
+# for as long as it runs (scenario f: what the endpoint costs per message).
+SCRAPERS=
+scraper_start() {
+	command -v curl >/dev/null 2>&1 || { say "  f: curl not found: the endpoint is not scraped"; return 0; }
+	_sc_url=http://127.0.0.1:$(iget MPORT "$1")/metrics
+	_sc_pid=$(iget PID "$1")
+	(while kill -0 "$_sc_pid" 2>/dev/null; do
+		curl -s -o /dev/null --max-time 5 "$_sc_url"
+		sleep 1
+	done) </dev/null >/dev/null 2>&1 &
+	SCRAPERS="$SCRAPERS $!"
+}
+scrapers_stop() {
+	for _p in $SCRAPERS; do kill "$_p" 2>/dev/null; done
+	SCRAPERS=
 }
 
 instance_stop() {
@@ -325,6 +353,7 @@ instance_stop() {
 
 # instances_stop — SIGTERM to every instance at once, then wait for each.
 instances_stop() {
+	scrapers_stop
 	for _id in $INSTANCES; do
 		_st_pid=$(iget PID "$_id")
 		[ -n "$_st_pid" ] && kill -TERM "$_st_pid" 2>/dev/null
@@ -944,6 +973,10 @@ print_report() {
 	for _z in $SIZES; do
 		goal "CPU/msg: sign+encrypt / OpenDKIM at $(size_label "$_z")" \
 			"$(ratio "$(cpu "c.unix.$_z")" "$(cpu "e.unix.$_z")")" "<=" 1.5 x c:unix e:unix
+	done
+	for _z in $SIZES; do
+		goal "CPU/msg: sign-only with metrics scraped / without, $(size_label "$_z")" \
+			"$(ratio "$(cpu "f.unix.$_z")" "$(cpu "b.unix.$_z")")" "<=" 1.02 x f:unix b:unix
 	done
 	goal "CPU/msg: inbound harvest at 50 KB" "$(cpu d.unix.50k)" "<=" 2 ms d:unix
 	goal "CPU/msg: inbound harvest at 1 MB" "$(cpu d.unix.1m)" "<=" 5 ms d:unix
