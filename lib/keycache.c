@@ -936,3 +936,31 @@ keycache_health(struct keycache *kc, struct kc_health *h)
 	h->connected = h->listening = st == SM_OK;
 	return SM_OK;
 }
+
+sm_status
+keycache_copy(struct keycache *from, struct keycache *to, size_t *n)
+{
+	struct kc_record *v = NULL;
+	size_t cnt = 0, i;
+	sm_status st;
+	int pass;
+
+	if (n)
+		*n = 0;
+	if (from == NULL || to == NULL)
+		return SM_ERR_ARG;
+	if (to->ops->restore == NULL)
+		return SM_ERR_UNSUPPORTED;
+	if ((st = from->ops->list(from->be, 0, 0, &v, &cnt)) != SM_OK)
+		return st;
+	/* A pairing names its encryption certificate, which may come later
+	 * in the list: the second pass links what the first could not. */
+	for (pass = 0; pass < 2 && st == SM_OK; pass++)
+		for (i = 0; i < cnt && st == SM_OK; i++)
+			if (pass == 0 || v[i].enc_fp[0] != '\0')
+				st = to->ops->restore(to->be, &v[i]);
+	if (st == SM_OK && n)
+		*n = cnt;
+	kc_records_free(v, cnt);
+	return st;
+}

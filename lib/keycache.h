@@ -275,6 +275,13 @@ struct kc_health {
 	char err[256];		/* why not connected */
 };
 sm_status keycache_health(struct keycache *kc, struct kc_health *h);
+/* Copy every binding of from into to, losing nothing (statuses, first
+ * and last seen, pairings, assurance, capabilities, chains); bindings to
+ * already has are overwritten with from's. *n: how many were copied.
+ * SM_ERR_UNSUPPORTED when to's backend cannot restore records. */
+sm_status keycache_copy(struct keycache *from, struct keycache *to,
+			size_t *n);
+
 /* How many writes wait in an outbox directory (0 when it is missing). */
 size_t keycache_outbox_count(const char *dir);
 
@@ -384,6 +391,9 @@ struct kc_ops {
 			       const struct kc_options *o, char *err,
 			       size_t errlen);
 	sm_status (*health)(struct kc_backend *be, struct kc_health *h);
+	/* Store one binding (and its certificate) exactly as given: stored
+	 * status, times, assurance, pairing. For keycache_copy. */
+	sm_status (*restore)(struct kc_backend *be, const struct kc_record *r);
 };
 
 extern const struct kc_ops kc_sqlite_ops;

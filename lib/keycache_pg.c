@@ -922,3 +922,71 @@ pg_schema_version(void)
 {
 	return PG_SCHEMA_VERSION;
 }
+
+static sm_status
+restore_once(struct kc_backend *be, const struct kc_record *r)
+{
+	char id[24] = "", caps[24], as[8], sg[24], fs[24], ls[24];
+	const char *v[11];
+	PGresult *res;
+	sm_status st;
+
+	snprintf(caps, sizeof(caps), "%llu", (unsigned long long)r->caps);
+	snprintf(as, sizeof(as), "%d", (int)r->assurance);
+	snprintf(sg, sizeof(sg), "%lld", (long long)r->signing_time);
+	snprintf(fs, sizeof(fs), "%lld", (long long)r->first_seen);
+	snprintf(ls, sizeof(ls), "%lld", (long long)r->last_seen);
+	if ((st = pg_cmd(be, "BEGIN")) != SM_OK)
+		return st;
+	if ((st = pg_lock_address(be, r->address)) != SM_OK ||
+	    (st = put_cert(be, r, id)) != SM_OK)
+		goto done;
+	v[0] = id;
+	v[1] = r->address;
+	v[2] = caps;
+	v[3] = kc_source_name(r->source);
+	v[4] = as;
+	v[5] = r->signer ? "t" : "f";
+	v[6] = r->enc_fp;
+	v[7] = sg;
+	v[8] = r->status == KC_ST_REMOVED ? "removed" : "active";
+	v[9] = fs;
+	v[10] = ls;
+	res = pg_run(be,
+		     "INSERT INTO bindings (cert_id, address, caps, source,"
+		     " assurance, signer, enc_cert_id, signing_time, status,"
+		     " first_seen, last_seen) VALUES ($1, $2, $3, $4, $5, $6,"
+		     " (SELECT id FROM certs WHERE fingerprint = $7), $8, $9,"
+		     " $10, $11) ON CONFLICT (address, cert_id) DO UPDATE SET"
+		     " caps = excluded.caps, source = excluded.source,"
+		     " assurance = excluded.assurance, signer = excluded.signer,"
+		     " enc_cert_id = excluded.enc_cert_id,"
+		     " signing_time = excluded.signing_time,"
+		     " status = excluded.status, first_seen = excluded.first_seen,"
+		     " last_seen = excluded.last_seen",
+		     11, v, NULL);
+	PQclear(res);
+	if (res == NULL)
+		st = SM_ERR_DB;
+	else if ((st = pg_publish(be, r->address)) == SM_OK)
+		st = pg_cmd(be, "COMMIT");
+done:
+	if (st != SM_OK)
+		pg_rollback(be);
+	return st;
+}
+
+sm_status
+pg_restore_direct(struct kc_backend *be, const struct kc_record *r)
+{
+	sm_status st;
+
+	pthread_mutex_lock(&be->mu);
+	if ((st = pg_ensure(be)) == SM_OK)
+		st = restore_once(be, r);
+	if (st == SM_ERR_DB)
+		log_msg(LOG_ERR, "key cache (postgresql): restore: %s",
+			be->last_err);
+	pthread_mutex_unlock(&be->mu);
+	return st;
+}

@@ -69,6 +69,7 @@ sm_status pg_query(struct kc_backend *be, int kind, const char *text,
 		   time_t a, time_t b, struct kc_record **out, size_t *n);
 sm_status pg_remove_direct(struct kc_backend *be, const char *address,
 			   const char *fp, size_t *count);
+sm_status pg_restore_direct(struct kc_backend *be, const struct kc_record *r);
 sm_status pg_meta(struct kc_backend *be, int *version,
 		  long long *generation);
 int pg_schema_version(void);

@@ -551,6 +551,17 @@ pgl_remove(struct kc_backend *be, const char *address, const char *fp,
 }
 
 static sm_status
+pgl_restore(struct kc_backend *be, const struct kc_record *r)
+{
+	sm_status st = pg_restore_direct(be, r);
+
+	pthread_mutex_lock(&be->lmu);
+	copy_drop(be, r->address);
+	pthread_mutex_unlock(&be->lmu);
+	return st;
+}
+
+static sm_status
 pgl_check(struct kc_backend *be, int *schema_version, char *err,
 	  size_t errlen)
 {
@@ -621,4 +632,5 @@ const struct kc_ops kc_pg_ops = {
 	.check = pgl_check,
 	.configure = pgl_configure,
 	.health = pgl_health,
+	.restore = pgl_restore,
 };

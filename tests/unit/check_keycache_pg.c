@@ -4,7 +4,7 @@
  * its advisory lock, two nodes sharing one database (freshness through
  * LISTEN/NOTIFY, concurrent harvests), and the database going down and
  * coming back (the local copy, max_stale, the outbox across a restart,
- * notifications resuming). On a private cluster the test starts itself.
+ * notifications resuming), and moving a SQLite cache there and back. On a private cluster the test starts itself.
  */
 #include <check.h>
 #include <stdio.h>
@@ -395,6 +395,113 @@ START_TEST(test_the_copy_is_not_served_past_max_stale)
 }
 END_TEST
 
+/* Every field a copy must keep. */
+static void
+same_records(const struct kc_record *a, size_t na, const struct kc_record *b,
+	     size_t nb, const char *what)
+{
+	ck_assert_msg(na == nb, "%s: got %zu records, want %zu", what, nb, na);
+	for (size_t i = 0; i < na; i++) {
+		const struct kc_record *x = &a[i], *y = &b[i];
+
+		ck_assert_msg(strcmp(x->address, y->address) == 0 &&
+				      strcmp(x->fingerprint, y->fingerprint) == 0,
+			      "%s: record %zu: got %s %.12s, want %s %.12s",
+			      what, i, y->address, y->fingerprint, x->address,
+			      x->fingerprint);
+		ck_assert_msg(x->status == y->status && x->caps == y->caps &&
+				      x->source == y->source &&
+				      x->assurance == y->assurance &&
+				      x->signer == y->signer &&
+				      strcmp(x->enc_fp, y->enc_fp) == 0 &&
+				      x->signing_time == y->signing_time &&
+				      x->first_seen == y->first_seen &&
+				      x->last_seen == y->last_seen,
+			      "%s: %s %.12s: binding fields differ (status "
+			      "%s/%s, enc %.12s/%.12s, seen %lld/%lld)",
+			      what, x->address, x->fingerprint,
+			      kc_status_name(x->status),
+			      kc_status_name(y->status), x->enc_fp, y->enc_fp,
+			      (long long)x->first_seen,
+			      (long long)y->first_seen);
+		ck_assert_msg(x->der_len == y->der_len &&
+				      memcmp(x->der, y->der, x->der_len) == 0 &&
+				      x->chain_len == y->chain_len &&
+				      x->n_emails == y->n_emails &&
+				      x->can_encrypt == y->can_encrypt &&
+				      strcmp(x->subject, y->subject) == 0,
+			      "%s: %s: certificate fields differ", what,
+			      x->address);
+	}
+}
+
+START_TEST(test_a_sqlite_cache_moves_to_postgresql_and_back_without_loss)
+{
+	struct keycache *sq = NULL, *pg = node(false, 0), *back = NULL;
+	X509 *a = leaf(0, BOB, -20), *b = leaf(1, BOB, -10),
+	     *c = leaf(2, CAROL, -10);
+	struct kc_pairing p;
+	struct kc_record *v0, *v1, *v2;
+	size_t n0, n1, n2, n;
+	char path[700], err[256], fp[X509U_FP_SIZE];
+	STACK_OF(X509) *chain = sk_X509_new_null();
+
+	snprintf(path, sizeof(path), "%s/old.db", dir);
+	ck_assert_int_eq(keycache_open("sqlite", path, &sq, err, sizeof(err)),
+			 SM_OK);
+	/* A pairing with a separate encryption certificate, a chain, a
+	 * removed binding, and times that differ. */
+	sk_X509_push(chain, ca);
+	memset(&p, 0, sizeof(p));
+	p.signer = a;
+	p.enc = b;
+	p.chain = chain;
+	p.address = BOB;
+	p.caps = CAP_KNOWN | 1;
+	p.signing_time = CG_NOW - 3600;
+	p.assurance = KC_AS_ADMIN;
+	p.source = KC_SRC_IMPORTED;
+	ck_assert_int_eq(keycache_store_pairing(sq, &p, NULL, NULL), SM_OK);
+	clock_set(CG_NOW + 500);
+	ck_assert_int_eq(keycache_store(sq, c, NULL, CAROL, CAP_KNOWN,
+					KC_SRC_HARVESTED, NULL, NULL),
+			 SM_OK);
+	x509u_fingerprint(c, fp);
+	ck_assert_int_eq(keycache_remove_fingerprint(sq, fp, NULL), SM_OK);
+
+	ck_assert_int_eq(keycache_copy(sq, pg, &n), SM_OK);
+	ck_assert_uint_eq(n, 3);
+	snprintf(path, sizeof(path), "%s/back.db", dir);
+	ck_assert_int_eq(keycache_open("sqlite", path, &back, err,
+				       sizeof(err)),
+			 SM_OK);
+	ck_assert_int_eq(keycache_copy(pg, back, &n), SM_OK);
+	ck_assert_int_eq(keycache_list(sq, -1, &v0, &n0), SM_OK);
+	ck_assert_int_eq(keycache_list(pg, -1, &v1, &n1), SM_OK);
+	ck_assert_int_eq(keycache_list(back, -1, &v2, &n2), SM_OK);
+	same_records(v0, n0, v1, n1, "sqlite to postgresql");
+	same_records(v0, n0, v2, n2, "and back to sqlite");
+	/* And it still selects what it did. */
+	x509u_fingerprint(b, fp);
+	{
+		char got[X509U_FP_SIZE];
+
+		ck_assert_int_eq(sel(pg, BOB, got), SM_OK);
+		ck_assert_str_eq(got, fp);
+	}
+	kc_records_free(v0, n0);
+	kc_records_free(v1, n1);
+	kc_records_free(v2, n2);
+	sk_X509_free(chain);
+	keycache_close(sq);
+	keycache_close(pg);
+	keycache_close(back);
+	X509_free(a);
+	X509_free(b);
+	X509_free(c);
+}
+END_TEST
+
 START_TEST(test_a_malformed_conninfo_is_a_configuration_error)
 {
 	struct keycache *k = NULL;
@@ -425,6 +532,7 @@ suite(void)
 	tcase_add_test(tc, test_concurrent_harvests_leave_one_row_per_certificate_and_one_selection);
 	tcase_add_test(tc, test_with_the_database_down_the_copy_serves_and_harvests_wait_on_disk);
 	tcase_add_test(tc, test_the_copy_is_not_served_past_max_stale);
+	tcase_add_test(tc, test_a_sqlite_cache_moves_to_postgresql_and_back_without_loss);
 	tcase_add_test(tc, test_a_malformed_conninfo_is_a_configuration_error);
 	suite_add_tcase(s, tc);
 	return s;
