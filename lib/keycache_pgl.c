@@ -415,11 +415,17 @@ pgl_open(const char *conninfo, struct kc_backend **out, char *err,
 		}
 		be->migrated = st == SM_OK;
 	} else {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", PQerrorMessage(be->conn));
+		for (char *p = why; *p; p++)
+			if (*p == '\n' || *p == '\t')
+				*p = ' ';
 		log_msg(LOG_WARNING,
 			"key cache (postgresql): database unreachable at "
 			"start-up (%s); starting anyway, lookups use the "
 			"local copy and harvests are queued",
-			PQerrorMessage(be->conn));
+			why);
 		PQfinish(be->conn);
 		be->conn = NULL;
 	}
