@@ -19,7 +19,7 @@ O         ?= build
 BINDIR    ?= milter
 SAN       ?=
 
-PKGS      := libcrypto libconfig sqlite3 libpq
+PKGS      := libcrypto libconfig sqlite3 libidn2 libcurl libpq
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 XCFLAGS   := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
@@ -33,12 +33,18 @@ XCFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 LDSAN    := -fsanitize=address,undefined
 CFLAGS   := -O1 -g
 endif
+# FUZZ=1 (with CC=clang): the library instrumented for libFuzzer; see `make fuzz`.
+ifneq ($(FUZZ),)
+XCFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+CFLAGS   := -O1 -g
+endif
 
 LIB_SRCS  := $(sort $(wildcard lib/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
 LIB_A     := $(O)/libsmime.a
 MILTER_OBJS := $(O)/milter/smime-milter.o $(O)/milter/callbacks.o $(O)/milter/observe.o
-CTL_OBJS  := $(O)/milter/smimectl.o $(O)/milter/smimectl_util.o $(O)/milter/smimectl_cert.o $(O)/milter/smimectl_key.o $(O)/milter/smimectl_inspect.o $(O)/milter/smimectl_check.o $(O)/milter/smimectl_observe.o $(O)/milter/smimectl_cacheinit.o
+CTL_OBJS  := $(O)/milter/smimectl.o $(O)/milter/smimectl_util.o $(O)/milter/smimectl_cert.o $(O)/milter/smimectl_key.o $(O)/milter/smimectl_inspect.o $(O)/milter/smimectl_check.o $(O)/milter/smimectl_observe.o $(O)/milter/smimectl_revocation.o $(O)/milter/smimectl_cacheinit.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
 TESTUTIL  := $(O)/tests/unit/testutil.o
@@ -46,7 +52,7 @@ TESTUTIL  := $(O)/tests/unit/testutil.o
 PROGS     := $(BINDIR)/smime-milter $(BINDIR)/smimectl
 
 .PHONY: all deps check check-run check-unit check-e2e check-asan check-valgrind \
-        run demo install clean bench
+        run demo install clean bench fuzz fuzz-build
 all: $(PROGS)
 
 # Keep object files of the test programs (they are intermediate otherwise).
@@ -71,6 +77,25 @@ $(BINDIR)/smimectl: $(CTL_OBJS) $(LIB_A)
 $(O)/tests/check_%: $(O)/tests/unit/check_%.o $(TESTUTIL) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(LDSAN) $(LDFLAGS) -pthread -o $@ $< $(TESTUTIL) $(LIB_A) $(CHECK_LIBS) $(LIBS)
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c), built by clang into build-fuzz/.
+# make fuzz: each target for FUZZ_SECONDS (default 60); make check replays
+# their corpora and past findings (tests/fuzz/replay.test).
+FUZZ_O       := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+
+$(O)/fuzz/fuzz_%: $(O)/tests/fuzz/fuzz_%.o $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) -fsanitize=fuzzer,address,undefined $(LDFLAGS) -pthread -o $@ $< $(LIB_A) $(LIBS)
+
+fuzz-build:
+	@command -v clang >/dev/null || { echo "fuzz: clang is missing (make deps installs it)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory O=$(FUZZ_O) CC=clang FUZZ=1 \
+	  $(FUZZ_NAMES:%=$(FUZZ_O)/fuzz/%)
+
+fuzz: deps fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh fuzz
 
 deps:
 	@scripts/deps
@@ -160,7 +185,7 @@ install: all
 	fi
 
 clean:
-	rm -rf build build-asan milter/smime-milter milter/smimectl var
+	rm -rf build build-asan build-fuzz milter/smime-milter milter/smimectl var
 
 -include $(LIB_OBJS:.o=.d) $(MILTER_OBJS:.o=.d) $(CTL_OBJS:.o=.d) \
-  $(UNIT_SRCS:%.c=$(O)/%.d) $(TESTUTIL:.o=.d)
+  $(UNIT_SRCS:%.c=$(O)/%.d) $(TESTUTIL:.o=.d) $(FUZZ_NAMES:%=$(O)/tests/fuzz/%.d)

@@ -22,6 +22,7 @@
 
 #include "buf.h"
 #include "keycache.h"
+#include "sender.h"
 
 enum sch_type { T_BOOL, T_STR, T_INT, T_ENUM, T_STRLIST, T_MODE, T_GROUP, T_POLICY };
 enum sch_check { C_NONE, C_SOCKET, C_AUTHSERV, C_DOMAINS, C_CIDRS, C_NONEMPTY,
@@ -51,6 +52,8 @@ static const char *const format_names[] = { "detached", "opaque", NULL };
 static const char *const on_error_names[] = { "tempfail", "accept", NULL };
 static const char *const decrypt_names[] = { "off", "harvest", "deliver", NULL };
 static const char *const backend_names[] = { "sqlite", "postgresql", NULL };
+static const char *const rev_check_names[] = { "off", "soft", "hard", NULL };
+static const char *const unauth_names[] = { "reject", "unsigned", NULL };
 
 #define OUT(f) offsetof(struct cfg_outbound, f)
 #define CFG(f) offsetof(struct config, f)
@@ -69,6 +72,9 @@ static const struct schema outbound_schema[] = {
 	{ "subject_tag", T_STR, OUT(subject_tag), "[encrypt]", 0, 0, NULL, NULL, C_NONE, 0, 0 },
 	{ "trigger_header", T_STR, OUT(trigger_header), "X-Encrypt", 0, 0, NULL, NULL, C_HEADER_NAME, 0, 0 },
 	{ "on_error", T_ENUM, OUT(on_error), "tempfail", 0, 0, on_error_names, NULL, C_NONE, CFG_SET_ON_ERROR, 0 },
+	{ "sender_login_map", T_STR, OUT(sender_login_map), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "trusted_relays", T_STRLIST, OUT(trusted_relays), "", 0, 0, NULL, NULL, C_CIDRS, 0, OUT(n_trusted_relays) },
+	{ "unauthorised_sender", T_ENUM, OUT(unauthorised_sender), "reject", 0, 0, unauth_names, NULL, C_NONE, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
@@ -100,10 +106,23 @@ static const struct schema inbound_schema[] = {
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
+#define REV(f) offsetof(struct cfg_revocation, f)
+static const struct schema revocation_schema[] = {
+	{ "check", T_ENUM, REV(check), "soft", 0, 0, rev_check_names, NULL, C_NONE, 0, 0 },
+	{ "grace_days", T_INT, REV(grace_days), "3", 0, 3650, NULL, NULL, C_NONE, 0, 0 },
+	{ "timeout_ms", T_INT, REV(timeout_ms), "2000", 100, 60000, NULL, NULL, C_NONE, 0, 0 },
+	{ "proxy", T_STR, REV(proxy), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
 #define MIB (1024LL * 1024)
 static const struct schema limits_schema[] = {
 	{ "max_message_size", T_INT, CFG(max_message_size), "52428800", 64 * 1024, 2048 * MIB, NULL, NULL, C_NONE, 0, 0 },
 	{ "spool_threshold", T_INT, CFG(spool_threshold), "1048576", 4096, 2048 * MIB, NULL, NULL, C_NONE, 0, 0 },
+	{ "inbound_cpu_ms", T_INT, CFG(inbound_cpu_ms), "2000", 10, 600000, NULL, NULL, C_NONE, 0, 0 },
+	{ "max_signers", T_INT, CFG(max_signers), "4", 1, 64, NULL, NULL, C_NONE, 0, 0 },
+	{ "max_certs", T_INT, CFG(max_certs), "50", 1, 1000, NULL, NULL, C_NONE, 0, 0 },
+	{ "max_digest_algorithms", T_INT, CFG(max_digest_algorithms), "16", 1, 256, NULL, NULL, C_NONE, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
@@ -130,6 +149,7 @@ static const struct schema top_schema[] = {
 	{ "inbound", T_GROUP, 0, NULL, 0, 0, NULL, inbound_schema, C_NONE, 0, 0 },
 	{ "policy", T_POLICY, 0, NULL, 0, 0, NULL, policy_schema, C_NONE, 0, 0 },
 	{ "limits", T_GROUP, 0, NULL, 0, 0, NULL, limits_schema, C_NONE, 0, 0 },
+	{ "revocation", T_GROUP, CFG(revocation), NULL, 0, 0, NULL, revocation_schema, C_NONE, 0, 0 },
 	{ "log_debug", T_BOOL, CFG(log_debug), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
 	{ "metrics", T_GROUP, 0, NULL, 0, 0, NULL, metrics_schema, C_NONE, 0, 0 },
 	{ "warn_expiry_days", T_INT, CFG(warn_expiry_days), "30", 0, 3650, NULL, NULL, C_NONE, 0, 0 },
@@ -389,6 +409,45 @@ apply_default(struct loadctx *lc, const struct schema *e, char *base)
 
 static void load_group(struct loadctx *lc, config_setting_t *grp, const struct schema *tab,
     char *base, const char *prefix, struct config *cfg);
+static void load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
+    const char *path, struct config *cfg);
+
+/* Members a rule's revocation group leaves out, until rev_inherit fills
+ * them from the global group (which may come later in the file). */
+#define REV_UNSET_INT UINT64_MAX
+#define REV_UNSET_CHECK (-1)
+
+static void
+rule_revocation(struct loadctx *lc, struct cfg_policy *r, config_setting_t *m, const char *path)
+{
+	const struct schema e = { "revocation", T_GROUP, 0, NULL, 0, 0, NULL, revocation_schema,
+		C_NONE, 0, 0 };
+
+	r->has_rev = true;
+	*(int *)&r->rev.check = REV_UNSET_CHECK;
+	r->rev.grace_days = r->rev.timeout_ms = REV_UNSET_INT;
+	load_one(lc, &e, m, (char *)&r->rev, path, NULL);
+}
+
+static void
+rev_inherit(struct loadctx *lc, struct config *c)
+{
+	for (size_t i = 0; i < c->n_policy; i++) {
+		struct cfg_revocation *rv = &c->policy[i].rev;
+
+		if (!c->policy[i].has_rev)
+			continue;
+		if (*(int *)&rv->check == REV_UNSET_CHECK)
+			rv->check = c->revocation.check;
+		if (rv->grace_days == REV_UNSET_INT)
+			rv->grace_days = c->revocation.grace_days;
+		if (rv->timeout_ms == REV_UNSET_INT)
+			rv->timeout_ms = c->revocation.timeout_ms;
+		if (rv->proxy == NULL && c->revocation.proxy &&
+		    (rv->proxy = strdup(c->revocation.proxy)) == NULL)
+			lc->oom = 1;
+	}
+}
 
 /* Read one setting into its field. path is the dotted key for messages. */
 static void
@@ -556,6 +615,8 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 						load_one(lc, o, m, (char *)&r->o, kpath, NULL);
 						r->set |= o->setbit;
 					}
+				if (strcmp(name, "revocation") == 0)
+					rule_revocation(lc, r, m, kpath);
 			}
 			if ((config_setting_get_member(el, "recipient") == NULL) ==
 			    (config_setting_get_member(el, "sender") == NULL))
@@ -594,8 +655,9 @@ load_group(struct loadctx *lc, config_setting_t *grp, const struct schema *tab, 
 			snprintf(path, sizeof(path), "%s", name);
 		if (e == NULL) {
 			/* policy rules may also carry outbound keys */
-			if (tab == policy_schema && schema_find(outbound_schema, name) &&
-			    schema_find(outbound_schema, name)->setbit)
+			if (tab == policy_schema && ((schema_find(outbound_schema, name) &&
+			    schema_find(outbound_schema, name)->setbit) ||
+			    strcmp(name, "revocation") == 0))
 				continue;
 			lc_error(lc, config_setting_source_line(s), path, "unknown key");
 			continue;
@@ -638,6 +700,8 @@ outbound_free(struct cfg_outbound *o)
 {
 	free(o->subject_tag);
 	free(o->trigger_header);
+	free(o->sender_login_map);
+	free(o->trusted_relays);
 }
 
 static void
@@ -662,11 +726,14 @@ config_free(struct config *c)
 	free(c->metrics_listen);
 	free(c->metrics_token_file);
 	outbound_free(&c->outbound);
+	sender_map_free(c->sender_map);
 	for (size_t i = 0; i < c->n_policy; i++) {
 		free(c->policy[i].recipient);
 		free(c->policy[i].sender);
 		outbound_free(&c->policy[i].o);
+		free(c->policy[i].rev.proxy);
 	}
+	free(c->revocation.proxy);
 	free(c->policy);
 	free(c);
 }
@@ -683,6 +750,23 @@ config_defaults(struct config **out)
 	}
 	*out = c;
 	return SM_OK;
+}
+
+/* Read outbound.sender_login_map now, so that -n and a reload see a missing
+ * or broken map as a configuration error at the key's line. */
+static void
+load_sender_map(struct loadctx *lc, config_t *cf, struct config *c)
+{
+	config_setting_t *s = config_lookup(cf, "outbound.sender_login_map");
+	char err[512];
+	sm_status st;
+
+	st = sender_map_load(c->outbound.sender_login_map, &c->sender_map, err, sizeof(err));
+	if (st == SM_ERR_NOMEM)
+		lc->oom = 1;
+	else if (st != SM_OK)
+		lc_error(lc, s ? config_setting_source_line(s) : 0, "outbound.sender_login_map", "%s",
+		    err);
 }
 
 sm_status
@@ -713,6 +797,7 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 		return SM_ERR_NOMEM;
 	}
 	load_group(&lc, config_root_setting(&cf), top_schema, (char *)c, "", c);
+	rev_inherit(&lc, c);
 
 	/* Checks across keys. */
 	if (c->spool_threshold > c->max_message_size) {
@@ -733,6 +818,8 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 		if (why)
 			lc_error(&lc, 0, "trust.ca_file", "(default) %s", why);
 	}
+	if (c->outbound.sender_login_map)
+		load_sender_map(&lc, &cf, c);
 	config_destroy(&cf);
 	if ((c->file = strdup(path)) == NULL)
 		lc.oom = 1;
@@ -766,21 +853,26 @@ config_unref(struct config *c)
 static void
 keys_collect(const struct schema *tab, const char *prefix, const char **out, size_t *n)
 {
-	static char names[64][48];
+	static char names[128][48];
 
 	for (; tab->name; tab++) {
 		if (tab->type == T_GROUP || tab->type == T_POLICY) {
 			keys_collect(tab->sub, tab->name, out, n);
 			if (tab->type == T_POLICY)
 				for (const struct schema *o = outbound_schema; o->name; o++)
-					if (o->setbit && *n < 63) {
+					if (o->setbit && *n < 127) {
 						snprintf(names[*n], sizeof(names[0]), "policy.%s", o->name);
 						out[*n] = names[*n];
 						(*n)++;
 					}
+			if (tab->type == T_POLICY && *n < 127) {
+				snprintf(names[*n], sizeof(names[0]), "policy.revocation");
+				out[*n] = names[*n];
+				(*n)++;
+			}
 			continue;
 		}
-		if (*n >= 63)
+		if (*n >= 127)
 			return;
 		if (*prefix)
 			snprintf(names[*n], sizeof(names[0]), "%s.%s", prefix, tab->name);
@@ -791,7 +883,7 @@ keys_collect(const struct schema *tab, const char *prefix, const char **out, siz
 	}
 }
 
-static const char *config_key_list[64];
+static const char *config_key_list[128];
 
 static void
 config_keys_init(void)
@@ -836,7 +928,7 @@ rule_matches(const char *pattern, const char *addr)
 		return false;
 	if (pattern[0] == '@')
 		return addr_in_domain(addr, pattern + 1);
-	return strcasecmp(pattern, addr) == 0;
+	return addr_equal(pattern, addr);
 }
 
 void
@@ -875,6 +967,37 @@ config_outbound_for(const struct config *cfg, const char *sender, const char *rc
 			*rule_line = r->line;
 		return;
 	}
+}
+
+const struct cfg_revocation *
+config_revocation_for(const struct config *cfg, const char *sender, const char *rcpt)
+{
+	for (size_t i = 0; i < cfg->n_policy; i++) {
+		const struct cfg_policy *r = &cfg->policy[i];
+
+		if (!(rule_matches(r->recipient, rcpt) || rule_matches(r->sender, sender)))
+			continue;
+		return r->has_rev ? &r->rev : &cfg->revocation;
+	}
+	return &cfg->revocation;
+}
+
+const char *
+config_rev_check_name(enum cfg_rev_check c)
+{
+	return rev_check_names[c];
+}
+
+char *
+config_revocation_store(const struct config *cfg)
+{
+	struct buf b = BUF_INIT;
+
+	if (buf_printf(&b, "%s.revocation", cfg->cache_path) != SM_OK) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
 }
 
 bool

@@ -35,6 +35,19 @@ enum cfg_sign_format { CFG_SIGN_DETACHED, CFG_SIGN_OPAQUE };
 enum cfg_on_error { CFG_ON_ERROR_TEMPFAIL, CFG_ON_ERROR_ACCEPT };
 enum cfg_decrypt { CFG_DECRYPT_OFF, CFG_DECRYPT_HARVEST, CFG_DECRYPT_DELIVER };
 enum cfg_backend { CFG_BACKEND_SQLITE, CFG_BACKEND_POSTGRESQL };
+enum cfg_rev_check { CFG_REV_OFF, CFG_REV_SOFT, CFG_REV_HARD };
+
+/* Revocation checking (global, or a policy rule's own). See
+ * smime-milter.conf(5) for what soft and hard mean exactly. */
+struct cfg_revocation {
+	enum cfg_rev_check check;
+	uint64_t grace_days;    /* hard: how long "unknown" is tolerated */
+	uint64_t timeout_ms;    /* one fetch, connect to last byte */
+	char *proxy;            /* NULL: none (libcurl's environment ignored) */
+};
+enum cfg_unauthorised { CFG_UNAUTH_REJECT, CFG_UNAUTH_UNSIGNED };
+
+struct sender_map;
 
 /* The outbound settings; a policy rule overrides some of them. */
 struct cfg_outbound {
@@ -50,6 +63,12 @@ struct cfg_outbound {
 	char *subject_tag;      /* "" disables the subject trigger */
 	char *trigger_header;   /* "" disables the header trigger */
 	enum cfg_on_error on_error;
+	/* Sender authorisation for personal signatures (sender.h); global
+	 * only, never set by a policy rule. */
+	char *sender_login_map;           /* path, or NULL */
+	struct cidr *trusted_relays;
+	size_t n_trusted_relays;
+	enum cfg_unauthorised unauthorised_sender;
 };
 
 /* Bits of struct cfg_policy.set: which outbound keys a rule overrides. */
@@ -71,6 +90,8 @@ struct cfg_policy {
 	char *sender;           /* likewise; exactly one of the two is set */
 	unsigned set;           /* CFG_SET_* bits */
 	struct cfg_outbound o;  /* only the fields named in set are meaningful */
+	bool has_rev;           /* the rule has a revocation group: rev */
+	struct cfg_revocation rev; /* unset members come from the global one */
 	int line;
 };
 
@@ -105,10 +126,16 @@ struct config {
 	size_t n_policy;
 	uint64_t max_message_size;
 	uint64_t spool_threshold;
+	struct cfg_revocation revocation;
+	uint64_t inbound_cpu_ms;        /* CPU budget of one inbound message */
+	uint64_t max_signers;           /* SignerInfos, digestAlgorithms and */
+	uint64_t max_digest_algorithms; /* certificates one signature may */
+	uint64_t max_certs;             /* hold (counted before decoding) */
 	bool log_debug;
 	char *metrics_listen;       /* NULL: no metrics endpoint */
 	char *metrics_token_file;   /* NULL: no bearer token asked */
 	uint64_t warn_expiry_days;
+	struct sender_map *sender_map; /* outbound.sender_login_map, read at load */
 
 	int refs;                   /* atomically updated; see config_ref() */
 };
@@ -144,6 +171,15 @@ const char *config_decrypt_name(enum cfg_decrypt d);
  * normalised. *rule_line receives the rule's line, 0 when none matched. */
 void config_outbound_for(const struct config *cfg, const char *sender,
     const char *rcpt, struct cfg_outbound *out, int *rule_line);
+
+/* The revocation settings for a sender/recipient pair: the first
+ * matching rule's (as config_outbound_for), else the global ones. */
+const struct cfg_revocation *config_revocation_for(const struct config *cfg,
+    const char *sender, const char *rcpt);
+const char *config_rev_check_name(enum cfg_rev_check c);
+/* Where revocation results are kept: the cache path + ".revocation"
+ * (malloc'd; NULL on allocation failure). */
+char *config_revocation_store(const struct config *cfg);
 
 /* Is the address in one of internal_domains? */
 bool config_is_internal(const struct config *cfg, const char *addr);

@@ -19,11 +19,17 @@
 #include <openssl/x509.h>
 
 #include "address.h"
+#include "bcc.h"
 #include "clock.h"
+#include "recipient.h"
+#include "subject.h"
+#include "cmscheck.h"
 #include "harvest.h"
 #include "keycache.h"
 #include "keystore.h"
 #include "log.h"
+#include "revstore.h"
+#include "revworker.h"
 #include "metrics.h"
 #include "refusals.h"
 #include "smime.h"
@@ -151,15 +157,20 @@ struct rcpt_key {
 };
 
 static sm_status
-lookup_rcpt(const struct gw_env *env, const char *addr, struct rcpt_key *rk)
+lookup_rcpt(const struct gw_env *env, const char *sender, const char *addr,
+    struct rcpt_key *rk)
 {
+	/* Revocation: the selection rule's last usability condition. */
+	struct revstore_hook_arg ra = { env->rs, config_revocation_for(env->cfg, sender, addr) };
+	struct kc_hook hook = { revstore_hook, &ra };
 	sm_status st;
 	uint64_t t0 = metrics_now();
 
 	memset(rk, 0, sizeof(*rk));
 	snprintf(rk->addr, sizeof(rk->addr), "%s", addr);
-	st = keycache_select(env->kc, addr, env_store(env), env->cfg->trust_allow_self_signed,
-	    &rk->cert, &rk->caps, rk->reason, sizeof(rk->reason));
+	st = keycache_select_hook(env->kc, addr, env_store(env),
+	    env->cfg->trust_allow_self_signed, env->rs ? &hook : NULL, &rk->cert, &rk->caps,
+	    rk->reason, sizeof(rk->reason));
 	metrics_observe(METRICS_STAGE_RCPT_LOOKUP, t0);
 	if (st == SM_ERR_NOKEY || st == SM_ERR_PARSE || (st == SM_OK && rk->cert == NULL)) {
 		if (rk->reason[0] == '\0')
@@ -183,21 +194,29 @@ sm_status
 gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
     const struct pol_treatment *first, struct pol_rcpt_decision *out)
 {
-	char s[320] = "", r[320];
+	char s[320] = "", r[320], why[800];
 	struct rcpt_key rk;
 	struct pol_lookup lk;
 	sm_status st;
 
 	memset(out, 0, sizeof(*out));
-	if (addr_normalize(rcpt, r, sizeof(r)) != SM_OK) {
+	addr_normalize(sender, s, sizeof(s));
+	st = recipient_classify(env->cfg, s, rcpt, r, sizeof(r), why, sizeof(why));
+	if (st == SM_ERR_NOTFOUND) {
 		/* Not an address we can look up (a local alias, say): let the
 		 * MTA judge it; it can never be encrypted to. */
 		out->verdict = POL_ACCEPT;
 		snprintf(out->log, sizeof(out->log), "not a domain address");
 		return SM_OK;
 	}
-	addr_normalize(sender, s, sizeof(s));
-	if ((st = lookup_rcpt(env, r, &rk)) == SM_ERR_DB) {
+	if (st == SM_ERR_PARSE) {
+		out->verdict = POL_REJECT;
+		snprintf(out->log, sizeof(out->log), "unclassifiable address: %.160s", why);
+		return set_reply(&out->reply, "550", "5.7.1", why);
+	}
+	if (st != SM_OK)
+		return st;
+	if ((st = lookup_rcpt(env, s, r, &rk)) == SM_ERR_DB) {
 		/* The shared cache is down and its local copy has no answer:
 		 * whether this recipient must be encrypted to is unknown, so
 		 * neither 550 nor plaintext; the client retries. */
@@ -218,18 +237,30 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 	return st;
 }
 
-/* Does the Subject carry the tag (case-insensitive)? Returns its offset. */
-static const char *
-subject_tag_at(const char *subject, const char *tag)
+sm_status
+gw_rcpt_bcc(const char *sender, const char *rcpt, size_t accepted, bool *solo,
+    struct pol_rcpt_decision *out)
 {
-	size_t tl = strlen(tag);
+	char s[320] = "", r[320], lit[320], line[800];
+	unsigned flags;
 
-	if (tl == 0 || subject == NULL)
-		return NULL;
-	for (const char *p = subject; *p; p++)
-		if (strncasecmp(p, tag, tl) == 0)
-			return p;
-	return NULL;
+	if (out->verdict != POL_ACCEPT)
+		return SM_OK;
+	addr_normalize(sender, s, sizeof(s));
+	if (addr_canonical(rcpt, r, sizeof(r), lit, sizeof(lit), &flags) != SM_OK)
+		snprintf(r, sizeof(r), "%s", rcpt);
+	if (!*solo && !bcc_memo_has(s, r, clock_now()))
+		return SM_OK;
+	if (!*solo && accepted == 0) {
+		*solo = true; /* a blind copy, first of its transaction: it goes alone */
+		return SM_OK;
+	}
+	out->verdict = POL_TEMPFAIL;
+	snprintf(out->log, sizeof(out->log), "%s", *solo ?
+	    "after a blind copy: retried in a transaction of its own" :
+	    "blind copy: retried in a transaction of its own");
+	snprintf(line, sizeof(line), "%s: S/MIME gateway: %s, please retry", r, out->log);
+	return set_reply(&out->reply, "452", "4.7.0", line);
 }
 
 static bool
@@ -278,7 +309,10 @@ outbound_existing_smime(const struct mime_headers *hdrs, const unsigned char *bo
 
 		if (mime_decode_body(root, &der) == SM_OK)
 			ct = smime_content_type(der.data, der.len);
-		if (ct == SMIME_CT_ENVELOPED || ct == SMIME_CT_AUTH_ENVELOPED)
+		/* "Already encrypted" only for a complete envelope: a body that
+		 * merely starts like one is plaintext (and encrypted here). */
+		if ((ct == SMIME_CT_ENVELOPED || ct == SMIME_CT_AUTH_ENVELOPED) &&
+		    cmscheck_complete_envelope(der.data, der.len))
 			k = MIME_SMIME_ENVELOPED;
 		else if (ct == SMIME_CT_SIGNED)
 			k = MIME_SMIME_SIGNED_OPAQUE;
@@ -322,6 +356,7 @@ struct outbound {
 	struct pol_msg_rcpt *pr;
 	struct mime_headers outer, content, newhdrs;
 	struct buf entity, der, newbody, inner;
+	struct buf subject;   /* the Subject without the tag */
 	STACK_OF(X509) *rcpt_certs;
 };
 
@@ -339,7 +374,26 @@ outbound_free(struct outbound *o)
 	buf_free(&o->der);
 	buf_free(&o->newbody);
 	buf_free(&o->inner);
+	buf_free(&o->subject);
 	sk_X509_free(o->rcpt_certs);
+}
+
+/* Our own signing certificate: queued for the revocation worker like any
+ * other; a revoked one still signs (the key is ours, and refusing mail
+ * would not help), but every message says so in the log, for the admin to
+ * import the renewed key. */
+static void
+own_revocation(const struct gw_env *env, const char *qid, const char *from,
+    const struct keystore_key *k)
+{
+	struct cfg_revocation soft = env->cfg->revocation;
+	char why[KC_REASON_SIZE];
+
+	if (env->rs == NULL || soft.check == CFG_REV_OFF || k == NULL || k->cert == NULL)
+		return;
+	soft.check = CFG_REV_SOFT;
+	if (!revstore_usable(env->rs, &soft, k->cert, k->chain, clock_now(), why, sizeof(why)))
+		log_qid(LOG_WARNING, qid, "signing as %s with a revoked certificate: %s", from, why);
 }
 
 /* Sign the canonical entity into newhdrs/newbody. */
@@ -363,6 +417,109 @@ outbound_sign(struct outbound *o, const struct cfg_outbound *set,
 		return mime_build_signed(o->entity.data, o->entity.len, o->der.data, o->der.len,
 		    smime_micalg(md), &o->newhdrs, &o->newbody);
 	return mime_build_pkcs7(o->der.data, o->der.len, "signed-data", &o->newhdrs, &o->newbody);
+}
+
+/* The domain key for the From (or envelope sender) domain, or NULL. */
+static const struct keystore_key *
+domain_signer(const struct gw_env *env, const char *addr)
+{
+	const char *d = addr_domain(addr);
+	char who[300];
+	long i;
+
+	if (d == NULL || env->ks == NULL)
+		return NULL;
+	snprintf(who, sizeof(who), "@%s", d);
+	i = keystore_pick(env->ks, who, clock_now(), NULL);
+	return i < 0 ? NULL : keystore_key_at(env->ks, (size_t)i);
+}
+
+/*
+ * May the personal key chosen for from sign this message? (sender.h)
+ * Unauthorised: under unauthorised_sender = reject, out becomes a 550 5.7.1
+ * refusal; under "unsigned", *signer becomes the domain key (or NULL).
+ * from is "" when the From header does not hold exactly one mailbox.
+ */
+static sm_status
+outbound_authorise(const struct gw_env *env, const struct gw_msg *m, const char *from,
+    const char *sender, const struct keystore_key **signer, struct gw_result *out)
+{
+	const struct cfg_outbound *ob = &env->cfg->outbound;
+	struct sender_verdict v;
+	char l1[1024], l2[1024];
+	const char *lines[2] = { l1, l2 };
+	const char *shown = *from ? from : "the From address";
+
+	sender_authorise(env->cfg->sender_map, ob->trusted_relays, ob->n_trusted_relays, m->who,
+	    from, sender, &v);
+	if (v.ok) {
+		log_qid(LOG_INFO, m->qid, "personal signature for %s authorised: %s", from, v.rule);
+		return SM_OK;
+	}
+	if (ob->unauthorised_sender == CFG_UNAUTH_REJECT) {
+		out->verdict = POL_REJECT;
+		buf_printf(&out->summary, "rejected %s: unauthorised sender, %s", shown, v.rule);
+		snprintf(l1, sizeof(l1), "%s may not send as %s: %s", v.who, shown, v.rule);
+		snprintf(l2, sizeof(l2), "Only %s itself (its login, or a login the sender login map "
+		    "lists for it) or a trusted relay may send mail signed as it", shown);
+		return policy_reply_set(&out->reply, "550", "5.7.1", lines, 2);
+	}
+	*signer = domain_signer(env, *from ? from : sender);
+	log_qid(LOG_NOTICE, m->qid, "%s may not sign as %s (%s): personal signature left out%s",
+	    v.who, shown, v.rule, *signer ? ", signed with the domain key" : "");
+	return SM_OK;
+}
+
+/*
+ * Would a blind recipient share the envelope with another one (bcc.h)?
+ * Then the message is deferred once (451 4.7.0) and the blind recipients
+ * are remembered, so that the retry gives each a transaction of its own.
+ */
+static sm_status
+outbound_bcc(const struct gw_msg *m, const struct outbound *o, const char *sender,
+    struct gw_result *out)
+{
+	char **addrs;
+	bool *blind;
+	size_t nenc = 0, nblind = 0;
+	sm_status st;
+
+	for (size_t i = 0; i < o->nrk; i++)
+		nenc += o->rk[i].cert != NULL;
+	if (nenc < 2) {
+		/* alone in its envelope: a remembered blind copy is done */
+		for (size_t i = 0; i < o->nrk; i++)
+			if (o->rk[i].cert != NULL)
+				bcc_memo_del(sender, o->rk[i].addr);
+		return SM_OK;
+	}
+	addrs = calloc(o->nrk, sizeof(*addrs));
+	blind = calloc(o->nrk, sizeof(*blind));
+	if (addrs == NULL || blind == NULL) {
+		free(addrs);
+		free(blind);
+		return SM_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < o->nrk; i++)
+		addrs[i] = (char *)o->rk[i].addr;
+	if ((st = bcc_find(m->hdrs, addrs, o->nrk, blind)) == SM_OK) {
+		for (size_t i = 0; i < o->nrk; i++) {
+			if (!blind[i] || o->rk[i].cert == NULL)
+				continue;
+			bcc_memo_add(sender, o->rk[i].addr, clock_now());
+			buf_printf(&out->summary, "%s%s", nblind++ ? ", " : "deferred: blind copies ",
+			    o->rk[i].addr);
+		}
+	}
+	free(addrs);
+	free(blind);
+	if (st != SM_OK || nblind == 0)
+		return st;
+	buf_printf(&out->summary, " would share an envelope with other recipients: retried one "
+	    "transaction each");
+	out->verdict = POL_TEMPFAIL;
+	return set_reply(&out->reply, "451", "4.7.0", "S/MIME gateway: blind copies (Bcc) get "
+	    "encrypted mail of their own; please retry, each will be sent separately");
 }
 
 /* The log line of a message refused at end of data: the recipients the
@@ -393,7 +550,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	struct outbound o;
 	struct pol_plan plan;
 	const char *subject = mime_headers_get(m->hdrs, "Subject");
-	const char *tag_at = NULL;
+	bool tagged = false;
 	const struct keystore_key *signer = NULL;
 	bool triggered = false, by_header = false, sign, encrypt;
 	const char *trigger_what = NULL;
@@ -402,6 +559,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	struct smime_choice choice = { SMIME_CIPHER_AUTO, false, false, "" };
 	bool sender_copy = false;
 	size_t nenc = 0;
+	bool from_ok = true, unauthorised = false;
 	uint64_t t_enc;
 	sm_status st;
 
@@ -413,13 +571,17 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	addr_normalize(m->sender, sender, sizeof(sender));
 	{
 		const char *from = mime_headers_get(m->hdrs, "From");
-		if (from == NULL || addr_from_header(from, o.from, sizeof(o.from)) != SM_OK)
+		if (from == NULL || addr_from_header(from, o.from, sizeof(o.from)) != SM_OK) {
 			snprintf(o.from, sizeof(o.from), "%s", sender);
+			from_ok = false;
+		}
 	}
 
 	/* The sender's own request for encryption. */
-	if (cfg->outbound.subject_tag[0] &&
-	    (tag_at = subject_tag_at(subject, cfg->outbound.subject_tag)) != NULL) {
+	if ((st = subject_untag(m->qid, subject, cfg->outbound.subject_tag, &tagged,
+		 &o.subject)) != SM_OK)
+		goto fail;
+	if (tagged) {
 		triggered = true;
 		trigger_what = "requested with the subject tag";
 	}
@@ -442,10 +604,14 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		char r[320];
 
-		if (addr_normalize(m->rcpts[i], r, sizeof(r)) != SM_OK)
+		char why[800];
+
+		if (recipient_classify(cfg, sender, m->rcpts[i], r, sizeof(r), why, sizeof(why)) != SM_OK)
 			snprintf(r, sizeof(r), "%s", m->rcpts[i]);
-		if ((st = lookup_rcpt(env, r, &o.rk[i])) != SM_OK)
+		if ((st = lookup_rcpt(env, sender, r, &o.rk[i])) != SM_OK)
 			goto fail;
+		if (o.rk[i].cert == NULL && strstr(o.rk[i].reason, "revo") != NULL)
+			log_qid(LOG_NOTICE, m->qid, "not encrypted to %s: %s", r, o.rk[i].reason);
 		o.nrk++;
 		o.pr[i].addr = o.rk[i].addr;
 		o.pr[i].lk.has_cert = o.rk[i].cert != NULL;
@@ -465,6 +631,12 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	}
 	sign = plan.sign;
 	encrypt = plan.encrypt;
+	if (encrypt && (st = outbound_bcc(m, &o, sender, out)) != SM_OK)
+		goto fail;
+	if (out->verdict != POL_ACCEPT) {
+		metrics_message(METRICS_OUTBOUND, METRICS_TEMPFAILED);
+		goto done;
+	}
 
 	existing = outbound_existing_smime(m->hdrs, m->body, m->body_len);
 	if (existing == MIME_SMIME_ENVELOPED) {
@@ -477,13 +649,29 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		sign = false; /* signed by the client: never wrap a signature again */
 
 	if (sign) {
-		if (keystore_signer(env->ks, o.from, clock_now(), &signer, NULL) != SM_OK)
+		bool domain_key = false;
+
+		if (keystore_signer(env->ks, o.from, clock_now(), &signer, &domain_key) != SM_OK)
 			signer = NULL;
+		if (signer && !domain_key && m->who) {
+			const struct keystore_key *personal = signer;
+
+			if ((st = outbound_authorise(env, m, from_ok ? o.from : "", sender, &signer,
+				 out)) != SM_OK)
+				goto fail;
+			if (out->verdict != POL_ACCEPT) {
+				metrics_message(METRICS_OUTBOUND, METRICS_REFUSED);
+				goto done;
+			}
+			unauthorised = signer != personal;
+		}
 		if (signer == NULL) {
 			log_qid(LOG_NOTICE, m->qid, "no signing key for %s: not signed", o.from);
 			sign = false;
 		}
 	}
+	if (sign)
+		own_revocation(env, m->qid, o.from, signer);
 	if (!sign && !encrypt) {
 		buf_printf(&out->summary, "outbound unchanged (%s) rcpts=%zu",
 		    existing != MIME_SMIME_NONE ? "signed by the client" : "nothing to do", m->nrcpts);
@@ -530,7 +718,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		/* The sender's copy joins only an envelope of its own key type. */
 		if (plan.o.encrypt_to_sender) {
 			const struct keystore_key *own = signer;
-			if (own == NULL &&
+			if (own == NULL && !unauthorised &&
 			    keystore_signer(env->ks, o.from, clock_now(), &own, NULL) != SM_OK)
 				own = NULL;
 			if (own && nenc > 0 && key_type_of(own->cert) == kt[0]) {
@@ -585,28 +773,9 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if (by_header &&
 	    (st = edit_delete_where(out, m->hdrs, is_named, cfg->outbound.trigger_header)) != SM_OK)
 		goto fail;
-	if (tag_at && encrypt) {
-		struct buf s = BUF_INIT;
-		size_t tl = strlen(cfg->outbound.subject_tag);
-		const char *rest = tag_at + tl;
-		char *u;
-
-		/* "Re: [encrypt] plans" becomes "Re: plans", not "Re:  plans":
-		 * the tag takes the whitespace after it along. */
-		if (tag_at == subject || tag_at[-1] == ' ' || tag_at[-1] == '\t')
-			while (*rest == ' ' || *rest == '\t')
-				rest++;
-		buf_append(&s, subject, (size_t)(tag_at - subject));
-		buf_append_str(&s, rest);
-		u = mime_header_unfold(buf_cstr(&s));
-		buf_free(&s);
-		if (u == NULL || (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, u)) != SM_OK) {
-			free(u);
-			st = SM_ERR_NOMEM;
-			goto fail;
-		}
-		free(u);
-	}
+	if (tagged && encrypt &&
+	    (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, buf_cstr(&o.subject))) != SM_OK)
+		goto fail;
 	if (mime_headers_get(m->hdrs, "MIME-Version") == NULL &&
 	    (st = edit_add(out, GW_HDR_ADD, "MIME-Version", 0, "1.0")) != SM_OK)
 		goto fail;
@@ -709,26 +878,64 @@ skip_cfws(const char *p)
 	return p;
 }
 
-/* Does this Authentication-Results header claim our authserv-id? Comments
- * before the id (RFC 8601 allows them) do not hide the claim. */
+/* The authserv-id as a reader sees it, from p (after CFWS): a quoted string
+ * unquoted (quoted pairs resolved, blanks at either end trimmed; without its
+ * closing quote, up to the first ';'), or the token up to ';', blank or
+ * comment; then one trailing dot (the DNS root) dropped. False when it does
+ * not fit in n bytes. */
+static bool
+authserv_read(const char *p, char *out, size_t n)
+{
+	size_t len = 0, start = 0;
+	bool quoted = *p == '"', closed = false;
+	char *semi;
+
+	for (p += quoted; *p != '\0'; p++) {
+		if (quoted && *p == '"') {
+			closed = true;
+			break;
+		}
+		if (!quoted && (*p == ';' || *p == ' ' || *p == '\t' || *p == '('))
+			break;
+		if (quoted && *p == '\\' && p[1] != '\0')
+			p++;
+		if (len + 1 >= n)
+			return false;
+		out[len++] = *p;
+	}
+	out[len] = '\0';
+	if (quoted && !closed && (semi = strchr(out, ';')) != NULL)
+		len = (size_t)(semi - out);
+	while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == '\t'))
+		len--;
+	while (start < len && (out[start] == ' ' || out[start] == '\t'))
+		start++;
+	if (len > start && out[len - 1] == '.')
+		len--;
+	out[len] = '\0';
+	memmove(out, out + start, len - start + 1);
+	return true;
+}
+
+/* Does this Authentication-Results header claim our authserv-id? Compared
+ * as a reader compares it (authserv_read, any case); comments before the id
+ * (RFC 8601 allows them) do not hide the claim. */
 static bool
 is_our_results(const struct mime_header *h, const void *arg)
 {
 	const char *id = arg;
-	size_t idl = strlen(id);
+	char theirs[256], ours[256];
 	char *v;
-	const char *p;
-	bool ours;
+	bool claim;
 
 	if (!field_is(h->name, "Authentication-Results"))
 		return false;
 	if ((v = mime_header_unfold(h->value)) == NULL)
 		return true; /* cannot read it: cannot trust it either */
-	p = skip_cfws(v);
-	ours = strncasecmp(p, id, idl) == 0 &&
-	    (p[idl] == ';' || p[idl] == ' ' || p[idl] == '\t' || p[idl] == '(' || p[idl] == '\0');
+	claim = authserv_read(skip_cfws(v), theirs, sizeof(theirs)) &&
+	    authserv_read(id, ours, sizeof(ours)) && strcasecmp(theirs, ours) == 0;
 	free(v);
-	return ours;
+	return claim;
 }
 
 static bool
@@ -850,6 +1057,33 @@ has_envelope_part(const struct mime_entity *e)
 	return false;
 }
 
+/* The configured bounds on one signature's work. */
+static const struct smime_limits *
+verify_limits(const struct gw_env *env, struct smime_limits *lim)
+{
+	lim->max_signers = (size_t)env->cfg->max_signers;
+	lim->max_digests = (size_t)env->cfg->max_digest_algorithms;
+	lim->max_certs = (size_t)env->cfg->max_certs;
+	return lim;
+}
+
+/* Has this message used up limits.inbound_cpu_ms? Then it is judged no
+ * further: r->over_budget, and r->what says so. */
+static bool
+budget_spent(const struct gw_env *env, struct gw_report *r)
+{
+	uint64_t used = clock_cpu_ms() - r->cpu_start;
+
+	if (r->over_budget)
+		return true;
+	if (env->cfg->inbound_cpu_ms == 0 || used <= env->cfg->inbound_cpu_ms)
+		return false;
+	r->over_budget = true;
+	snprintf(r->what, sizeof(r->what), "CPU budget of %llu ms spent after %llu ms",
+	    (unsigned long long)env->cfg->inbound_cpu_ms, (unsigned long long)used);
+	return true;
+}
+
 /* Verify a detached signature (multipart/signed e) into slot s. SM_OK with
  * s->vr holding a verdict; SM_ERR_PARSE (r->what says why) when the
  * signature cannot even be read. */
@@ -857,6 +1091,7 @@ static sm_status
 verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
     const struct mime_entity *e)
 {
+	struct smime_limits lim;
 	const unsigned char *c;
 	size_t clen;
 	uint64_t t0;
@@ -874,8 +1109,8 @@ verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
 	if ((st = crlf_view(e->parts[0]->raw, e->parts[0]->raw_len, &r->tmp, &c, &clen)) != SM_OK)
 		return st;
 	t0 = metrics_now();
-	st = smime_verify(r->der.data, r->der.len, c, clen, env_store(env),
-	    env->cfg->trust_allow_self_signed, &s->vr, NULL);
+	st = smime_verify_bounded(r->der.data, r->der.len, c, clen, env_store(env),
+	    env->cfg->trust_allow_self_signed, verify_limits(env, &lim), &s->vr, NULL);
 	metrics_observe(METRICS_STAGE_VERIFY, t0);
 	s->verified = st == SM_OK;
 	if (st == SM_ERR_PARSE)
@@ -889,13 +1124,14 @@ static sm_status
 verify_opaque(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
     const unsigned char *der, size_t n, struct buf *content)
 {
+	struct smime_limits lim;
 	sm_status st;
 
 	uint64_t t0 = metrics_now();
 
 	s->kind = MIME_SMIME_SIGNED_OPAQUE;
-	st = smime_verify(der, n, NULL, 0, env_store(env), env->cfg->trust_allow_self_signed,
-	    &s->vr, content);
+	st = smime_verify_bounded(der, n, NULL, 0, env_store(env),
+	    env->cfg->trust_allow_self_signed, verify_limits(env, &lim), &s->vr, content);
 	metrics_observe(METRICS_STAGE_VERIFY, t0);
 	s->verified = st == SM_OK;
 	if (st == SM_ERR_PARSE)
@@ -995,6 +1231,35 @@ judge(const struct gw_env *env, const char *from, const struct smime_verify_resu
 	return harvest_judge(&hi, hv);
 }
 
+/* A signer whose certificate is revoked (by the stored result, or by a
+ * CRL the message itself carries) fails verification and is never
+ * harvested. Only "revoked" counts here: an unknown status harvests (the
+ * outbound selection applies soft or hard later), and the signer is
+ * queued for the worker. */
+static void
+signer_revocation(const struct gw_env *env, struct smime_verify_result *vr,
+    struct harvest_verdict *hv)
+{
+	struct cfg_revocation soft = env->cfg->revocation;
+	char why[KC_REASON_SIZE];
+	time_t now = clock_now();
+
+	if (env->rs == NULL || vr->signer == NULL || soft.check == CFG_REV_OFF)
+		return;
+	if (vr->crls != NULL)
+		revworker_mail_crls(env->rs, vr->crls, vr->certs, vr->signer, now);
+	soft.check = CFG_REV_SOFT;
+	if (revstore_usable(env->rs, &soft, vr->signer, vr->certs, now, why, sizeof(why)))
+		return;
+	vr->status = SMIME_VERIFY_REVOKED;
+	snprintf(vr->reason, sizeof(vr->reason), "signer %s", why);
+	if (hv != NULL) {
+		hv->harvest = false;
+		hv->cert = NULL;
+		snprintf(hv->reason, sizeof(hv->reason), "signer %s", why);
+	}
+}
+
 /* Move the signatures found while walking into the report: the innermost
  * one (over the content) into vr, one around it into outer. */
 static void
@@ -1045,6 +1310,8 @@ walk(const struct gw_env *env, struct gw_report *r, bool decrypt)
 	for (;;) {
 		struct gw_sig *s;
 
+		if (budget_spent(env, r))
+			return SM_OK;
 		if (e != NULL) {
 			k = mime_smime_kind(e);
 			if (k == MIME_SMIME_NONE || k == MIME_SMIME_CERTS_ONLY) {
@@ -1196,6 +1463,7 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 	sm_status st;
 
 	memset(r, 0, sizeof(*r));
+	r->cpu_start = clock_cpu_ms();
 	st = mime_parse_message(hdrs, body, len, NULL, &r->root);
 	if (st != SM_OK) {
 		if (st == SM_ERR_NOMEM)
@@ -1207,7 +1475,7 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 	r->kind = mime_smime_kind(r->root);
 	st = walk(env, r, decrypt);
 	settle_signatures(r);
-	if (st != SM_OK)
+	if (st != SM_OK || budget_spent(env, r))
 		return st;
 
 	fromh = mime_headers_get(hdrs, "From");
@@ -1217,10 +1485,14 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 	    (st = judge(env, r->from, &r->vr, &r->judged, &r->hv, r->harvest_note,
 		 sizeof(r->harvest_note))) != SM_OK)
 		return st;
+	if (r->is_signed && r->vr.signature_ok)
+		signer_revocation(env, &r->vr, r->judged ? &r->hv : NULL);
 	if (r->have_outer && r->outer.verified && r->outer.vr.signature_ok &&
 	    (st = judge(env, r->from, &r->outer.vr, &r->outer.judged, &r->outer.hv,
 		 r->outer.harvest_note, sizeof(r->outer.harvest_note))) != SM_OK)
 		return st;
+	if (r->have_outer && r->outer.verified && r->outer.vr.signature_ok)
+		signer_revocation(env, &r->outer.vr, r->outer.judged ? &r->outer.hv : NULL);
 	return SM_OK;
 }
 
@@ -1230,6 +1502,8 @@ ar_result(const struct smime_verify_result *vr)
 {
 	if (vr->status == SMIME_VERIFY_OK)
 		return "pass";
+	if (vr->status == SMIME_VERIFY_REVOKED)
+		return "fail";
 	if (!vr->signature_ok) {
 		if (vr->status == SMIME_VERIFY_MALFORMED ||
 		    vr->status == SMIME_VERIFY_UNSUPPORTED_ALGORITHM ||
@@ -1483,13 +1757,46 @@ out:
 	return st;
 }
 
+/* Plaintext goes only where its author's words may go: the signer's
+ * certificate carries the From address (RFC 8551 §3.4), and the envelope
+ * sender is that address too, so any bounce (ours, or a later hop's, with
+ * RET=FULL) returns the plaintext to its author, never to whoever replayed
+ * the envelope. */
+static bool
+author_conversation(const struct gw_msg *m, const struct gw_report *r, char *why, size_t whylen)
+{
+	char sender[320];
+	const char *shown;
+	bool valid, bracket;
+
+	if (r->from[0] == '\0') {
+		snprintf(why, whylen, "no single From address");
+		return false;
+	}
+	if (r->vr.signer == NULL || !x509u_has_address(r->vr.signer, r->from)) {
+		snprintf(why, whylen, "the signer's certificate does not carry the From address %s",
+		    r->from);
+		return false;
+	}
+	valid = m->sender != NULL && addr_normalize(m->sender, sender, sizeof(sender)) == SM_OK;
+	if (!valid || strcmp(sender, r->from) != 0) {
+		shown = valid ? sender : m->sender ? m->sender : "";
+		bracket = shown[0] != '<';
+		snprintf(why, whylen, "the envelope sender %s%s%s is not the From address %s "
+		    "(a bounce must return to the author)", bracket ? "<" : "", shown,
+		    bracket ? ">" : "", r->from);
+		return false;
+	}
+	return true;
+}
+
 /* May the decrypted content replace the message? Only content whose
  * integrity a signature inside the envelope vouches for: an unsigned or
  * broken CBC envelope may be an attacker's splice of someone else's
  * ciphertext (EFAIL's gadget attack), and the recipient would read it as
  * genuine. */
 static bool
-deliverable(const struct gw_report *r, char *why, size_t whylen)
+deliverable(const struct gw_msg *m, const struct gw_report *r, char *why, size_t whylen)
 {
 	if (r->too_deep) {
 		snprintf(why, whylen, "nested deeper than one envelope and two signatures");
@@ -1513,7 +1820,7 @@ deliverable(const struct gw_report *r, char *why, size_t whylen)
 		snprintf(why, whylen, "the signed content is no MIME entity");
 		return false;
 	}
-	return true;
+	return author_conversation(m, r, why, whylen);
 }
 
 static void
@@ -1573,6 +1880,8 @@ out:
 const char *
 gw_report_result(const struct gw_report *r)
 {
+	if (r->over_budget)
+		return "temperror";
 	if (r->is_signed)
 		return ar_result(&r->vr);
 	if (r->have_vr)
@@ -1657,6 +1966,25 @@ gw_count_inbound(const struct config *cfg, const struct gw_report *r, const char
 		    METRICS_DECRYPT_FAILED);
 }
 
+/* The CPU budget ran out: the message passes as received, unjudged, with
+ * smime=temperror (RFC 8601: a later retry may succeed). */
+static sm_status
+inbound_unjudged(const struct config *cfg, const struct gw_report *r, struct gw_result *out)
+{
+	struct buf ar = BUF_INIT;
+	sm_status st = SM_OK;
+
+	buf_printf(&out->summary, "inbound smime=temperror (%s), passed unjudged", r->what);
+	if (cfg->inbound_results_header) {
+		buf_printf(&ar, "%s; smime=temperror", cfg->authserv_id);
+		ar_comment(&ar, r->what);
+		st = buf_cstr(&ar) == NULL ? SM_ERR_NOMEM :
+		    edit_add(out, GW_HDR_INSERT_TOP, "Authentication-Results", 0, buf_cstr(&ar));
+	}
+	buf_free(&ar);
+	return st;
+}
+
 sm_status
 gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out)
 {
@@ -1682,6 +2010,12 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 		gw_report_free(&r);
 		return st;
 	}
+	if (r.over_budget) {
+		gw_count_inbound(cfg, &r, "temperror");
+		st = inbound_unjudged(cfg, &r, out);
+		gw_report_free(&r);
+		return st;
+	}
 	result = gw_report_result(&r);
 	gw_count_inbound(cfg, &r, result);
 	summary_head(&r, &out->summary);
@@ -1693,7 +2027,7 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 	if (r.decrypted && cfg->inbound_decrypt == CFG_DECRYPT_DELIVER) {
 		size_t nedits = out->nedits;
 
-		ok = deliverable(&r, why, sizeof(why));
+		ok = deliverable(m, &r, why, sizeof(why));
 		if (ok && (st = rcpts_can_open(env, m, &r, &ok, why, sizeof(why))) != SM_OK)
 			goto fail;
 		if (ok && (st = deliver_decrypted(m, &r, out)) != SM_OK) {

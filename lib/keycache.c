@@ -439,8 +439,8 @@ keycache_store(struct keycache *kc, X509 *cert, STACK_OF(X509) *chain,
  * or an internal error. */
 static sm_status
 candidate_usable(const struct kc_record *r, X509_STORE *trust,
-		 bool allow_self_signed, time_t now, X509 **out, char *reason,
-		 size_t len)
+		 bool allow_self_signed, const struct kc_hook *hook, time_t now,
+		 X509 **out, char *reason, size_t len)
 {
 	STACK_OF(X509) *chain = NULL;
 	X509 *cert;
@@ -490,6 +490,17 @@ candidate_usable(const struct kc_record *r, X509_STORE *trust,
 		if (st != SM_OK)
 			goto done;
 	}
+	/* The last condition: one the caller adds (revocation). */
+	if (hook != NULL && hook->usable != NULL) {
+		if (chain == NULL &&
+		    (chain = chain_parse(r->chain, r->chain_len)) == NULL) {
+			st = SM_ERR_NOMEM;
+			goto done;
+		}
+		if ((st = hook->usable(hook->arg, cert, chain, now, reason,
+				       len)) != SM_OK)
+			goto done;
+	}
 	st = SM_OK;
 	*out = cert;
 	cert = NULL;
@@ -510,7 +521,8 @@ struct pick {
 
 static sm_status
 pick_one(const struct kc_record *r, const struct kc_binding_view *v,
-	 size_t n, X509_STORE *trust, bool allow_self_signed, time_t now,
+	 size_t n, X509_STORE *trust, bool allow_self_signed,
+	 const struct kc_hook *hook, time_t now,
 	 const size_t *order, size_t m, struct pick *pk)
 {
 	char why[KC_REASON_SIZE];
@@ -530,7 +542,8 @@ pick_one(const struct kc_record *r, const struct kc_binding_view *v,
 			st = SM_ERR_NOKEY;
 		} else {
 			st = candidate_usable(&r[e], trust, allow_self_signed,
-					      now, &pk->cert, why, sizeof(why));
+					      hook, now, &pk->cert, why,
+					      sizeof(why));
 		}
 		if (st == SM_OK) {
 			pk->head = (long)order[i];
@@ -555,7 +568,7 @@ pick_one(const struct kc_record *r, const struct kc_binding_view *v,
 /* Rank and pick for one address's records. order/blocked: n entries. */
 static sm_status
 pick_records(const struct kc_record *r, size_t n, X509_STORE *trust,
-	     bool allow_self_signed, time_t now, struct kc_binding_view **vout,
+	     bool allow_self_signed, const struct kc_hook *hook, time_t now, struct kc_binding_view **vout,
 	     size_t **order_out, bool **blocked_out, size_t *m,
 	     struct pick *pk)
 {
@@ -568,7 +581,7 @@ pick_records(const struct kc_record *r, size_t n, X509_STORE *trust,
 	pk->cert = NULL;
 	if (v != NULL && order != NULL && blocked != NULL) {
 		*m = kc_rank(v, n, order, blocked);
-		st = pick_one(r, v, n, trust, allow_self_signed, now, order,
+		st = pick_one(r, v, n, trust, allow_self_signed, hook, now, order,
 			      *m, pk);
 	}
 	if (vout && st != SM_ERR_NOMEM) {
@@ -587,6 +600,16 @@ sm_status
 keycache_select(struct keycache *kc, const char *address, X509_STORE *trust,
 		bool allow_self_signed, X509 **cert_out, caps_t *caps_out,
 		char *reason, size_t reasonlen)
+{
+	return keycache_select_hook(kc, address, trust, allow_self_signed, NULL,
+				    cert_out, caps_out, reason, reasonlen);
+}
+
+sm_status
+keycache_select_hook(struct keycache *kc, const char *address,
+		     X509_STORE *trust, bool allow_self_signed,
+		     const struct kc_hook *hook, X509 **cert_out,
+		     caps_t *caps_out, char *reason, size_t reasonlen)
 {
 	struct kc_record *recs = NULL;
 	struct pick pk;
@@ -607,7 +630,7 @@ keycache_select(struct keycache *kc, const char *address, X509_STORE *trust,
 	st = kc->ops->lookup_address(kc->be, norm, &recs, &n);
 	if (st != SM_OK)
 		goto done;
-	st = pick_records(recs, n, trust, allow_self_signed, clock_now(), NULL,
+	st = pick_records(recs, n, trust, allow_self_signed, hook, clock_now(), NULL,
 			  NULL, NULL, &m, &pk);
 	if (st == SM_OK) {
 		/* The capabilities came with the signature that set up the
@@ -632,7 +655,8 @@ done:
 static void
 explain_one(const struct kc_record *r, const struct kc_binding_view *v,
 	    size_t n, size_t i, const struct pick *pk, const bool *blocked,
-	    X509_STORE *trust, bool allow_self_signed, time_t now, char *out,
+	    X509_STORE *trust, bool allow_self_signed,
+	    const struct kc_hook *hook, time_t now, char *out,
 	    size_t len)
 {
 	char why[KC_REASON_SIZE];
@@ -693,8 +717,8 @@ explain_one(const struct kc_record *r, const struct kc_binding_view *v,
 				   "certificate is missing");
 		return;
 	}
-	if (candidate_usable(&r[e], trust, allow_self_signed, now, &x, why,
-			     sizeof(why)) != SM_OK) {
+	if (candidate_usable(&r[e], trust, allow_self_signed, hook, now, &x,
+			     why, sizeof(why)) != SM_OK) {
 		snprintf(out, len, "not used: %s%s", e == (long)i ? "" :
 			 "its encryption certificate: ", why);
 		return;
@@ -713,6 +737,16 @@ keycache_explain(struct keycache *kc, const struct kc_record *recs, size_t n,
 		 X509_STORE *trust, bool allow_self_signed,
 		 char (*reasons)[KC_EXPLAIN_SIZE])
 {
+	return keycache_explain_hook(kc, recs, n, trust, allow_self_signed,
+				     NULL, reasons);
+}
+
+sm_status
+keycache_explain_hook(struct keycache *kc, const struct kc_record *recs,
+		      size_t n, X509_STORE *trust, bool allow_self_signed,
+		      const struct kc_hook *hook,
+		      char (*reasons)[KC_EXPLAIN_SIZE])
+{
 	struct kc_binding_view *v = NULL;
 	size_t *order = NULL, m = 0, i;
 	bool *blocked = NULL;
@@ -722,13 +756,14 @@ keycache_explain(struct keycache *kc, const struct kc_record *recs, size_t n,
 
 	if (kc == NULL || (n > 0 && (recs == NULL || reasons == NULL)))
 		return SM_ERR_ARG;
-	st = pick_records(recs, n, trust, allow_self_signed, now, &v, &order,
+	st = pick_records(recs, n, trust, allow_self_signed, hook, now, &v,
+			  &order,
 			  &blocked, &m, &pk);
 	if (st != SM_OK && st != SM_ERR_NOKEY)
 		return st;
 	for (i = 0; i < n; i++)
 		explain_one(recs, v, n, i, &pk, blocked, trust,
-			    allow_self_signed, now, reasons[i],
+			    allow_self_signed, hook, now, reasons[i],
 			    KC_EXPLAIN_SIZE);
 	X509_free(pk.cert);
 	free(v);

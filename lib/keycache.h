@@ -207,6 +207,23 @@ sm_status keycache_select(struct keycache *kc, const char *address,
 			  X509 **cert_out, caps_t *caps_out, char *reason,
 			  size_t reasonlen);
 
+/* One more usability condition the caller adds (revocation): called for
+ * a candidate that passed every other test, with its certificate and the
+ * CA certificates stored with it. SM_ERR_NOKEY with a reason (such as
+ * "certificate revoked on 2026-12-01 (keyCompromise)") makes it unusable,
+ * like an expired one; the rule then goes on to the next candidate. */
+struct kc_hook {
+	sm_status (*usable)(void *arg, X509 *cert, STACK_OF(X509) *chain,
+			    time_t now, char *reason, size_t len);
+	void *arg;
+};
+/* keycache_select with the hook (NULL: none). */
+sm_status keycache_select_hook(struct keycache *kc, const char *address,
+			       X509_STORE *trust, bool allow_self_signed,
+			       const struct kc_hook *hook, X509 **cert_out,
+			       caps_t *caps_out, char *reason,
+			       size_t reasonlen);
+
 /* Why each certificate of an address is or is not used now: one line per
  * record, in the order of keycache_find_address, e.g. "used for
  * encryption", "superseded by sha256 1a2b… (newer notBefore)", "not used:
@@ -216,6 +233,11 @@ sm_status keycache_select(struct keycache *kc, const char *address,
 sm_status keycache_explain(struct keycache *kc, const struct kc_record *recs,
 			   size_t n, X509_STORE *trust, bool allow_self_signed,
 			   char (*reasons)[KC_EXPLAIN_SIZE]);
+sm_status keycache_explain_hook(struct keycache *kc,
+				const struct kc_record *recs, size_t n,
+				X509_STORE *trust, bool allow_self_signed,
+				const struct kc_hook *hook,
+				char (*reasons)[KC_EXPLAIN_SIZE]);
 
 /* Every binding (expiring_days < 0), or the active ones that expire
  * within expiring_days days from now and have not yet. Ordered by

@@ -19,6 +19,7 @@ struct runtime {
 	struct trust *trust;
 	struct keystore *ks;
 	struct keycache *kc;
+	struct revstore *rs;
 	struct refusals *rf;      /* refusal log (NULL when it cannot open) */
 	struct gw_env env;
 	int refs;

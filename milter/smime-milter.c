@@ -29,6 +29,8 @@
 #include "metrics.h"
 #include "refusals.h"
 #include "milter.h"
+#include "revstore.h"
+#include "revworker.h"
 #include "trust.h"
 
 static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -40,6 +42,7 @@ runtime_free(struct runtime *rt)
 	if (rt == NULL)
 		return;
 	keycache_close(rt->kc);
+	revstore_close(rt->rs);
 	refusals_close(rt->rf);
 	keystore_free(rt->ks);
 	trust_free(rt->trust);
@@ -51,7 +54,7 @@ struct runtime *
 runtime_new(struct config *cfg, char *err, size_t errlen)
 {
 	struct runtime *rt = calloc(1, sizeof(*rt));
-	char why[512] = "";
+	char why[512] = "", *path = NULL;
 
 	if (rt == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -87,7 +90,15 @@ runtime_new(struct config *cfg, char *err, size_t errlen)
 	rt->env.cfg = cfg;
 	rt->env.trust = rt->trust;
 	rt->env.ks = rt->ks;
+	if ((path = config_revocation_store(cfg)) == NULL ||
+	    revstore_open(path, &rt->rs, why, sizeof(why)) != SM_OK) {
+		snprintf(err, errlen, "revocation store: %s", path ? why : "out of memory");
+		free(path);
+		goto fail;
+	}
+	free(path);
 	rt->env.kc = rt->kc;
+	rt->env.rs = rt->rs;
 	if (refusals_open("sqlite", cfg->cache_path, &rt->rf, why, sizeof(why)) != SM_OK)
 		log_msg(LOG_WARNING, "%s; refusals are not logged", why);
 	rt->env.rf = rt->rf;
@@ -280,9 +291,31 @@ reload_thread(void *arg)
 	return NULL;
 }
 
+/* How often the revocation worker looks for due rows (an indexed query). */
+#define REVWORKER_INTERVAL 2
+
+/* The revocation worker: one thread for the process, with a store handle
+ * of its own; reloads keep it (a changed timeout or proxy takes a
+ * restart). Started after the signal mask is set, so it never takes a
+ * signal meant for libmilter. */
+static struct revworker *
+revocation_worker(const struct config *cfg)
+{
+	struct revworker *w = NULL;
+	char why[512] = "", *path = config_revocation_store(cfg);
+
+	if (path == NULL ||
+	    revworker_start(path, (long)cfg->revocation.timeout_ms, cfg->revocation.proxy,
+		REVWORKER_INTERVAL, &w, why, sizeof(why)) != SM_OK)
+		log_msg(LOG_ERR, "revocation worker not started: %s", path ? why : "out of memory");
+	free(path);
+	return w;
+}
+
 int
 main(int argc, char **argv)
 {
+	struct revworker *rw = NULL;
 	const char *file = CONFIG_DEFAULT_FILE, *sock_override = NULL;
 	bool foreground = false, check_only = false;
 	struct config *cfg;
@@ -364,8 +397,9 @@ main(int argc, char **argv)
 	if (pw) {
 		/* The cache was opened as root: its files must belong to the
 		 * user we become, or harvesting fails after the switch. */
-		const char *sfx[] = { "", "-wal", "-shm" };
-		for (size_t i = 0; i < 3; i++) {
+		const char *sfx[] = { "", "-wal", "-shm", ".revocation", ".revocation-wal",
+			".revocation-shm" };
+		for (size_t i = 0; i < 6; i++) {
 			char p[4096];
 			snprintf(p, sizeof(p), "%s%s", cfg->cache_path, sfx[i]);
 			if (access(p, F_OK) == 0 && chown(p, pw->pw_uid, pw->pw_gid) != 0)
@@ -446,6 +480,7 @@ main(int argc, char **argv)
 		sigaddset(&all, SIGHUP);
 		pthread_sigmask(SIG_BLOCK, &all, NULL);
 	}
+	rw = revocation_worker(cfg);
 	if (pthread_create(&tid, NULL, reload_thread, &usr1) != 0) {
 		log_msg(LOG_ERR, "cannot start the reload thread");
 		return 1;
@@ -459,6 +494,7 @@ main(int argc, char **argv)
 	pid_file = strdup(cfg->pid_file);
 	rc = smfi_main();
 	log_msg(LOG_NOTICE, "stopping");
+	revworker_stop(rw);
 	if (pid_file)
 		unlink(pid_file);
 	free(pid_file);

@@ -28,6 +28,7 @@ ctl_usage(FILE *f)
 	    "       smimectl [-c FILE] key import FILE.p12 [--password-file F]\n"
 	    "       smimectl [-c FILE] key export ADDRESS [--password-file F] [--legacy]\n"
 	    "       smimectl [-c FILE] inspect FILE.eml [--json]\n"
+	    "       smimectl [-c FILE] revocation refresh [ADDRESS]\n"
 	    "       smimectl [-c FILE] check\n"
 	    "       smimectl [-c FILE] stats [--json]\n"
 	    "       smimectl [-c FILE] refused [--since 24h] [--json]\n"
@@ -152,6 +153,8 @@ main(int argc, char **argv)
 		rc = cmd_key(&c, argc, argv);
 	else if (strcmp(cmd, "inspect") == 0)
 		rc = cmd_inspect(&c, argc, argv);
+	else if (strcmp(cmd, "revocation") == 0)
+		rc = cmd_revocation(&c, argc, argv);
 	else if (strcmp(cmd, "check") == 0)
 		rc = cmd_check(&c, argc, argv);
 	else if (strcmp(cmd, "stats") == 0)

@@ -32,6 +32,7 @@ struct ctl {
 	struct trust *trust;
 	struct keystore *ks;
 	struct keycache *kc;
+	struct revstore *rs;
 	struct gw_env env; /* points at the members above */
 };
 
@@ -50,6 +51,14 @@ int ctl_load_keys(struct ctl *c, char *err, size_t errlen);
  * returns CTL_OK, so that read-only commands never create files. */
 int ctl_open_cache(struct ctl *c, bool create);
 void ctl_free(struct ctl *c);
+/* Open the revocation store (create: make it when missing; otherwise a
+ * missing one leaves c->rs NULL). */
+int ctl_open_revstore(struct ctl *c, bool create);
+/* One line about a certificate's revocation status, source and age. */
+void ctl_revocation_text(struct ctl *c, const char *fp, char *out, size_t len);
+/* The revocation part of `check`: prints a line; CTL_ERR with problem. */
+int ctl_revocation_check(struct ctl *c, char *problem, size_t len);
+int cmd_revocation(struct ctl *c, int argc, char **argv);
 
 /* ---- arguments ---- */
 

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "harvest.h"
 #include "keycache.h"
+#include "revstore.h"
 #include "smime.h"
 #include "smimectl.h"
 #include "trust.h"
@@ -35,15 +36,19 @@ record_usable(struct ctl *c, const struct kc_record *r, char *why, size_t len)
 {
 	struct kc_record *all = NULL;
 	char (*reasons)[KC_EXPLAIN_SIZE] = NULL;
+	struct revstore_hook_arg ra;
+	struct kc_hook hook = { revstore_hook, &ra };
 	size_t n = 0;
 	bool ok = false;
 
 	snprintf(why, len, "not used: the key cache cannot say why");
 	if (keycache_find_address(c->kc, r->address, &all, &n) != SM_OK || n == 0)
 		goto out;
+	ra.rs = c->rs;
+	ra.rc = config_revocation_for(c->cfg, "", r->address);
 	if ((reasons = calloc(n, sizeof(*reasons))) == NULL ||
-	    keycache_explain(c->kc, all, n, trust_store(c->trust), c->cfg->trust_allow_self_signed,
-		reasons) != SM_OK)
+	    keycache_explain_hook(c->kc, all, n, trust_store(c->trust),
+		c->cfg->trust_allow_self_signed, c->rs ? &hook : NULL, reasons) != SM_OK)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		if (strcmp(all[i].fingerprint, r->fingerprint) != 0)
@@ -241,6 +246,8 @@ print_record(struct ctl *c, const struct kc_record *r)
 	    ctl_iso(r->first_seen, b1), ctl_iso(r->last_seen, b2));
 	printf("  capabilities: %s\n", ctl_caps_text(r->caps, caps, sizeof(caps)));
 	printf("  assurance:   %s\n", kc_assurance_name(r->assurance));
+	ctl_revocation_text(c, r->fingerprint, why, sizeof(why));
+	printf("  revocation:  %s\n", why);
 	if (r->signer)
 		printf("  pairing:     signing certificate; encrypt to %s%s%s\n",
 		    r->enc_fp[0] ? "sha256 " : "itself", r->enc_fp,
@@ -269,6 +276,7 @@ cert_show(struct ctl *c, int argc, char **argv)
 	if (npos != 1)
 		return ctl_usage_error("cert show", "missing ADDRESS or FINGERPRINT");
 	if (ctl_open_cache(c, false) != CTL_OK || ctl_load_trust(c) != CTL_OK ||
+	    ctl_open_revstore(c, false) != CTL_OK ||
 	    lookup(c, "cert show", pos[0], &is_fp, &recs, &n) != CTL_OK)
 		return CTL_ERR;
 	if (n == 0) {
@@ -290,6 +298,9 @@ cert_show(struct ctl *c, int argc, char **argv)
 			json_key(&j, "usable");
 			json_bool(&j, usable);
 			json_key(&j, "usable_reason");
+			json_str(&j, why);
+			ctl_revocation_text(c, recs[i].fingerprint, why, sizeof(why));
+			json_key(&j, "revocation");
 			json_str(&j, why);
 			json_end(&j, '}');
 		}
@@ -370,14 +381,19 @@ cert_export(struct ctl *c, int argc, char **argv)
 		return rc;
 	if (npos != 1)
 		return ctl_usage_error("cert export", "missing ADDRESS");
-	if (ctl_open_cache(c, false) != CTL_OK || ctl_load_trust(c) != CTL_OK)
+	if (ctl_open_cache(c, false) != CTL_OK || ctl_load_trust(c) != CTL_OK ||
+	    ctl_open_revstore(c, false) != CTL_OK)
 		return CTL_ERR;
 	if (c->kc == NULL) {
 		st = SM_ERR_NOKEY;
 		snprintf(reason, sizeof(reason), "no certificate exchanged");
 	} else {
-		st = keycache_select(c->kc, pos[0], trust_store(c->trust),
-		    c->cfg->trust_allow_self_signed, &cert, NULL, reason, sizeof(reason));
+		struct revstore_hook_arg ra = { c->rs, config_revocation_for(c->cfg, "", pos[0]) };
+		struct kc_hook hook = { revstore_hook, &ra };
+
+		st = keycache_select_hook(c->kc, pos[0], trust_store(c->trust),
+		    c->cfg->trust_allow_self_signed, c->rs ? &hook : NULL, &cert, NULL, reason,
+		    sizeof(reason));
 	}
 	if (st == SM_ERR_PARSE) {
 		ctl_err("cert export: \"%s\" is not an address", pos[0]);
@@ -855,7 +871,8 @@ cert_import(struct ctl *c, int argc, char **argv)
 	memset(&run, 0, sizeof(run));
 	run.c = c;
 	run.force = force;
-	if (ctl_load_trust(c) != CTL_OK || ctl_open_cache(c, true) != CTL_OK) {
+	if (ctl_load_trust(c) != CTL_OK || ctl_open_cache(c, true) != CTL_OK ||
+	    ctl_open_revstore(c, false) != CTL_OK) {
 		free(pos);
 		return CTL_ERR;
 	}

@@ -369,6 +369,12 @@ cmd_check(struct ctl *c, int argc, char **argv)
 	check_keys(&k);
 	check_cache(&k);
 	check_metrics(&k);
+	{
+		char why[512];
+
+		if (ctl_revocation_check(c, why, sizeof(why)) != CTL_OK)
+			problem(&k, "%s", why);
+	}
 	if (k.problems) {
 		fprintf(stderr, "smimectl: check: %d problem%s found\n", k.problems,
 		    k.problems == 1 ? "" : "s");

@@ -18,6 +18,7 @@
 
 #include "keycache.h"
 #include "keystore.h"
+#include "revstore.h"
 #include "smimectl.h"
 #include "trust.h"
 #include "x509util.h"
@@ -33,6 +34,7 @@ env_sync(struct ctl *c)
 	c->env.trust = c->trust;
 	c->env.ks = c->ks;
 	c->env.kc = c->kc;
+	c->env.rs = c->rs;
 }
 
 int
@@ -175,6 +177,7 @@ void
 ctl_free(struct ctl *c)
 {
 	keycache_close(c->kc);
+	revstore_close(c->rs);
 	keystore_free(c->ks);
 	trust_free(c->trust);
 	config_unref(c->cfg);

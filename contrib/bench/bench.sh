@@ -2,7 +2,7 @@
 # contrib/bench/bench.sh — throughput, latency, CPU and memory benchmark of
 # smime-milter through a real Postfix on loopback (issue 5, contrib/bench/).
 #
-#   contrib/bench/bench.sh [--quick] [--scenarios a,b,c,d,e] [--sockets unix,inet]
+#   contrib/bench/bench.sh [--quick] [--scenarios a,b,c,d,e,x] [--sockets unix,inet]
 #                          [--report FILE] [--keep]
 #
 # smtp-source -> private Postfix (smtpd + milter) -> smtp-sink, all on
@@ -15,6 +15,8 @@
 #   d  smime-milter inbound harvest     messages signed by bob@partner.example
 #   e  OpenDKIM signing, RSA-2048       plain text, outbound (when installed)
 #   f  sign-only, metrics endpoint on   as b, scraped once a second (curl)
+#   x  adversarial inbound messages     signatures built to burn CPU and memory,
+#                                       one at a time (contrib/bench/adversarial.sh)
 #
 # Every number counts only messages that arrived at the sink; a sample of
 # each run is checked for what the scenario should have done (signed,
@@ -33,7 +35,7 @@ E2E_NAME=bench
 # ------------------------------------------------------------ options
 
 MODE=full
-SCENARIOS=a,e,b,f,c,d
+SCENARIOS=a,e,b,f,c,g,d,x
 SOCKETS=unix,inet
 REPORT=
 CMDLINE="contrib/bench/bench.sh${*:+ $*}"
@@ -60,8 +62,14 @@ while [ $# -gt 0 ]; do
 	shift
 done
 SCENARIOS=$(echo "$SCENARIOS" | tr ',' ' ')
+# x runs on its own (its own Postfix and milter, after the others).
+ADVERSARIAL=
+case " $SCENARIOS " in *" x "*) ADVERSARIAL=1; SCENARIOS=$(echo " $SCENARIOS " | sed 's/ x / /') ;; esac
 SOCKETS=$(echo "$SOCKETS" | tr ',' ' ')
 [ -n "$REPORT" ] || REPORT=$SMIME_TOP/build/bench/report-$MODE.txt
+if [ -n "$ADVERSARIAL" ] && [ -z "$(echo $SCENARIOS)" ]; then
+	exec sh "$SMIME_TOP/contrib/bench/adversarial.sh" --report "${REPORT%.txt}-adversarial.txt"
+fi
 
 # Message counts: each 16-session run takes a few seconds on the reference
 # machine (2 cores); --quick keeps the whole run under two minutes.
@@ -185,6 +193,7 @@ scen() {
 	d) S_KIND=smime S_DIR=in S_GEN=signed S_FROM=$BOB S_TO=$ALICE S_EXPECT=smime-pass S_TITLE="inbound harvest" ;;
 	e) S_KIND=dkim S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=dkim S_TITLE="OpenDKIM sign" ;;
 	f) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=signed S_TITLE="sign-only+metrics" ;;
+	g) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt+revocation" ;;
 	*) fail "unknown scenario $1" ;;
 	esac
 }
@@ -196,11 +205,14 @@ title() { (scen "$1" && echo "$S_TITLE"); }
 # same daemon serves the outbound and the inbound Postfix service.
 smime_config() {
 	case $1 in
-	b) _sc_pol='outbound = { sign = true; encrypt = "never"; };' ;;
-	f) _sc_pol="outbound = { sign = true; encrypt = \"never\"; };
+	b) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "never"; };' ;;
+	f) _sc_pol="outbound = { sign = true; trusted_relays = [ \"127.0.0.1\" ]; encrypt = \"never\"; };
 metrics = { listen = \"inet:$(iget MPORT "$2")@127.0.0.1\"; };" ;;
-	c) _sc_pol='outbound = { sign = true; encrypt = "required"; cipher = "auto"; };' ;;
-	d) _sc_pol='outbound = { sign = true; encrypt = "opportunistic"; };' ;;
+	c) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "required"; cipher = "auto"; };
+revocation = { check = "off"; };' ;;
+	g) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "required"; cipher = "auto"; };
+revocation = { check = "hard"; grace_days = 0; };' ;;
+	d) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "opportunistic"; };' ;;
 	esac
 	mkdir -p "$E2E_DIR/state/$2"
 	cat >"$3" <<EOF
@@ -382,7 +394,7 @@ use_instance() {
 # (cache_harvest_fallback); the sample check tells whether that worked.
 PRELOAD=
 cache_preload() {
-	[ "$1" = c ] || return 0
+	case $1 in c | g) ;; *) return 0 ;; esac
 	# The certificate with its chain (mkpki.sh issues from an intermediate;
 	# the cache keeps what it needs to find the chain to the trust anchor).
 	cat "$PKI/bob.crt" >"$E2E_DIR/state/bob-chain.pem"
@@ -397,7 +409,24 @@ cache_preload() {
 		PRELOAD=harvest
 		say "  c: 'smimectl cert import --force' failed ($(head -n 1 "$E2E_DIR/log/import.out")); offering bob's certificate in a signed inbound message instead"
 	fi
+	[ "$1" = g ] && revocation_preload "$2"
 	return 0
+}
+
+# revocation_preload CONF — scenario g: a good answer for bob's certificate
+# in the revocation store, valid for a day. hard with grace_days = 0 encrypts
+# only with that answer (the sample check shows it), so the run measures
+# the hot path reading a cached result. bob's certificate names no
+# responder: `revocation refresh` queues it, the answer is written here.
+revocation_preload() {
+	"$SMIME_BINDIR/smimectl" -c "$1" revocation refresh "$BOB" >>"$E2E_DIR/log/import.out" 2>&1 ||
+		say "  g: smimectl revocation refresh failed: $(tail -n 1 "$E2E_DIR/log/import.out")"
+	_rp_now=$(date +%s)
+	sqlite3 "$(sed -n 's/^cache = .*path = "\(.*\)"; };$/\1/p' "$1").revocation" \
+		"UPDATE rev_status SET status = 1, source = 1, this_update = $_rp_now,
+		 next_update = $((_rp_now + 86400)), checked_at = $_rp_now, unknown_since = 0,
+		 due = $((_rp_now + 86400)), last_error = '';" >>"$E2E_DIR/log/import.out" 2>&1 ||
+		say "  g: cannot write bob's revocation answer: $(tail -n 1 "$E2E_DIR/log/import.out")"
 }
 
 cache_harvest_fallback() {
@@ -975,6 +1004,10 @@ print_report() {
 			"$(ratio "$(cpu "c.unix.$_z")" "$(cpu "e.unix.$_z")")" "<=" 1.5 x c:unix e:unix
 	done
 	for _z in $SIZES; do
+		goal "CPU/msg: sign+encrypt, revocation cached / off, $(size_label "$_z")" \
+			"$(ratio "$(cpu "g.unix.$_z")" "$(cpu "c.unix.$_z")")" "<=" 1.05 x g:unix c:unix
+	done
+	for _z in $SIZES; do
 		goal "CPU/msg: sign-only with metrics scraped / without, $(size_label "$_z")" \
 			"$(ratio "$(cpu "f.unix.$_z")" "$(cpu "b.unix.$_z")")" "<=" 1.02 x f:unix b:unix
 	done
@@ -1121,5 +1154,13 @@ LOAD_END=$(cut -d ' ' -f 1-3 /proc/loadavg)
 mkdir -p "$(dirname "$REPORT")"
 print_report | tee "$REPORT"
 cp "$RESULTS" "${REPORT%.txt}.tsv"
+if [ -n "$ADVERSARIAL" ]; then
+	say "scenario x: adversarial inbound messages (contrib/bench/adversarial.sh)"
+	SMIME_TOP=$SMIME_TOP sh "$SMIME_TOP/contrib/bench/adversarial.sh" \
+		--report "${REPORT%.txt}-adversarial.txt" >"$E2E_DIR/adversarial.log" 2>&1 ||
+		say "scenario x: a message missed its goal, or the run failed ($E2E_DIR/adversarial.log)"
+	echo
+	cat "${REPORT%.txt}-adversarial.txt" 2>/dev/null | tee -a "$REPORT"
+fi
 echo
 echo "report: $REPORT (raw values: ${REPORT%.txt}.tsv); $(($(date +%s) - BENCH_START)) s"
