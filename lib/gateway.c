@@ -267,7 +267,17 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 	}
 	if (st != SM_OK)
 		return st;
-	if ((st = lookup_rcpt(env, s, r, &rk)) != SM_OK ||
+	if ((st = lookup_rcpt(env, s, r, &rk)) == SM_ERR_DB) {
+		/* The shared cache is down and its local copy has no answer:
+		 * whether this recipient must be encrypted to is unknown, so
+		 * neither 550 nor plaintext; the client retries. */
+		X509_free(rk.cert);
+		out->verdict = POL_TEMPFAIL;
+		snprintf(out->log, sizeof(out->log), "key cache unavailable");
+		return set_reply(&out->reply, "451", "4.3.0",
+		    "key cache unavailable, try again later");
+	}
+	if (st != SM_OK ||
 	    (rk.cert == NULL && (st = rcpt_discover(env, s, r, &rk, &disc)) != SM_OK)) {
 		X509_free(rk.cert);
 		return st;
