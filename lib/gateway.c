@@ -272,6 +272,7 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 		 * whether this recipient must be encrypted to is unknown, so
 		 * neither 550 nor plaintext; the client retries. */
 		X509_free(rk.cert);
+		metrics_rcpt_tempfail(METRICS_RCPT_TEMPFAIL_CACHE);
 		out->verdict = POL_TEMPFAIL;
 		snprintf(out->log, sizeof(out->log), "key cache unavailable");
 		return set_reply(&out->reply, "451", "4.3.0",
@@ -287,8 +288,10 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 	lk.reason = rk.reason;
 	st = policy_rcpt(env->cfg, s, r, &lk, first, out);
 	if (st == SM_OK && !lk.has_cert && out->verdict != POL_ACCEPT &&
-	    disc.result == DISC_TEMPFAIL)
+	    disc.result == DISC_TEMPFAIL) {
+		metrics_rcpt_tempfail(METRICS_RCPT_TEMPFAIL_LOOKUP);
 		st = rcpt_lookup_tempfail(r, &disc, out);
+	}
 	if (st == SM_OK && out->verdict != POL_ACCEPT && !lk.has_cert && strcmp(out->log, rk.reason) == 0)
 		refused(env, s, r, rk.reason);
 	X509_free(rk.cert);
