@@ -556,6 +556,7 @@ intermediates_usable(struct revstore *rs, X509 *cert, STACK_OF(X509) *chain,
 {
 	X509 *cur = cert, *ca;
 	struct rev_result r;
+	enum rev_status v;
 	time_t s;
 	char *name = NULL, buf[REV_WHY_SIZE];
 
@@ -565,8 +566,7 @@ intermediates_usable(struct revstore *rs, X509 *cert, STACK_OF(X509) *chain,
 			break;
 		if (!names_a_source(ca))
 			continue;
-		enum rev_status v = judge(rs, ca, chain, anchors, now, &r, &s);
-		if (v == REV_GOOD)
+		if ((v = judge(rs, ca, chain, anchors, now, &r, &s)) == REV_GOOD)
 			continue;
 		if (x509u_name_text(X509_get_subject_name(ca), &name) != SM_OK)
 			name = NULL;
