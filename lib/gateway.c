@@ -162,7 +162,8 @@ lookup_rcpt(const struct gw_env *env, const char *sender, const char *addr,
     struct rcpt_key *rk)
 {
 	/* Revocation: the selection rule's last usability condition. */
-	struct revstore_hook_arg ra = { env->rs, config_revocation_for(env->cfg, sender, addr) };
+	struct revstore_hook_arg ra = { env->rs, config_revocation_for(env->cfg, sender, addr),
+	    env_store(env) };
 	struct kc_hook hook = { revstore_hook, &ra };
 	sm_status st;
 	uint64_t t0 = metrics_now();
@@ -453,7 +454,8 @@ own_revocation(const struct gw_env *env, const char *qid, const char *from,
 	if (env->rs == NULL || soft.check == CFG_REV_OFF || k == NULL || k->cert == NULL)
 		return;
 	soft.check = CFG_REV_SOFT;
-	if (!revstore_usable(env->rs, &soft, k->cert, k->chain, clock_now(), why, sizeof(why)))
+	if (!revstore_usable(env->rs, &soft, k->cert, k->chain, env_store(env), clock_now(), why,
+	    sizeof(why)))
 		log_qid(LOG_WARNING, qid, "signing as %s with a revoked certificate: %s", from, why);
 }
 
@@ -1310,7 +1312,8 @@ signer_revocation(const struct gw_env *env, struct smime_verify_result *vr,
 	if (vr->crls != NULL)
 		revworker_mail_crls(env->rs, vr->crls, vr->certs, vr->signer, now);
 	soft.check = CFG_REV_SOFT;
-	if (revstore_usable(env->rs, &soft, vr->signer, vr->certs, now, why, sizeof(why)))
+	if (revstore_usable(env->rs, &soft, vr->signer, vr->certs, env_store(env), now, why,
+	    sizeof(why)))
 		return;
 	vr->status = SMIME_VERIFY_REVOKED;
 	snprintf(vr->reason, sizeof(vr->reason), "signer %s", why);
