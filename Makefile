@@ -19,11 +19,12 @@ O         ?= build
 BINDIR    ?= milter
 SAN       ?=
 
-PKGS      := libcrypto libconfig sqlite3 libidn2 libcurl ldap libunbound
+PKGS      := libcrypto libconfig sqlite3 libidn2 libcurl ldap libunbound libpq
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 XCFLAGS   := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
-             -DSMIME_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+             -DSMIME_VERSION='"$(VERSION)"' \
+             $(foreach p,$(PKGS),$(shell pkg-config --cflags $(p) 2>/dev/null))
 XCPPFLAGS := -Ilib
 LIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
 CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
@@ -44,7 +45,7 @@ LIB_SRCS  := $(sort $(wildcard lib/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
 LIB_A     := $(O)/libsmime.a
 MILTER_OBJS := $(O)/milter/smime-milter.o $(O)/milter/callbacks.o $(O)/milter/observe.o
-CTL_OBJS  := $(O)/milter/smimectl.o $(O)/milter/smimectl_util.o $(O)/milter/smimectl_cert.o $(O)/milter/smimectl_key.o $(O)/milter/smimectl_inspect.o $(O)/milter/smimectl_check.o $(O)/milter/smimectl_observe.o $(O)/milter/smimectl_revocation.o
+CTL_OBJS  := $(O)/milter/smimectl.o $(O)/milter/smimectl_util.o $(O)/milter/smimectl_cert.o $(O)/milter/smimectl_key.o $(O)/milter/smimectl_inspect.o $(O)/milter/smimectl_check.o $(O)/milter/smimectl_observe.o $(O)/milter/smimectl_revocation.o $(O)/milter/smimectl_cacheinit.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
 TESTUTIL  := $(O)/tests/unit/testutil.o

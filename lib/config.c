@@ -21,12 +21,13 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "keycache.h"
 #include "sender.h"
 
 enum sch_type { T_BOOL, T_STR, T_INT, T_ENUM, T_STRLIST, T_MODE, T_GROUP, T_POLICY,
 	T_LIST /* a list of groups: array at off, count at count_off, element size in max */ };
 enum sch_check { C_NONE, C_SOCKET, C_AUTHSERV, C_DOMAINS, C_CIDRS, C_NONEMPTY,
-	C_FILE_EXISTS, C_RULE_ADDR, C_HEADER_NAME, C_LDAP_FILTER };
+	C_FILE_EXISTS, C_RULE_ADDR, C_HEADER_NAME, C_LDAP_FILTER, C_CONNINFO };
 
 struct schema {
 	const char *name;
@@ -51,7 +52,7 @@ static const char *const digest_names[] = { "sha256", "sha384", "sha512", NULL }
 static const char *const format_names[] = { "detached", "opaque", NULL };
 static const char *const on_error_names[] = { "tempfail", "accept", NULL };
 static const char *const decrypt_names[] = { "off", "harvest", "deliver", NULL };
-static const char *const backend_names[] = { "sqlite", NULL };
+static const char *const backend_names[] = { "sqlite", "postgresql", NULL };
 static const char *const rev_check_names[] = { "off", "soft", "hard", NULL };
 static const char *const unauth_names[] = { "reject", "unsigned", NULL };
 static const char *const hprot_names[] = { "baseline", "off", "shy", NULL };
@@ -90,6 +91,9 @@ static const struct schema policy_schema[] = {
 static const struct schema cache_schema[] = {
 	{ "backend", T_ENUM, CFG(cache_backend), "sqlite", 0, 0, backend_names, NULL, C_NONE, 0, 0 },
 	{ "path", T_STR, CFG(cache_path), "/var/lib/smime-milter/cache.db", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "conninfo", T_STR, CFG(cache_conninfo), NULL, 0, 0, NULL, NULL, C_CONNINFO, 0, 0 },
+	{ "max_stale", T_INT, CFG(cache_max_stale), "3600", 0, 7 * 86400, NULL, NULL, C_NONE, 0, 0 },
+	{ "outbox_dir", T_STR, CFG(cache_outbox_dir), "/var/lib/smime-milter/outbox", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
@@ -265,6 +269,10 @@ check_value(enum sch_check c, const char *v, char *msg, size_t len)
 		return NULL;
 	case C_NONEMPTY:
 		return *v ? NULL : "must not be empty";
+	case C_CONNINFO:
+		if (*v == '\0')
+			return "must not be empty";
+		return keycache_conninfo_check(v, msg, len) == SM_OK ? NULL : msg;
 	case C_SOCKET: {
 		const char *p;
 		char *end;
@@ -798,6 +806,8 @@ config_free(struct config *c)
 	free(c->internal_hosts);
 	strv_free(c->outbound_daemons);
 	free(c->cache_path);
+	free(c->cache_conninfo);
+	free(c->cache_outbox_dir);
 	free(c->keys_dir);
 	free(c->trust_ca_file);
 	free(c->metrics_listen);
@@ -896,6 +906,12 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 		lc_error(&lc, s ? config_setting_source_line(s) : 0, "limits.spool_threshold",
 		    "must not exceed limits.max_message_size (%llu)",
 		    (unsigned long long)c->max_message_size);
+	}
+	if (c->cache_backend == CFG_BACKEND_POSTGRESQL && c->cache_conninfo == NULL &&
+	    config_lookup(&cf, "cache.conninfo") == NULL) {
+		config_setting_t *s = config_lookup(&cf, "cache.backend");
+		lc_error(&lc, s ? config_setting_source_line(s) : 0, "cache.conninfo",
+		    "must be set when cache.backend is \"postgresql\"");
 	}
 	if (c->trust_ca_file && config_lookup(&cf, "trust.ca_file") == NULL) {
 		char msg[512];
@@ -1102,4 +1118,17 @@ config_is_internal(const struct config *cfg, const char *addr)
 		if (addr_in_domain(addr, cfg->internal_domains[i]))
 			return true;
 	return false;
+}
+
+const char *
+config_cache_backend(const struct config *c)
+{
+	return backend_names[c->cache_backend];
+}
+
+const char *
+config_cache_target(const struct config *c)
+{
+	return c->cache_backend == CFG_BACKEND_POSTGRESQL ? c->cache_conninfo
+							  : c->cache_path;
 }

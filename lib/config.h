@@ -34,7 +34,7 @@ enum cfg_digest { CFG_DIGEST_SHA256, CFG_DIGEST_SHA384, CFG_DIGEST_SHA512 };
 enum cfg_sign_format { CFG_SIGN_DETACHED, CFG_SIGN_OPAQUE };
 enum cfg_on_error { CFG_ON_ERROR_TEMPFAIL, CFG_ON_ERROR_ACCEPT };
 enum cfg_decrypt { CFG_DECRYPT_OFF, CFG_DECRYPT_HARVEST, CFG_DECRYPT_DELIVER };
-enum cfg_backend { CFG_BACKEND_SQLITE };
+enum cfg_backend { CFG_BACKEND_SQLITE, CFG_BACKEND_POSTGRESQL };
 enum cfg_rev_check { CFG_REV_OFF, CFG_REV_SOFT, CFG_REV_HARD };
 
 /* Revocation checking (global, or a policy rule's own). See
@@ -129,6 +129,10 @@ struct config {
 	size_t n_outbound_daemons;
 	enum cfg_backend cache_backend;
 	char *cache_path;
+	char *cache_conninfo;	 /* postgresql: libpq connection string */
+	uint64_t cache_max_stale; /* seconds the local copy serves while the
+				     database is down */
+	char *cache_outbox_dir;	 /* writes waiting for the database */
 	char *keys_dir;
 	char *trust_ca_file;
 	bool trust_allow_self_signed;
@@ -206,5 +210,10 @@ char *config_revocation_store(const struct config *cfg);
 
 /* Is the address in one of internal_domains? */
 bool config_is_internal(const struct config *cfg, const char *addr);
+
+/* What keycache_open wants for c's cache group: the backend's name
+ * ("sqlite", "postgresql") and its target (cache.path or cache.conninfo). */
+const char *config_cache_backend(const struct config *c);
+const char *config_cache_target(const struct config *c);
 
 #endif

@@ -163,7 +163,8 @@ lookup_rcpt(const struct gw_env *env, const char *sender, const char *addr,
     struct rcpt_key *rk)
 {
 	/* Revocation: the selection rule's last usability condition. */
-	struct revstore_hook_arg ra = { env->rs, config_revocation_for(env->cfg, sender, addr) };
+	struct revstore_hook_arg ra = { env->rs, config_revocation_for(env->cfg, sender, addr),
+	    env_store(env) };
 	struct kc_hook hook = { revstore_hook, &ra };
 	sm_status st;
 	uint64_t t0 = metrics_now();
@@ -268,7 +269,18 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 	}
 	if (st != SM_OK)
 		return st;
-	if ((st = lookup_rcpt(env, s, r, &rk)) != SM_OK ||
+	if ((st = lookup_rcpt(env, s, r, &rk)) == SM_ERR_DB) {
+		/* The shared cache is down and its local copy has no answer:
+		 * whether this recipient must be encrypted to is unknown, so
+		 * neither 550 nor plaintext; the client retries. */
+		X509_free(rk.cert);
+		metrics_rcpt_tempfail(METRICS_RCPT_TEMPFAIL_CACHE);
+		out->verdict = POL_TEMPFAIL;
+		snprintf(out->log, sizeof(out->log), "key cache unavailable");
+		return set_reply(&out->reply, "451", "4.3.0",
+		    "key cache unavailable, try again later");
+	}
+	if (st != SM_OK ||
 	    (rk.cert == NULL && (st = rcpt_discover(env, s, r, &rk, &disc)) != SM_OK)) {
 		X509_free(rk.cert);
 		return st;
@@ -278,8 +290,10 @@ gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
 	lk.reason = rk.reason;
 	st = policy_rcpt(env->cfg, s, r, &lk, first, out);
 	if (st == SM_OK && !lk.has_cert && out->verdict != POL_ACCEPT &&
-	    disc.result == DISC_TEMPFAIL)
+	    disc.result == DISC_TEMPFAIL) {
+		metrics_rcpt_tempfail(METRICS_RCPT_TEMPFAIL_LOOKUP);
 		st = rcpt_lookup_tempfail(r, &disc, out);
+	}
 	if (st == SM_OK && out->verdict != POL_ACCEPT && !lk.has_cert && strcmp(out->log, rk.reason) == 0)
 		refused(env, s, r, rk.reason);
 	X509_free(rk.cert);
@@ -445,7 +459,8 @@ own_revocation(const struct gw_env *env, const char *qid, const char *from,
 	if (env->rs == NULL || soft.check == CFG_REV_OFF || k == NULL || k->cert == NULL)
 		return;
 	soft.check = CFG_REV_SOFT;
-	if (!revstore_usable(env->rs, &soft, k->cert, k->chain, clock_now(), why, sizeof(why)))
+	if (!revstore_usable(env->rs, &soft, k->cert, k->chain, env_store(env), clock_now(), why,
+	    sizeof(why)))
 		log_qid(LOG_WARNING, qid, "signing as %s with a revoked certificate: %s", from, why);
 }
 
@@ -1348,7 +1363,8 @@ signer_revocation(const struct gw_env *env, struct smime_verify_result *vr,
 	if (vr->crls != NULL)
 		revworker_mail_crls(env->rs, vr->crls, vr->certs, vr->signer, now);
 	soft.check = CFG_REV_SOFT;
-	if (revstore_usable(env->rs, &soft, vr->signer, vr->certs, now, why, sizeof(why)))
+	if (revstore_usable(env->rs, &soft, vr->signer, vr->certs, env_store(env), now, why,
+	    sizeof(why)))
 		return;
 	vr->status = SMIME_VERIFY_REVOKED;
 	snprintf(vr->reason, sizeof(vr->reason), "signer %s", why);

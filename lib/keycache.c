@@ -26,6 +26,7 @@ struct keycache {
 
 static const struct kc_ops *const backends[] = {
 	&kc_sqlite_ops,
+	&kc_pg_ops,
 };
 
 sm_status
@@ -998,4 +999,62 @@ keycache_check(struct keycache *kc, int *schema_version, char *err,
 	if (kc == NULL)
 		return SM_ERR_ARG;
 	return kc->ops->check(kc->be, schema_version, err, errlen);
+}
+
+sm_status
+keycache_configure(struct keycache *kc, const struct kc_options *o, char *err,
+		   size_t errlen)
+{
+	if (errlen)
+		err[0] = '\0';
+	if (kc == NULL || o == NULL)
+		return SM_ERR_ARG;
+	return kc->ops->configure ? kc->ops->configure(kc->be, o, err, errlen)
+				  : SM_OK;
+}
+
+sm_status
+keycache_health(struct keycache *kc, struct kc_health *h)
+{
+	sm_status st = SM_OK;
+
+	if (kc == NULL || h == NULL)
+		return SM_ERR_ARG;
+	memset(h, 0, sizeof(*h));
+	h->backend = kc->ops->name;
+	if (kc->ops->health)
+		return kc->ops->health(kc->be, h);
+	/* A local file: connected when it checks out. */
+	st = kc->ops->check(kc->be, &h->schema_version, h->err,
+			    sizeof(h->err));
+	h->connected = h->listening = st == SM_OK;
+	return SM_OK;
+}
+
+sm_status
+keycache_copy(struct keycache *from, struct keycache *to, size_t *n)
+{
+	struct kc_record *v = NULL;
+	size_t cnt = 0, i;
+	sm_status st;
+	int pass;
+
+	if (n)
+		*n = 0;
+	if (from == NULL || to == NULL)
+		return SM_ERR_ARG;
+	if (to->ops->restore == NULL)
+		return SM_ERR_UNSUPPORTED;
+	if ((st = from->ops->list(from->be, 0, 0, &v, &cnt)) != SM_OK)
+		return st;
+	/* A pairing names its encryption certificate, which may come later
+	 * in the list: the second pass links what the first could not. */
+	for (pass = 0; pass < 2 && st == SM_OK; pass++)
+		for (i = 0; i < cnt && st == SM_OK; i++)
+			if (pass == 0 || v[i].enc_fp[0] != '\0')
+				st = to->ops->restore(to->be, &v[i]);
+	if (st == SM_OK && n)
+		*n = cnt;
+	kc_records_free(v, cnt);
+	return st;
 }

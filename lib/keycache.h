@@ -143,8 +143,10 @@ struct kc_record {
 
 struct keycache;
 
-/* backend: "sqlite" (path: the database file, created when missing).
- * Creates or migrates the schema. err receives a one-line reason. */
+/* backend: "sqlite" (path: the database file, created when missing) or
+ * "postgresql" (path: a libpq connection string or URI; an unreachable
+ * database does not fail the open, see keycache_health). Creates or
+ * migrates the schema. err receives a one-line reason. */
 sm_status keycache_open(const char *backend, const char *path,
 			struct keycache **out, char *err, size_t errlen);
 /* NULL-safe. No other thread may be using kc. */
@@ -287,6 +289,44 @@ sm_status keycache_iterate(struct keycache *kc, kc_iter_fn fn, void *arg);
 sm_status keycache_check(struct keycache *kc, int *schema_version, char *err,
 			 size_t errlen);
 
+/* Is conninfo a well-formed libpq connection string or URI? SM_OK, or
+ * SM_ERR_CONFIG with libpq's one-line reason in err. Connects to nothing. */
+sm_status keycache_conninfo_check(const char *conninfo, char *err,
+				  size_t errlen);
+/* Settings a backend may use (the PostgreSQL one does; SQLite ignores
+ * them). max_stale: how long after losing the database the local copy is
+ * still served (seconds, 0: the backend's default); outbox_dir: where
+ * writes made while the database is down wait (NULL: they fail, as
+ * smimectl wants). */
+struct kc_options {
+	time_t max_stale;
+	const char *outbox_dir;
+};
+sm_status keycache_configure(struct keycache *kc, const struct kc_options *o,
+			     char *err, size_t errlen);
+
+/* What `smimectl check` reports about the storage. */
+struct kc_health {
+	const char *backend;	/* "sqlite", "postgresql" */
+	bool remote;		/* a database server (connectivity applies) */
+	bool connected;		/* it answered just now */
+	bool listening;		/* change notifications arrive */
+	int schema_version;
+	long long lag;		/* seconds the local copy may be behind */
+	size_t outbox;		/* writes waiting for the database */
+	char err[256];		/* why not connected */
+};
+sm_status keycache_health(struct keycache *kc, struct kc_health *h);
+/* Copy every binding of from into to, losing nothing (statuses, first
+ * and last seen, pairings, assurance, capabilities, chains); bindings to
+ * already has are overwritten with from's. *n: how many were copied.
+ * SM_ERR_UNSUPPORTED when to's backend cannot restore records. */
+sm_status keycache_copy(struct keycache *from, struct keycache *to,
+			size_t *n);
+
+/* How many writes wait in an outbox directory (0 when it is missing). */
+size_t keycache_outbox_count(const char *dir);
+
 /* The record's certificate (new reference), NULL when unparsable. */
 X509 *kc_record_cert(const struct kc_record *r);
 void kc_record_free(struct kc_record *r); /* members only */
@@ -397,8 +437,17 @@ struct kc_ops {
 				time_t now);
 	sm_status (*get_origin)(struct kc_backend *be, const char *fp,
 				const char *address, char *out, size_t outlen);
+	/* Optional (NULL: not supported; the generic layer copes). */
+	sm_status (*configure)(struct kc_backend *be,
+			       const struct kc_options *o, char *err,
+			       size_t errlen);
+	sm_status (*health)(struct kc_backend *be, struct kc_health *h);
+	/* Store one binding (and its certificate) exactly as given: stored
+	 * status, times, assurance, pairing. For keycache_copy. */
+	sm_status (*restore)(struct kc_backend *be, const struct kc_record *r);
 };
 
 extern const struct kc_ops kc_sqlite_ops;
+extern const struct kc_ops kc_pg_ops;
 
 #endif

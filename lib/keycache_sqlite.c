@@ -1197,6 +1197,63 @@ sq_get_origin(struct kc_backend *be, const char *fp, const char *address,
 	return st;
 }
 
+/* Store one binding exactly as given (a cache being copied in). */
+static sm_status
+restore_impl(struct sq_conn *c, const struct kc_record *r)
+{
+	static const char q[] =
+		"INSERT INTO bindings (cert_id, address, caps, source, assurance,"
+		" signer, enc_cert_id, signing_time, status, first_seen,"
+		" last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+		" (SELECT id FROM certs WHERE fingerprint = ?7), ?8, ?9, ?10, ?11)"
+		" ON CONFLICT (address, cert_id) DO UPDATE SET caps = excluded.caps,"
+		" source = excluded.source, assurance = excluded.assurance,"
+		" signer = excluded.signer, enc_cert_id = excluded.enc_cert_id,"
+		" signing_time = excluded.signing_time, status = excluded.status,"
+		" first_seen = excluded.first_seen, last_seen = excluded.last_seen";
+	sqlite3_stmt *s = NULL;
+	sqlite3_int64 id = 0;
+	sm_status st;
+	int rc;
+
+	if ((st = sq_begin(c, true)) != SM_OK)
+		return st;
+	if ((st = put_cert(c, r, &id)) != SM_OK)
+		goto done;
+	if ((rc = sqlite3_prepare_v2(c->db, q, -1, &s, NULL)) != SQLITE_OK) {
+		st = sq_fail(c, rc);
+		goto done;
+	}
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_text(s, 2, r->address, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)r->caps);
+	sqlite3_bind_text(s, 4, kc_source_name(r->source), -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 5, (int)r->assurance);
+	sqlite3_bind_int(s, 6, r->signer);
+	sqlite3_bind_text(s, 7, r->enc_fp, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 8, (sqlite3_int64)r->signing_time);
+	sqlite3_bind_text(s, 9, r->status == KC_ST_REMOVED ? "removed" : "active",
+			  -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 10, (sqlite3_int64)r->first_seen);
+	sqlite3_bind_int64(s, 11, (sqlite3_int64)r->last_seen);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	st = rc == SQLITE_DONE ? sq_commit(c) : sq_fail(c, rc);
+done:
+	if (st != SM_OK && !sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return st;
+}
+
+static sm_status
+sq_restore(struct kc_backend *be, const struct kc_record *r)
+{
+	sm_status st;
+
+	SQ_RUN(be, "restore", restore_impl(c_, r));
+	return st;
+}
+
 const struct kc_ops kc_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1209,4 +1266,5 @@ const struct kc_ops kc_sqlite_ops = {
 	.check = sq_check,
 	.put_origin = sq_put_origin,
 	.get_origin = sq_get_origin,
+	.restore = sq_restore,
 };

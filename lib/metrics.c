@@ -15,6 +15,7 @@ typedef _Atomic uint64_t counter_t;
 
 static counter_t c_messages[METRICS_NDIR][METRICS_NOUTCOME];
 static counter_t c_refusals[METRICS_NREFUSAL];
+static counter_t c_rcpt_tempfails[METRICS_NRCPT_TEMPFAIL];
 static counter_t c_harvests[METRICS_NHARVEST];
 static counter_t c_inbound[METRICS_NSMIME];
 static counter_t c_decrypt[METRICS_NDMODE][METRICS_NDRESULT];
@@ -33,6 +34,7 @@ static const char *const outcome_names[] = { "signed", "encrypted", "signed_encr
 	"unchanged", "refused", "tempfailed", "passed_on_error", "decrypted", NULL };
 static const char *const refusal_names[] = { "no_certificate", "expired", "not_yet_valid",
 	"revoked", "untrusted", "not_usable", "removed", "unauthorised_sender", NULL };
+static const char *const rcpt_tempfail_names[] = { "cache_unavailable", "lookup_failed", NULL };
 static const char *const harvest_names[] = { "harvested", "superseded", "seen", "history",
 	"refused_signature", "refused_untrusted", "refused_validity", "refused_address",
 	"refused_usage", "refused_weak", "refused_other", NULL };
@@ -60,6 +62,10 @@ static const struct family families[] = {
 	{ "smime_milter_rcpt_refusals_total",
 	    "Recipients refused (RCPT or end of data) by the reason a certificate was unusable.",
 	    { "reason", NULL }, { refusal_names, NULL }, { METRICS_NREFUSAL, 1 }, c_refusals },
+	{ "smime_milter_rcpt_tempfails_total",
+	    "Recipients tempfailed (451) at RCPT by a failure of ours: key cache down, look-up failed.",
+	    { "reason", NULL }, { rcpt_tempfail_names, NULL }, { METRICS_NRCPT_TEMPFAIL, 1 },
+	    c_rcpt_tempfails },
 	{ "smime_milter_harvests_total", "Harvest decisions on verified inbound signatures.",
 	    { "result", NULL }, { harvest_names, NULL }, { METRICS_NHARVEST, 1 }, c_harvests },
 	{ "smime_milter_inbound_results_total", "Inbound messages by their smime= result.",
@@ -96,6 +102,13 @@ metrics_refusal(enum metrics_refusal r)
 {
 	if ((unsigned)r < METRICS_NREFUSAL)
 		bump(&c_refusals[r]);
+}
+
+void
+metrics_rcpt_tempfail(enum metrics_rcpt_tempfail t)
+{
+	if ((unsigned)t < METRICS_NRCPT_TEMPFAIL)
+		bump(&c_rcpt_tempfails[t]);
 }
 
 void

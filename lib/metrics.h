@@ -13,6 +13,7 @@
  *
  *   smime_milter_messages_total{direction,outcome}
  *   smime_milter_rcpt_refusals_total{reason}
+ *   smime_milter_rcpt_tempfails_total{reason}
  *   smime_milter_harvests_total{result}
  *   smime_milter_inbound_results_total{smime}
  *   smime_milter_decryptions_total{mode,result}
@@ -56,6 +57,14 @@ enum metrics_refusal {
 	METRICS_REFUSAL_REMOVED,
 	METRICS_REFUSAL_UNAUTHORISED_SENDER,
 	METRICS_NREFUSAL
+};
+
+/* A recipient answered 451 at RCPT time for a failure of ours, not of
+ * the recipient's certificate: the client retries. */
+enum metrics_rcpt_tempfail {
+	METRICS_RCPT_TEMPFAIL_CACHE,    /* key cache backend down, no local answer (4.3.0) */
+	METRICS_RCPT_TEMPFAIL_LOOKUP,   /* directory/DNS look-up failed for now (4.7.1) */
+	METRICS_NRCPT_TEMPFAIL
 };
 
 enum metrics_harvest {
@@ -103,6 +112,7 @@ void metrics_refusal(enum metrics_refusal r);
 /* The refusal class of a key cache reason text ("no certificate
  * exchanged", "certificate expired on …", …; see keycache_select). */
 enum metrics_refusal metrics_refusal_class(const char *reason);
+void metrics_rcpt_tempfail(enum metrics_rcpt_tempfail t);
 void metrics_harvest(enum metrics_harvest h);
 /* The class of a harvest_judge() refusal reason. */
 enum metrics_harvest metrics_harvest_class(const char *reason);

@@ -444,55 +444,176 @@ revstore_hook(void *arg, X509 *cert, STACK_OF(X509) *chain, time_t now,
 {
 	const struct revstore_hook_arg *a = arg;
 
-	return revstore_usable(a->rs, a->rc, cert, chain, now, reason, len)
+	return revstore_usable(a->rs, a->rc, cert, chain, a->anchors, now,
+			       reason, len)
 		       ? SM_OK
 		       : SM_ERR_NOKEY;
 }
 
-bool
-revstore_usable(struct revstore *rs, const struct cfg_revocation *rc,
-		X509 *cert, STACK_OF(X509) *chain, time_t now, char *reason,
-		size_t len)
+/* The issuer of cert among chain, else among the trust anchors: a new
+ * reference, or NULL. Only needed when a row is queued. */
+static X509 *
+issuer_of(X509 *cert, STACK_OF(X509) *chain, X509_STORE *anchors)
+{
+	X509 *i = rev_find_issuer(cert, chain);
+	STACK_OF(X509) *all;
+
+	if (i == NULL && anchors != NULL &&
+	    (all = X509_STORE_get1_all_certs(anchors)) != NULL) {
+		if ((i = rev_find_issuer(cert, all)) != NULL)
+			X509_up_ref(i);
+		sk_X509_pop_free(all, X509_free);
+		return i;
+	}
+	if (i != NULL)
+		X509_up_ref(i);
+	return i;
+}
+
+/* Queue cert; a row that exists only learns an issuer (when found). */
+static void
+enqueue_with_issuer(struct revstore *rs, X509 *cert, STACK_OF(X509) *chain,
+		    X509_STORE *anchors, bool is_new, time_t now)
+{
+	X509 *issuer = issuer_of(cert, chain, anchors);
+
+	if (issuer != NULL || is_new)
+		revstore_enqueue(rs, cert, issuer, now);
+	X509_free(issuer);
+}
+
+/* What the store says about one certificate at now: REV_GOOD (a current
+ * answer), REV_REVOKED (*revoked_at, *reason_code) or REV_UNKNOWN (*since:
+ * from when). A certificate without a row is queued. */
+static enum rev_status
+judge(struct revstore *rs, X509 *cert, STACK_OF(X509) *chain,
+      X509_STORE *anchors, time_t now, struct rev_result *out, time_t *since)
 {
 	struct rev_entry e;
-	char fp[X509U_FP_SIZE], date[16];
-	time_t since = now;
+	char fp[X509U_FP_SIZE];
 	sm_status st;
+	enum rev_status v = REV_UNKNOWN;
+
+	*since = now;
+	if (x509u_fingerprint(cert, fp) != SM_OK)
+		return REV_UNKNOWN;
+	if ((st = revstore_get(rs, fp, &e)) == SM_ERR_NOTFOUND)
+		enqueue_with_issuer(rs, cert, chain, anchors, true, now);
+	if (st != SM_OK)
+		return REV_UNKNOWN;
+	if (e.issuer == NULL)
+		enqueue_with_issuer(rs, cert, chain, anchors, false, now);
+	if (e.r.status == REV_REVOKED && e.r.revoked_at <= now) {
+		*out = e.r;
+		v = REV_REVOKED;
+	} else if (e.r.status == REV_GOOD &&
+		   e.r.next_update + REV_LEEWAY >= now) {
+		v = REV_GOOD;
+	} else {
+		*since = e.unknown_since ? e.unknown_since
+			 : e.r.status != REV_UNKNOWN ? e.r.next_update
+						     : now;
+	}
+	rev_entry_free(&e);
+	return v;
+}
+
+/* Does a CA certificate name a revocation source (an OCSP responder or a
+ * CRL distribution point, http)? One that names none is accepted. */
+static bool
+names_a_source(X509 *ca)
+{
+	char **u;
+	size_t n = 0, m = 0;
+
+	if (rev_ocsp_urls(ca, &u, &n) == SM_OK)
+		rev_urls_free(u, n);
+	if (rev_crl_urls(ca, &u, &m) == SM_OK)
+		rev_urls_free(u, m);
+	return n + m > 0;
+}
+
+static void
+say_revoked(const char *who, const struct rev_result *r, char *reason,
+	    size_t len)
+{
+	char date[16];
+
+	x509u_date(r->revoked_at, date, sizeof(date));
+	snprintf(reason, len, "%s revoked on %s (%s)", who, date,
+		 rev_reason_name(r->reason));
+}
+
+#define RS_CHAIN_MAX 8	/* intermediates looked at, at most */
+
+/* The intermediates of cert's chain (up to, not including, a self-signed
+ * anchor): revoked → false with the reason; the longest-lasting unknown
+ * of one that names a source goes to *since and who. */
+static bool
+intermediates_usable(struct revstore *rs, X509 *cert, STACK_OF(X509) *chain,
+		     X509_STORE *anchors, time_t now, time_t *since,
+		     char *who, size_t wholen, char *reason, size_t len)
+{
+	X509 *cur = cert, *ca;
+	struct rev_result r;
+	enum rev_status v;
+	time_t s;
+	char *name = NULL, buf[REV_WHY_SIZE];
+
+	for (int d = 0; d < RS_CHAIN_MAX; d++, cur = ca) {
+		if ((ca = rev_find_issuer(cur, chain)) == NULL ||
+		    x509u_is_self_signed(ca))
+			break;
+		if (!names_a_source(ca))
+			continue;
+		if ((v = judge(rs, ca, chain, anchors, now, &r, &s)) == REV_GOOD)
+			continue;
+		if (x509u_name_text(X509_get_subject_name(ca), &name) != SM_OK)
+			name = NULL;
+		snprintf(buf, sizeof(buf), "issuing CA %s", name ? name : "?");
+		free(name);
+		if (v == REV_REVOKED) {
+			say_revoked(buf, &r, reason, len);
+			return false;
+		}
+		if (s < *since) {
+			*since = s;
+			snprintf(who, wholen, "%s", buf);
+		}
+	}
+	return true;
+}
+
+bool
+revstore_usable(struct revstore *rs, const struct cfg_revocation *rc,
+		X509 *cert, STACK_OF(X509) *chain, X509_STORE *anchors,
+		time_t now, char *reason, size_t len)
+{
+	struct rev_result r;
+	char date[16], who[REV_WHY_SIZE] = "";
+	time_t since = now, s;
+	enum rev_status v;
 
 	if (rc == NULL || rc->check == CFG_REV_OFF || rs == NULL)
 		return true;
-	if (x509u_fingerprint(cert, fp) != SM_OK)
-		st = SM_ERR_CRYPTO;
-	else if ((st = revstore_get(rs, fp, &e)) == SM_ERR_NOTFOUND)
-		revstore_enqueue(rs, cert, rev_find_issuer(cert, chain), now);
-	if (st == SM_OK) {
-		X509 *issuer;
-
-		if (e.issuer == NULL &&
-		    (issuer = rev_find_issuer(cert, chain)) != NULL)
-			revstore_enqueue(rs, cert, issuer, now);
-		if (e.r.status == REV_REVOKED && e.r.revoked_at <= now) {
-			x509u_date(e.r.revoked_at, date, sizeof(date));
-			snprintf(reason, len,
-				 "certificate revoked on %s (%s)", date,
-				 rev_reason_name(e.r.reason));
-			rev_entry_free(&e);
-			return false;
-		}
-		if (e.r.status == REV_GOOD &&
-		    e.r.next_update + REV_LEEWAY >= now) {
-			rev_entry_free(&e);
-			return true;
-		}
-		since = e.unknown_since ? e.unknown_since
-			: e.r.status != REV_UNKNOWN ? e.r.next_update
-						    : now;
-		rev_entry_free(&e);
+	v = judge(rs, cert, chain, anchors, now, &r, &s);
+	if (v == REV_REVOKED) {
+		say_revoked("certificate", &r, reason, len);
+		return false;
 	}
+	if (v == REV_UNKNOWN)
+		since = s;
+	if (!intermediates_usable(rs, cert, chain, anchors, now, &since, who,
+				  sizeof(who), reason, len))
+		return false;
 	if (rc->check == CFG_REV_SOFT ||
 	    now - since <= (time_t)rc->grace_days * 86400)
 		return true;
 	x509u_date(since, date, sizeof(date));
-	snprintf(reason, len, "revocation status unknown since %s", date);
+	if (who[0] != '\0')
+		snprintf(reason, len, "revocation status of %s unknown since %s",
+			 who, date);
+	else
+		snprintf(reason, len, "revocation status unknown since %s", date);
 	return false;
 }

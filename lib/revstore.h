@@ -95,26 +95,37 @@ struct rev_health {
 sm_status revstore_health(struct revstore *rs, time_t now,
 			  struct rev_health *h);
 
-/* The hot path: may cert be used now under rc? Reads the stored result
- * only (never the network); a certificate without a row is queued. true:
- * usable; false: reason says why, exactly one of
+/* The hot path: may cert be used now under rc? Reads stored results only
+ * (never the network); a certificate without a row is queued. true:
+ * usable; false: reason says why, one of
  *   "certificate revoked on YYYY-MM-DD (REASON)"
+ *   "issuing CA SUBJECT revoked on YYYY-MM-DD (REASON)"
  *   "revocation status unknown since YYYY-MM-DD"
+ *   "revocation status of issuing CA SUBJECT unknown since YYYY-MM-DD"
  * soft: revoked refuses, unknown is tolerated; hard: revoked refuses, and
  * unknown refuses once it has lasted longer than grace_days; off: always
- * usable, nothing read or queued. Errors of the store count as unknown. */
-/* chain: where the issuer is looked for (by signature, only when the
- * certificate has to be queued: a stored result costs one indexed read). */
+ * usable, nothing read or queued. Errors of the store count as unknown.
+ *
+ * Intermediates: every CA certificate of cert's chain above it (each
+ * found by signature in chain, stopping at a self-signed one, the anchor)
+ * is judged the same way, under its own row, and is queued for the
+ * worker with its own issuer (from chain, else from anchors; may be
+ * NULL). A CA certificate that names no revocation source (no http CRL
+ * distribution point, no OCSP responder) is accepted under soft and hard
+ * alike and is not queued. */
 bool revstore_usable(struct revstore *rs, const struct cfg_revocation *rc,
-		     X509 *cert, STACK_OF(X509) *chain, time_t now,
-		     char *reason, size_t len);
+		     X509 *cert, STACK_OF(X509) *chain, X509_STORE *anchors,
+		     time_t now, char *reason, size_t len);
 
 /* revstore_usable as a key cache selection hook (struct kc_hook's
- * usable, keycache.h): arg is a struct revstore_hook_arg; the issuer is
- * looked for among the chain stored with the certificate. */
+ * usable, keycache.h): arg is a struct revstore_hook_arg; the chain is
+ * the one stored with the certificate, anchors the trust anchors (may be
+ * NULL: an intermediate whose issuer is not in the chain is then queued
+ * without one). */
 struct revstore_hook_arg {
 	struct revstore *rs;
 	const struct cfg_revocation *rc;
+	X509_STORE *anchors;
 };
 sm_status revstore_hook(void *arg, X509 *cert, STACK_OF(X509) *chain,
 			time_t now, char *reason, size_t len);

@@ -74,13 +74,24 @@ runtime_new(struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "keys %s: %s", cfg->keys_dir, why);
 		goto fail;
 	}
-	if (keycache_open("sqlite", cfg->cache_path, &rt->kc, why, sizeof(why)) != SM_OK) {
-		snprintf(err, errlen, "key cache %s: %s", cfg->cache_path, why);
+	if (keycache_open(config_cache_backend(cfg), config_cache_target(cfg), &rt->kc, why,
+		sizeof(why)) != SM_OK) {
+		snprintf(err, errlen, "key cache %s: %s",
+		    cfg->cache_backend == CFG_BACKEND_SQLITE ? cfg->cache_path : "(postgresql)", why);
 		goto fail;
 	}
 	if (discover_new(cfg, &rt->disc, why, sizeof(why)) != SM_OK) {
 		snprintf(err, errlen, "%s", why);
 		goto fail;
+	}
+	{
+		/* Only the daemon queues harvests while the database is down. */
+		struct kc_options ko = { (time_t)cfg->cache_max_stale, cfg->cache_outbox_dir };
+
+		if (keycache_configure(rt->kc, &ko, why, sizeof(why)) != SM_OK) {
+			snprintf(err, errlen, "key cache: %s", why);
+			goto fail;
+		}
 	}
 	rt->env.cfg = cfg;
 	rt->env.trust = rt->trust;

@@ -32,6 +32,8 @@ ctl_usage(FILE *f)
 	    "       smimectl [-c FILE] check\n"
 	    "       smimectl [-c FILE] stats [--json]\n"
 	    "       smimectl [-c FILE] refused [--since 24h] [--json]\n"
+	    "       smimectl [-c FILE] cache init\n"
+	    "       smimectl [-c FILE] cache migrate --from sqlite:PATH|postgresql:CONNINFO\n"
 	    "       smimectl -V | -h\n"
 	    "  -c FILE   configuration (default " CONFIG_DEFAULT_FILE ")\n"
 	    "  -V        print the version\n"
@@ -159,6 +161,10 @@ main(int argc, char **argv)
 		rc = cmd_stats(&c, argc, argv);
 	else if (strcmp(cmd, "refused") == 0)
 		rc = cmd_refused(&c, argc, argv);
+	else if (strcmp(cmd, "cache") == 0 && argc > 0 && strcmp(argv[0], "init") == 0)
+		rc = cmd_cache_init(&c, argc - 1, argv + 1);
+	else if (strcmp(cmd, "cache") == 0 && argc > 0 && strcmp(argv[0], "migrate") == 0)
+		rc = cmd_cache_migrate(&c, argc - 1, argv + 1);
 	else
 		rc = ctl_usage_error(NULL, "unknown command \"%s\"", cmd);
 	if (rc == CTL_HELP) {

@@ -166,5 +166,7 @@ int cmd_inspect(struct ctl *c, int argc, char **argv);
 int cmd_check(struct ctl *c, int argc, char **argv);
 int cmd_stats(struct ctl *c, int argc, char **argv);   /* smimectl_observe.c */
 int cmd_refused(struct ctl *c, int argc, char **argv);
+int cmd_cache_init(struct ctl *c, int argc, char **argv); /* smimectl_cacheinit.c */
+int cmd_cache_migrate(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -46,6 +46,7 @@ record_usable(struct ctl *c, const struct kc_record *r, char *why, size_t len)
 		goto out;
 	ra.rs = c->rs;
 	ra.rc = config_revocation_for(c->cfg, "", r->address);
+	ra.anchors = trust_store(c->trust);
 	if ((reasons = calloc(n, sizeof(*reasons))) == NULL ||
 	    keycache_explain_hook(c->kc, all, n, trust_store(c->trust),
 		c->cfg->trust_allow_self_signed, c->rs ? &hook : NULL, reasons) != SM_OK)
@@ -393,7 +394,8 @@ cert_export(struct ctl *c, int argc, char **argv)
 		st = SM_ERR_NOKEY;
 		snprintf(reason, sizeof(reason), "no certificate exchanged");
 	} else {
-		struct revstore_hook_arg ra = { c->rs, config_revocation_for(c->cfg, "", pos[0]) };
+		struct revstore_hook_arg ra = { c->rs, config_revocation_for(c->cfg, "", pos[0]),
+		    trust_store(c->trust) };
 		struct kc_hook hook = { revstore_hook, &ra };
 
 		st = keycache_select_hook(c->kc, pos[0], trust_store(c->trust),

@@ -281,6 +281,36 @@ check_keys(struct check *k)
 	keystore_free(ks);
 }
 
+/* A cache on a database server: backend, schema, connectivity, how far
+ * the local copy may be behind, and the outbox. */
+static void
+check_cache_remote(struct check *k)
+{
+	const struct config *cfg = k->c->cfg;
+	struct keycache *kc = NULL;
+	struct kc_health h;
+	char why[512] = "";
+	size_t queued = keycache_outbox_count(cfg->cache_outbox_dir);
+
+	if (keycache_open(config_cache_backend(cfg), config_cache_target(cfg), &kc, why,
+		sizeof(why)) != SM_OK) {
+		problem(k, "cache: %s: %s", config_cache_backend(cfg), why);
+		return;
+	}
+	keycache_health(kc, &h);
+	if (!h.connected)
+		problem(k, "cache: %s: database unreachable: %s", h.backend, h.err);
+	else
+		printf("cache: %s: schema %d, connected, local copy lag %llds\n", h.backend,
+		    h.schema_version, h.lag);
+	if (queued > 0)
+		printf("cache: outbox %s: %zu write%s waiting for the database\n",
+		    cfg->cache_outbox_dir, queued, queued == 1 ? "" : "s");
+	else
+		printf("cache: outbox %s: empty\n", cfg->cache_outbox_dir);
+	keycache_close(kc);
+}
+
 static void
 check_cache(struct check *k)
 {
@@ -292,6 +322,10 @@ check_cache(struct check *k)
 	struct stat sb;
 	int version = 0;
 
+	if (k->c->cfg->cache_backend != CFG_BACKEND_SQLITE) {
+		check_cache_remote(k);
+		return;
+	}
 	if (stat(path, &sb) != 0) {
 		if (errno == ENOENT)
 			printf("cache: %s: not created yet (smime-milter creates it)\n", path);

@@ -155,7 +155,7 @@ ctl_open_cache(struct ctl *c, bool create)
 		return CTL_OK;
 	if (ctl_load_config(c) != CTL_OK)
 		return CTL_ERR;
-	if (stat(c->cfg->cache_path, &sb) != 0) {
+	if (c->cfg->cache_backend == CFG_BACKEND_SQLITE && stat(c->cfg->cache_path, &sb) != 0) {
 		if (errno != ENOENT) {
 			ctl_err("key cache %s: %s", c->cfg->cache_path, strerror(errno));
 			return CTL_ERR;
@@ -164,7 +164,8 @@ ctl_open_cache(struct ctl *c, bool create)
 			return CTL_OK; /* nothing cached yet */
 		precreate_cache(c->cfg->cache_path);
 	}
-	if (keycache_open("sqlite", c->cfg->cache_path, &c->kc, why, sizeof(why)) != SM_OK) {
+	if (keycache_open(config_cache_backend(c->cfg), config_cache_target(c->cfg), &c->kc, why,
+		sizeof(why)) != SM_OK) {
 		ctl_err("%s", why[0] ? why : "cannot open the key cache");
 		return CTL_ERR;
 	}

@@ -1,7 +1,8 @@
 /*
  * check_keycache.c — the key cache: storing, renewal, selection, removal,
  * listing, the SQLite schema, concurrent threads and processes, and crash
- * safety under SIGKILL.
+ * safety under SIGKILL. The contract tests (everything not about SQLite's
+ * file) run twice: on SQLite and on a private PostgreSQL cluster.
  */
 #include <check.h>
 #include <errno.h>
@@ -80,6 +81,25 @@ keys_teardown(void)
 static char *dir;
 static char dbpath[512];
 static struct keycache *kc;
+/* The backend under test and its target (a path or a conninfo). */
+static const char *kc_backend = "sqlite";
+static char kc_target[512];
+static char *pg_dir;
+
+static void
+pg_cluster_setup(void)
+{
+	kc_backend = "postgresql";
+	testutil_pg_start(&pg_dir, kc_target, sizeof(kc_target));
+}
+
+static void
+pg_cluster_teardown(void)
+{
+	testutil_pg_stop(pg_dir);
+	pg_dir = NULL;
+	kc_backend = "sqlite";
+}
 
 static void
 cache_setup(void)
@@ -91,7 +111,11 @@ cache_setup(void)
 	dir = testutil_tmpdir();
 	ck_assert(dir != NULL);
 	snprintf(dbpath, sizeof(dbpath), "%s/cache.db", dir);
-	st = keycache_open("sqlite", dbpath, &kc, err, sizeof(err));
+	if (strcmp(kc_backend, "sqlite") == 0)
+		snprintf(kc_target, sizeof(kc_target), "%s", dbpath);
+	else
+		testutil_pg_reset(kc_target);
+	st = keycache_open(kc_backend, kc_target, &kc, err, sizeof(err));
 	ck_assert_msg(st == SM_OK, "open: got %s (%s), want ok",
 		      sm_strstatus(st), err);
 }
@@ -1295,7 +1319,8 @@ child_main(int go_fd)
 	char c;
 	int i;
 
-	if (keycache_open("sqlite", dbpath, &k, err, sizeof(err)) != SM_OK)
+	if (keycache_open(kc_backend, kc_target, &k, err, sizeof(err)) !=
+	    SM_OK)
 		_exit(10);
 	if (read(go_fd, &c, 1) != 1)
 		_exit(11);
@@ -1354,7 +1379,7 @@ START_TEST(test_threads_and_another_process_lose_no_rows_and_see_no_busy)
 	{
 		char err[256];
 
-		ck_assert_int_eq(keycache_open("sqlite", dbpath, &kc, err,
+		ck_assert_int_eq(keycache_open(kc_backend, kc_target, &kc, err,
 					       sizeof(err)),
 				 SM_OK);
 	}
@@ -1444,7 +1469,8 @@ crash_child(size_t start, int out_fd)
 	char err[256], addr[64], line[X509U_FP_SIZE];
 	size_t i;
 
-	if (keycache_open("sqlite", dbpath, &k, err, sizeof(err)) != SM_OK)
+	if (keycache_open(kc_backend, kc_target, &k, err, sizeof(err)) !=
+	    SM_OK)
 		_exit(10);
 	/* Past the end, start over: re-storing is an update, still a
 	 * transaction to tear, and the parent always gets a first report. */
@@ -1727,20 +1753,10 @@ START_TEST(test_a_dane_ee_certificate_is_used_without_a_chain)
 }
 END_TEST
 
-static Suite *
-keycache_suite(void)
+/* The contract: what every backend does alike. */
+static void
+add_contract(TCase *tc)
 {
-	Suite *s = suite_create("keycache");
-	TCase *tc = tcase_create("keycache");
-
-	tcase_add_unchecked_fixture(tc, keys_setup, keys_teardown);
-	tcase_add_checked_fixture(tc, cache_setup, cache_teardown);
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, test_a_new_cache_has_schema_version_wal_and_integrity);
-	tcase_add_test(tc, test_a_cache_from_a_newer_program_is_refused);
-	tcase_add_test(tc, test_a_release_cache_is_migrated_without_losing_a_certificate);
-	tcase_add_test(tc, test_an_unknown_backend_is_a_configuration_error);
-	tcase_add_test(tc, test_an_unopenable_path_fails_with_the_path_in_the_message);
 	tcase_add_test(tc, test_an_empty_cache_has_no_certificate_exchanged);
 	tcase_add_test(tc, test_a_stored_certificate_is_selected_with_its_caps);
 	tcase_add_test(tc, test_reharvesting_the_same_certificate_updates_last_seen_and_caps);
@@ -1761,13 +1777,41 @@ keycache_suite(void)
 	tcase_add_test(tc, test_list_shows_statuses_and_filters_expiring);
 	tcase_add_test(tc, test_iterate_visits_records_and_can_stop);
 	tcase_add_test(tc, test_the_rule_ranks_notbefore_then_signing_time_then_harvest);
-	tcase_add_test(tc, test_discovered_certificates_keep_their_origin_and_yield_to_harvested);
-	tcase_add_test(tc, test_a_dane_ee_certificate_is_used_without_a_chain);
 	tcase_add_test(tc, test_a_self_signed_pairing_is_held_back_while_a_ca_issued_one_lives);
 	tcase_add_test(tc, test_a_pairing_encrypts_to_its_preferred_certificate);
 	tcase_add_test(tc, test_threads_and_another_process_lose_no_rows_and_see_no_busy);
+}
+
+static Suite *
+keycache_suite(void)
+{
+	Suite *s = suite_create("keycache");
+	TCase *tc = tcase_create("keycache");
+	TCase *pg = tcase_create("contract-postgresql");
+
+	tcase_add_unchecked_fixture(tc, keys_setup, keys_teardown);
+	tcase_add_checked_fixture(tc, cache_setup, cache_teardown);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_a_new_cache_has_schema_version_wal_and_integrity);
+	/* Origins of discovered certificates: SQLite only for now (the
+	 * PostgreSQL backend leaves the optional origin ops NULL). */
+	tcase_add_test(tc, test_discovered_certificates_keep_their_origin_and_yield_to_harvested);
+	tcase_add_test(tc, test_a_dane_ee_certificate_is_used_without_a_chain);
+	tcase_add_test(tc, test_a_cache_from_a_newer_program_is_refused);
+	tcase_add_test(tc, test_a_release_cache_is_migrated_without_losing_a_certificate);
+	tcase_add_test(tc, test_an_unknown_backend_is_a_configuration_error);
+	tcase_add_test(tc, test_an_unopenable_path_fails_with_the_path_in_the_message);
+	add_contract(tc);
 	tcase_add_test(tc, test_a_harvester_killed_at_random_leaves_a_consistent_cache);
 	suite_add_tcase(s, tc);
+
+	/* The same contract on PostgreSQL: the cluster is the test's own. */
+	tcase_add_unchecked_fixture(pg, keys_setup, keys_teardown);
+	tcase_add_unchecked_fixture(pg, pg_cluster_setup, pg_cluster_teardown);
+	tcase_add_checked_fixture(pg, cache_setup, cache_teardown);
+	tcase_set_timeout(pg, 300);
+	add_contract(pg);
+	suite_add_tcase(s, pg);
 	return s;
 }
 

@@ -29,6 +29,7 @@ START_TEST(each_event_moves_its_own_counter_only)
 	metrics_message(METRICS_OUTBOUND, METRICS_SIGNED_ENCRYPTED);
 	metrics_message(METRICS_INBOUND, METRICS_UNCHANGED);
 	metrics_refusal(metrics_refusal_class("no certificate exchanged"));
+	metrics_rcpt_tempfail(METRICS_RCPT_TEMPFAIL_CACHE);
 	metrics_harvest(METRICS_HARVEST_NEW);
 	metrics_inbound_result("pass");
 	metrics_inbound_result(NULL);
@@ -40,6 +41,8 @@ START_TEST(each_event_moves_its_own_counter_only)
 	ck_assert_double_eq(value_of("smime_milter_messages_total{direction=\"inbound\",outcome=\"unchanged\"}"), 1);
 	ck_assert_double_eq(value_of("smime_milter_rcpt_refusals_total{reason=\"no_certificate\"}"), 1);
 	ck_assert_double_eq(value_of("smime_milter_rcpt_refusals_total{reason=\"expired\"}"), 0);
+	ck_assert_double_eq(value_of("smime_milter_rcpt_tempfails_total{reason=\"cache_unavailable\"}"), 1);
+	ck_assert_double_eq(value_of("smime_milter_rcpt_tempfails_total{reason=\"lookup_failed\"}"), 0);
 	ck_assert_double_eq(value_of("smime_milter_harvests_total{result=\"harvested\"}"), 1);
 	ck_assert_double_eq(value_of("smime_milter_inbound_results_total{smime=\"pass\"}"), 1);
 	ck_assert_double_eq(value_of("smime_milter_inbound_results_total{smime=\"none\"}"), 1);
@@ -50,6 +53,7 @@ START_TEST(each_event_moves_its_own_counter_only)
 	/* out-of-range enums are ignored, not written past the array */
 	metrics_message(METRICS_NDIR, METRICS_SIGNED);
 	metrics_refusal(METRICS_NREFUSAL);
+	metrics_rcpt_tempfail(METRICS_NRCPT_TEMPFAIL);
 	metrics_harvest(METRICS_NHARVEST);
 	metrics_observe_ns(METRICS_NSTAGE, 5);
 }
@@ -191,10 +195,10 @@ START_TEST(every_family_is_announced_once_before_its_samples)
 		}
 		ck_assert_msg(known, "sample before its family's TYPE line: %s", line);
 	}
-	ck_assert_int_eq(ntyped, 7);
-	/* 16 messages + 8 refusals + 11 harvests + 7 results + 6 decryptions +
+	ck_assert_int_eq(ntyped, 8);
+	/* 16 messages + 8 refusals + 2 RCPT tempfails + 11 harvests + 7 results + 6 decryptions +
 	 * 2 reloads + 6 stages × (13 buckets + sum + count) */
-	ck_assert_int_eq(nsamples, 16 + 8 + 11 + 7 + 6 + 2 + 6 * 15);
+	ck_assert_int_eq(nsamples, 16 + 8 + 2 + 11 + 7 + 6 + 2 + 6 * 15);
 	free(text);
 }
 END_TEST

@@ -411,7 +411,7 @@ START_TEST(test_the_hot_path_rule)
 	chain = sk_X509_new_null();
 	sk_X509_push(chain, other_ca);
 	sk_X509_push(chain, ca);
-	ok = revstore_usable(rs, &rc, bob, chain, CG_NOW, reason, sizeof(reason));
+	ok = revstore_usable(rs, &rc, bob, chain, NULL, CG_NOW, reason, sizeof(reason));
 	sk_X509_free(chain);
 	ck_assert_msg(ok == c->want_usable, "%s: got usable=%d (%s), want %d", c->name, ok, reason,
 		      c->want_usable);
@@ -525,6 +525,185 @@ START_TEST(test_a_crl_carried_in_mail_is_stored_and_applied_when_the_issuer_sign
 }
 END_TEST
 
+/* ---- intermediates: root (ca) → Partner Sub CA → carol ---- */
+
+/* A sub CA under the partner root; with_source: it names a CRL
+ * distribution point (then it is signed again). */
+static X509 *
+sub_ca(EVP_PKEY *key, bool with_source)
+{
+	struct cg_spec s = { .key = key, .ca = ca, .ca_key = ca_key, .cn = "Partner Sub CA",
+			     .ku = "critical,keyCertSign,cRLSign", .is_ca = true };
+	X509 *x = cg_make(&s);
+	X509V3_CTX ctx;
+
+	if (with_source) {
+		X509V3_set_ctx(&ctx, ca, x, NULL, NULL, 0);
+		cg_ext(x, &ctx, NID_crl_distribution_points, "URI:http://127.0.0.1:9/root.crl");
+		ck_assert(X509_sign(x, ca_key, EVP_sha256()) > 0);
+	}
+	return x;
+}
+
+static X509 *
+carol_cert(X509 *sub, EVP_PKEY *sub_key)
+{
+	struct cg_spec s = { .key = bob_key, .ca = sub, .ca_key = sub_key,
+			     .san = "email:carol@partner.example",
+			     .ku = "digitalSignature,keyEncipherment",
+			     .eku = "emailProtection" };
+	return cg_make(&s);
+}
+
+/* The worker's answer about carol herself: good. */
+static void
+carol_good(struct revstore *rs, X509 *carol, X509 *sub)
+{
+	struct rev_result good = { .status = REV_GOOD, .source = REV_SRC_OCSP, .reason = -1,
+				   .next_update = CG_NOW + CG_DAY };
+	char fp[X509U_FP_SIZE];
+
+	ck_assert_int_eq(x509u_fingerprint(carol, fp), SM_OK);
+	ck_assert_int_eq(revstore_enqueue(rs, carol, sub, CG_NOW - 10 * CG_DAY), SM_OK);
+	ck_assert_int_eq(revstore_put(rs, fp, &good, CG_NOW - CG_DAY / 2), SM_OK);
+}
+
+/* The root's CRL (listing the sub CA or not), judged as the worker and the
+ * harvest path do: verified against the root, stored under the sub CA. */
+static void
+root_crl_about(struct revstore *rs, X509 *sub, bool revoked)
+{
+	struct crl_case c = { "x", 0, revoked, 1, 7 * CG_DAY, REV_REVOKED, NULL };
+	STACK_OF(X509_CRL) *crls = sk_X509_CRL_new_null();
+	STACK_OF(X509) *certs = sk_X509_new_null();
+	const unsigned char *p;
+	unsigned char *der;
+	size_t len;
+
+	der = make_crl(sub, &c, &len);
+	p = der;
+	sk_X509_CRL_push(crls, d2i_X509_CRL(NULL, &p, (long)len));
+	sk_X509_push(certs, ca);
+	ck_assert_int_eq(revworker_mail_crls(rs, crls, certs, sub, CG_NOW), SM_OK);
+	OPENSSL_free(der);
+	sk_X509_CRL_pop_free(crls, X509_CRL_free);
+	sk_X509_free(certs);
+}
+
+static bool
+carol_usable(struct revstore *rs, enum cfg_rev_check check, X509 *carol, X509 *sub,
+	     X509_STORE *anchors, char *reason, size_t len)
+{
+	struct cfg_revocation rc = { check, 3, 2000, NULL };
+	STACK_OF(X509) *chain = sk_X509_new_null();
+	bool ok;
+
+	sk_X509_push(chain, sub);
+	if (anchors == NULL)
+		sk_X509_push(chain, ca);
+	reason[0] = '\0';
+	ok = revstore_usable(rs, &rc, carol, chain, anchors, CG_NOW, reason, len);
+	sk_X509_free(chain);
+	return ok;
+}
+
+START_TEST(test_an_intermediate_revoked_by_its_roots_crl_refuses_the_leaf)
+{
+	EVP_PKEY *sub_key = cg_rsa(2048);
+	X509 *sub = sub_ca(sub_key, true), *carol = carol_cert(sub, sub_key);
+	char *dir, reason[160];
+	struct revstore *rs = store_new(&dir);
+
+	carol_good(rs, carol, sub);
+	/* The root's CRL does not list the sub CA: carol is used, soft and hard. */
+	root_crl_about(rs, sub, false);
+	ck_assert(carol_usable(rs, CFG_REV_SOFT, carol, sub, NULL, reason, sizeof(reason)));
+	ck_assert(carol_usable(rs, CFG_REV_HARD, carol, sub, NULL, reason, sizeof(reason)));
+	/* Now it does: carol is refused under soft too, naming the CA. */
+	root_crl_about(rs, sub, true);
+	ck_assert(!carol_usable(rs, CFG_REV_SOFT, carol, sub, NULL, reason, sizeof(reason)));
+	ck_assert_str_eq(reason,
+			 "issuing CA CN=Partner Sub CA revoked on 2025-05-29 (keyCompromise)");
+	ck_assert(!carol_usable(rs, CFG_REV_HARD, carol, sub, NULL, reason, sizeof(reason)));
+	ck_assert_str_eq(reason,
+			 "issuing CA CN=Partner Sub CA revoked on 2025-05-29 (keyCompromise)");
+	revstore_close(rs);
+	testutil_rmtree(dir);
+	free(dir);
+	X509_free(carol);
+	X509_free(sub);
+	EVP_PKEY_free(sub_key);
+}
+END_TEST
+
+START_TEST(test_a_good_intermediate_leaves_the_leaf_decision_alone)
+{
+	EVP_PKEY *sub_key = cg_rsa(2048);
+	X509 *sub = sub_ca(sub_key, true), *carol = carol_cert(sub, sub_key);
+	struct rev_result revoked = { .status = REV_REVOKED, .source = REV_SRC_CRL, .reason = 1,
+				      .revoked_at = CG_NOW - 4 * CG_DAY, .next_update = CG_NOW + CG_DAY };
+	char *dir, fp[X509U_FP_SIZE], reason[160];
+	struct revstore *rs = store_new(&dir);
+
+	root_crl_about(rs, sub, false);
+	/* carol never seen: soft and hard (within grace) use her, and queue her. */
+	ck_assert(carol_usable(rs, CFG_REV_HARD, carol, sub, NULL, reason, sizeof(reason)));
+	/* carol revoked: the leaf's own reason, as before. */
+	ck_assert_int_eq(x509u_fingerprint(carol, fp), SM_OK);
+	ck_assert_int_eq(revstore_put(rs, fp, &revoked, CG_NOW), SM_OK);
+	ck_assert(!carol_usable(rs, CFG_REV_SOFT, carol, sub, NULL, reason, sizeof(reason)));
+	ck_assert_str_eq(reason, "certificate revoked on 2025-05-28 (keyCompromise)");
+	revstore_close(rs);
+	testutil_rmtree(dir);
+	free(dir);
+	X509_free(carol);
+	X509_free(sub);
+	EVP_PKEY_free(sub_key);
+}
+END_TEST
+
+START_TEST(test_an_intermediate_without_sources_is_accepted_under_soft_and_hard)
+{
+	EVP_PKEY *sub_key = cg_rsa(2048);
+	X509 *bare = sub_ca(sub_key, false), *sub = sub_ca(sub_key, true);
+	X509 *carol = carol_cert(bare, sub_key);
+	char *dir, fp[X509U_FP_SIZE], reason[160];
+	struct revstore *rs = store_new(&dir);
+	struct rev_result none = { .status = REV_UNKNOWN, .reason = -1, .why = "HTTP 500" };
+	X509_STORE *anchors = X509_STORE_new();
+	struct rev_entry e;
+
+	/* No CRL DP, no AIA: accepted, and never queued. */
+	carol_good(rs, carol, bare);
+	ck_assert(carol_usable(rs, CFG_REV_SOFT, carol, bare, NULL, reason, sizeof(reason)));
+	ck_assert(carol_usable(rs, CFG_REV_HARD, carol, bare, NULL, reason, sizeof(reason)));
+	ck_assert_int_eq(x509u_fingerprint(bare, fp), SM_OK);
+	ck_assert_int_eq(revstore_get(rs, fp, &e), SM_ERR_NOTFOUND);
+	/* The same CA naming a source that never answers: soft uses carol, hard
+	 * refuses her past the grace, naming the CA. The root is found among
+	 * the anchors for the worker. */
+	ck_assert_int_eq(X509_STORE_add_cert(anchors, ca), 1);
+	ck_assert_int_eq(x509u_fingerprint(sub, fp), SM_OK);
+	ck_assert_int_eq(revstore_enqueue(rs, sub, NULL, CG_NOW - 5 * CG_DAY), SM_OK);
+	ck_assert_int_eq(revstore_put(rs, fp, &none, CG_NOW - 5 * CG_DAY), SM_OK);
+	ck_assert(carol_usable(rs, CFG_REV_SOFT, carol, sub, anchors, reason, sizeof(reason)));
+	ck_assert(!carol_usable(rs, CFG_REV_HARD, carol, sub, anchors, reason, sizeof(reason)));
+	ck_assert_str_eq(reason,
+			 "revocation status of issuing CA CN=Partner Sub CA unknown since 2025-05-27");
+	ck_assert_int_eq(revstore_get(rs, fp, &e), SM_OK);
+	ck_assert(e.issuer != NULL);
+	rev_entry_free(&e);
+	X509_STORE_free(anchors);
+	revstore_close(rs);
+	testutil_rmtree(dir);
+	free(dir);
+	X509_free(carol);
+	X509_free(sub);
+	X509_free(bare);
+	EVP_PKEY_free(sub_key);
+}
+END_TEST
+
 static Suite *
 revocation_suite(void)
 {
@@ -542,6 +721,9 @@ revocation_suite(void)
 	tcase_add_loop_test(tc, test_the_hot_path_rule, 0, (int)(sizeof(judge_cases) / sizeof(judge_cases[0])));
 	tcase_add_test(tc, test_a_failed_check_keeps_a_current_answer_and_backs_off);
 	tcase_add_test(tc, test_a_crl_carried_in_mail_is_stored_and_applied_when_the_issuer_signed_it);
+	tcase_add_test(tc, test_an_intermediate_revoked_by_its_roots_crl_refuses_the_leaf);
+	tcase_add_test(tc, test_a_good_intermediate_leaves_the_leaf_decision_alone);
+	tcase_add_test(tc, test_an_intermediate_without_sources_is_accepted_under_soft_and_hard);
 	suite_add_tcase(s, tc);
 	return s;
 }
