@@ -55,6 +55,7 @@ static const char *const decrypt_names[] = { "off", "harvest", "deliver", NULL }
 static const char *const backend_names[] = { "sqlite", "postgresql", NULL };
 static const char *const rev_check_names[] = { "off", "soft", "hard", NULL };
 static const char *const unauth_names[] = { "reject", "unsigned", NULL };
+static const char *const hprot_names[] = { "baseline", "off", "shy", NULL };
 
 #define OUT(f) offsetof(struct cfg_outbound, f)
 #define CFG(f) offsetof(struct config, f)
@@ -73,6 +74,8 @@ static const struct schema outbound_schema[] = {
 	{ "subject_tag", T_STR, OUT(subject_tag), "[encrypt]", 0, 0, NULL, NULL, C_NONE, 0, 0 },
 	{ "trigger_header", T_STR, OUT(trigger_header), "X-Encrypt", 0, 0, NULL, NULL, C_HEADER_NAME, 0, 0 },
 	{ "on_error", T_ENUM, OUT(on_error), "tempfail", 0, 0, on_error_names, NULL, C_NONE, CFG_SET_ON_ERROR, 0 },
+	{ "header_protection", T_ENUM, OUT(header_protection), "baseline", 0, 0, hprot_names, NULL, C_NONE, CFG_SET_HEADER_PROTECTION, 0 },
+	{ "legacy_display", T_BOOL, OUT(legacy_display), "false", 0, 0, NULL, NULL, C_NONE, CFG_SET_LEGACY_DISPLAY, 0 },
 	{ "sender_login_map", T_STR, OUT(sender_login_map), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
 	{ "trusted_relays", T_STRLIST, OUT(trusted_relays), "", 0, 0, NULL, NULL, C_CIDRS, 0, OUT(n_trusted_relays) },
 	{ "unauthorised_sender", T_ENUM, OUT(unauthorised_sender), "reject", 0, 0, unauth_names, NULL, C_NONE, 0, 0 },
@@ -1067,6 +1070,10 @@ config_outbound_for(const struct config *cfg, const char *sender, const char *rc
 			out->encrypt_to_sender = r->o.encrypt_to_sender;
 		if (r->set & CFG_SET_ON_ERROR)
 			out->on_error = r->o.on_error;
+		if (r->set & CFG_SET_HEADER_PROTECTION)
+			out->header_protection = r->o.header_protection;
+		if (r->set & CFG_SET_LEGACY_DISPLAY)
+			out->legacy_display = r->o.legacy_display;
 		if (rule_line)
 			*rule_line = r->line;
 		return;

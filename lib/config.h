@@ -46,6 +46,8 @@ struct cfg_revocation {
 	char *proxy;            /* NULL: none (libcurl's environment ignored) */
 };
 enum cfg_unauthorised { CFG_UNAUTH_REJECT, CFG_UNAUTH_UNSIGNED };
+/* RFC 9788 header confidentiality policy when encrypting (hprot.h). */
+enum cfg_hprot { CFG_HPROT_BASELINE, CFG_HPROT_OFF, CFG_HPROT_SHY };
 
 struct sender_map;
 
@@ -63,6 +65,8 @@ struct cfg_outbound {
 	char *subject_tag;      /* "" disables the subject trigger */
 	char *trigger_header;   /* "" disables the header trigger */
 	enum cfg_on_error on_error;
+	enum cfg_hprot header_protection;
+	bool legacy_display;    /* RFC 9788 §2.1.2 legacy display element */
 	/* Sender authorisation for personal signatures (sender.h); global
 	 * only, never set by a policy rule. */
 	char *sender_login_map;           /* path, or NULL */
@@ -83,6 +87,8 @@ enum {
 	CFG_SET_SIGN_FORMAT = 1 << 7,
 	CFG_SET_ENCRYPT_TO_SENDER = 1 << 8,
 	CFG_SET_ON_ERROR = 1 << 9,
+	CFG_SET_HEADER_PROTECTION = 1 << 10,
+	CFG_SET_LEGACY_DISPLAY = 1 << 11,
 };
 
 struct cfg_policy {

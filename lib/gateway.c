@@ -26,6 +26,7 @@
 #include "cmscheck.h"
 #include "harvest.h"
 #include "discover.h"
+#include "hprot.h"
 #include "keycache.h"
 #include "keystore.h"
 #include "log.h"
@@ -420,6 +421,8 @@ struct outbound {
 	struct buf entity, der, newbody, inner;
 	struct buf subject;   /* the Subject without the tag */
 	STACK_OF(X509) *rcpt_certs;
+	struct hp_out hp;     /* RFC 9788 header protection (hprot.h) */
+	struct buf legacy;    /* the body with the legacy display element */
 };
 
 static void
@@ -438,6 +441,8 @@ outbound_free(struct outbound *o)
 	buf_free(&o->inner);
 	buf_free(&o->subject);
 	sk_X509_free(o->rcpt_certs);
+	hp_out_free(&o->hp);
+	buf_free(&o->legacy);
 }
 
 /* Our own signing certificate: queued for the revocation worker like any
@@ -480,6 +485,49 @@ outbound_sign(struct outbound *o, const struct cfg_outbound *set,
 		return mime_build_signed(o->entity.data, o->entity.len, o->der.data, o->der.len,
 		    smime_micalg(md), &o->newhdrs, &o->newbody);
 	return mime_build_pkcs7(o->der.data, o->der.len, "signed-data", &o->newhdrs, &o->newbody);
+}
+
+/* The canonical entity, its header section protected (RFC 9788) as
+ * the policy says. skip: the trigger header, removed outside. */
+static sm_status
+outbound_entity(struct outbound *o, const struct cfg_outbound *set, const struct gw_msg *m,
+    bool encrypt, bool tagged, const char *skip)
+{
+	const unsigned char *body = m->body;
+	size_t len = m->body_len;
+	sm_status st;
+
+	st = hp_protect(set->header_protection, encrypt, set->legacy_display, &o->outer,
+	    tagged && encrypt ? buf_cstr(&o->subject) : NULL, skip, &o->content, &body, &len,
+	    &o->legacy, &o->hp);
+	if (st != SM_OK)
+		return st;
+	return mime_canonicalize(&o->content, body, len, NULL, &o->entity);
+}
+
+/* The outer header edits header protection asks for: changes, then
+ * deletions from the last field up, so occurrence indexes stay valid. */
+static sm_status
+outbound_hp_edits(const struct outbound *o, struct gw_result *out)
+{
+	sm_status st = SM_OK;
+
+	if (!o->hp.applied)
+		return SM_OK;
+	for (int pass = 0; pass < 2; pass++)
+		for (size_t k = 0; k < o->hp.n && st == SM_OK; k++) {
+			size_t i = pass == 0 ? k : o->hp.n - 1 - k;
+			const char *name = o->outer.v[i].name;
+			int occ = 1;
+
+			if (o->hp.fate[i] != (pass == 0 ? HP_CHANGE : HP_DELETE))
+				continue;
+			for (size_t j = 0; j < i; j++)
+				occ += strcasecmp(o->outer.v[j].name, name) == 0;
+			st = edit_add(out, pass == 0 ? GW_HDR_CHANGE : GW_HDR_DELETE, name, occ,
+			    pass == 0 ? o->hp.value[i] : NULL);
+		}
+	return st;
 }
 
 /* The domain key for the From (or envelope sender) domain, or NULL. */
@@ -749,7 +797,8 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if ((st = mime_split_headers(m->hdrs, &o.outer, &o.content)) == SM_OK)
 		st = existing != MIME_SMIME_NONE ?
 		    mime_entity_serialize(&o.content, m->body, m->body_len, &o.entity) :
-		    mime_canonicalize(&o.content, m->body, m->body_len, NULL, &o.entity);
+		    outbound_entity(&o, &plan.o, m, encrypt, tagged,
+			by_header ? cfg->outbound.trigger_header : NULL);
 	if (st != SM_OK) {
 		snprintf(err, sizeof(err), "cannot canonicalise the message: %s", sm_strstatus(st));
 		goto crypto_fail;
@@ -836,8 +885,10 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if (by_header &&
 	    (st = edit_delete_where(out, m->hdrs, is_named, cfg->outbound.trigger_header)) != SM_OK)
 		goto fail;
-	if (tagged && encrypt &&
+	if (tagged && encrypt && !o.hp.applied &&
 	    (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, buf_cstr(&o.subject))) != SM_OK)
+		goto fail;
+	if ((st = outbound_hp_edits(&o, out)) != SM_OK)
 		goto fail;
 	if (mime_headers_get(m->hdrs, "MIME-Version") == NULL &&
 	    (st = edit_add(out, GW_HDR_ADD, "MIME-Version", 0, "1.0")) != SM_OK)
@@ -1897,6 +1948,103 @@ edits_truncate(struct gw_result *r, size_t n)
 	}
 }
 
+/* The protected fields a delivered message may get back (RFC 9788 §4):
+ * what a reader shows and threads by, never trace or results fields. */
+static bool
+restorable(const char *name)
+{
+	static const char *const ok[] = { "Subject", "From", "To", "Cc", "Reply-To", "Date",
+		"Message-ID", "In-Reply-To", "References", "Keywords", "Comments", NULL };
+	for (size_t i = 0; ok[i]; i++)
+		if (strcasecmp(name, ok[i]) == 0)
+			return true;
+	return false;
+}
+
+/* May the protected field h replace the outer one? A From only when its
+ * address is the signer's. */
+static bool
+restore_allowed(const struct gw_msg *m, const struct gw_report *r, const struct mime_header *h)
+{
+	char addr[320];
+
+	if (!restorable(h->name))
+		return false;
+	if (strcasecmp(h->name, "From") != 0)
+		return true;
+	if (addr_from_header(h->value, addr, sizeof(addr)) == SM_OK && r->vr.signer &&
+	    x509u_has_address(r->vr.signer, addr))
+		return true;
+	log_qid(LOG_NOTICE, m->qid, "protected From %s is not the signer's address: not restored",
+	    addr);
+	return false;
+}
+
+/* Put one protected field back outside: its outer occurrences replaced. */
+static sm_status
+restore_field(const struct gw_msg *m, const struct hp_parsed *p, const char *name,
+    struct gw_result *out)
+{
+	size_t nout = mime_headers_count(m->hdrs, name), nin = mime_headers_count(&p->fields, name);
+	sm_status st = SM_OK;
+
+	if (nout == 1 && nin == 1) {
+		char *v = mime_header_unfold(mime_headers_get(&p->fields, name));
+		char *o = mime_header_unfold(mime_headers_get(m->hdrs, name));
+		if (v == NULL || o == NULL)
+			st = SM_ERR_NOMEM;
+		else if (strcmp(v, o) != 0)
+			st = edit_add(out, GW_HDR_CHANGE, name, 1, v);
+		free(v);
+		free(o);
+		return st;
+	}
+	for (size_t i = nout; i > 0 && st == SM_OK; i--)
+		st = edit_add(out, GW_HDR_DELETE, name, (int)i, NULL);
+	for (size_t i = 0; i < p->fields.n && st == SM_OK; i++) {
+		char *v;
+		if (strcasecmp(p->fields.v[i].name, name) != 0)
+			continue;
+		if ((v = mime_header_unfold(p->fields.v[i].value)) == NULL)
+			return SM_ERR_NOMEM;
+		st = edit_add(out, GW_HDR_ADD, name, 0, v);
+		free(v);
+
+	}
+	return st;
+}
+
+/* RFC 9788 on delivery: the signed content carries the real header
+ * (hp="cipher"), the outside only what travelled in clear ("[...]"). Give
+ * the delivered message the protected fields back: only from content a
+ * verified signature covers (deliverable() holds), only the fields
+ * restorable() lists, and a From only when it is the signer's. */
+static sm_status
+deliver_restore_header(const struct gw_msg *m, const struct gw_report *r, struct gw_result *out)
+{
+	struct hp_parsed p;
+	sm_status st = SM_OK;
+	size_t n = 0;
+
+	if (!r->is_signed || !r->vr.signature_ok || hp_parse(&r->content_e->hdrs, &p) != SM_OK)
+		return SM_OK;
+	for (size_t i = 0; p.kind == HP_CIPHER && i < p.fields.n && st == SM_OK; i++) {
+		const struct mime_header *h = &p.fields.v[i];
+		bool seen = false;
+
+		for (size_t j = 0; j < i; j++)
+			seen |= strcasecmp(p.fields.v[j].name, h->name) == 0;
+		if (seen || !restore_allowed(m, r, h))
+			continue;
+		st = restore_field(m, &p, h->name, out);
+		n++;
+	}
+	if (st == SM_OK && n > 0)
+		log_qid(LOG_INFO, m->qid, "protected header restored (%zu fields)", n);
+	hp_parsed_free(&p);
+	return st;
+}
+
 /* Replace the message by the decrypted content (decrypt = "deliver"). */
 static sm_status
 deliver_decrypted(const struct gw_msg *m, const struct gw_report *r, struct gw_result *out)
@@ -1930,6 +2078,8 @@ deliver_decrypted(const struct gw_msg *m, const struct gw_report *r, struct gw_r
 		if (st != SM_OK)
 			goto out;
 	}
+	if ((st = deliver_restore_header(m, r, out)) != SM_OK)
+		goto out;
 	body += 4;
 	buf_reset(&out->body);
 	st = buf_append(&out->body, body, canon.len - (size_t)(body - canon.data));

@@ -61,6 +61,7 @@
 #include "caps.h"
 #include "config.h"
 #include "gateway.h"
+#include "hprot.h"
 #include "keycache.h"
 #include "keystore.h"
 #include "mime.h"
@@ -484,6 +485,7 @@ struct rt_case {
 	bool want_oaep;
 	bool want_copy;		/* the sender's own key opens it too */
 	const char *to2;	/* a second recipient, or NULL */
+	const char *hp;		/* header_protection; NULL: "off" */
 };
 
 #define ALL_CAPS (CAP_KNOWN | CAP_AES128_CBC | CAP_AES256_CBC | CAP_AES128_GCM | \
@@ -722,7 +724,10 @@ ctx_open(struct rt_ctx *x, const struct rt_case *c)
 	    "keys_dir = \"%s\";\n"
 	    "trust = { ca_file = \"%s/ca.pem\"; };\n"
 	    "cache = { backend = \"sqlite\"; path = \"%s/cache.db\"; };\n"
-	    "outbound = {\n  encrypt = \"required\";\n", keys_ours, pki, x->dir);
+	    "outbound = {\n  encrypt = \"required\";\n"
+	    /* the byte-for-byte checks here are about the content; RFC 9788
+	     * header protection has its own suite (check_hprot) */
+	    "  header_protection = \"%s\";\n", keys_ours, pki, x->dir, c->hp ? c->hp : "off");
 	if (c->cipher)
 		fprintf(f, "  cipher = \"%s\";\n", c->cipher);
 	if (c->padding)
@@ -1454,6 +1459,73 @@ START_TEST(a_message_round_trips_through_the_gateway_to_the_recipient_and_openss
 END_TEST
 
 /*
+ * RFC 9788 hcp_baseline through the gateway: outside, the Subject is
+ * "[...]" and the rest as sent; the recipient's decrypted, verified
+ * content carries the original fields with hp="cipher", and each HP-Outer
+ * field equals the outer field it names.
+ */
+START_TEST(header_protection_keeps_the_subject_inside_and_records_the_outside)
+{
+	static const struct rt_case c = { .name = "hcp_baseline", .from = "alice", .to = "bob",
+		.body = B_7BIT, .want_cipher = "aes-256-cbc", .want_copy = true, .hp = "baseline" };
+	struct rt_msg m;
+	struct rt_ctx x;
+	char *rcpts[] = { "bob@partner.example" };
+	struct gw_result res;
+	struct mime_headers out = MIME_HEADERS_INIT;
+	struct buf wire = BUF_INIT;
+	struct mime_entity *root = NULL;
+	struct gw_report theirs;
+	struct hp_parsed p;
+	char why[300], *a, *b;
+
+	build_msg(c.body, who(c.from), who(c.to), NULL, &m);
+	ctx_open(&x, &c);
+	{
+		struct gw_msg gm = { "RTHP", "alice@org.example", rcpts, 1, &m.hdrs, m.body.data,
+			m.body.len, NULL };
+		ck_assert_int_eq(gw_outbound(&x.ours, &gm, &res), SM_OK);
+	}
+	ck_assert_msg(res.verdict == POL_ACCEPT && res.replace_body, "got %s",
+	    buf_cstr(&res.summary));
+	ck_assert_int_eq(mime_headers_copy(&out, &m.hdrs), SM_OK);
+	ck_assert_msg(rt_headers_apply(&out, &res, why, sizeof(why)), "header edits: %s", why);
+	a = unfolded(mime_headers_get(&out, "Subject"));
+	ck_assert_msg(strcmp(a, "[...]") == 0, "outer Subject: got \"%s\", want \"[...]\"", a);
+	free(a);
+	ck_assert_int_eq(rt_serialize(&out, res.body.data, res.body.len, &wire), SM_OK);
+	gw_result_free(&res);
+	ck_assert_int_eq(mime_parse(wire.data, wire.len, NULL, &root), SM_OK);
+	check_examine(&c, &x.theirs, "recipient", root, &theirs);
+
+	ck_assert_int_eq(hp_parse(&theirs.inner->parts[0]->hdrs, &p), SM_OK);
+	ck_assert_int_eq(p.kind, HP_CIPHER);
+	a = unfolded(mime_headers_get(&p.fields, "Subject"));
+	b = unfolded(mime_headers_get(&m.hdrs, "Subject"));
+	ck_assert_msg(strcmp(a, b) == 0, "inner Subject: got \"%s\", want \"%s\"", a, b);
+	free(a);
+	free(b);
+	ck_assert_msg(p.outer.n >= 4, "HP-Outer fields: got %zu, want From To Subject Date ...",
+	    p.outer.n);
+	for (size_t i = 0; i < p.outer.n; i++) {
+		const char *o = mime_headers_get(&out, p.outer.v[i].name);
+		ck_assert_msg(o != NULL, "HP-Outer %s: no such field outside", p.outer.v[i].name);
+		a = unfolded(o);
+		ck_assert_msg(strcmp(a, p.outer.v[i].value) == 0, "HP-Outer %s: got \"%s\", outside "
+		    "\"%s\"", p.outer.v[i].name, p.outer.v[i].value, a);
+		free(a);
+	}
+	hp_parsed_free(&p);
+	gw_report_free(&theirs);
+	mime_entity_free(root);
+	mime_headers_free(&out);
+	buf_free(&wire);
+	ctx_close(&x);
+	rt_msg_free(&m);
+}
+END_TEST
+
+/*
  * An RSA and an EC recipient in one transaction (the milter's RCPT check
  * normally sends the second one away with 452): there is no envelope both
  * can share (NSS refuses a whole envelope with one ECDH entry) and no way
@@ -1931,6 +2003,7 @@ roundtrip_suite(void)
 	tcase_add_loop_test(tc, a_message_round_trips_through_the_gateway_to_the_recipient_and_openssl,
 	    0, NCASES);
 	tcase_add_test(tc, rsa_and_ec_recipients_in_one_message_are_deferred_never_mixed);
+	tcase_add_test(tc, header_protection_keeps_the_subject_inside_and_records_the_outside);
 	tcase_add_test(tc, a_client_signed_8bit_message_is_encrypted_with_its_signature_intact);
 	tcase_add_loop_test(tc, a_client_made_pkcs7_mime_body_is_encrypted_unless_it_is_an_envelope,
 	    0, sizeof(client_rows) / sizeof(client_rows[0]));
