@@ -2,7 +2,7 @@
 # contrib/bench/bench.sh — throughput, latency, CPU and memory benchmark of
 # smime-milter through a real Postfix on loopback (issue 5, contrib/bench/).
 #
-#   contrib/bench/bench.sh [--quick] [--scenarios a,b,c,d,e,x] [--sockets unix,inet]
+#   contrib/bench/bench.sh [--quick] [--scenarios a,b,c,d,e,f,g,p,x] [--sockets unix,inet]
 #                          [--report FILE] [--keep]
 #
 # smtp-source -> private Postfix (smtpd + milter) -> smtp-sink, all on
@@ -15,6 +15,11 @@
 #   d  smime-milter inbound harvest     messages signed by bob@partner.example
 #   e  OpenDKIM signing, RSA-2048       plain text, outbound (when installed)
 #   f  sign-only, metrics endpoint on   as b, scraped once a second (curl)
+#   g  sign+encrypt, revocation hard   as c, bob's revocation answer cached
+#   p  sign+encrypt, PostgreSQL cache   as c, against a private cluster
+#                                       (tests/pgcluster); with c or p, the
+#                                       cost of one cached lookup per backend
+#                                       (lookupcost.c under callgrind)
 #   x  adversarial inbound messages     signatures built to burn CPU and memory,
 #                                       one at a time (contrib/bench/adversarial.sh)
 #
@@ -195,7 +200,7 @@ scen() {
 	e) S_KIND=dkim S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=dkim S_TITLE="OpenDKIM sign" ;;
 	f) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=signed S_TITLE="sign-only+metrics" ;;
 	g) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt+revocation" ;;
-	p) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt, postgresql" ;;
+	p) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt pg" ;;
 	*) fail "unknown scenario $1" ;;
 	esac
 }
@@ -249,7 +254,7 @@ lookup_cost() {
 		esac
 		"$_lc" "$_lb" "$_lw" "$PKI/bob.crt" "$PKI/chain.pem" "$PKI/ca.pem" $LOOKUP_NATIVE \
 			>"$E2E_DIR/log/lookupcost-$_lb.out" 2>&1 &&
-			res_set "lookup.$_lb.us" "$(awk '{ print $(NF-3) }' "$E2E_DIR/log/lookupcost-$_lb.out")"
+			res_set "lookup.$_lb.us" "$(awk '{ print $4 }' "$E2E_DIR/log/lookupcost-$_lb.out")"
 		valgrind --tool=callgrind --collect-atstart=no --toggle-collect=lookupcost_loop \
 			--callgrind-out-file="$E2E_DIR/log/callgrind-$_lb.out" \
 			"$_lc" "$_lb" "$_lw" "$PKI/bob.crt" "$PKI/chain.pem" "$PKI/ca.pem" "$LOOKUP_N" \
@@ -473,9 +478,9 @@ cache_preload() {
 	if "$SMIME_BINDIR/smimectl" -c "$2" cert import --force "$E2E_DIR/state/bob-chain.pem" \
 		>"$E2E_DIR/log/import.out" 2>&1; then
 		PRELOAD=smimectl
-		say "  c: bob's certificate imported with smimectl cert import --force"
+		say "  $1: bob's certificate imported with smimectl cert import --force"
 		"$SMIME_BINDIR/smimectl" -c "$2" cert export "$BOB" >/dev/null 2>>"$E2E_DIR/log/import.out" ||
-			say "  c: but 'smimectl cert export $BOB' finds no usable certificate: $(tail -n 1 "$E2E_DIR/log/import.out")"
+			say "  $1: but 'smimectl cert export $BOB' finds no usable certificate: $(tail -n 1 "$E2E_DIR/log/import.out")"
 	else
 		PRELOAD=harvest
 		say "  c: 'smimectl cert import --force' failed ($(head -n 1 "$E2E_DIR/log/import.out")); offering bob's certificate in a signed inbound message instead"
@@ -1067,7 +1072,7 @@ print_report() {
 		echo "One cached RCPT lookup (contrib/bench/lookupcost.c: keycache_select of bob, trust checked)"
 		for _lb in sqlite postgresql; do
 			printf '  %-10s %12s instructions (callgrind, %s lookups)  %8s us CPU (native, %s lookups, load-dependent)\n' \
-				"$_lb" "$(fmt "$(res_get "lookup.$_lb.ins")" 0)" "$LOOKUP_N" "$LOOKUP_NATIVE" "$(fmt "$(res_get "lookup.$_lb.us")" 2)"
+				"$_lb" "$(fmt "$(res_get "lookup.$_lb.ins")" 0)" "$LOOKUP_N" "$(fmt "$(res_get "lookup.$_lb.us")" 2)" "$LOOKUP_NATIVE"
 		done
 		_o=$(res_get lookup.err)
 		[ -n "$_o" ] && echo "  failed: $_o"
