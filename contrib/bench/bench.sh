@@ -2,7 +2,7 @@
 # contrib/bench/bench.sh — throughput, latency, CPU and memory benchmark of
 # smime-milter through a real Postfix on loopback (issue 5, contrib/bench/).
 #
-#   contrib/bench/bench.sh [--quick] [--scenarios a,b,c,d,e,x] [--sockets unix,inet]
+#   contrib/bench/bench.sh [--quick] [--scenarios a,b,c,d,e,f,g,p,x] [--sockets unix,inet]
 #                          [--report FILE] [--keep]
 #
 # smtp-source -> private Postfix (smtpd + milter) -> smtp-sink, all on
@@ -15,6 +15,11 @@
 #   d  smime-milter inbound harvest     messages signed by bob@partner.example
 #   e  OpenDKIM signing, RSA-2048       plain text, outbound (when installed)
 #   f  sign-only, metrics endpoint on   as b, scraped once a second (curl)
+#   g  sign+encrypt, revocation hard   as c, bob's revocation answer cached
+#   p  sign+encrypt, PostgreSQL cache   as c, against a private cluster
+#                                       (tests/pgcluster); with c or p, the
+#                                       cost of one cached lookup per backend
+#                                       (lookupcost.c under callgrind)
 #   x  adversarial inbound messages     signatures built to burn CPU and memory,
 #                                       one at a time (contrib/bench/adversarial.sh)
 #
@@ -35,7 +40,7 @@ E2E_NAME=bench
 # ------------------------------------------------------------ options
 
 MODE=full
-SCENARIOS=a,e,b,f,c,g,d,x
+SCENARIOS=a,e,b,f,c,g,p,d,x
 SOCKETS=unix,inet
 REPORT=
 CMDLINE="contrib/bench/bench.sh${*:+ $*}"
@@ -195,11 +200,73 @@ scen() {
 	e) S_KIND=dkim S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=dkim S_TITLE="OpenDKIM sign" ;;
 	f) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=signed S_TITLE="sign-only+metrics" ;;
 	g) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt+revocation" ;;
+	p) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt pg" ;;
 	*) fail "unknown scenario $1" ;;
 	esac
 }
 
 title() { (scen "$1" && echo "$S_TITLE"); }
+
+# ------------------------------------------------------------ PostgreSQL
+
+# Scenario p and the lookup cost need a database: a private cluster
+# (tests/pgcluster, a temp dir, a free loopback port), stopped at the end.
+# One database per user of it, so that one's change notifications do not
+# clear another's local copy.
+PG_DIR= PG_PORT=
+pg_start() {
+	PG_DIR=$E2E_DIR/pg
+	PG_PORT=$(sh "$SMIME_TOP/tests/pgcluster" start "$PG_DIR" 2>"$E2E_DIR/log/pgcluster.log") ||
+		{ PG_PORT=; say "  PostgreSQL: cannot start a private cluster: $(tail -n 1 "$E2E_DIR/log/pgcluster.log")"; return 1; }
+	say "  PostgreSQL: private cluster on 127.0.0.1:$PG_PORT ($PG_DIR)"
+}
+pg_stop() {
+	[ -n "$PG_PORT" ] || return 0
+	sh "$SMIME_TOP/tests/pgcluster" stop "$PG_DIR" || say "  PostgreSQL: pgcluster stop failed"
+	PG_PORT=
+}
+pg_conninfo() { echo "host=127.0.0.1 port=$PG_PORT dbname=$1 user=postgres"; }
+pg_createdb() {
+	psql -X -q -d "$(pg_conninfo smime)" -c "CREATE DATABASE $1" >>"$E2E_DIR/log/pgcluster.log" 2>&1
+}
+
+# lookup_cost — instructions per cached RCPT lookup (keycache_select of
+# bob's certificate, trust checked) through each backend, counted by
+# callgrind in contrib/bench/lookupcost.c's loop: independent of the load
+# other work puts on the machine. Also the CPU time per lookup, natively.
+LOOKUP_N=200 LOOKUP_NATIVE=5000 # each lookup: about 0.4 ms natively, 50x that under callgrind
+lookup_cost() {
+	_lc=$E2E_DIR/lookupcost
+	command -v valgrind >/dev/null 2>&1 ||
+		{ res_set lookup.err "valgrind not installed"; say "  lookup cost: valgrind not installed"; return 0; }
+	# The libraries the daemon links with, as the Makefile finds them.
+	_ll=$(make -s --no-print-directory -C "$SMIME_TOP" --eval='bench-libs: ; @echo $(LIBS)' bench-libs)
+	if ! cc -O2 -g -I"$SMIME_TOP/lib" -o "$_lc" "$SMIME_TOP/contrib/bench/lookupcost.c" \
+		"$SMIME_TOP/build/libsmime.a" $_ll >"$E2E_DIR/log/lookupcost-cc.log" 2>&1; then
+		res_set lookup.err "compiling lookupcost.c failed: $(head -n 1 "$E2E_DIR/log/lookupcost-cc.log")"
+		return 0
+	fi
+	[ -n "$PG_PORT" ] && pg_createdb lookupcost
+	for _lb in sqlite postgresql; do
+		case $_lb in
+		sqlite) _lw=$E2E_DIR/state/lookupcost.db ;;
+		postgresql) [ -n "$PG_PORT" ] || continue; _lw=$(pg_conninfo lookupcost) ;;
+		esac
+		"$_lc" "$_lb" "$_lw" "$PKI/bob.crt" "$PKI/chain.pem" "$PKI/ca.pem" $LOOKUP_NATIVE \
+			>"$E2E_DIR/log/lookupcost-$_lb.out" 2>&1 &&
+			res_set "lookup.$_lb.us" "$(awk '{ print $4 }' "$E2E_DIR/log/lookupcost-$_lb.out")"
+		valgrind --tool=callgrind --collect-atstart=no --toggle-collect=lookupcost_loop \
+			--callgrind-out-file="$E2E_DIR/log/callgrind-$_lb.out" \
+			"$_lc" "$_lb" "$_lw" "$PKI/bob.crt" "$PKI/chain.pem" "$PKI/ca.pem" "$LOOKUP_N" \
+			>"$E2E_DIR/log/lookupcost-cg-$_lb.out" 2>&1 || {
+			res_set lookup.err "lookupcost $_lb failed: $(grep -m1 lookupcost: "$E2E_DIR/log/lookupcost-cg-$_lb.out")"
+			continue
+		}
+		_li=$(awk -v n="$LOOKUP_N" '/^totals:/ { printf "%.0f\n", $2 / n }' "$E2E_DIR/log/callgrind-$_lb.out")
+		res_set "lookup.$_lb.ins" "$_li"
+		say "  lookup cost, $_lb: $_li instructions, $(res_get "lookup.$_lb.us") us CPU per cached lookup"
+	done
+}
 
 # smime_config SCENARIO ID FILE — instance ID's configuration (b, c or d).
 # Direction comes from {daemon_name} only (internal_hosts empty), so the
@@ -212,13 +279,17 @@ metrics = { listen = \"inet:$(iget MPORT "$2")@127.0.0.1\"; };" ;;
 	# c also has key discovery configured for the partner's domain, at a
 	# port where nothing listens: a cache hit must never reach it
 	# (keys_parsed_once counts connect() calls to it).
-	c) _sc_pol="outbound = { sign = true; trusted_relays = [ \"127.0.0.1\" ]; encrypt = \"required\"; cipher = \"auto\"; };
+	c | p) _sc_pol="outbound = { sign = true; trusted_relays = [ \"127.0.0.1\" ]; encrypt = \"required\"; cipher = \"auto\"; };
 revocation = { check = \"off\"; };
 discovery = { ldap = ( { domains = [ \"@partner.example\" ]; uri = \"ldap://127.0.0.1:$DISC_PORT/\"; } ); };" ;;
 	g) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "required"; cipher = "auto"; };
 revocation = { check = "hard"; grace_days = 0; };' ;;
 	d) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "opportunistic"; };' ;;
 	esac
+	# p is c with the PostgreSQL key cache (the bench's private cluster,
+	# one database per instance), c keeps SQLite.
+	_sc_cache="cache = { backend = \"sqlite\"; path = \"$E2E_DIR/state/$2/cache.db\"; };"
+	[ "$1" = p ] && _sc_cache="cache = { backend = \"postgresql\"; conninfo = \"$(pg_conninfo "$2")\"; outbox_dir = \"$E2E_DIR/state/$2/outbox\"; };"
 	mkdir -p "$E2E_DIR/state/$2"
 	cat >"$3" <<EOF
 # written by contrib/bench/bench.sh, scenario $1, instance $2
@@ -230,7 +301,7 @@ authserv_id = "mx.bench.example";
 internal_domains = [ "org.example" ];
 internal_hosts = [ ];
 outbound_daemons = [ "ORIGINATING" ];
-cache = { backend = "sqlite"; path = "$E2E_DIR/state/$2/cache.db"; };
+$_sc_cache
 keys_dir = "$KEYS_DIR";
 trust = { ca_file = "$PKI/ca.pem"; allow_self_signed = false; };
 $_sc_pol
@@ -399,7 +470,7 @@ use_instance() {
 # (cache_harvest_fallback); the sample check tells whether that worked.
 PRELOAD=
 cache_preload() {
-	case $1 in c | g) ;; *) return 0 ;; esac
+	case $1 in c | g | p) ;; *) return 0 ;; esac
 	# The certificate with its chain (mkpki.sh issues from an intermediate;
 	# the cache keeps what it needs to find the chain to the trust anchor).
 	cat "$PKI/bob.crt" >"$E2E_DIR/state/bob-chain.pem"
@@ -407,9 +478,9 @@ cache_preload() {
 	if "$SMIME_BINDIR/smimectl" -c "$2" cert import --force "$E2E_DIR/state/bob-chain.pem" \
 		>"$E2E_DIR/log/import.out" 2>&1; then
 		PRELOAD=smimectl
-		say "  c: bob's certificate imported with smimectl cert import --force"
+		say "  $1: bob's certificate imported with smimectl cert import --force"
 		"$SMIME_BINDIR/smimectl" -c "$2" cert export "$BOB" >/dev/null 2>>"$E2E_DIR/log/import.out" ||
-			say "  c: but 'smimectl cert export $BOB' finds no usable certificate: $(tail -n 1 "$E2E_DIR/log/import.out")"
+			say "  $1: but 'smimectl cert export $BOB' finds no usable certificate: $(tail -n 1 "$E2E_DIR/log/import.out")"
 	else
 		PRELOAD=harvest
 		say "  c: 'smimectl cert import --force' failed ($(head -n 1 "$E2E_DIR/log/import.out")); offering bob's certificate in a signed inbound message instead"
@@ -996,8 +1067,19 @@ print_report() {
 	[ -n "$_o" ] && printf '  %-19s connections to the discovery directory while 50 cache hits passed: %s\n' \
 		"c $(scen c; echo "$S_TITLE")" "$_o"
 
+	if [ -n "$(res_get lookup.sqlite.ins)$(res_get lookup.err)" ]; then
+		echo
+		echo "One cached RCPT lookup (contrib/bench/lookupcost.c: keycache_select of bob, trust checked)"
+		for _lb in sqlite postgresql; do
+			printf '  %-10s %12s instructions (callgrind, %s lookups)  %8s us CPU (native, %s lookups, load-dependent)\n' \
+				"$_lb" "$(fmt "$(res_get "lookup.$_lb.ins")" 0)" "$LOOKUP_N" "$(fmt "$(res_get "lookup.$_lb.us")" 2)" "$LOOKUP_NATIVE"
+		done
+		_o=$(res_get lookup.err)
+		[ -n "$_o" ] && echo "  failed: $_o"
+	fi
+
 	echo
-	echo "Goals (issue 5), ratios from this run"
+	echo "Goals (issues 5, 15, 16, 17), ratios from this run"
 	printf '  %-58s %9s  %-8s %s\n' goal measured target verdict
 	GOALS_MET=0 GOALS_NOT=0 GOALS_NA=0
 	goal "unix: sign-only / no milter, msg/s at 50 KB" \
@@ -1020,6 +1102,14 @@ print_report() {
 		goal "CPU/msg: sign+encrypt, revocation cached / off, $(size_label "$_z")" \
 			"$(ratio "$(cpu "g.unix.$_z")" "$(cpu "c.unix.$_z")")" "<=" 1.05 x g:unix c:unix
 	done
+	goal "PostgreSQL throughput within 10 % of SQLite at 50 KB (p/c)" \
+		"$(ratio "$(rate p.unix.50k)" "$(rate c.unix.50k)")" ">=" 0.9 x p:unix c:unix
+	for _z in $SIZES; do
+		goal "CPU/msg: sign+encrypt, postgresql / sqlite cache, $(size_label "$_z")" \
+			"$(ratio "$(cpu "p.unix.$_z")" "$(cpu "c.unix.$_z")")" "<=" 1.1 x p:unix c:unix
+	done
+	goal "RCPT lookup CPU within 10 % (instructions, pg / sqlite)" \
+		"$(ratio "$(res_get lookup.postgresql.ins)" "$(res_get lookup.sqlite.ins)")" "<=" 1.1 x
 	for _z in $SIZES; do
 		goal "CPU/msg: sign-only with metrics scraped / without, $(size_label "$_z")" \
 			"$(ratio "$(cpu "f.unix.$_z")" "$(cpu "b.unix.$_z")")" "<=" 1.02 x f:unix b:unix
@@ -1100,6 +1190,7 @@ say "temp dir $E2E_DIR"
 bench_cleanup() {
 	_bst=$?
 	instances_stop
+	pg_stop
 	case ${DKIM_DIR:-} in /run/smime-bench-dkim.*) rm -rf "$DKIM_DIR" ;; esac
 	(exit "$_bst")
 	e2e_cleanup
@@ -1128,6 +1219,14 @@ instances_plan
 sink_start
 postfix_bench_start
 say "Postfix on 127.0.0.1: no milter $PF_OUT_PORT (out) $PF_IN_PORT (in); sink $SINK_PORT"
+case " $SCENARIOS " in *" p "* | *" c "*)
+	if pg_start; then
+		for main_id in $INSTANCES; do
+			case $main_id in p_*) pg_createdb "$main_id" ;; esac
+		done
+	fi
+	;;
+esac
 say "starting the milters"
 for main_id in $INSTANCES; do
 	instance_start "${main_id%%_*}" "${main_id#*_}"
@@ -1164,6 +1263,8 @@ case " $SOCKETS " in *" unix "*)
 esac
 say "stopping the milters"
 instances_stop
+case " $SCENARIOS " in *" p "* | *" c "*) say "the cost of one cached RCPT lookup (callgrind)"; lookup_cost ;; esac
+pg_stop
 LOAD_END=$(cut -d ' ' -f 1-3 /proc/loadavg)
 
 mkdir -p "$(dirname "$REPORT")"
