@@ -22,11 +22,18 @@ SAN       ?=
 PKGS      := libcrypto libconfig sqlite3
 CC        ?= cc
 CFLAGS    ?= -O2 -g
-XCFLAGS   := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
-             -DSMIME_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+# pkg-config runs when a recipe first needs its answer, never while this file
+# is parsed: `make demo` on a fresh machine installs the -dev packages (deps)
+# before anything compiles, and a value computed at parse time would be the
+# empty answer from before. Each is computed once, then kept.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $(call pkg_libs,$(PKGS)))$(PKG_LIBS)
+CHECK_LIBS = $(eval CHECK_LIBS := $(call pkg_libs,check))$(CHECK_LIBS)
+pkg_libs   = $(or $(shell pkg-config --libs $1 2>/dev/null),$(error pkg-config knows no $1: run `make deps` (as root) first))
+XCFLAGS   = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
+             -DSMIME_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
 XCPPFLAGS := -Ilib
-LIBS      := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
-CHECK_LIBS := $(shell pkg-config --libs check 2>/dev/null)
+LIBS       = $(PKG_LIBS) -lpthread
 
 ifneq ($(SAN),)
 XCFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -46,7 +53,7 @@ TESTUTIL  := $(O)/tests/unit/testutil.o
 PROGS     := $(BINDIR)/smime-milter $(BINDIR)/smimectl
 
 .PHONY: all deps check check-run check-unit check-e2e check-asan check-valgrind \
-        run demo install clean bench
+        check-valgrind-run check-fresh run run-run demo demo-run install clean bench bench-run
 all: $(PROGS)
 
 # Keep object files of the test programs (they are intermediate otherwise).
@@ -94,12 +101,20 @@ check-e2e: all $(UNIT_BINS)
 check-asan: deps
 	@$(MAKE) --no-print-directory O=build-asan BINDIR=build-asan/bin SAN=1 check-run
 
-check-valgrind: deps all $(UNIT_BINS)
+check-valgrind: deps
+	@$(MAKE) --no-print-directory check-valgrind-run
+
+check-valgrind-run: all $(UNIT_BINS)
 	@$(TEST_ENV) SMIME_VALGRIND=1 tests/run-all unit
 
 # make run: the sample configuration with its state paths moved under var/.
 RUNDIR := $(CURDIR)/var
-run: deps all
+# Targets that install packages first (deps) build in a second make: one that
+# starts after deps has finished, so nothing compiles against missing headers.
+run: deps
+	@$(MAKE) --no-print-directory run-run
+
+run-run: all
 	@mkdir -p $(RUNDIR)/keys && chmod 700 $(RUNDIR)/keys
 	@sed -e 's|"/var/lib/smime-milter/cache.db"|"$(RUNDIR)/cache.db"|' \
 	     -e 's|"/var/lib/smime-milter/spool"|"$(RUNDIR)/spool"|' \
@@ -109,11 +124,23 @@ run: deps all
 	@echo "make run: $(RUNDIR)/smime-milter.conf (conf/smime-milter.conf with state under var/); Ctrl-C stops"
 	$(BINDIR)/smime-milter -f -c $(RUNDIR)/smime-milter.conf -p inet:8894@127.0.0.1
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory demo-run
+
+demo-run: all
 	@contrib/demo/demo.sh
 
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory bench-run
+
+bench-run: all
 	@contrib/bench/bench.sh $(BENCH_ARGS)
+
+# A throwaway copy-on-write root without the project's -dev packages: a fresh
+# clone of this repository (its committed HEAD) must pass `make demo` and
+# `make check` first try there. Root only; nothing on the host changes.
+check-fresh:
+	@tests/fresh/fresh-root.sh
 
 install: all
 	@# Declarative list: what goes where, with which mode. DESTDIR and PREFIX
