@@ -27,6 +27,7 @@
 #include "keystore.h"
 #include "log.h"
 #include "milter.h"
+#include "pidfile.h"
 #include "trust.h"
 
 static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -273,9 +274,8 @@ main(int argc, char **argv)
 	int opt, rc;
 	static sigset_t usr1;
 	pthread_t tid;
-	FILE *pf;
+	struct pidfile *pidf = NULL;
 	mode_t old_umask;
-	char *pid_file;
 
 	while ((opt = getopt(argc, argv, "c:fp:nVh")) != -1) {
 		switch (opt) {
@@ -330,9 +330,16 @@ main(int argc, char **argv)
 	if (ensure_dir(cfg->spool_dir, 0700, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL) ||
 	    ensure_dir(cfg->keys_dir, 0700, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL) ||
 	    ensure_parent(cfg->cache_path, 0750, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL) ||
-	    ensure_parent(cfg->pid_file, 0755, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL))
+	    ensure_parent(cfg->pid_file, 0755, 0, 0, false))
 		return 1;
 	chmod(cfg->spool_dir, 0700);
+	/* The pid file before the socket and the cache: a second instance
+	 * with the same pid file stops here, before it could unlink the first
+	 * one's unix socket. */
+	if (pidfile_open(cfg->pid_file, &pidf, err, sizeof(err)) != SM_OK) {
+		log_msg(LOG_ERR, "%s; not starting", err);
+		return 1;
+	}
 
 	rt = runtime_new(config_ref(cfg), err, sizeof(err));
 	config_unref(cfg);
@@ -392,19 +399,17 @@ main(int argc, char **argv)
 		}
 	}
 
-	pf = fopen(cfg->pid_file, "w");
-	if (pf == NULL) {
-		log_msg(LOG_ERR, "cannot write pid file %s: %s", cfg->pid_file, strerror(errno));
+	if (pidfile_write(pidf, getpid(), err, sizeof(err)) != SM_OK) {
+		log_msg(LOG_ERR, "%s; not starting", err);
+		pidfile_close(pidf);
 		return 1;
 	}
-	fprintf(pf, "%ld\n", (long)getpid());
-	fclose(pf);
 
 	if (pw) {
 		if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
 		    setuid(pw->pw_uid) != 0 || setuid(0) == 0) {
 			log_msg(LOG_ERR, "cannot drop privileges to %s", pw->pw_name);
-			unlink(cfg->pid_file);
+			pidfile_close(pidf);
 			return 1;
 		}
 	}
@@ -431,12 +436,8 @@ main(int argc, char **argv)
 
 	log_msg(LOG_NOTICE, "smime-milter %s listening on %s%s%s", SMIME_VERSION, sock,
 	    pw ? " as user " : "", pw ? pw->pw_name : "");
-	/* A reload frees the first configuration: keep our own copy. */
-	pid_file = strdup(cfg->pid_file);
 	rc = smfi_main();
 	log_msg(LOG_NOTICE, "stopping");
-	if (pid_file)
-		unlink(pid_file);
-	free(pid_file);
+	pidfile_close(pidf);
 	return rc == MI_SUCCESS ? 0 : 1;
 }
