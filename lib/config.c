@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <pwd.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <pthread.h>
@@ -858,4 +859,16 @@ config_is_internal(const struct config *cfg, const char *addr)
 		if (addr_in_domain(addr, cfg->internal_domains[i]))
 			return true;
 	return false;
+}
+
+uid_t
+config_daemon_uid(const struct config *cfg)
+{
+	struct passwd pwd, *pw = NULL;
+	char buf[4096];
+
+	if (cfg && cfg->user && cfg->user[0] &&
+	    getpwnam_r(cfg->user, &pwd, buf, sizeof(buf), &pw) == 0 && pw)
+		return pw->pw_uid;
+	return geteuid();
 }

@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #include "address.h"
@@ -121,6 +122,9 @@ sm_status config_defaults(struct config **out);
 struct config *config_ref(struct config *c);
 void config_unref(struct config *c);
 void config_errors_free(struct config_errors *errs);
+/* The uid the daemon runs as: the configured user's, or the effective uid
+ * when user is unset or unknown. Key files may belong to it (or root). */
+uid_t config_daemon_uid(const struct config *cfg);
 
 /* Schema introspection, for the man page check: NULL-terminated list of
  * every key path ("outbound.encrypt", "policy.recipient", …). */

@@ -429,6 +429,14 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if (sign) {
 		if (keystore_signer(env->ks, o.from, clock_now(), &signer, NULL) != SM_OK)
 			signer = NULL;
+		if (signer == NULL && keystore_broken_for(env->ks, o.from)) {
+			/* Its key file is in keys_dir but did not load: a
+			 * signing failure (on_error), not a user without a key. */
+			snprintf(err, sizeof(err), "%.180s: its key file in keys_dir did not load "
+			    "(see the start-up log)", o.from);
+			st = SM_ERR_NOKEY;
+			goto crypto_fail;
+		}
 		if (signer == NULL) {
 			log_qid(LOG_NOTICE, m->qid, "no signing key for %s: not signed", o.from);
 			sign = false;

@@ -63,10 +63,15 @@ runtime_new(struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "trust anchors %s: %s", cfg->trust_ca_file, why);
 		goto fail;
 	}
-	if (keystore_load(cfg->keys_dir, &rt->ks, why, sizeof(why)) != SM_OK) {
+	if (keystore_load_for(cfg->keys_dir, config_daemon_uid(cfg), &rt->ks, why,
+	    sizeof(why)) != SM_OK) {
 		snprintf(err, errlen, "keys %s: %s", cfg->keys_dir, why);
 		goto fail;
 	}
+	/* One broken key file stops nobody else's mail. */
+	for (size_t i = 0; i < keystore_problem_count(rt->ks); i++)
+		log_msg(LOG_ERR, "keys: %s; skipped: mail from its addresses follows on_error",
+		    keystore_problem_at(rt->ks, i));
 	if (keycache_open("sqlite", cfg->cache_path, &rt->kc, why, sizeof(why)) != SM_OK) {
 		snprintf(err, errlen, "key cache %s: %s", cfg->cache_path, why);
 		goto fail;
@@ -328,7 +333,6 @@ main(int argc, char **argv)
 
 	/* Privileged work first: directories, keys, the cache, the socket. */
 	if (ensure_dir(cfg->spool_dir, 0700, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL) ||
-	    ensure_dir(cfg->keys_dir, 0700, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL) ||
 	    ensure_parent(cfg->cache_path, 0750, pw ? pw->pw_uid : 0, pw ? pw->pw_gid : 0, pw != NULL) ||
 	    ensure_parent(cfg->pid_file, 0755, 0, 0, false))
 		return 1;

@@ -45,6 +45,10 @@ int ctl_load_trust(struct ctl *c);
  * reason and CTL_ERR is returned without printing; with err NULL the
  * reason is printed. */
 int ctl_load_keys(struct ctl *c, char *err, size_t errlen);
+/* Whose key files are ours: the configured user's uid; with no user set,
+ * our own uid, except that root assumes the owner of keys_dir (the systemd
+ * unit runs the daemon as its own user with `user` unset). */
+uid_t ctl_daemon_uid(const struct ctl *c);
 /* Open the key cache. create: make a new one when missing (as root, owned
  * like its directory); otherwise a missing cache leaves c->kc NULL and
  * returns CTL_OK, so that read-only commands never create files. */

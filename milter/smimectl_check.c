@@ -113,48 +113,34 @@ check_trust(struct check *k)
 	trust_free(t);
 }
 
-/* Every *.pem of keys_dir (the names keystore_load() reads): mode and
- * owner. Returns true when some file has an unsafe mode. */
-static bool
+/* Every *.pem of keys_dir (the names keystore_load() reads): can the
+ * daemon's user read it on a reload? (Mode, owner and links are the key
+ * store's own rules: see check_keys.) */
+static void
 check_key_files(struct check *k, const char *dir)
 {
 	struct dirent *de;
-	bool unsafe = false;
 	DIR *d;
 
-	if ((d = opendir(dir)) == NULL) {
-		problem(k, "keys: %s: %s", dir, strerror(errno));
-		return false;
-	}
+	if (k->pw == NULL || (d = opendir(dir)) == NULL)
+		return;
 	while ((de = readdir(d)) != NULL) {
 		size_t len = strlen(de->d_name);
-		char path[4096], why[4200];
+		char path[4096];
 		struct stat sb;
 
 		if (de->d_name[0] == '.' || len < 5 || strcmp(de->d_name + len - 4, ".pem") != 0)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		if (stat(path, &sb) != 0) {
-			problem(k, "keys: %s: %s", path, strerror(errno));
+		if (lstat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
 			continue;
-		}
-		if (!S_ISREG(sb.st_mode)) {
-			problem(k, "keys: %s: not a regular file", path);
-			continue;
-		}
-		if (keyfile_check_mode(path, sb.st_mode, why, sizeof(why)) != SM_OK) {
-			/* The words keystore_load() uses when it refuses. */
-			problem(k, "keys: %s", why);
-			unsafe = true;
-		}
-		if (k->pw && !user_may(k->pw, &sb, false))
+		if (!user_may(k->pw, &sb, false))
 			problem(k,
 			    "keys: %s: owned by uid %ld, so smime-milter (user %s) cannot read it "
 			    "on a reload; chown %s it",
 			    path, (long)sb.st_uid, k->pw->pw_name, k->pw->pw_name);
 	}
 	closedir(d);
-	return unsafe;
 }
 
 /* One address or "@domain": does it have a signing key that stays valid? */
@@ -211,31 +197,19 @@ check_keys(struct check *k)
 	struct keystore *ks = NULL;
 	char why[1024] = "";
 	struct stat sb;
-	bool unsafe;
-	sm_status st;
 
-	if (stat(dir, &sb) != 0) {
-		if (errno == ENOENT)
-			printf("keys: %s: does not exist yet (smime-milter creates it)\n", dir);
-		else
-			problem(k, "keys: %s: %s", dir, strerror(errno));
-		return;
-	}
-	if (!S_ISDIR(sb.st_mode)) {
-		problem(k, "keys: %s: not a directory", dir);
-		return;
-	}
-	if (k->pw && !user_may(k->pw, &sb, true))
+	if (k->pw && stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode) && !user_may(k->pw, &sb, true))
 		problem(k, "keys: %s: smime-milter (user %s) cannot read this directory on a reload",
 		    dir, k->pw->pw_name);
-	unsafe = check_key_files(k, dir);
-	if ((st = keystore_load(dir, &ks, why, sizeof(why))) != SM_OK) {
-		if (!(unsafe && st == SM_ERR_PERM))
-			problem(k, "keys: %s", why);
+	if (keystore_load_for(dir, ctl_daemon_uid(k->c), &ks, why, sizeof(why)) != SM_OK) {
+		problem(k, "keys: %s", why);
 		problem(k, "keys: %s: smime-milter refuses to load its keys until this is fixed",
 		    dir);
 		return;
 	}
+	for (size_t i = 0; i < keystore_problem_count(ks); i++)
+		problem(k, "keys: %s; smime-milter skips this file", keystore_problem_at(ks, i));
+	check_key_files(k, dir);
 	printf("keys: %s: %zu key%s\n", dir, keystore_count(ks), keystore_count(ks) == 1 ? "" : "s");
 	/* Every address and domain once, in the order of the files. */
 	for (size_t i = 0; i < keystore_count(ks); i++) {

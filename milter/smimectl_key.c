@@ -212,17 +212,21 @@ key_import(struct ctl *c, int argc, char **argv)
 		ctl_own_like_dir(fd, path, c->cfg->keys_dir);
 		close(fd);
 	}
-	/* The daemon loads keys_dir as a whole: make sure it still does. */
-	if (keystore_load(c->cfg->keys_dir, &ks, err, sizeof(err)) != SM_OK) {
-		if (strstr(err, path) != NULL) {
+	/* Load keys_dir as the daemon will: the new file must load. */
+	if (keystore_load_for(c->cfg->keys_dir, ctl_daemon_uid(c), &ks, err,
+	    sizeof(err)) != SM_OK)
+		ctl_err("warning: keys_dir %s does not load, so the daemon refuses it: %s",
+		    c->cfg->keys_dir, err);
+	for (size_t i = 0; ks && i < keystore_problem_count(ks); i++) {
+		const char *why = keystore_problem_at(ks, i);
+
+		if (strncmp(why, path, strlen(path)) == 0 && why[strlen(path)] == ':') {
 			unlink(path);
 			ctl_err("key import: %s: the key file would not load (%s); not imported",
-			    pos[0], err);
+			    pos[0], why);
 			rc = CTL_ERR;
 			goto out;
 		}
-		ctl_err("warning: keys_dir %s does not load, so the daemon refuses it: %s",
-		    c->cfg->keys_dir, err);
 	}
 	for (size_t i = 0; ks && i < keystore_count(ks); i++) {
 		const struct keystore_info *in = keystore_info_at(ks, i);

@@ -71,6 +71,17 @@ ctl_load_trust(struct ctl *c)
 	return CTL_OK;
 }
 
+uid_t
+ctl_daemon_uid(const struct ctl *c)
+{
+	struct stat sb;
+
+	if ((c->cfg->user == NULL || c->cfg->user[0] == '\0') && geteuid() == 0 &&
+	    stat(c->cfg->keys_dir, &sb) == 0)
+		return sb.st_uid;
+	return config_daemon_uid(c->cfg);
+}
+
 int
 ctl_load_keys(struct ctl *c, char *err, size_t errlen)
 {
@@ -80,13 +91,16 @@ ctl_load_keys(struct ctl *c, char *err, size_t errlen)
 		return CTL_OK;
 	if (ctl_load_config(c) != CTL_OK)
 		return CTL_ERR;
-	if (keystore_load(c->cfg->keys_dir, &c->ks, why, sizeof(why)) != SM_OK) {
+	if (keystore_load_for(c->cfg->keys_dir, ctl_daemon_uid(c), &c->ks, why,
+	    sizeof(why)) != SM_OK) {
 		if (err)
 			snprintf(err, errlen, "keys_dir %s: %s", c->cfg->keys_dir, why);
 		else
 			ctl_err("keys_dir %s: %s", c->cfg->keys_dir, why);
 		return CTL_ERR;
 	}
+	for (size_t i = 0; i < keystore_problem_count(c->ks); i++)
+		ctl_err("warning: keys: %s; skipped", keystore_problem_at(c->ks, i));
 	env_sync(c);
 	return CTL_OK;
 }
