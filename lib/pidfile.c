@@ -21,8 +21,8 @@ struct pidfile {
 
 /* The directory of path must belong to root or to us, writable by no one
  * else. */
-static sm_status
-pidfile_check_dir(const char *path, char *err, size_t errlen)
+sm_status
+pidfile_check(const char *path, char *err, size_t errlen)
 {
 	char dir[4096];
 	char *slash;
@@ -125,7 +125,7 @@ pidfile_open(const char *path, struct pidfile **out, char *err, size_t errlen)
 	sm_status st;
 
 	*out = NULL;
-	if ((st = pidfile_check_dir(path, err, errlen)) != SM_OK)
+	if ((st = pidfile_check(path, err, errlen)) != SM_OK)
 		return st;
 	if ((pf = calloc(1, sizeof(*pf))) == NULL || (pf->path = strdup(path)) == NULL) {
 		free(pf);

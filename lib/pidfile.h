@@ -33,6 +33,8 @@ struct pidfile;
  * SM_ERR_PERM for an unsafe directory or file, SM_ERR_LIMIT when another
  * process holds the lock, SM_ERR_IO otherwise. */
 sm_status pidfile_open(const char *path, struct pidfile **out, char *err, size_t errlen);
+/* The directory rules alone (for -n and smimectl check). */
+sm_status pidfile_check(const char *path, char *err, size_t errlen);
 /* Write pid (call after daemonising). */
 sm_status pidfile_write(struct pidfile *pf, pid_t pid, char *err, size_t errlen);
 /* Remove (see above), unlock and free. NULL-safe. */

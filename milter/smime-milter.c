@@ -28,6 +28,7 @@
 #include "log.h"
 #include "milter.h"
 #include "pidfile.h"
+#include "preflight.h"
 #include "trust.h"
 
 static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -160,6 +161,29 @@ load_config(const char *file, bool print)
 	}
 	config_errors_free(&errs);
 	return cfg;
+}
+
+static void
+check_report(void *arg, bool problem, const char *line)
+{
+	(void)arg;
+	if (problem)
+		fprintf(stderr, "smime-milter: %s\n", line);
+}
+
+/* -n: the configuration, then everything `smimectl check` checks (only
+ * the problems are printed). 0: all fine; 1: something to fix. */
+static int
+check_installation(const char *file)
+{
+	struct config *cfg = load_config(file, true);
+	int problems;
+
+	if (cfg == NULL)
+		return 1;
+	problems = preflight_run(cfg, check_report, NULL);
+	config_unref(cfg);
+	return problems ? 1 : 0;
 }
 
 /* mkdir -p for one level below an existing parent, owned by uid/gid. */
@@ -298,13 +322,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 
-	if (check_only) {
-		cfg = load_config(file, true);
-		if (cfg == NULL)
-			return 1;
-		config_unref(cfg);
-		return 0;
-	}
+	if (check_only)
+		return check_installation(file);
 
 	log_open("smime-milter", foreground, false);
 	cfg = load_config(file, foreground);

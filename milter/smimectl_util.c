@@ -18,6 +18,7 @@
 
 #include "keycache.h"
 #include "keystore.h"
+#include "preflight.h"
 #include "smimectl.h"
 #include "trust.h"
 #include "x509util.h"
@@ -74,12 +75,7 @@ ctl_load_trust(struct ctl *c)
 uid_t
 ctl_daemon_uid(const struct ctl *c)
 {
-	struct stat sb;
-
-	if ((c->cfg->user == NULL || c->cfg->user[0] == '\0') && geteuid() == 0 &&
-	    stat(c->cfg->keys_dir, &sb) == 0)
-		return sb.st_uid;
-	return config_daemon_uid(c->cfg);
+	return preflight_daemon_uid(c->cfg);
 }
 
 int
