@@ -122,6 +122,7 @@ static const struct schema top_schema[] = {
 	{ "policy", T_POLICY, 0, NULL, 0, 0, NULL, policy_schema, C_NONE, 0, 0 },
 	{ "limits", T_GROUP, 0, NULL, 0, 0, NULL, limits_schema, C_NONE, 0, 0 },
 	{ "log_debug", T_BOOL, CFG(log_debug), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
+	{ "log_file", T_STR, CFG(log_file), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
@@ -195,6 +196,33 @@ enum_expect(struct buf *b, const char *const *names)
 		buf_printf(b, "%s%s", i ? ", " : "", names[i]);
 }
 
+sm_status
+config_socket_milter(const char *v, char *out, size_t len)
+{
+	const char *host, *colon, *p;
+	bool v6;
+	int n;
+
+	if (strncmp(v, "inet:", 5) != 0 || strchr(v, '@') != NULL)
+		goto as_is;
+	host = v + 5;
+	colon = strrchr(host, ':');
+	if (colon == NULL || colon == host || colon[1] == '\0')
+		goto as_is;
+	for (p = colon + 1; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			goto as_is;
+	v6 = host[0] == '[' && colon[-1] == ']';
+	if (v6)
+		n = snprintf(out, len, "inet6:%s@%.*s", colon + 1, (int)(colon - host - 2), host + 1);
+	else
+		n = snprintf(out, len, "inet:%s@%.*s", colon + 1, (int)(colon - host), host);
+	return n > 0 && (size_t)n < len ? SM_OK : SM_ERR_LIMIT;
+as_is:
+	n = snprintf(out, len, "%s", v);
+	return n >= 0 && (size_t)n < len ? SM_OK : SM_ERR_LIMIT;
+}
+
 /* Value checks shared by single strings and list elements. NULL = fine. */
 static const char *
 check_value(enum sch_check c, const char *v, char *msg, size_t len)
@@ -208,9 +236,13 @@ check_value(enum sch_check c, const char *v, char *msg, size_t len)
 		return *v ? NULL : "must not be empty";
 	case C_SOCKET: {
 		const char *p;
-		char *end;
+		char *end, conv[512];
 		long port;
 
+		/* Postfix's own spelling (inet:HOST:PORT), copied from main.cf,
+		 * is checked in the form libmilter gets. */
+		if (config_socket_milter(v, conv, sizeof(conv)) == SM_OK)
+			v = conv;
 		if (strncmp(v, "unix:", 5) == 0 || strncmp(v, "local:", 6) == 0) {
 			p = strchr(v, ':') + 1;
 			if (*p != '/')
@@ -633,6 +665,7 @@ config_free(struct config *c)
 	free(c->file);
 	free(c->socket);
 	free(c->user);
+	free(c->log_file);
 	free(c->pid_file);
 	free(c->spool_dir);
 	free(c->authserv_id);

@@ -103,6 +103,7 @@ struct config {
 	uint64_t max_message_size;
 	uint64_t spool_threshold;
 	bool log_debug;
+	char *log_file;             /* NULL: syslog only; "-": stderr too */
 
 	int refs;                   /* atomically updated; see config_ref() */
 };
@@ -125,6 +126,10 @@ void config_errors_free(struct config_errors *errs);
 /* The uid the daemon runs as: the configured user's, or the effective uid
  * when user is unset or unknown. Key files may belong to it (or root). */
 uid_t config_daemon_uid(const struct config *cfg);
+/* A socket as libmilter spells it: Postfix's inet:HOST:PORT becomes
+ * inet:PORT@HOST (inet:[V6]:PORT becomes inet6:PORT@V6); anything else is
+ * copied. SM_ERR_LIMIT when out is too small. */
+sm_status config_socket_milter(const char *v, char *out, size_t len);
 
 /* Schema introspection, for the man page check: NULL-terminated list of
  * every key path ("outbound.encrypt", "policy.recipient", …). */

@@ -201,6 +201,7 @@ smime_config() {
 	mkdir -p "$E2E_DIR/state/$2"
 	cat >"$3" <<EOF
 # written by contrib/bench/bench.sh, scenario $1, instance $2
+$([ "$(id -u)" = 0 ] && echo 'user = "root";')
 socket = "$MILTER_SOCKET";
 socket_mode = "0666";
 pid_file = "$E2E_DIR/state/$2/smime-milter.pid";
