@@ -26,7 +26,7 @@ ctl_usage(FILE *f)
 	    "       smimectl [-c FILE] cert export ADDRESS\n"
 	    "       smimectl [-c FILE] key list [--json]\n"
 	    "       smimectl [-c FILE] key import FILE.p12 [--password-file F]\n"
-	    "       smimectl [-c FILE] key export ADDRESS [--password-file F] [--legacy]\n"
+	    "       smimectl [-c FILE] key export ADDRESS [--password-file F] [--legacy] [--out FILE]\n"
 	    "       smimectl [-c FILE] inspect FILE.eml [--json]\n"
 	    "       smimectl [-c FILE] check\n"
 	    "       smimectl -V | -h\n"
