@@ -699,6 +699,53 @@ config_defaults(struct config **out)
 	return SM_OK;
 }
 
+/* The first line on which a string is still open at the end of the line
+ * (libconfig strings are "..." with backslash escapes; comments are #,
+ * // and C-style), or 0. */
+static int
+unclosed_quote_line(FILE *f)
+{
+	int c, prev = 0, line = 1;
+	enum { CODE, STR, LINE_COMMENT, BLOCK_COMMENT } st = CODE;
+
+	while ((c = getc(f)) != EOF) {
+		switch (st) {
+		case CODE:
+			if (c == '"')
+				st = STR;
+			else if (c == '#' || (c == '/' && prev == '/'))
+				st = LINE_COMMENT;
+			else if (c == '*' && prev == '/')
+				st = BLOCK_COMMENT;
+			break;
+		case STR:
+			if (c == '\\') {
+				if ((c = getc(f)) == EOF)
+					return line;
+				if (c != '\n')
+					c = 0;
+			} else if (c == '"') {
+				st = CODE;
+			}
+			if (c == '\n' && st == STR)
+				return line;
+			break;
+		case LINE_COMMENT:
+			if (c == '\n')
+				st = CODE;
+			break;
+		case BLOCK_COMMENT:
+			if (c == '/' && prev == '*')
+				st = CODE, c = 0;
+			break;
+		}
+		if (c == '\n')
+			line++;
+		prev = c;
+	}
+	return st == STR ? line : 0;
+}
+
 sm_status
 config_load(const char *path, struct config **out, struct config_errors *errs)
 {
@@ -715,7 +762,17 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 	}
 	config_init(&cf);
 	if (!config_read(&cf, f)) {
-		lc_error(&lc, config_error_line(&cf), "syntax", "%s", config_error_text(&cf));
+		int qline;
+
+		rewind(f);
+		/* libconfig reports an unclosed quote where the file ends;
+		 * the admin needs the line where the string starts. */
+		if ((qline = unclosed_quote_line(f)) > 0)
+			lc_error(&lc, qline, "syntax",
+			    "unclosed quote: the string that starts on this line does not end on it");
+		else
+			lc_error(&lc, config_error_line(&cf), "syntax", "%s",
+			    config_error_text(&cf));
 		config_destroy(&cf);
 		fclose(f);
 		return SM_ERR_CONFIG;
