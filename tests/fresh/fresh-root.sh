@@ -30,45 +30,24 @@ remove="libconfig-dev libssl-dev libmilter-dev libsqlite3-dev check pkg-config p
 fail() { echo "fresh-root: FAIL: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || fail "needs root (unshare, mount, chroot)"
-for t in unshare chroot git mount; do
-	command -v "$t" >/dev/null || fail "missing $t"
-done
+command -v git >/dev/null || fail "missing git"
 git -C "$top" rev-parse --verify -q HEAD >/dev/null || fail "$top is not a git checkout"
 if [ -n "$(git -C "$top" status --porcelain --untracked-files=no)" ]; then
 	echo "fresh-root: note: uncommitted changes in $top are not tested (a clone takes HEAD)"
 fi
 
-if [ "${FRESH_INSIDE:-}" != 1 ]; then
-	# Re-run this script as pid 1 of a new pid and mount namespace.
-	exec env FRESH_INSIDE=1 SMIME_TOP="$top" unshare --mount --pid --fork --kill-child "$0" "$@"
-fi
-
-# --- from here on: inside the private namespaces -------------------------
-mount --make-rprivate /
-case "$top" in /mnt/* | /mnt) fail "$top lies under /mnt, which the scratch tmpfs hides" ;; esac
-# The scratch space hides the host's /mnt in this namespace only.
-mount -t tmpfs -o "size=$size,mode=0755" fresh-root /mnt
-mkdir /mnt/upper /mnt/work /mnt/root
-mount -t overlay fresh-root -o lowerdir=/,upperdir=/mnt/upper,workdir=/mnt/work /mnt/root
-r=/mnt/root
 commit=$(git -C "$top" rev-parse "${FRESH_COMMIT:-HEAD}")
-# The clone is made from here, where the checkout is visible wherever it is.
-git clone -q --no-checkout "$top" "$r/root/smime-milter"
-git -C "$r/root/smime-milter" checkout -q "$commit"
-mount -t proc proc "$r/proc"
-mount --rbind /dev "$r/dev"
-mount --rbind /sys "$r/sys"
-mount -t tmpfs -o mode=1777 tmpfs "$r/tmp"
-mount -t tmpfs -o mode=0755 tmpfs "$r/run"
-mkdir -p "$r/run/lock"
-echo "fresh-root: copy-on-write root ready; testing $commit"
+case "$top" in /mnt/* | /mnt) fail "$top lies under /mnt, which the scratch tmpfs hides" ;; esac
+echo "fresh-root: testing $commit in a copy-on-write root"
 
-# Inside the root: remove the packages, clone, and run the README's commands.
+# Made in the namespace before chroot, where the checkout is visible
+# wherever it is: a fresh clone of the commit.
 # shellcheck disable=SC2016
-chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-	LANG=C.UTF-8 TERM=dumb DEBIAN_FRONTEND=noninteractive \
-	top="$top" remove="$remove" targets="$targets" commit="$commit" \
-	/bin/sh -eu -c '
+export COW_PREPARE='git clone -q --no-checkout "'"$top"'" "$1/root/smime-milter" &&
+	git -C "$1/root/smime-milter" checkout -q '"$commit"
+export COW_TMPFS_SIZE="$size"
+# shellcheck disable=SC2016
+exec "$(dirname "$0")/cow-root.sh" "remove='$remove' targets='$targets' commit=$commit"'
 	installed=""
 	for p in $remove; do
 		dpkg-query -W -f="\${Status}" "$p" 2>/dev/null | grep -q " installed$" &&
@@ -95,5 +74,5 @@ chroot "$r" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
 		fi
 		echo "fresh-root: make $t passed in $(( $(date +%s) - start ))s"
 	done
+	echo "fresh-root: ok: make $targets passed first try in a fresh root"
 '
-echo "fresh-root: ok: make $targets passed first try in a fresh root"
