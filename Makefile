@@ -6,6 +6,9 @@
 #   make run          run the daemon in the foreground with conf/smime-milter.conf
 #   make demo         the whole job end to end through a private Postfix
 #   make install      PREFIX=/usr/local DESTDIR=
+#   make install-user the system user, keys_dir and state directory (root)
+#   make uninstall    what make install put there, but the configuration,
+#                     keys and the cache
 
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
@@ -13,6 +16,9 @@ SBINDIR   ?= $(PREFIX)/sbin
 MANDIR    ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 STATEDIR  ?= /var/lib/smime-milter
+DOCDIR    ?= $(PREFIX)/share/doc/smime-milter
+# The daemon's system user (make install-user).
+DAEMON_USER ?= smime-milter
 
 # O: object directory; BINDIR: where the two programs land.
 O         ?= build
@@ -53,7 +59,8 @@ TESTUTIL  := $(O)/tests/unit/testutil.o
 PROGS     := $(BINDIR)/smime-milter $(BINDIR)/smimectl
 
 .PHONY: all deps check check-run check-unit check-e2e check-asan check-valgrind \
-        check-valgrind-run check-fresh run run-run demo demo-run install clean bench bench-run
+        check-valgrind-run check-fresh run run-run demo demo-run install install-user \
+        uninstall clean bench bench-run
 all: $(PROGS)
 
 # Keep object files of the test programs (they are intermediate otherwise).
@@ -146,11 +153,17 @@ install: all
 	@# Declarative list: what goes where, with which mode. DESTDIR and PREFIX
 	@# are honoured; an existing configuration is never overwritten.
 	@# SYSTEMDUNITDIR=/lib/systemd/system also installs the unit there;
-	@# DOCDIR defaults to PREFIX/share/doc/smime-milter.
+	@# DOCDIR defaults to PREFIX/share/doc/smime-milter, and the installed
+	@# man pages name it.
 	install -d -m 0755 $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(PROGS) $(DESTDIR)$(SBINDIR)/
-	install -m 0644 man/smime-milter.conf.5 $(DESTDIR)$(MANDIR)/man5/
-	install -m 0644 man/smime-milter.8 man/smimectl.8 $(DESTDIR)$(MANDIR)/man8/
+	@# The man pages name the documentation directory: this installation's.
+	for m in man/smime-milter.conf.5 man/smime-milter.8 man/smimectl.8; do \
+	  sec=$${m##*.}; \
+	  sed -e 's|/usr/share/doc/smime\\-milter|$(subst -,\\-,$(DOCDIR))|g' $$m \
+	    > $(DESTDIR)$(MANDIR)/man$$sec/$${m#man/} && \
+	  chmod 0644 $(DESTDIR)$(MANDIR)/man$$sec/$${m#man/} || exit 1; \
+	done
 	install -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/smime-milter
 	install -d -m 0700 $(DESTDIR)$(SYSCONFDIR)/smime-milter/keys
 	@if [ -e $(DESTDIR)$(SYSCONFDIR)/smime-milter/smime-milter.conf ]; then \
@@ -160,27 +173,58 @@ install: all
 	  install -m 0644 conf/smime-milter.conf $(DESTDIR)$(SYSCONFDIR)/smime-milter/; \
 	fi
 	install -d -m 0750 $(DESTDIR)$(STATEDIR)
-	install -d -m 0755 $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/postfix \
-	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/sendmail \
-	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/systemd
+	install -d -m 0755 $(DESTDIR)$(DOCDIR)/postfix \
+	  $(DESTDIR)$(DOCDIR)/sendmail \
+	  $(DESTDIR)$(DOCDIR)/systemd
 	install -m 0644 README.md contrib/syslog.md conf/smime-milter.conf \
-	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/
+	  $(DESTDIR)$(DOCDIR)/
 	install -m 0644 contrib/postfix/main.cf contrib/postfix/master.cf \
-	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/postfix/
+	  $(DESTDIR)$(DOCDIR)/postfix/
 	install -m 0644 contrib/sendmail/smime-milter.mc \
-	  $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/sendmail/
+	  $(DESTDIR)$(DOCDIR)/sendmail/
 	@# The unit names /usr/sbin and /etc: point it at this installation.
 	sed -e 's|/usr/sbin/smime-milter|$(SBINDIR)/smime-milter|g' \
 	    -e 's|/etc/smime-milter/smime-milter.conf|$(SYSCONFDIR)/smime-milter/smime-milter.conf|g' \
 	  contrib/systemd/smime-milter.service \
-	  > $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/systemd/smime-milter.service
-	chmod 0644 $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/systemd/smime-milter.service
+	  > $(DESTDIR)$(DOCDIR)/systemd/smime-milter.service
+	chmod 0644 $(DESTDIR)$(DOCDIR)/systemd/smime-milter.service
 	@if [ -n "$(SYSTEMDUNITDIR)" ]; then \
 	  echo "install -m 0644 smime-milter.service $(DESTDIR)$(SYSTEMDUNITDIR)/"; \
 	  install -d -m 0755 $(DESTDIR)$(SYSTEMDUNITDIR) && \
-	  install -m 0644 $(DESTDIR)$(or $(DOCDIR),$(PREFIX)/share/doc/smime-milter)/systemd/smime-milter.service \
+	  install -m 0644 $(DESTDIR)$(DOCDIR)/systemd/smime-milter.service \
 	    $(DESTDIR)$(SYSTEMDUNITDIR)/; \
 	fi
+
+# The daemon's user and the directories it owns; Postfix joins its group so
+# that it can reach a unix socket of mode 0660. Idempotent. (The systemd
+# unit runs the daemon as this user; elsewhere set user = "smime-milter".)
+install-user:
+	@[ "$$(id -u)" = 0 ] || { echo "make install-user: run as root"; exit 1; }
+	@getent group $(DAEMON_USER) >/dev/null || \
+	  { echo "addgroup --system $(DAEMON_USER)"; addgroup --quiet --system $(DAEMON_USER); }
+	@id -u $(DAEMON_USER) >/dev/null 2>&1 || \
+	  { echo "adduser --system --ingroup $(DAEMON_USER) --home $(STATEDIR) --no-create-home $(DAEMON_USER)"; \
+	    adduser --quiet --system --ingroup $(DAEMON_USER) --home $(STATEDIR) \
+	      --no-create-home --shell /usr/sbin/nologin $(DAEMON_USER); }
+	install -d -o root -g root -m 0755 $(DESTDIR)$(SYSCONFDIR)/smime-milter
+	install -d -o $(DAEMON_USER) -g $(DAEMON_USER) -m 0700 $(DESTDIR)$(SYSCONFDIR)/smime-milter/keys
+	install -d -o $(DAEMON_USER) -g $(DAEMON_USER) -m 0750 $(DESTDIR)$(STATEDIR)
+	@if id -u postfix >/dev/null 2>&1 && ! id -nG postfix | grep -qw $(DAEMON_USER); then \
+	  echo "adduser postfix $(DAEMON_USER)"; adduser --quiet postfix $(DAEMON_USER); \
+	fi
+
+# Everything make install wrote, except what the operator made or the
+# daemon keeps: the configuration, keys_dir and the state (cache).
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/smime-milter $(DESTDIR)$(SBINDIR)/smimectl \
+	  $(DESTDIR)$(MANDIR)/man5/smime-milter.conf.5 \
+	  $(DESTDIR)$(MANDIR)/man8/smime-milter.8 $(DESTDIR)$(MANDIR)/man8/smimectl.8
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@if [ -n "$(SYSTEMDUNITDIR)" ]; then \
+	  echo "rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/smime-milter.service"; \
+	  rm -f $(DESTDIR)$(SYSTEMDUNITDIR)/smime-milter.service; \
+	fi
+	@echo "kept: $(DESTDIR)$(SYSCONFDIR)/smime-milter (configuration, keys) and $(DESTDIR)$(STATEDIR) (cache)"
 
 clean:
 	rm -rf build build-asan milter/smime-milter milter/smimectl var
