@@ -51,7 +51,8 @@ LIB_SRCS  := $(sort $(wildcard lib/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
 LIB_A     := $(O)/libsmime.a
 MILTER_OBJS := $(O)/milter/smime-milter.o $(O)/milter/callbacks.o
-CTL_OBJS  := $(O)/milter/smimectl.o $(O)/milter/smimectl_util.o $(O)/milter/smimectl_cert.o $(O)/milter/smimectl_key.o $(O)/milter/smimectl_inspect.o $(O)/milter/smimectl_check.o
+CTL_OBJS  := $(O)/milter/smimectl.o $(O)/milter/smimectl_util.o $(O)/milter/smimectl_cert.o $(O)/milter/smimectl_key.o $(O)/milter/smimectl_inspect.o $(O)/milter/smimectl_check.o \
+             $(O)/milter/smimectl_cache.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
 TESTUTIL  := $(O)/tests/unit/testutil.o

@@ -29,6 +29,8 @@ ctl_usage(FILE *f)
 	    "       smimectl [-c FILE] key export ADDRESS [--password-file F] [--legacy] [--out FILE]\n"
 	    "       smimectl [-c FILE] inspect FILE.eml [--json]\n"
 	    "       smimectl [-c FILE] check\n"
+	    "       smimectl [-c FILE] cache backup FILE | cache restore FILE\n"
+	    "       smimectl [-c FILE] cache export --json | cache import --json FILE\n"
 	    "       smimectl -V | -h\n"
 	    "  -c FILE   configuration (default " CONFIG_DEFAULT_FILE ")\n"
 	    "  -V        print the version\n"
@@ -150,6 +152,8 @@ main(int argc, char **argv)
 		rc = cmd_inspect(&c, argc, argv);
 	else if (strcmp(cmd, "check") == 0)
 		rc = cmd_check(&c, argc, argv);
+	else if (strcmp(cmd, "cache") == 0)
+		rc = cmd_cache(&c, argc, argv);
 	else
 		rc = ctl_usage_error(NULL, "unknown command \"%s\"", cmd);
 	if (rc == CTL_HELP) {

@@ -158,5 +158,6 @@ int cmd_cert(struct ctl *c, int argc, char **argv);
 int cmd_key(struct ctl *c, int argc, char **argv);
 int cmd_inspect(struct ctl *c, int argc, char **argv);
 int cmd_check(struct ctl *c, int argc, char **argv);
+int cmd_cache(struct ctl *c, int argc, char **argv);
 
 #endif
