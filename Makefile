@@ -9,6 +9,7 @@
 #   make install-user the system user, keys_dir and state directory (root)
 #   make uninstall    what make install put there, but the configuration,
 #                     keys and the cache
+#   make deb          build/deb/smime-milter_VERSION_ARCH.deb (debhelper)
 
 VERSION   := 0.1.0
 PREFIX    ?= /usr/local
@@ -61,7 +62,7 @@ PROGS     := $(BINDIR)/smime-milter $(BINDIR)/smimectl
 
 .PHONY: all deps check check-run check-unit check-e2e check-asan check-valgrind \
         check-valgrind-run check-fresh run run-run demo demo-run install install-user \
-        uninstall clean bench bench-run
+        uninstall deb clean bench bench-run
 all: $(PROGS)
 
 # Keep object files of the test programs (they are intermediate otherwise).
@@ -213,6 +214,17 @@ install-user:
 	@if id -u postfix >/dev/null 2>&1 && ! id -nG postfix | grep -qw $(DAEMON_USER); then \
 	  echo "adduser postfix $(DAEMON_USER)"; adduser --quiet postfix $(DAEMON_USER); \
 	fi
+
+# A Debian package, built with debhelper from a copy of the committed tree
+# (dpkg-buildpackage writes next to the source directory: build/deb/).
+DEB_DIR := build/deb
+deb:
+	@command -v dpkg-buildpackage >/dev/null && command -v dh >/dev/null || \
+	  { echo "make deb: needs dpkg-dev and debhelper (apt-get install dpkg-dev debhelper)"; exit 1; }
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/smime-milter-$(VERSION)
+	git archive HEAD | tar -x -C $(DEB_DIR)/smime-milter-$(VERSION)
+	cd $(DEB_DIR)/smime-milter-$(VERSION) && dpkg-buildpackage -us -uc -b
+	@ls $(DEB_DIR)/*.deb
 
 # Everything make install wrote, except what the operator made or the
 # daemon keeps: the configuration, keys_dir and the state (cache).
