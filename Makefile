@@ -26,14 +26,17 @@ O         ?= build
 BINDIR    ?= milter
 SAN       ?=
 
-PKGS      := libcrypto libconfig sqlite3
+PKGS      := libcrypto libconfig sqlite3 libidn2 libcurl ldap libunbound libpq
 CC        ?= cc
 CFLAGS    ?= -O2 -g
 # pkg-config runs when a recipe first needs its answer, never while this file
 # is parsed: `make demo` on a fresh machine installs the -dev packages (deps)
 # before anything compiles, and a value computed at parse time would be the
 # empty answer from before. Each is computed once, then kept.
-PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+# Cflags are asked one package at a time: `pkg-config --cflags libunbound`
+# fails when libevent-dev (named in its Requires.private) is absent, and a
+# combined call would then lose every flag, libpq's -I among them.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(foreach p,$(PKGS),$(shell pkg-config --cflags $(p) 2>/dev/null)))$(PKG_CFLAGS)
 PKG_LIBS   = $(eval PKG_LIBS := $(call pkg_libs,$(PKGS)))$(PKG_LIBS)
 CHECK_LIBS = $(eval CHECK_LIBS := $(call pkg_libs,check))$(CHECK_LIBS)
 pkg_libs   = $(or $(shell pkg-config --libs $1 2>/dev/null),$(error pkg-config knows no $1: run `make deps` (as root) first))
@@ -47,12 +50,18 @@ XCFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-r
 LDSAN    := -fsanitize=address,undefined
 CFLAGS   := -O1 -g
 endif
+# FUZZ=1 (with CC=clang): the library instrumented for libFuzzer; see `make fuzz`.
+ifneq ($(FUZZ),)
+XCFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+            -fno-sanitize-recover=undefined
+CFLAGS   := -O1 -g
+endif
 
 LIB_SRCS  := $(sort $(wildcard lib/*.c))
 LIB_OBJS  := $(LIB_SRCS:%.c=$(O)/%.o)
 LIB_A     := $(O)/libsmime.a
-MILTER_OBJS := $(O)/milter/smime-milter.o $(O)/milter/callbacks.o
-CTL_OBJS  := $(O)/milter/smimectl.o $(O)/milter/smimectl_util.o $(O)/milter/smimectl_cert.o $(O)/milter/smimectl_key.o $(O)/milter/smimectl_inspect.o $(O)/milter/smimectl_check.o \
+MILTER_OBJS := $(O)/milter/smime-milter.o $(O)/milter/callbacks.o $(O)/milter/observe.o
+CTL_OBJS  := $(O)/milter/smimectl.o $(O)/milter/smimectl_util.o $(O)/milter/smimectl_cert.o $(O)/milter/smimectl_key.o $(O)/milter/smimectl_inspect.o $(O)/milter/smimectl_check.o $(O)/milter/smimectl_observe.o $(O)/milter/smimectl_revocation.o $(O)/milter/smimectl_cacheinit.o \
              $(O)/milter/smimectl_cache.o
 UNIT_SRCS := $(sort $(wildcard tests/unit/check_*.c))
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(O)/tests/%)
@@ -62,7 +71,7 @@ PROGS     := $(BINDIR)/smime-milter $(BINDIR)/smimectl
 
 .PHONY: all deps check check-run check-unit check-e2e check-asan check-valgrind \
         check-valgrind-run check-fresh run run-run demo demo-run install install-user \
-        uninstall deb clean bench bench-run
+        uninstall deb clean bench bench-run fuzz fuzz-build
 all: $(PROGS)
 
 # Keep object files of the test programs (they are intermediate otherwise).
@@ -87,6 +96,25 @@ $(BINDIR)/smimectl: $(CTL_OBJS) $(LIB_A)
 $(O)/tests/check_%: $(O)/tests/unit/check_%.o $(TESTUTIL) $(LIB_A)
 	@mkdir -p $(@D)
 	$(CC) $(LDSAN) $(LDFLAGS) -pthread -o $@ $< $(TESTUTIL) $(LIB_A) $(CHECK_LIBS) $(LIBS)
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c), built by clang into build-fuzz/.
+# make fuzz: each target for FUZZ_SECONDS (default 60); make check replays
+# their corpora and past findings (tests/fuzz/replay.test).
+FUZZ_O       := build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_NAMES   := $(patsubst tests/fuzz/%.c,%,$(sort $(wildcard tests/fuzz/fuzz_*.c)))
+
+$(O)/fuzz/fuzz_%: $(O)/tests/fuzz/fuzz_%.o $(LIB_A)
+	@mkdir -p $(@D)
+	$(CC) -fsanitize=fuzzer,address,undefined $(LDFLAGS) -pthread -o $@ $< $(LIB_A) $(LIBS)
+
+fuzz-build:
+	@command -v clang >/dev/null || { echo "fuzz: clang is missing (make deps installs it)" >&2; exit 1; }
+	@$(MAKE) --no-print-directory O=$(FUZZ_O) CC=clang FUZZ=1 \
+	  $(FUZZ_NAMES:%=$(FUZZ_O)/fuzz/%)
+
+fuzz: deps fuzz-build
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh fuzz
 
 deps:
 	@scripts/deps
@@ -177,7 +205,11 @@ install: all
 	install -d -m 0750 $(DESTDIR)$(STATEDIR)
 	install -d -m 0755 $(DESTDIR)$(DOCDIR)/postfix \
 	  $(DESTDIR)$(DOCDIR)/sendmail \
-	  $(DESTDIR)$(DOCDIR)/systemd
+	  $(DESTDIR)$(DOCDIR)/systemd \
+	  $(DESTDIR)$(DOCDIR)/prometheus
+	install -m 0644 contrib/prometheus/prometheus.yml contrib/prometheus/smime-milter-alerts.yml \
+	  contrib/prometheus/what-to-graph.md \
+	  $(DESTDIR)$(DOCDIR)/prometheus/
 	install -m 0644 README.md contrib/syslog.md conf/smime-milter.conf \
 	  $(DESTDIR)$(DOCDIR)/
 	install -m 0644 contrib/postfix/main.cf contrib/postfix/master.cf \
@@ -240,7 +272,7 @@ uninstall:
 	@echo "kept: $(DESTDIR)$(SYSCONFDIR)/smime-milter (configuration, keys) and $(DESTDIR)$(STATEDIR) (cache)"
 
 clean:
-	rm -rf build build-asan milter/smime-milter milter/smimectl var
+	rm -rf build build-asan build-fuzz milter/smime-milter milter/smimectl var
 
 -include $(LIB_OBJS:.o=.d) $(MILTER_OBJS:.o=.d) $(CTL_OBJS:.o=.d) \
-  $(UNIT_SRCS:%.c=$(O)/%.d) $(TESTUTIL:.o=.d)
+  $(UNIT_SRCS:%.c=$(O)/%.d) $(TESTUTIL:.o=.d) $(FUZZ_NAMES:%=$(O)/tests/fuzz/%.d)

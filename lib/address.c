@@ -1,10 +1,16 @@
 #include "address.h"
+#include "addrlist.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <idn2.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include "buf.h"
 
 sm_status
 addr_normalize(const char *in, char *out, size_t outlen)
@@ -39,46 +45,22 @@ addr_normalize(const char *in, char *out, size_t outlen)
 sm_status
 addr_from_header(const char *value, char *out, size_t outlen)
 {
-	const char *lt = strchr(value, '<');
-	char tmp[512];
-	size_t n;
+	struct alist l;
+	sm_status st;
 
-	if (lt) {
-		const char *gt = strchr(lt, '>');
-		if (gt == NULL)
-			return SM_ERR_PARSE;
-		n = (size_t)(gt - lt - 1);
-		if (n >= sizeof(tmp))
-			return SM_ERR_PARSE;
-		memcpy(tmp, lt + 1, n);
-		tmp[n] = '\0';
-		return addr_normalize(tmp, out, outlen);
+	if (value == NULL)
+		return SM_ERR_PARSE;
+	st = alist_parse(value, &l);
+	if (st == SM_OK && l.al_n != 1)
+		st = SM_ERR_PARSE;
+	if (st == SM_OK) {
+		if (strlen(l.al_addr[0]) >= outlen)
+			st = SM_ERR_PARSE;
+		else
+			strcpy(out, l.al_addr[0]);
 	}
-	/* "bob@x (Bob)" or a bare address: take the first word with an @. */
-	{
-		const char *p = value;
-		while (*p) {
-			const char *w;
-			while (*p && (isspace((unsigned char)*p) || *p == ','))
-				p++;
-			w = p;
-			while (*p && !isspace((unsigned char)*p) && *p != ',' && *p != '(')
-				p++;
-			n = (size_t)(p - w);
-			if (n > 0 && n < sizeof(tmp) && memchr(w, '@', n)) {
-				memcpy(tmp, w, n);
-				tmp[n] = '\0';
-				return addr_normalize(tmp, out, outlen);
-			}
-			if (*p == '(') {
-				while (*p && *p != ')')
-					p++;
-				if (*p)
-					p++;
-			}
-		}
-	}
-	return SM_ERR_PARSE;
+	alist_free(&l);
+	return st;
 }
 
 const char *
@@ -137,7 +119,7 @@ addr_in_domain(const char *addr, const char *domain)
 {
 	const char *d = addr_domain(addr);
 
-	return d && strcasecmp(d, domain) == 0;
+	return d && addr_equal_domain(d, domain);
 }
 
 sm_status
@@ -222,4 +204,276 @@ cidr_match_list(const struct cidr *nets, size_t n, const struct sockaddr *sa)
 		if (cidr_match(&nets[i], sa))
 			return true;
 	return false;
+}
+
+/* ------------------------------------------------------------------ */
+/* Comparison and recipient canonicalisation                            */
+/* ------------------------------------------------------------------ */
+
+/* Length of a valid UTF-8 sequence at p (1 for ASCII), 0 when invalid. */
+static size_t
+utf8_seq(const unsigned char *p)
+{
+	size_t n;
+	uint32_t cp;
+
+	if (p[0] < 0x80)
+		return 1;
+	if (p[0] >= 0xc2 && p[0] <= 0xdf)
+		n = 2, cp = p[0] & 0x1f;
+	else if (p[0] >= 0xe0 && p[0] <= 0xef)
+		n = 3, cp = p[0] & 0x0f;
+	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+		n = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+	    (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+		return 0;
+	return n;
+}
+
+static bool
+utf8_valid(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n;) {
+		size_t k = utf8_seq((const unsigned char *)s + i);
+		if (k == 0 || i + k > n)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
+/* A domain as Postfix routes it: trailing dots dropped, IDNA A-label,
+ * lower case, syntax checked. */
+static sm_status
+canon_domain(const char *d, size_t n, char *out, size_t outlen)
+{
+	char tmp[256];
+	bool ascii = true;
+	char *a = NULL;
+
+	while (n > 0 && d[n - 1] == '.')
+		n--;
+	if (n == 0 || n >= sizeof(tmp) || d[0] == '[')
+		return SM_ERR_PARSE;
+	memcpy(tmp, d, n);
+	tmp[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		ascii = ascii && (unsigned char)tmp[i] < 0x80;
+	if (!ascii) {
+		if (!utf8_valid(tmp, n) ||
+		    idn2_to_ascii_8z(tmp, &a, IDN2_NONTRANSITIONAL | IDN2_NFC_INPUT) != IDN2_OK)
+			return SM_ERR_PARSE;
+		if (strlen(a) >= sizeof(tmp)) {
+			idn2_free(a);
+			return SM_ERR_PARSE;
+		}
+		snprintf(tmp, sizeof(tmp), "%s", a);
+		idn2_free(a);
+	}
+	for (char *p = tmp; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	if (!addr_valid_domain(tmp) || strlen(tmp) >= outlen)
+		return SM_ERR_PARSE;
+	snprintf(out, outlen, "%s", tmp);
+	return SM_OK;
+}
+
+bool
+addr_equal_domain(const char *a, const char *b)
+{
+	char ca[256], cb[256];
+
+	if (canon_domain(a, strlen(a), ca, sizeof(ca)) != SM_OK ||
+	    canon_domain(b, strlen(b), cb, sizeof(cb)) != SM_OK)
+		return strcasecmp(a, b) == 0;
+	return strcmp(ca, cb) == 0;
+}
+
+bool
+addr_equal(const char *a, const char *b)
+{
+	const char *aa = strrchr(a, '@'), *ab = strrchr(b, '@');
+	size_t la, lb;
+
+	if (aa == NULL || ab == NULL)
+		return strcasecmp(a, b) == 0;
+	la = (size_t)(aa - a);
+	lb = (size_t)(ab - b);
+	if (la != lb)
+		return false;
+	/* strncasecmp folds ASCII only in the C locale the daemon runs in;
+	 * do it by hand so that a locale can never fold UTF-8 bytes. */
+	for (size_t i = 0; i < la; i++) {
+		unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+		if (x < 0x80 && y < 0x80 ? tolower(x) != tolower(y) : x != y)
+			return false;
+	}
+	return addr_equal_domain(aa + 1, ab + 1);
+}
+
+/* RFC 5322 atext, plus '.' (dot-atom); UTF-8 (RFC 6531) allowed. */
+static bool
+local_is_dot_atom(const char *l, size_t n)
+{
+	if (n == 0 || l[0] == '.' || l[n - 1] == '.')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)l[i];
+		if (c == '.' && l[i + 1] == '.')
+			return false;
+		if (c < 0x80 && !isalnum(c) && !strchr("!#$%&'*+-/=?^_`{|}~.", c))
+			return false;
+	}
+	return true;
+}
+
+/* Split "local@domain" (no brackets, no route) into an unquoted local part
+ * and the domain text. quoted tells whether the local part was quoted. */
+static sm_status
+canon_split(const char *s, char *local, size_t llen, const char **dom, bool *quoted)
+{
+	size_t n = 0;
+	const char *p = s;
+
+	*quoted = *s == '"';
+	if (*quoted) {
+		for (p = s + 1; *p && *p != '"'; p++) {
+			if (*p == '\\' && p[1])
+				p++;
+			if (n + 1 >= llen)
+				return SM_ERR_PARSE;
+			local[n++] = *p;
+		}
+		if (*p != '"' || (p[1] != '@' && p[1] != '\0'))
+			return SM_ERR_PARSE;
+		*dom = p[1] == '@' ? p + 2 : NULL;
+	} else {
+		const char *at = strrchr(s, '@');
+		n = at ? (size_t)(at - s) : strlen(s);
+		if (n + 1 >= llen)
+			return SM_ERR_PARSE;
+		memcpy(local, s, n);
+		*dom = at ? at + 1 : NULL;
+	}
+	local[n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)local[i] < 0x20 || local[i] == 0x7f)
+			return SM_ERR_PARSE;
+	return n > 0 && utf8_valid(local, n) ? SM_OK : SM_ERR_PARSE;
+}
+
+/* local@domain into out, quoting the local part when it needs it and
+ * lowercasing ASCII. */
+static sm_status
+canon_join(const char *local, const char *domain, char *out, size_t outlen)
+{
+	struct buf b = BUF_INIT;
+	size_t n = strlen(local);
+	sm_status st = SM_OK;
+	bool q = !local_is_dot_atom(local, n);
+
+	if (q)
+		st = buf_append_char(&b, '"');
+	for (size_t i = 0; i < n && st == SM_OK; i++) {
+		unsigned char c = (unsigned char)local[i];
+		if (q && (c == '"' || c == '\\'))
+			st = buf_append_char(&b, '\\');
+		if (st == SM_OK)
+			st = buf_append_char(&b, (char)(c < 0x80 ? tolower(c) : c));
+	}
+	if (st == SM_OK && q)
+		st = buf_append_char(&b, '"');
+	if (st == SM_OK)
+		st = buf_printf(&b, "@%s", domain);
+	if (st == SM_OK && b.len >= outlen)
+		st = SM_ERR_PARSE;
+	if (st == SM_OK)
+		snprintf(out, outlen, "%s", buf_cstr(&b));
+	buf_free(&b);
+	return st;
+}
+
+/* Resolve "site!user" and "user%site" in local (in place) the way Postfix's
+ * swap_bangpath and allow_percent_hack do; dom receives the new domain.
+ * Returns true when something was resolved. */
+static sm_status
+canon_hack(char *local, char *dom, size_t domlen, bool *routed)
+{
+	for (int round = 0; round < 16; round++) {
+		char *bang = strchr(local, '!'), *pct = strrchr(local, '%');
+		char *site, *user;
+
+		if (bang) {
+			*bang = '\0';
+			site = local;
+			user = bang + 1;
+		} else if (pct) {
+			*pct = '\0';
+			site = pct + 1;
+			user = local;
+		} else {
+			return SM_OK;
+		}
+		if (*user == '\0' || canon_domain(site, strlen(site), dom, domlen) != SM_OK)
+			return SM_ERR_PARSE;
+		memmove(local, user, strlen(user) + 1);
+		*routed = true;
+	}
+	return SM_ERR_PARSE;
+}
+
+sm_status
+addr_canonical(const char *in, char *out, size_t outlen, char *literal, size_t litlen,
+    unsigned *flags)
+{
+	char s[512], local[512], dom[256] = "";
+	const char *d, *p = in;
+	size_t n;
+	bool quoted, routed = false;
+	sm_status st;
+
+	*flags = 0;
+	if (litlen)
+		literal[0] = '\0';
+	while (isspace((unsigned char)*p))
+		p++;
+	n = strlen(p);
+	while (n > 0 && isspace((unsigned char)p[n - 1]))
+		n--;
+	if (n >= 2 && p[0] == '<' && p[n - 1] == '>')
+		p++, n -= 2;
+	else if (n > 0 && (p[0] == '<' || p[n - 1] == '>'))
+		return SM_ERR_PARSE;
+	if (n == 0 || n >= sizeof(s))
+		return SM_ERR_PARSE;
+	memcpy(s, p, n);
+	s[n] = '\0';
+	p = s;
+	if (*p == '@') { /* source route "@a,@b:": Postfix drops it */
+		const char *colon = strchr(p, ':');
+		if (colon == NULL)
+			return SM_ERR_PARSE;
+		p = colon + 1;
+	}
+	if ((st = canon_split(p, local, sizeof(local), &d, &quoted)) != SM_OK)
+		return st;
+	if (d && (st = canon_domain(d, strlen(d), dom, sizeof(dom))) != SM_OK)
+		return st;
+	if (d && litlen && canon_join(local, dom, literal, litlen) != SM_OK)
+		return SM_ERR_PARSE;
+	if ((st = canon_hack(local, dom, sizeof(dom), &routed)) != SM_OK)
+		return st;
+	if (dom[0] == '\0')
+		return SM_ERR_NOTFOUND; /* a local name: "postmaster" */
+	if (routed)
+		*flags |= ADDR_CANON_ROUTED;
+	return canon_join(local, dom, out, outlen);
 }

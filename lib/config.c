@@ -22,10 +22,13 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "keycache.h"
+#include "sender.h"
 
-enum sch_type { T_BOOL, T_STR, T_INT, T_ENUM, T_STRLIST, T_MODE, T_GROUP, T_POLICY };
+enum sch_type { T_BOOL, T_STR, T_INT, T_ENUM, T_STRLIST, T_MODE, T_GROUP, T_POLICY,
+	T_LIST /* a list of groups: array at off, count at count_off, element size in max */ };
 enum sch_check { C_NONE, C_SOCKET, C_AUTHSERV, C_DOMAINS, C_CIDRS, C_NONEMPTY,
-	C_FILE_EXISTS, C_RULE_ADDR, C_HEADER_NAME };
+	C_FILE_EXISTS, C_RULE_ADDR, C_HEADER_NAME, C_LDAP_FILTER, C_CONNINFO };
 
 struct schema {
 	const char *name;
@@ -50,7 +53,9 @@ static const char *const digest_names[] = { "sha256", "sha384", "sha512", NULL }
 static const char *const format_names[] = { "detached", "opaque", NULL };
 static const char *const on_error_names[] = { "tempfail", "accept", NULL };
 static const char *const decrypt_names[] = { "off", "harvest", "deliver", NULL };
-static const char *const backend_names[] = { "sqlite", NULL };
+static const char *const backend_names[] = { "sqlite", "postgresql", NULL };
+static const char *const rev_check_names[] = { "off", "soft", "hard", NULL };
+static const char *const unauth_names[] = { "reject", "unsigned", NULL };
 
 #define OUT(f) offsetof(struct cfg_outbound, f)
 #define CFG(f) offsetof(struct config, f)
@@ -69,6 +74,9 @@ static const struct schema outbound_schema[] = {
 	{ "subject_tag", T_STR, OUT(subject_tag), "[encrypt]", 0, 0, NULL, NULL, C_NONE, 0, 0 },
 	{ "trigger_header", T_STR, OUT(trigger_header), "X-Encrypt", 0, 0, NULL, NULL, C_HEADER_NAME, 0, 0 },
 	{ "on_error", T_ENUM, OUT(on_error), "tempfail", 0, 0, on_error_names, NULL, C_NONE, CFG_SET_ON_ERROR, 0 },
+	{ "sender_login_map", T_STR, OUT(sender_login_map), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "trusted_relays", T_STRLIST, OUT(trusted_relays), "", 0, 0, NULL, NULL, C_CIDRS, 0, OUT(n_trusted_relays) },
+	{ "unauthorised_sender", T_ENUM, OUT(unauthorised_sender), "reject", 0, 0, unauth_names, NULL, C_NONE, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
@@ -81,6 +89,9 @@ static const struct schema policy_schema[] = {
 static const struct schema cache_schema[] = {
 	{ "backend", T_ENUM, CFG(cache_backend), "sqlite", 0, 0, backend_names, NULL, C_NONE, 0, 0 },
 	{ "path", T_STR, CFG(cache_path), "/var/lib/smime-milter/cache.db", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "conninfo", T_STR, CFG(cache_conninfo), NULL, 0, 0, NULL, NULL, C_CONNINFO, 0, 0 },
+	{ "max_stale", T_INT, CFG(cache_max_stale), "3600", 0, 7 * 86400, NULL, NULL, C_NONE, 0, 0 },
+	{ "outbox_dir", T_STR, CFG(cache_outbox_dir), "/var/lib/smime-milter/outbox", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
@@ -97,10 +108,56 @@ static const struct schema inbound_schema[] = {
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
+#define LDAP(f) offsetof(struct cfg_ldap, f)
+static const struct schema ldap_schema[] = {
+	{ "domains", T_STRLIST, LDAP(domains), NULL, 0, 0, NULL, NULL, C_RULE_ADDR, 0, LDAP(n_domains) },
+	{ "uri", T_STR, LDAP(uri), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "base", T_STR, LDAP(base), "", 0, 0, NULL, NULL, C_NONE, 0, 0 },
+	{ "filter", T_STR, LDAP(filter), "(mail=%s)", 0, 0, NULL, NULL, C_LDAP_FILTER, 0, 0 },
+	{ "bind_dn", T_STR, LDAP(bind_dn), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "password_file", T_STR, LDAP(password_file), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
+static const struct schema smimea_schema[] = {
+	{ "enabled", T_BOOL, CFG(smimea_enabled), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
+	{ "resolver", T_STR, CFG(smimea_resolver), "127.0.0.1", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "trust_anchor_file", T_STR, CFG(smimea_trust_anchor_file), "/usr/share/dns/root.key", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "stub_zone", T_STR, CFG(smimea_stub_zone), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
+static const struct schema discovery_schema[] = {
+	{ "budget_ms", T_INT, CFG(discovery_budget_ms), "300", 10, 60000, NULL, NULL, C_NONE, 0, 0 },
+	{ "negative_ttl", T_INT, CFG(discovery_negative_ttl), "3600", 0, 7 * 86400, NULL, NULL, C_NONE, 0, 0 },
+	{ "ldap", T_LIST, CFG(discovery_ldap), NULL, 0, (long long)sizeof(struct cfg_ldap), NULL, ldap_schema, C_NONE, 0, CFG(n_discovery_ldap) },
+	{ "smimea", T_GROUP, 0, NULL, 0, 0, NULL, smimea_schema, C_NONE, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
+#define REV(f) offsetof(struct cfg_revocation, f)
+static const struct schema revocation_schema[] = {
+	{ "check", T_ENUM, REV(check), "soft", 0, 0, rev_check_names, NULL, C_NONE, 0, 0 },
+	{ "grace_days", T_INT, REV(grace_days), "3", 0, 3650, NULL, NULL, C_NONE, 0, 0 },
+	{ "timeout_ms", T_INT, REV(timeout_ms), "2000", 100, 60000, NULL, NULL, C_NONE, 0, 0 },
+	{ "proxy", T_STR, REV(proxy), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
 #define MIB (1024LL * 1024)
 static const struct schema limits_schema[] = {
 	{ "max_message_size", T_INT, CFG(max_message_size), "52428800", 64 * 1024, 2048 * MIB, NULL, NULL, C_NONE, 0, 0 },
 	{ "spool_threshold", T_INT, CFG(spool_threshold), "1048576", 4096, 2048 * MIB, NULL, NULL, C_NONE, 0, 0 },
+	{ "inbound_cpu_ms", T_INT, CFG(inbound_cpu_ms), "2000", 10, 600000, NULL, NULL, C_NONE, 0, 0 },
+	{ "max_signers", T_INT, CFG(max_signers), "4", 1, 64, NULL, NULL, C_NONE, 0, 0 },
+	{ "max_certs", T_INT, CFG(max_certs), "50", 1, 1000, NULL, NULL, C_NONE, 0, 0 },
+	{ "max_digest_algorithms", T_INT, CFG(max_digest_algorithms), "16", 1, 256, NULL, NULL, C_NONE, 0, 0 },
+	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
+};
+
+static const struct schema metrics_schema[] = {
+	{ "listen", T_STR, CFG(metrics_listen), NULL, 0, 0, NULL, NULL, C_SOCKET, 0, 0 },
+	{ "token_file", T_STR, CFG(metrics_token_file), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
@@ -121,8 +178,12 @@ static const struct schema top_schema[] = {
 	{ "inbound", T_GROUP, 0, NULL, 0, 0, NULL, inbound_schema, C_NONE, 0, 0 },
 	{ "policy", T_POLICY, 0, NULL, 0, 0, NULL, policy_schema, C_NONE, 0, 0 },
 	{ "limits", T_GROUP, 0, NULL, 0, 0, NULL, limits_schema, C_NONE, 0, 0 },
+	{ "revocation", T_GROUP, CFG(revocation), NULL, 0, 0, NULL, revocation_schema, C_NONE, 0, 0 },
 	{ "log_debug", T_BOOL, CFG(log_debug), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
 	{ "log_file", T_STR, CFG(log_file), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
+	{ "discovery", T_GROUP, 0, NULL, 0, 0, NULL, discovery_schema, C_NONE, 0, 0 },
+	{ "metrics", T_GROUP, 0, NULL, 0, 0, NULL, metrics_schema, C_NONE, 0, 0 },
+	{ "warn_expiry_days", T_INT, CFG(warn_expiry_days), "30", 0, 3650, NULL, NULL, C_NONE, 0, 0 },
 	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
 };
 
@@ -234,6 +295,10 @@ check_value(enum sch_check c, const char *v, char *msg, size_t len)
 		return NULL;
 	case C_NONEMPTY:
 		return *v ? NULL : "must not be empty";
+	case C_CONNINFO:
+		if (*v == '\0')
+			return "must not be empty";
+		return keycache_conninfo_check(v, msg, len) == SM_OK ? NULL : msg;
 	case C_SOCKET: {
 		const char *p;
 		char *end, conv[512];
@@ -297,6 +362,14 @@ check_value(enum sch_check c, const char *v, char *msg, size_t len)
 			if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == ':')
 				return "not a valid header field name";
 		return NULL;
+	case C_LDAP_FILTER: {
+		const char *p = strstr(v, "%s");
+
+		if (v[0] != '(' || p == NULL || strchr(p + 2, '%') != NULL ||
+		    memchr(v, '%', (size_t)(p - v)) != NULL)
+			return "expected an LDAP filter in parentheses with exactly one %s";
+		return NULL;
+	}
 	}
 	return NULL;
 }
@@ -400,12 +473,54 @@ apply_default(struct loadctx *lc, const struct schema *e, char *base)
 			apply_default(lc, s, base + e->off);
 		break;
 	case T_POLICY:
+	case T_LIST:
 		break;
 	}
 }
 
 static void load_group(struct loadctx *lc, config_setting_t *grp, const struct schema *tab,
     char *base, const char *prefix, struct config *cfg);
+static void load_list(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
+    const char *path);
+static void load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
+    const char *path, struct config *cfg);
+
+/* Members a rule's revocation group leaves out, until rev_inherit fills
+ * them from the global group (which may come later in the file). */
+#define REV_UNSET_INT UINT64_MAX
+#define REV_UNSET_CHECK (-1)
+
+static void
+rule_revocation(struct loadctx *lc, struct cfg_policy *r, config_setting_t *m, const char *path)
+{
+	const struct schema e = { "revocation", T_GROUP, 0, NULL, 0, 0, NULL, revocation_schema,
+		C_NONE, 0, 0 };
+
+	r->has_rev = true;
+	*(int *)&r->rev.check = REV_UNSET_CHECK;
+	r->rev.grace_days = r->rev.timeout_ms = REV_UNSET_INT;
+	load_one(lc, &e, m, (char *)&r->rev, path, NULL);
+}
+
+static void
+rev_inherit(struct loadctx *lc, struct config *c)
+{
+	for (size_t i = 0; i < c->n_policy; i++) {
+		struct cfg_revocation *rv = &c->policy[i].rev;
+
+		if (!c->policy[i].has_rev)
+			continue;
+		if (*(int *)&rv->check == REV_UNSET_CHECK)
+			rv->check = c->revocation.check;
+		if (rv->grace_days == REV_UNSET_INT)
+			rv->grace_days = c->revocation.grace_days;
+		if (rv->timeout_ms == REV_UNSET_INT)
+			rv->timeout_ms = c->revocation.timeout_ms;
+		if (rv->proxy == NULL && c->revocation.proxy &&
+		    (rv->proxy = strdup(c->revocation.proxy)) == NULL)
+			lc->oom = 1;
+	}
+}
 
 /* Read one setting into its field. path is the dotted key for messages. */
 static void
@@ -533,6 +648,9 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 		}
 		load_group(lc, s, e->sub, base + e->off, path, cfg);
 		return;
+	case T_LIST:
+		load_list(lc, e, s, base, path);
+		return;
 	case T_POLICY: {
 		int n = config_setting_length(s);
 
@@ -573,6 +691,8 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 						load_one(lc, o, m, (char *)&r->o, kpath, NULL);
 						r->set |= o->setbit;
 					}
+				if (strcmp(name, "revocation") == 0)
+					rule_revocation(lc, r, m, kpath);
 			}
 			if ((config_setting_get_member(el, "recipient") == NULL) ==
 			    (config_setting_get_member(el, "sender") == NULL))
@@ -581,6 +701,47 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 		}
 		return;
 	}
+	}
+}
+
+/* A list of groups ( { … }, … ), each read with e->sub into an element of
+ * e->max bytes (defaults applied first). */
+static void
+load_list(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
+    const char *path)
+{
+	int n = config_setting_length(s);
+	size_t *count = (size_t *)(base + e->count_off);
+	char **arr = (char **)(base + e->off);
+
+	if (config_setting_type(s) != CONFIG_TYPE_LIST) {
+		lc_error(lc, config_setting_source_line(s), path,
+		    "expected a list of groups ( { … }, … ); got %s", type_name(config_setting_type(s)));
+		return;
+	}
+	if ((*arr = calloc((size_t)n + 1, (size_t)e->max)) == NULL) {
+		lc->oom = 1;
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
+		char *item = *arr + (size_t)i * (size_t)e->max;
+		char ipath[128];
+
+		snprintf(ipath, sizeof(ipath), "%s[%d]", path, i + 1);
+		(*count)++;
+		for (const struct schema *m = e->sub; m->name; m++)
+			apply_default(lc, m, item);
+		if (config_setting_type(el) != CONFIG_TYPE_GROUP) {
+			lc_error(lc, config_setting_source_line(el), ipath, "expected a group { … }; got %s",
+			    type_name(config_setting_type(el)));
+			continue;
+		}
+		load_group(lc, el, e->sub, item, ipath, NULL);
+		if (e->sub == ldap_schema && (config_setting_get_member(el, "uri") == NULL ||
+		    config_setting_get_member(el, "domains") == NULL))
+			lc_error(lc, config_setting_source_line(el), ipath,
+			    "a directory needs uri and domains");
 	}
 }
 
@@ -611,8 +772,9 @@ load_group(struct loadctx *lc, config_setting_t *grp, const struct schema *tab, 
 			snprintf(path, sizeof(path), "%s", name);
 		if (e == NULL) {
 			/* policy rules may also carry outbound keys */
-			if (tab == policy_schema && schema_find(outbound_schema, name) &&
-			    schema_find(outbound_schema, name)->setbit)
+			if (tab == policy_schema && ((schema_find(outbound_schema, name) &&
+			    schema_find(outbound_schema, name)->setbit) ||
+			    strcmp(name, "revocation") == 0))
 				continue;
 			lc_error(lc, config_setting_source_line(s), path, "unknown key");
 			continue;
@@ -655,6 +817,8 @@ outbound_free(struct cfg_outbound *o)
 {
 	free(o->subject_tag);
 	free(o->trigger_header);
+	free(o->sender_login_map);
+	free(o->trusted_relays);
 }
 
 static void
@@ -673,15 +837,36 @@ config_free(struct config *c)
 	free(c->internal_hosts);
 	strv_free(c->outbound_daemons);
 	free(c->cache_path);
+	free(c->cache_conninfo);
+	free(c->cache_outbox_dir);
 	free(c->keys_dir);
 	free(c->trust_ca_file);
+	free(c->metrics_listen);
+	free(c->metrics_token_file);
 	outbound_free(&c->outbound);
+	sender_map_free(c->sender_map);
 	for (size_t i = 0; i < c->n_policy; i++) {
 		free(c->policy[i].recipient);
 		free(c->policy[i].sender);
 		outbound_free(&c->policy[i].o);
+		free(c->policy[i].rev.proxy);
 	}
+	free(c->revocation.proxy);
 	free(c->policy);
+	for (size_t i = 0; i < c->n_discovery_ldap; i++) {
+		struct cfg_ldap *l = &c->discovery_ldap[i];
+
+		strv_free(l->domains);
+		free(l->uri);
+		free(l->base);
+		free(l->filter);
+		free(l->bind_dn);
+		free(l->password_file);
+	}
+	free(c->discovery_ldap);
+	free(c->smimea_resolver);
+	free(c->smimea_trust_anchor_file);
+	free(c->smimea_stub_zone);
 	free(c);
 }
 
@@ -746,6 +931,23 @@ unclosed_quote_line(FILE *f)
 	return st == STR ? line : 0;
 }
 
+/* Read outbound.sender_login_map now, so that -n and a reload see a missing
+ * or broken map as a configuration error at the key's line. */
+static void
+load_sender_map(struct loadctx *lc, config_t *cf, struct config *c)
+{
+	config_setting_t *s = config_lookup(cf, "outbound.sender_login_map");
+	char err[512];
+	sm_status st;
+
+	st = sender_map_load(c->outbound.sender_login_map, &c->sender_map, err, sizeof(err));
+	if (st == SM_ERR_NOMEM)
+		lc->oom = 1;
+	else if (st != SM_OK)
+		lc_error(lc, s ? config_setting_source_line(s) : 0, "outbound.sender_login_map", "%s",
+		    err);
+}
+
 sm_status
 config_load(const char *path, struct config **out, struct config_errors *errs)
 {
@@ -784,6 +986,7 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 		return SM_ERR_NOMEM;
 	}
 	load_group(&lc, config_root_setting(&cf), top_schema, (char *)c, "", c);
+	rev_inherit(&lc, c);
 
 	/* Checks across keys. */
 	if (c->spool_threshold > c->max_message_size) {
@@ -792,12 +995,20 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 		    "must not exceed limits.max_message_size (%llu)",
 		    (unsigned long long)c->max_message_size);
 	}
+	if (c->cache_backend == CFG_BACKEND_POSTGRESQL && c->cache_conninfo == NULL &&
+	    config_lookup(&cf, "cache.conninfo") == NULL) {
+		config_setting_t *s = config_lookup(&cf, "cache.backend");
+		lc_error(&lc, s ? config_setting_source_line(s) : 0, "cache.conninfo",
+		    "must be set when cache.backend is \"postgresql\"");
+	}
 	if (c->trust_ca_file && config_lookup(&cf, "trust.ca_file") == NULL) {
 		char msg[512];
 		const char *why = check_value(C_FILE_EXISTS, c->trust_ca_file, msg, sizeof(msg));
 		if (why)
 			lc_error(&lc, 0, "trust.ca_file", "(default) %s", why);
 	}
+	if (c->outbound.sender_login_map)
+		load_sender_map(&lc, &cf, c);
 	config_destroy(&cf);
 	if ((c->file = strdup(path)) == NULL)
 		lc.oom = 1;
@@ -831,21 +1042,32 @@ config_unref(struct config *c)
 static void
 keys_collect(const struct schema *tab, const char *prefix, const char **out, size_t *n)
 {
-	static char names[64][48];
+	static char names[128][48];
 
 	for (; tab->name; tab++) {
-		if (tab->type == T_GROUP || tab->type == T_POLICY) {
-			keys_collect(tab->sub, tab->name, out, n);
+		if (tab->type == T_GROUP || tab->type == T_POLICY || tab->type == T_LIST) {
+			char sub[48];
+
+			if (*prefix)
+				snprintf(sub, sizeof(sub), "%s.%s", prefix, tab->name);
+			else
+				snprintf(sub, sizeof(sub), "%s", tab->name);
+			keys_collect(tab->sub, sub, out, n);
 			if (tab->type == T_POLICY)
 				for (const struct schema *o = outbound_schema; o->name; o++)
-					if (o->setbit && *n < 63) {
+					if (o->setbit && *n < 127) {
 						snprintf(names[*n], sizeof(names[0]), "policy.%s", o->name);
 						out[*n] = names[*n];
 						(*n)++;
 					}
+			if (tab->type == T_POLICY && *n < 127) {
+				snprintf(names[*n], sizeof(names[0]), "policy.revocation");
+				out[*n] = names[*n];
+				(*n)++;
+			}
 			continue;
 		}
-		if (*n >= 63)
+		if (*n >= 127)
 			return;
 		if (*prefix)
 			snprintf(names[*n], sizeof(names[0]), "%s.%s", prefix, tab->name);
@@ -856,7 +1078,7 @@ keys_collect(const struct schema *tab, const char *prefix, const char **out, siz
 	}
 }
 
-static const char *config_key_list[64];
+static const char *config_key_list[128];
 
 static void
 config_keys_init(void)
@@ -901,7 +1123,7 @@ rule_matches(const char *pattern, const char *addr)
 		return false;
 	if (pattern[0] == '@')
 		return addr_in_domain(addr, pattern + 1);
-	return strcasecmp(pattern, addr) == 0;
+	return addr_equal(pattern, addr);
 }
 
 void
@@ -942,6 +1164,37 @@ config_outbound_for(const struct config *cfg, const char *sender, const char *rc
 	}
 }
 
+const struct cfg_revocation *
+config_revocation_for(const struct config *cfg, const char *sender, const char *rcpt)
+{
+	for (size_t i = 0; i < cfg->n_policy; i++) {
+		const struct cfg_policy *r = &cfg->policy[i];
+
+		if (!(rule_matches(r->recipient, rcpt) || rule_matches(r->sender, sender)))
+			continue;
+		return r->has_rev ? &r->rev : &cfg->revocation;
+	}
+	return &cfg->revocation;
+}
+
+const char *
+config_rev_check_name(enum cfg_rev_check c)
+{
+	return rev_check_names[c];
+}
+
+char *
+config_revocation_store(const struct config *cfg)
+{
+	struct buf b = BUF_INIT;
+
+	if (buf_printf(&b, "%s.revocation", cfg->cache_path) != SM_OK) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
 bool
 config_is_internal(const struct config *cfg, const char *addr)
 {
@@ -961,4 +1214,17 @@ config_daemon_uid(const struct config *cfg)
 	    getpwnam_r(cfg->user, &pwd, buf, sizeof(buf), &pw) == 0 && pw)
 		return pw->pw_uid;
 	return geteuid();
+}
+
+const char *
+config_cache_backend(const struct config *c)
+{
+	return backend_names[c->cache_backend];
+}
+
+const char *
+config_cache_target(const struct config *c)
+{
+	return c->cache_backend == CFG_BACKEND_POSTGRESQL ? c->cache_conninfo
+							  : c->cache_path;
 }

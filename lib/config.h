@@ -35,7 +35,20 @@ enum cfg_digest { CFG_DIGEST_SHA256, CFG_DIGEST_SHA384, CFG_DIGEST_SHA512 };
 enum cfg_sign_format { CFG_SIGN_DETACHED, CFG_SIGN_OPAQUE };
 enum cfg_on_error { CFG_ON_ERROR_TEMPFAIL, CFG_ON_ERROR_ACCEPT };
 enum cfg_decrypt { CFG_DECRYPT_OFF, CFG_DECRYPT_HARVEST, CFG_DECRYPT_DELIVER };
-enum cfg_backend { CFG_BACKEND_SQLITE };
+enum cfg_backend { CFG_BACKEND_SQLITE, CFG_BACKEND_POSTGRESQL };
+enum cfg_rev_check { CFG_REV_OFF, CFG_REV_SOFT, CFG_REV_HARD };
+
+/* Revocation checking (global, or a policy rule's own). See
+ * smime-milter.conf(5) for what soft and hard mean exactly. */
+struct cfg_revocation {
+	enum cfg_rev_check check;
+	uint64_t grace_days;    /* hard: how long "unknown" is tolerated */
+	uint64_t timeout_ms;    /* one fetch, connect to last byte */
+	char *proxy;            /* NULL: none (libcurl's environment ignored) */
+};
+enum cfg_unauthorised { CFG_UNAUTH_REJECT, CFG_UNAUTH_UNSIGNED };
+
+struct sender_map;
 
 /* The outbound settings; a policy rule overrides some of them. */
 struct cfg_outbound {
@@ -51,6 +64,12 @@ struct cfg_outbound {
 	char *subject_tag;      /* "" disables the subject trigger */
 	char *trigger_header;   /* "" disables the header trigger */
 	enum cfg_on_error on_error;
+	/* Sender authorisation for personal signatures (sender.h); global
+	 * only, never set by a policy rule. */
+	char *sender_login_map;           /* path, or NULL */
+	struct cidr *trusted_relays;
+	size_t n_trusted_relays;
+	enum cfg_unauthorised unauthorised_sender;
 };
 
 /* Bits of struct cfg_policy.set: which outbound keys a rule overrides. */
@@ -72,6 +91,20 @@ struct cfg_policy {
 	char *sender;           /* likewise; exactly one of the two is set */
 	unsigned set;           /* CFG_SET_* bits */
 	struct cfg_outbound o;  /* only the fields named in set are meaningful */
+	bool has_rev;           /* the rule has a revocation group: rev */
+	struct cfg_revocation rev; /* unset members come from the global one */
+	int line;
+};
+
+/* One LDAP directory to look recipients' certificates up in (discovery). */
+struct cfg_ldap {
+	char **domains;         /* "@partner.example" or "addr@dom", lowercased */
+	size_t n_domains;
+	char *uri;
+	char *base;
+	char *filter;           /* one %s: the escaped address */
+	char *bind_dn;          /* NULL: anonymous */
+	char *password_file;    /* the bind password: first line */
 	int line;
 };
 
@@ -91,6 +124,10 @@ struct config {
 	size_t n_outbound_daemons;
 	enum cfg_backend cache_backend;
 	char *cache_path;
+	char *cache_conninfo;	 /* postgresql: libpq connection string */
+	uint64_t cache_max_stale; /* seconds the local copy serves while the
+				     database is down */
+	char *cache_outbox_dir;	 /* writes waiting for the database */
 	char *keys_dir;
 	char *trust_ca_file;
 	bool trust_allow_self_signed;
@@ -102,8 +139,26 @@ struct config {
 	size_t n_policy;
 	uint64_t max_message_size;
 	uint64_t spool_threshold;
+	struct cfg_revocation revocation;
+	uint64_t inbound_cpu_ms;        /* CPU budget of one inbound message */
+	uint64_t max_signers;           /* SignerInfos, digestAlgorithms and */
+	uint64_t max_digest_algorithms; /* certificates one signature may */
+	uint64_t max_certs;             /* hold (counted before decoding) */
 	bool log_debug;
 	char *log_file;             /* NULL: syslog only; "-": stderr too */
+	/* discovery (lib/discover.h) */
+	uint64_t discovery_budget_ms;
+	uint64_t discovery_negative_ttl;
+	struct cfg_ldap *discovery_ldap;
+	size_t n_discovery_ldap;
+	bool smimea_enabled;
+	char *smimea_resolver;
+	char *smimea_trust_anchor_file;
+	char *smimea_stub_zone;
+	char *metrics_listen;       /* NULL: no metrics endpoint */
+	char *metrics_token_file;   /* NULL: no bearer token asked */
+	uint64_t warn_expiry_days;
+	struct sender_map *sender_map; /* outbound.sender_login_map, read at load */
 
 	int refs;                   /* atomically updated; see config_ref() */
 };
@@ -147,7 +202,21 @@ const char *config_decrypt_name(enum cfg_decrypt d);
 void config_outbound_for(const struct config *cfg, const char *sender,
     const char *rcpt, struct cfg_outbound *out, int *rule_line);
 
+/* The revocation settings for a sender/recipient pair: the first
+ * matching rule's (as config_outbound_for), else the global ones. */
+const struct cfg_revocation *config_revocation_for(const struct config *cfg,
+    const char *sender, const char *rcpt);
+const char *config_rev_check_name(enum cfg_rev_check c);
+/* Where revocation results are kept: the cache path + ".revocation"
+ * (malloc'd; NULL on allocation failure). */
+char *config_revocation_store(const struct config *cfg);
+
 /* Is the address in one of internal_domains? */
 bool config_is_internal(const struct config *cfg, const char *addr);
+
+/* What keycache_open wants for c's cache group: the backend's name
+ * ("sqlite", "postgresql") and its target (cache.path or cache.conninfo). */
+const char *config_cache_backend(const struct config *c);
+const char *config_cache_target(const struct config *c);
 
 #endif

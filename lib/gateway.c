@@ -19,11 +19,20 @@
 #include <openssl/x509.h>
 
 #include "address.h"
+#include "bcc.h"
 #include "clock.h"
+#include "recipient.h"
+#include "subject.h"
+#include "cmscheck.h"
 #include "harvest.h"
+#include "discover.h"
 #include "keycache.h"
 #include "keystore.h"
 #include "log.h"
+#include "revstore.h"
+#include "revworker.h"
+#include "metrics.h"
+#include "refusals.h"
 #include "smime.h"
 #include "trust.h"
 #include "x509util.h"
@@ -105,6 +114,7 @@ tempfail(struct gw_result *r, const char *qid, const char *why)
 {
 	log_qid(LOG_ERR, qid, "temporary failure: %s", why);
 	r->verdict = POL_TEMPFAIL;
+	metrics_message(METRICS_OUTBOUND, METRICS_TEMPFAILED);
 	buf_reset(&r->summary);
 	buf_printf(&r->summary, "tempfail: %s", why);
 	return set_reply(&r->reply, "451", "4.7.0",
@@ -144,18 +154,25 @@ struct rcpt_key {
 	char addr[320];
 	X509 *cert;        /* owned; NULL when none usable */
 	caps_t caps;
-	char reason[KC_REASON_SIZE];
+	char reason[KC_REASON_SIZE + DISC_TEXT_SIZE];
 };
 
 static sm_status
-lookup_rcpt(const struct gw_env *env, const char *addr, struct rcpt_key *rk)
+lookup_rcpt(const struct gw_env *env, const char *sender, const char *addr,
+    struct rcpt_key *rk)
 {
+	/* Revocation: the selection rule's last usability condition. */
+	struct revstore_hook_arg ra = { env->rs, config_revocation_for(env->cfg, sender, addr) };
+	struct kc_hook hook = { revstore_hook, &ra };
 	sm_status st;
+	uint64_t t0 = metrics_now();
 
 	memset(rk, 0, sizeof(*rk));
 	snprintf(rk->addr, sizeof(rk->addr), "%s", addr);
-	st = keycache_select(env->kc, addr, env_store(env), env->cfg->trust_allow_self_signed,
-	    &rk->cert, &rk->caps, rk->reason, sizeof(rk->reason));
+	st = keycache_select_hook(env->kc, addr, env_store(env),
+	    env->cfg->trust_allow_self_signed, env->rs ? &hook : NULL, &rk->cert, &rk->caps,
+	    rk->reason, sizeof(rk->reason));
+	metrics_observe(METRICS_STAGE_RCPT_LOOKUP, t0);
 	if (st == SM_ERR_NOKEY || st == SM_ERR_PARSE || (st == SM_OK && rk->cert == NULL)) {
 		if (rk->reason[0] == '\0')
 			snprintf(rk->reason, sizeof(rk->reason), "no certificate exchanged");
@@ -164,46 +181,144 @@ lookup_rcpt(const struct gw_env *env, const char *addr, struct rcpt_key *rk)
 	return st;
 }
 
+/* No usable certificate in the cache: ask the directories and DNS (see
+ * discover.h), where the pair's policy would encrypt at all. */
+static sm_status
+rcpt_discover(const struct gw_env *env, const char *s, const char *r, struct rcpt_key *rk,
+    struct disc_outcome *d)
+{
+	struct cfg_outbound o;
+	sm_status st;
+
+	memset(d, 0, sizeof(*d));
+	config_outbound_for(env->cfg, s, r, &o, NULL);
+	if (env->disc == NULL || o.encrypt == CFG_ENCRYPT_NEVER)
+		return SM_OK;
+	if ((st = discover_rcpt(env->disc, NULL, r, env->kc, env_store(env),
+		 env->cfg->trust_allow_self_signed, d)) != SM_OK)
+		return st;
+	if (d->result == DISC_FOUND) {
+		X509_free(rk->cert);
+		return lookup_rcpt(env, s, r, rk);
+	}
+	if (d->result == DISC_NOT_FOUND) {
+		size_t o = strlen(rk->reason);
+
+		if (snprintf(rk->reason + o, sizeof(rk->reason) - o, " and none is published (asked %s)",
+			d->sources) < 0)
+			rk->reason[o] = '\0';
+	}
+	return SM_OK;
+}
+
+/* A refusal for want of a key while a look-up failed for now: 451 4.7.1,
+ * so the client retries instead of bouncing. */
+static sm_status
+rcpt_lookup_tempfail(const char *r, const struct disc_outcome *d, struct pol_rcpt_decision *out)
+{
+	char l1[600];
+	const char *lines[2] = { l1, "Please try again later." };
+
+	if (snprintf(l1, sizeof(l1), "Encrypted delivery to <%s> is required, but its certificate "
+		"could not be looked up just now (%s).", r, d->why) < 0)
+		l1[0] = '\0';
+	policy_reply_free(&out->reply);
+	out->verdict = POL_TEMPFAIL;
+	if (snprintf(out->log, sizeof(out->log), "certificate look-up failed: %s", d->why) < 0)
+		out->log[0] = '\0';
+	return policy_reply_set(&out->reply, "451", "4.7.1", lines, 2);
+}
+
+/* A recipient refused for lack of a usable certificate: counted and
+ * noted for `smimectl refused`. */
+static void
+refused(const struct gw_env *env, const char *sender, const char *rcpt, const char *reason)
+{
+	metrics_refusal(metrics_refusal_class(reason));
+	if (refusals_note(env->rf, rcpt, sender, reason, clock_now()) != SM_OK)
+		log_msg(LOG_WARNING, "cannot note the refusal of %s in the refusal log", rcpt);
+}
+
 sm_status
 gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
     const struct pol_treatment *first, struct pol_rcpt_decision *out)
 {
-	char s[320] = "", r[320];
+	char s[320] = "", r[320], why[800];
 	struct rcpt_key rk;
 	struct pol_lookup lk;
+	struct disc_outcome disc = { .result = DISC_SKIPPED };
 	sm_status st;
 
 	memset(out, 0, sizeof(*out));
-	if (addr_normalize(rcpt, r, sizeof(r)) != SM_OK) {
+	memset(&rk, 0, sizeof(rk));
+	addr_normalize(sender, s, sizeof(s));
+	st = recipient_classify(env->cfg, s, rcpt, r, sizeof(r), why, sizeof(why));
+	if (st == SM_ERR_NOTFOUND) {
 		/* Not an address we can look up (a local alias, say): let the
 		 * MTA judge it; it can never be encrypted to. */
 		out->verdict = POL_ACCEPT;
 		snprintf(out->log, sizeof(out->log), "not a domain address");
 		return SM_OK;
 	}
-	addr_normalize(sender, s, sizeof(s));
-	if ((st = lookup_rcpt(env, r, &rk)) != SM_OK)
+	if (st == SM_ERR_PARSE) {
+		out->verdict = POL_REJECT;
+		snprintf(out->log, sizeof(out->log), "unclassifiable address: %.160s", why);
+		return set_reply(&out->reply, "550", "5.7.1", why);
+	}
+	if (st != SM_OK)
 		return st;
+	if ((st = lookup_rcpt(env, s, r, &rk)) == SM_ERR_DB) {
+		/* The shared cache is down and its local copy has no answer:
+		 * whether this recipient must be encrypted to is unknown, so
+		 * neither 550 nor plaintext; the client retries. */
+		X509_free(rk.cert);
+		out->verdict = POL_TEMPFAIL;
+		snprintf(out->log, sizeof(out->log), "key cache unavailable");
+		return set_reply(&out->reply, "451", "4.3.0",
+		    "key cache unavailable, try again later");
+	}
+	if (st != SM_OK ||
+	    (rk.cert == NULL && (st = rcpt_discover(env, s, r, &rk, &disc)) != SM_OK)) {
+		X509_free(rk.cert);
+		return st;
+	}
 	lk.has_cert = rk.cert != NULL;
 	lk.key_type = rk.cert ? pol_key_of(rk.cert) : POL_KEY_NONE;
 	lk.reason = rk.reason;
 	st = policy_rcpt(env->cfg, s, r, &lk, first, out);
+	if (st == SM_OK && !lk.has_cert && out->verdict != POL_ACCEPT &&
+	    disc.result == DISC_TEMPFAIL)
+		st = rcpt_lookup_tempfail(r, &disc, out);
+	if (st == SM_OK && out->verdict != POL_ACCEPT && !lk.has_cert && strcmp(out->log, rk.reason) == 0)
+		refused(env, s, r, rk.reason);
 	X509_free(rk.cert);
 	return st;
 }
 
-/* Does the Subject carry the tag (case-insensitive)? Returns its offset. */
-static const char *
-subject_tag_at(const char *subject, const char *tag)
+sm_status
+gw_rcpt_bcc(const char *sender, const char *rcpt, size_t accepted, bool *solo,
+    struct pol_rcpt_decision *out)
 {
-	size_t tl = strlen(tag);
+	char s[320] = "", r[320], lit[320], line[800];
+	unsigned flags;
 
-	if (tl == 0 || subject == NULL)
-		return NULL;
-	for (const char *p = subject; *p; p++)
-		if (strncasecmp(p, tag, tl) == 0)
-			return p;
-	return NULL;
+	if (out->verdict != POL_ACCEPT)
+		return SM_OK;
+	addr_normalize(sender, s, sizeof(s));
+	if (addr_canonical(rcpt, r, sizeof(r), lit, sizeof(lit), &flags) != SM_OK)
+		snprintf(r, sizeof(r), "%s", rcpt);
+	if (!*solo && !bcc_memo_has(s, r, clock_now()))
+		return SM_OK;
+	if (!*solo && accepted == 0) {
+		*solo = true; /* a blind copy, first of its transaction: it goes alone */
+		return SM_OK;
+	}
+	out->verdict = POL_TEMPFAIL;
+	snprintf(out->log, sizeof(out->log), "%s", *solo ?
+	    "after a blind copy: retried in a transaction of its own" :
+	    "blind copy: retried in a transaction of its own");
+	snprintf(line, sizeof(line), "%s: S/MIME gateway: %s, please retry", r, out->log);
+	return set_reply(&out->reply, "452", "4.7.0", line);
 }
 
 static bool
@@ -252,7 +367,10 @@ outbound_existing_smime(const struct mime_headers *hdrs, const unsigned char *bo
 
 		if (mime_decode_body(root, &der) == SM_OK)
 			ct = smime_content_type(der.data, der.len);
-		if (ct == SMIME_CT_ENVELOPED || ct == SMIME_CT_AUTH_ENVELOPED)
+		/* "Already encrypted" only for a complete envelope: a body that
+		 * merely starts like one is plaintext (and encrypted here). */
+		if ((ct == SMIME_CT_ENVELOPED || ct == SMIME_CT_AUTH_ENVELOPED) &&
+		    cmscheck_complete_envelope(der.data, der.len))
 			k = MIME_SMIME_ENVELOPED;
 		else if (ct == SMIME_CT_SIGNED)
 			k = MIME_SMIME_SIGNED_OPAQUE;
@@ -296,6 +414,7 @@ struct outbound {
 	struct pol_msg_rcpt *pr;
 	struct mime_headers outer, content, newhdrs;
 	struct buf entity, der, newbody, inner;
+	struct buf subject;   /* the Subject without the tag */
 	STACK_OF(X509) *rcpt_certs;
 };
 
@@ -313,7 +432,26 @@ outbound_free(struct outbound *o)
 	buf_free(&o->der);
 	buf_free(&o->newbody);
 	buf_free(&o->inner);
+	buf_free(&o->subject);
 	sk_X509_free(o->rcpt_certs);
+}
+
+/* Our own signing certificate: queued for the revocation worker like any
+ * other; a revoked one still signs (the key is ours, and refusing mail
+ * would not help), but every message says so in the log, for the admin to
+ * import the renewed key. */
+static void
+own_revocation(const struct gw_env *env, const char *qid, const char *from,
+    const struct keystore_key *k)
+{
+	struct cfg_revocation soft = env->cfg->revocation;
+	char why[KC_REASON_SIZE];
+
+	if (env->rs == NULL || soft.check == CFG_REV_OFF || k == NULL || k->cert == NULL)
+		return;
+	soft.check = CFG_REV_SOFT;
+	if (!revstore_usable(env->rs, &soft, k->cert, k->chain, clock_now(), why, sizeof(why)))
+		log_qid(LOG_WARNING, qid, "signing as %s with a revoked certificate: %s", from, why);
 }
 
 /* Sign the canonical entity into newhdrs/newbody. */
@@ -326,14 +464,141 @@ outbound_sign(struct outbound *o, const struct cfg_outbound *set,
 	bool detached = set->sign_format == CFG_SIGN_DETACHED;
 	sm_status st;
 
+	uint64_t t0 = metrics_now();
+
 	buf_reset(&o->der);
 	st = smime_sign(&sk, md, detached, o->entity.data, o->entity.len, &o->der, err, errlen);
+	metrics_observe(METRICS_STAGE_SIGN, t0);
 	if (st != SM_OK)
 		return st;
 	if (detached)
 		return mime_build_signed(o->entity.data, o->entity.len, o->der.data, o->der.len,
 		    smime_micalg(md), &o->newhdrs, &o->newbody);
 	return mime_build_pkcs7(o->der.data, o->der.len, "signed-data", &o->newhdrs, &o->newbody);
+}
+
+/* The domain key for the From (or envelope sender) domain, or NULL. */
+static const struct keystore_key *
+domain_signer(const struct gw_env *env, const char *addr)
+{
+	const char *d = addr_domain(addr);
+	char who[300];
+	long i;
+
+	if (d == NULL || env->ks == NULL)
+		return NULL;
+	snprintf(who, sizeof(who), "@%s", d);
+	i = keystore_pick(env->ks, who, clock_now(), NULL);
+	return i < 0 ? NULL : keystore_key_at(env->ks, (size_t)i);
+}
+
+/*
+ * May the personal key chosen for from sign this message? (sender.h)
+ * Unauthorised: under unauthorised_sender = reject, out becomes a 550 5.7.1
+ * refusal; under "unsigned", *signer becomes the domain key (or NULL).
+ * from is "" when the From header does not hold exactly one mailbox.
+ */
+static sm_status
+outbound_authorise(const struct gw_env *env, const struct gw_msg *m, const char *from,
+    const char *sender, const struct keystore_key **signer, struct gw_result *out)
+{
+	const struct cfg_outbound *ob = &env->cfg->outbound;
+	struct sender_verdict v;
+	char l1[1024], l2[1024];
+	const char *lines[2] = { l1, l2 };
+	const char *shown = *from ? from : "the From address";
+
+	sender_authorise(env->cfg->sender_map, ob->trusted_relays, ob->n_trusted_relays, m->who,
+	    from, sender, &v);
+	if (v.ok) {
+		log_qid(LOG_INFO, m->qid, "personal signature for %s authorised: %s", from, v.rule);
+		return SM_OK;
+	}
+	if (ob->unauthorised_sender == CFG_UNAUTH_REJECT) {
+		out->verdict = POL_REJECT;
+		buf_printf(&out->summary, "rejected %s: unauthorised sender, %s", shown, v.rule);
+		snprintf(l1, sizeof(l1), "%s may not send as %s: %s", v.who, shown, v.rule);
+		snprintf(l2, sizeof(l2), "Only %s itself (its login, or a login the sender login map "
+		    "lists for it) or a trusted relay may send mail signed as it", shown);
+		return policy_reply_set(&out->reply, "550", "5.7.1", lines, 2);
+	}
+	*signer = domain_signer(env, *from ? from : sender);
+	log_qid(LOG_NOTICE, m->qid, "%s may not sign as %s (%s): personal signature left out%s",
+	    v.who, shown, v.rule, *signer ? ", signed with the domain key" : "");
+	return SM_OK;
+}
+
+/*
+ * Would a blind recipient share the envelope with another one (bcc.h)?
+ * Then the message is deferred once (451 4.7.0) and the blind recipients
+ * are remembered, so that the retry gives each a transaction of its own.
+ */
+static sm_status
+outbound_bcc(const struct gw_msg *m, const struct outbound *o, const char *sender,
+    struct gw_result *out)
+{
+	char **addrs;
+	bool *blind;
+	size_t nenc = 0, nblind = 0;
+	sm_status st;
+
+	for (size_t i = 0; i < o->nrk; i++)
+		nenc += o->rk[i].cert != NULL;
+	if (nenc < 2) {
+		/* alone in its envelope: a remembered blind copy is done */
+		for (size_t i = 0; i < o->nrk; i++)
+			if (o->rk[i].cert != NULL)
+				bcc_memo_del(sender, o->rk[i].addr);
+		return SM_OK;
+	}
+	addrs = calloc(o->nrk, sizeof(*addrs));
+	blind = calloc(o->nrk, sizeof(*blind));
+	if (addrs == NULL || blind == NULL) {
+		free(addrs);
+		free(blind);
+		return SM_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < o->nrk; i++)
+		addrs[i] = (char *)o->rk[i].addr;
+	if ((st = bcc_find(m->hdrs, addrs, o->nrk, blind)) == SM_OK) {
+		for (size_t i = 0; i < o->nrk; i++) {
+			if (!blind[i] || o->rk[i].cert == NULL)
+				continue;
+			bcc_memo_add(sender, o->rk[i].addr, clock_now());
+			buf_printf(&out->summary, "%s%s", nblind++ ? ", " : "deferred: blind copies ",
+			    o->rk[i].addr);
+		}
+	}
+	free(addrs);
+	free(blind);
+	if (st != SM_OK || nblind == 0)
+		return st;
+	buf_printf(&out->summary, " would share an envelope with other recipients: retried one "
+	    "transaction each");
+	out->verdict = POL_TEMPFAIL;
+	return set_reply(&out->reply, "451", "4.7.0", "S/MIME gateway: blind copies (Bcc) get "
+	    "encrypted mail of their own; please retry, each will be sent separately");
+}
+
+/* The log line of a message refused at end of data: the recipients the
+ * refusal names (those that need encryption and have no key), or the
+ * treatment conflict. */
+static void
+outbound_refusal_summary(const struct gw_env *env, const char *sender, const struct outbound *o,
+    size_t n, bool triggered, const struct pol_plan *plan, struct buf *s)
+{
+	const struct config *cfg = env->cfg;
+	size_t k = 0;
+
+	buf_printf(s, "%s", plan->verdict == POL_REJECT ? "rejected" : "deferred");
+	for (size_t i = 0; i < n; i++)
+		if (!o->pr[i].lk.has_cert &&
+		    policy_needs_encryption(cfg, sender, o->pr[i].addr, triggered)) {
+			buf_printf(s, "%s %s: %s", k++ ? "," : "", o->pr[i].addr, o->pr[i].lk.reason);
+			refused(env, sender, o->pr[i].addr, o->pr[i].lk.reason);
+		}
+	if (k == 0)
+		buf_printf(s, " rcpts=%zu: recipients need different treatment", n);
 }
 
 sm_status
@@ -343,7 +608,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	struct outbound o;
 	struct pol_plan plan;
 	const char *subject = mime_headers_get(m->hdrs, "Subject");
-	const char *tag_at = NULL;
+	bool tagged = false;
 	const struct keystore_key *signer = NULL;
 	bool domain_key = false, no_key = false;
 	bool triggered = false, by_header = false, sign, encrypt;
@@ -353,6 +618,8 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	struct smime_choice choice = { SMIME_CIPHER_AUTO, false, false, "" };
 	bool sender_copy = false;
 	size_t nenc = 0;
+	bool from_ok = true, unauthorised = false;
+	uint64_t t_enc;
 	sm_status st;
 
 	memset(out, 0, sizeof(*out));
@@ -363,13 +630,17 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	addr_normalize(m->sender, sender, sizeof(sender));
 	{
 		const char *from = mime_headers_get(m->hdrs, "From");
-		if (from == NULL || addr_from_header(from, o.from, sizeof(o.from)) != SM_OK)
+		if (from == NULL || addr_from_header(from, o.from, sizeof(o.from)) != SM_OK) {
 			snprintf(o.from, sizeof(o.from), "%s", sender);
+			from_ok = false;
+		}
 	}
 
 	/* The sender's own request for encryption. */
-	if (cfg->outbound.subject_tag[0] &&
-	    (tag_at = subject_tag_at(subject, cfg->outbound.subject_tag)) != NULL) {
+	if ((st = subject_untag(m->qid, subject, cfg->outbound.subject_tag, &tagged,
+		 &o.subject)) != SM_OK)
+		goto fail;
+	if (tagged) {
 		triggered = true;
 		trigger_what = "requested with the subject tag";
 	}
@@ -392,10 +663,14 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	for (size_t i = 0; i < m->nrcpts; i++) {
 		char r[320];
 
-		if (addr_normalize(m->rcpts[i], r, sizeof(r)) != SM_OK)
+		char why[800];
+
+		if (recipient_classify(cfg, sender, m->rcpts[i], r, sizeof(r), why, sizeof(why)) != SM_OK)
 			snprintf(r, sizeof(r), "%s", m->rcpts[i]);
-		if ((st = lookup_rcpt(env, r, &o.rk[i])) != SM_OK)
+		if ((st = lookup_rcpt(env, sender, r, &o.rk[i])) != SM_OK)
 			goto fail;
+		if (o.rk[i].cert == NULL && strstr(o.rk[i].reason, "revo") != NULL)
+			log_qid(LOG_NOTICE, m->qid, "not encrypted to %s: %s", r, o.rk[i].reason);
 		o.nrk++;
 		o.pr[i].addr = o.rk[i].addr;
 		o.pr[i].lk.has_cert = o.rk[i].cert != NULL;
@@ -408,20 +683,25 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		out->verdict = plan.verdict;
 		out->reply = plan.reply;
 		memset(&plan.reply, 0, sizeof(plan.reply));
-		buf_printf(&out->summary, "%s", plan.verdict == POL_REJECT ? "rejected" : "deferred");
-		for (size_t i = 0, k = 0; i < m->nrcpts; i++)
-			if (!o.pr[i].lk.has_cert)
-				buf_printf(&out->summary, "%s %s: %s", k++ ? "," : "", o.pr[i].addr,
-				    o.pr[i].lk.reason);
+		outbound_refusal_summary(env, sender, &o, m->nrcpts, triggered, &plan, &out->summary);
+		metrics_message(METRICS_OUTBOUND,
+		    plan.verdict == POL_REJECT ? METRICS_REFUSED : METRICS_TEMPFAILED);
 		goto done;
 	}
 	sign = plan.sign;
 	encrypt = plan.encrypt;
+	if (encrypt && (st = outbound_bcc(m, &o, sender, out)) != SM_OK)
+		goto fail;
+	if (out->verdict != POL_ACCEPT) {
+		metrics_message(METRICS_OUTBOUND, METRICS_TEMPFAILED);
+		goto done;
+	}
 
 	existing = outbound_existing_smime(m->hdrs, m->body, m->body_len);
 	if (existing == MIME_SMIME_ENVELOPED) {
 		buf_printf(&out->summary, "outbound already encrypted by the client, unchanged rcpts=%zu",
 		    m->nrcpts);
+		metrics_message(METRICS_OUTBOUND, METRICS_UNCHANGED);
 		goto done;
 	}
 	if (existing != MIME_SMIME_NONE)
@@ -438,16 +718,31 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 			st = SM_ERR_NOKEY;
 			goto crypto_fail;
 		}
+		if (signer && !domain_key && m->who) {
+			const struct keystore_key *personal = signer;
+
+			if ((st = outbound_authorise(env, m, from_ok ? o.from : "", sender, &signer,
+				 out)) != SM_OK)
+				goto fail;
+			if (out->verdict != POL_ACCEPT) {
+				metrics_message(METRICS_OUTBOUND, METRICS_REFUSED);
+				goto done;
+			}
+			unauthorised = signer != personal;
+		}
 		if (signer == NULL) {
 			log_qid(LOG_NOTICE, m->qid, "no signing key for %s: not signed", o.from);
 			sign = false;
 			no_key = true;
 		}
 	}
+	if (sign)
+		own_revocation(env, m->qid, o.from, signer);
 	if (!sign && !encrypt) {
 		buf_printf(&out->summary, "outbound unchanged (%s) rcpts=%zu",
 		    existing != MIME_SMIME_NONE ? "signed by the client" :
 		    no_key ? "sender has no key" : "nothing to do", m->nrcpts);
+		metrics_message(METRICS_OUTBOUND, METRICS_UNCHANGED);
 		goto done;
 	}
 
@@ -490,7 +785,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		/* The sender's copy joins only an envelope of its own key type. */
 		if (plan.o.encrypt_to_sender) {
 			const struct keystore_key *own = signer;
-			if (own == NULL &&
+			if (own == NULL && !unauthorised &&
 			    keystore_signer(env->ks, o.from, clock_now(), &own, NULL) != SM_OK)
 				own = NULL;
 			if (own && nenc > 0 && key_type_of(own->cert) == kt[0]) {
@@ -525,9 +820,11 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		if (st != SM_OK)
 			goto crypto_fail;
 		buf_reset(&o.der);
+		t_enc = metrics_now();
 		if ((st = smime_encrypt(o.rcpt_certs, choice.cipher, choice.oaep, o.inner.data,
 			 o.inner.len, &o.der, err, sizeof(err))) != SM_OK)
 			goto crypto_fail;
+		metrics_observe(METRICS_STAGE_ENCRYPT, t_enc);
 		buf_free(&o.inner);
 		mime_headers_free(&o.newhdrs);
 		buf_free(&o.newbody);
@@ -543,28 +840,9 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	if (by_header &&
 	    (st = edit_delete_where(out, m->hdrs, is_named, cfg->outbound.trigger_header)) != SM_OK)
 		goto fail;
-	if (tag_at && encrypt) {
-		struct buf s = BUF_INIT;
-		size_t tl = strlen(cfg->outbound.subject_tag);
-		const char *rest = tag_at + tl;
-		char *u;
-
-		/* "Re: [encrypt] plans" becomes "Re: plans", not "Re:  plans":
-		 * the tag takes the whitespace after it along. */
-		if (tag_at == subject || tag_at[-1] == ' ' || tag_at[-1] == '\t')
-			while (*rest == ' ' || *rest == '\t')
-				rest++;
-		buf_append(&s, subject, (size_t)(tag_at - subject));
-		buf_append_str(&s, rest);
-		u = mime_header_unfold(buf_cstr(&s));
-		buf_free(&s);
-		if (u == NULL || (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, u)) != SM_OK) {
-			free(u);
-			st = SM_ERR_NOMEM;
-			goto fail;
-		}
-		free(u);
-	}
+	if (tagged && encrypt &&
+	    (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, buf_cstr(&o.subject))) != SM_OK)
+		goto fail;
 	if (mime_headers_get(m->hdrs, "MIME-Version") == NULL &&
 	    (st = edit_add(out, GW_HDR_ADD, "MIME-Version", 0, "1.0")) != SM_OK)
 		goto fail;
@@ -582,6 +860,8 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	memset(&o.newbody, 0, sizeof(o.newbody));
 	buf_printf(&out->summary, "outbound %s%s%s", sign ? "signed" : "",
 	    sign && encrypt ? "+" : "", encrypt ? "encrypted" : "");
+	metrics_message(METRICS_OUTBOUND, !encrypt ? METRICS_SIGNED :
+	    sign ? METRICS_SIGNED_ENCRYPTED : METRICS_ENCRYPTED);
 	if (encrypt)
 		buf_printf(&out->summary, " cipher=%s%s", smime_cipher_name(choice.cipher),
 		    choice.oaep ? " oaep" : "");
@@ -615,6 +895,7 @@ crypto_fail:
 	gw_result_free(out);
 	out->verdict = POL_ACCEPT;
 	buf_printf(&out->summary, "outbound unsigned after a signing failure rcpts=%zu", m->nrcpts);
+	metrics_message(METRICS_OUTBOUND, METRICS_PASSED_ON_ERROR);
 	st = SM_OK;
 	goto done;
 
@@ -670,26 +951,64 @@ skip_cfws(const char *p)
 	return p;
 }
 
-/* Does this Authentication-Results header claim our authserv-id? Comments
- * before the id (RFC 8601 allows them) do not hide the claim. */
+/* The authserv-id as a reader sees it, from p (after CFWS): a quoted string
+ * unquoted (quoted pairs resolved, blanks at either end trimmed; without its
+ * closing quote, up to the first ';'), or the token up to ';', blank or
+ * comment; then one trailing dot (the DNS root) dropped. False when it does
+ * not fit in n bytes. */
+static bool
+authserv_read(const char *p, char *out, size_t n)
+{
+	size_t len = 0, start = 0;
+	bool quoted = *p == '"', closed = false;
+	char *semi;
+
+	for (p += quoted; *p != '\0'; p++) {
+		if (quoted && *p == '"') {
+			closed = true;
+			break;
+		}
+		if (!quoted && (*p == ';' || *p == ' ' || *p == '\t' || *p == '('))
+			break;
+		if (quoted && *p == '\\' && p[1] != '\0')
+			p++;
+		if (len + 1 >= n)
+			return false;
+		out[len++] = *p;
+	}
+	out[len] = '\0';
+	if (quoted && !closed && (semi = strchr(out, ';')) != NULL)
+		len = (size_t)(semi - out);
+	while (len > 0 && (out[len - 1] == ' ' || out[len - 1] == '\t'))
+		len--;
+	while (start < len && (out[start] == ' ' || out[start] == '\t'))
+		start++;
+	if (len > start && out[len - 1] == '.')
+		len--;
+	out[len] = '\0';
+	memmove(out, out + start, len - start + 1);
+	return true;
+}
+
+/* Does this Authentication-Results header claim our authserv-id? Compared
+ * as a reader compares it (authserv_read, any case); comments before the id
+ * (RFC 8601 allows them) do not hide the claim. */
 static bool
 is_our_results(const struct mime_header *h, const void *arg)
 {
 	const char *id = arg;
-	size_t idl = strlen(id);
+	char theirs[256], ours[256];
 	char *v;
-	const char *p;
-	bool ours;
+	bool claim;
 
 	if (!field_is(h->name, "Authentication-Results"))
 		return false;
 	if ((v = mime_header_unfold(h->value)) == NULL)
 		return true; /* cannot read it: cannot trust it either */
-	p = skip_cfws(v);
-	ours = strncasecmp(p, id, idl) == 0 &&
-	    (p[idl] == ';' || p[idl] == ' ' || p[idl] == '\t' || p[idl] == '(' || p[idl] == '\0');
+	claim = authserv_read(skip_cfws(v), theirs, sizeof(theirs)) &&
+	    authserv_read(id, ours, sizeof(ours)) && strcasecmp(theirs, ours) == 0;
 	free(v);
-	return ours;
+	return claim;
 }
 
 static bool
@@ -811,6 +1130,33 @@ has_envelope_part(const struct mime_entity *e)
 	return false;
 }
 
+/* The configured bounds on one signature's work. */
+static const struct smime_limits *
+verify_limits(const struct gw_env *env, struct smime_limits *lim)
+{
+	lim->max_signers = (size_t)env->cfg->max_signers;
+	lim->max_digests = (size_t)env->cfg->max_digest_algorithms;
+	lim->max_certs = (size_t)env->cfg->max_certs;
+	return lim;
+}
+
+/* Has this message used up limits.inbound_cpu_ms? Then it is judged no
+ * further: r->over_budget, and r->what says so. */
+static bool
+budget_spent(const struct gw_env *env, struct gw_report *r)
+{
+	uint64_t used = clock_cpu_ms() - r->cpu_start;
+
+	if (r->over_budget)
+		return true;
+	if (env->cfg->inbound_cpu_ms == 0 || used <= env->cfg->inbound_cpu_ms)
+		return false;
+	r->over_budget = true;
+	snprintf(r->what, sizeof(r->what), "CPU budget of %llu ms spent after %llu ms",
+	    (unsigned long long)env->cfg->inbound_cpu_ms, (unsigned long long)used);
+	return true;
+}
+
 /* Verify a detached signature (multipart/signed e) into slot s. SM_OK with
  * s->vr holding a verdict; SM_ERR_PARSE (r->what says why) when the
  * signature cannot even be read. */
@@ -818,8 +1164,10 @@ static sm_status
 verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
     const struct mime_entity *e)
 {
+	struct smime_limits lim;
 	const unsigned char *c;
 	size_t clen;
+	uint64_t t0;
 	sm_status st;
 
 	s->kind = MIME_SMIME_SIGNED_DETACHED;
@@ -833,8 +1181,10 @@ verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
 	buf_reset(&r->tmp);
 	if ((st = crlf_view(e->parts[0]->raw, e->parts[0]->raw_len, &r->tmp, &c, &clen)) != SM_OK)
 		return st;
-	st = smime_verify(r->der.data, r->der.len, c, clen, env_store(env),
-	    env->cfg->trust_allow_self_signed, &s->vr, NULL);
+	t0 = metrics_now();
+	st = smime_verify_bounded(r->der.data, r->der.len, c, clen, env_store(env),
+	    env->cfg->trust_allow_self_signed, verify_limits(env, &lim), &s->vr, NULL);
+	metrics_observe(METRICS_STAGE_VERIFY, t0);
 	s->verified = st == SM_OK;
 	if (st == SM_ERR_PARSE)
 		snprintf(r->what, sizeof(r->what), "%s", s->vr.reason);
@@ -847,11 +1197,15 @@ static sm_status
 verify_opaque(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
     const unsigned char *der, size_t n, struct buf *content)
 {
+	struct smime_limits lim;
 	sm_status st;
 
+	uint64_t t0 = metrics_now();
+
 	s->kind = MIME_SMIME_SIGNED_OPAQUE;
-	st = smime_verify(der, n, NULL, 0, env_store(env), env->cfg->trust_allow_self_signed,
-	    &s->vr, content);
+	st = smime_verify_bounded(der, n, NULL, 0, env_store(env),
+	    env->cfg->trust_allow_self_signed, verify_limits(env, &lim), &s->vr, content);
+	metrics_observe(METRICS_STAGE_VERIFY, t0);
 	s->verified = st == SM_OK;
 	if (st == SM_ERR_PARSE)
 		snprintf(r->what, sizeof(r->what), "%s", s->vr.reason);
@@ -879,6 +1233,7 @@ open_envelope(const struct gw_env *env, struct gw_report *r)
 	size_t n = 0;
 	char err[256] = "";
 	const char *e;
+	uint64_t t0;
 	sm_status st;
 
 	if (env->ks)
@@ -888,8 +1243,10 @@ open_envelope(const struct gw_env *env, struct gw_report *r)
 		return SM_ERR_NOKEY;
 	}
 	/* struct keystore_key and struct smime_key have the same layout. */
+	t0 = metrics_now();
 	st = smime_decrypt(r->envder.data, r->envder.len, (const struct smime_key *)keys, n,
 	    &r->plain, err, sizeof(err));
+	metrics_observe(METRICS_STAGE_DECRYPT, t0);
 	if (st != SM_OK) {
 		e = err[0] ? err : sm_strstatus(st);
 		if (strncmp(e, "decrypt: ", 9) == 0)
@@ -947,6 +1304,35 @@ judge(const struct gw_env *env, const char *from, const struct smime_verify_resu
 	return harvest_judge(&hi, hv);
 }
 
+/* A signer whose certificate is revoked (by the stored result, or by a
+ * CRL the message itself carries) fails verification and is never
+ * harvested. Only "revoked" counts here: an unknown status harvests (the
+ * outbound selection applies soft or hard later), and the signer is
+ * queued for the worker. */
+static void
+signer_revocation(const struct gw_env *env, struct smime_verify_result *vr,
+    struct harvest_verdict *hv)
+{
+	struct cfg_revocation soft = env->cfg->revocation;
+	char why[KC_REASON_SIZE];
+	time_t now = clock_now();
+
+	if (env->rs == NULL || vr->signer == NULL || soft.check == CFG_REV_OFF)
+		return;
+	if (vr->crls != NULL)
+		revworker_mail_crls(env->rs, vr->crls, vr->certs, vr->signer, now);
+	soft.check = CFG_REV_SOFT;
+	if (revstore_usable(env->rs, &soft, vr->signer, vr->certs, now, why, sizeof(why)))
+		return;
+	vr->status = SMIME_VERIFY_REVOKED;
+	snprintf(vr->reason, sizeof(vr->reason), "signer %s", why);
+	if (hv != NULL) {
+		hv->harvest = false;
+		hv->cert = NULL;
+		snprintf(hv->reason, sizeof(hv->reason), "signer %s", why);
+	}
+}
+
 /* Move the signatures found while walking into the report: the innermost
  * one (over the content) into vr, one around it into outer. */
 static void
@@ -997,6 +1383,8 @@ walk(const struct gw_env *env, struct gw_report *r, bool decrypt)
 	for (;;) {
 		struct gw_sig *s;
 
+		if (budget_spent(env, r))
+			return SM_OK;
 		if (e != NULL) {
 			k = mime_smime_kind(e);
 			if (k == MIME_SMIME_NONE || k == MIME_SMIME_CERTS_ONLY) {
@@ -1148,6 +1536,7 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 	sm_status st;
 
 	memset(r, 0, sizeof(*r));
+	r->cpu_start = clock_cpu_ms();
 	st = mime_parse_message(hdrs, body, len, NULL, &r->root);
 	if (st != SM_OK) {
 		if (st == SM_ERR_NOMEM)
@@ -1159,7 +1548,7 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 	r->kind = mime_smime_kind(r->root);
 	st = walk(env, r, decrypt);
 	settle_signatures(r);
-	if (st != SM_OK)
+	if (st != SM_OK || budget_spent(env, r))
 		return st;
 
 	fromh = mime_headers_get(hdrs, "From");
@@ -1169,10 +1558,14 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 	    (st = judge(env, r->from, &r->vr, &r->judged, &r->hv, r->harvest_note,
 		 sizeof(r->harvest_note))) != SM_OK)
 		return st;
+	if (r->is_signed && r->vr.signature_ok)
+		signer_revocation(env, &r->vr, r->judged ? &r->hv : NULL);
 	if (r->have_outer && r->outer.verified && r->outer.vr.signature_ok &&
 	    (st = judge(env, r->from, &r->outer.vr, &r->outer.judged, &r->outer.hv,
 		 r->outer.harvest_note, sizeof(r->outer.harvest_note))) != SM_OK)
 		return st;
+	if (r->have_outer && r->outer.verified && r->outer.vr.signature_ok)
+		signer_revocation(env, &r->outer.vr, r->outer.judged ? &r->outer.hv : NULL);
 	return SM_OK;
 }
 
@@ -1182,6 +1575,8 @@ ar_result(const struct smime_verify_result *vr)
 {
 	if (vr->status == SMIME_VERIFY_OK)
 		return "pass";
+	if (vr->status == SMIME_VERIFY_REVOKED)
+		return "fail";
 	if (!vr->signature_ok) {
 		if (vr->status == SMIME_VERIFY_MALFORMED ||
 		    vr->status == SMIME_VERIFY_UNSUPPORTED_ALGORITHM ||
@@ -1269,12 +1664,44 @@ ar_resinfo(struct buf *b, const struct smime_verify_result *vr, bool verified, c
 	ar_signer_props(b, vr->signer);
 }
 
+/* The key cache's verdict on a store, logged once: the store that changed
+ * the selected certificate is the only one that reports it. */
+static void
+harvest_log_outcome(const char *qid, const char *from, enum keycache_outcome oc,
+    const char *fp, const char *old_fp)
+{
+	switch (oc) {
+	case KC_SUPERSEDED_OLD:
+		log_qid(LOG_NOTICE, qid, "key change for %s: sha256=%s replaces sha256=%s", from,
+		    fp, old_fp);
+		break;
+	case KC_RENEWED_SAME_KEY:
+		log_qid(LOG_INFO, qid,
+		    "certificate renewed for %s (same key): sha256=%s replaces sha256=%s", from, fp,
+		    old_fp);
+		break;
+	case KC_REFUSED_SELF_SIGNED:
+		log_qid(LOG_WARNING, qid,
+		    "key change refused: self-signed would replace CA-issued for %s: sha256=%s kept, "
+		    "sha256=%s stored unused",
+		    from, old_fp, fp);
+		break;
+	case KC_OLDER_KEPT_AS_HISTORY:
+		log_qid(LOG_INFO, qid, "older certificate for %s kept as history: sha256=%s stays in use",
+		    from, old_fp);
+		break;
+	case KC_INSERTED:
+	case KC_UPDATED: break;
+	}
+}
+
 /* Store what one harvest verdict allows; appends to the summary. */
 static sm_status
 harvest_store(const struct gw_env *env, const char *qid, const char *from, bool judged,
     const struct harvest_verdict *hv, const char *note, const struct smime_verify_result *vr,
     struct buf *summary)
 {
+	struct kc_pairing p;
 	enum keycache_outcome oc;
 	char fp[X509U_FP_SIZE] = "", old_fp[X509U_FP_SIZE] = "";
 	sm_status st;
@@ -1285,19 +1712,26 @@ harvest_store(const struct gw_env *env, const char *qid, const char *from, bool 
 	}
 	if (!hv->harvest) {
 		buf_printf(summary, " not harvested %s: %s", from, hv->reason);
+		metrics_harvest(metrics_harvest_class(hv->reason));
 		return SM_OK;
 	}
-	if ((st = keycache_store(env->kc, hv->cert, vr->certs, from, vr->caps, hv->enc_pref,
-		 KC_SRC_HARVESTED, &oc, old_fp)) != SM_OK)
+	memset(&p, 0, sizeof(p));
+	p.signer = vr->signer;
+	p.enc = hv->cert;
+	p.chain = vr->certs;
+	p.address = from;
+	p.caps = vr->caps;
+	p.signing_time = vr->signing_time;
+	p.assurance = hv->self_signed ? KC_AS_SELF_SIGNED : KC_AS_CA;
+	p.source = KC_SRC_HARVESTED;
+	if ((st = keycache_store_pairing(env->kc, &p, &oc, old_fp)) != SM_OK)
 		return st;
+	metrics_harvest(oc == KC_INSERTED ? METRICS_HARVEST_NEW : oc == KC_UPDATED ? METRICS_HARVEST_SEEN :
+	    oc == KC_OLDER_KEPT_AS_HISTORY || oc == KC_REFUSED_SELF_SIGNED ? METRICS_HARVEST_HISTORY :
+	    METRICS_HARVEST_SUPERSEDED);
 	x509u_fingerprint(hv->cert, fp);
 	buf_printf(summary, " harvested %s sha256=%s", from, fp);
-	if (oc == KC_SUPERSEDED_OLD)
-		log_qid(LOG_NOTICE, qid, "key change for %s: sha256=%s replaces sha256=%s", from,
-		    fp, old_fp);
-	else if (oc == KC_RENEWED_SAME_KEY)
-		log_qid(LOG_INFO, qid, "certificate renewed for %s (same key): sha256=%s replaces sha256=%s",
-		    from, fp, old_fp);
+	harvest_log_outcome(qid, from, oc, fp, old_fp);
 	return SM_OK;
 }
 
@@ -1396,13 +1830,46 @@ out:
 	return st;
 }
 
+/* Plaintext goes only where its author's words may go: the signer's
+ * certificate carries the From address (RFC 8551 §3.4), and the envelope
+ * sender is that address too, so any bounce (ours, or a later hop's, with
+ * RET=FULL) returns the plaintext to its author, never to whoever replayed
+ * the envelope. */
+static bool
+author_conversation(const struct gw_msg *m, const struct gw_report *r, char *why, size_t whylen)
+{
+	char sender[320];
+	const char *shown;
+	bool valid, bracket;
+
+	if (r->from[0] == '\0') {
+		snprintf(why, whylen, "no single From address");
+		return false;
+	}
+	if (r->vr.signer == NULL || !x509u_has_address(r->vr.signer, r->from)) {
+		snprintf(why, whylen, "the signer's certificate does not carry the From address %s",
+		    r->from);
+		return false;
+	}
+	valid = m->sender != NULL && addr_normalize(m->sender, sender, sizeof(sender)) == SM_OK;
+	if (!valid || strcmp(sender, r->from) != 0) {
+		shown = valid ? sender : m->sender ? m->sender : "";
+		bracket = shown[0] != '<';
+		snprintf(why, whylen, "the envelope sender %s%s%s is not the From address %s "
+		    "(a bounce must return to the author)", bracket ? "<" : "", shown,
+		    bracket ? ">" : "", r->from);
+		return false;
+	}
+	return true;
+}
+
 /* May the decrypted content replace the message? Only content whose
  * integrity a signature inside the envelope vouches for: an unsigned or
  * broken CBC envelope may be an attacker's splice of someone else's
  * ciphertext (EFAIL's gadget attack), and the recipient would read it as
  * genuine. */
 static bool
-deliverable(const struct gw_report *r, char *why, size_t whylen)
+deliverable(const struct gw_msg *m, const struct gw_report *r, char *why, size_t whylen)
 {
 	if (r->too_deep) {
 		snprintf(why, whylen, "nested deeper than one envelope and two signatures");
@@ -1426,7 +1893,7 @@ deliverable(const struct gw_report *r, char *why, size_t whylen)
 		snprintf(why, whylen, "the signed content is no MIME entity");
 		return false;
 	}
-	return true;
+	return author_conversation(m, r, why, whylen);
 }
 
 static void
@@ -1486,6 +1953,8 @@ out:
 const char *
 gw_report_result(const struct gw_report *r)
 {
+	if (r->over_budget)
+		return "temperror";
 	if (r->is_signed)
 		return ar_result(&r->vr);
 	if (r->have_vr)
@@ -1555,6 +2024,40 @@ summary_tail(const struct config *cfg, const struct gw_report *r, struct buf *s)
 		buf_printf(s, " [%s]", r->structure);
 }
 
+/* The inbound counters: the smime= result and the decryption. */
+static void
+gw_count_inbound(const struct config *cfg, const struct gw_report *r, const char *result)
+{
+	enum metrics_decrypt_mode mode = cfg->inbound_decrypt == CFG_DECRYPT_DELIVER ?
+	    METRICS_DECRYPT_DELIVER : METRICS_DECRYPT_HARVEST;
+
+	metrics_inbound_result(result);
+	if (r->decrypted)
+		metrics_decryption(mode, METRICS_DECRYPT_OK);
+	else if (r->decrypt_failed)
+		metrics_decryption(mode, r->decrypt_status == SM_ERR_NOKEY ? METRICS_DECRYPT_NO_KEY :
+		    METRICS_DECRYPT_FAILED);
+}
+
+/* The CPU budget ran out: the message passes as received, unjudged, with
+ * smime=temperror (RFC 8601: a later retry may succeed). */
+static sm_status
+inbound_unjudged(const struct config *cfg, const struct gw_report *r, struct gw_result *out)
+{
+	struct buf ar = BUF_INIT;
+	sm_status st = SM_OK;
+
+	buf_printf(&out->summary, "inbound smime=temperror (%s), passed unjudged", r->what);
+	if (cfg->inbound_results_header) {
+		buf_printf(&ar, "%s; smime=temperror", cfg->authserv_id);
+		ar_comment(&ar, r->what);
+		st = buf_cstr(&ar) == NULL ? SM_ERR_NOMEM :
+		    edit_add(out, GW_HDR_INSERT_TOP, "Authentication-Results", 0, buf_cstr(&ar));
+	}
+	buf_free(&ar);
+	return st;
+}
+
 sm_status
 gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out)
 {
@@ -1580,7 +2083,14 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 		gw_report_free(&r);
 		return st;
 	}
+	if (r.over_budget) {
+		gw_count_inbound(cfg, &r, "temperror");
+		st = inbound_unjudged(cfg, &r, out);
+		gw_report_free(&r);
+		return st;
+	}
 	result = gw_report_result(&r);
+	gw_count_inbound(cfg, &r, result);
 	summary_head(&r, &out->summary);
 	if (r.have_vr && cfg->inbound_harvest)
 		harvest_all(env, m, &r, &out->summary);
@@ -1590,7 +2100,7 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 	if (r.decrypted && cfg->inbound_decrypt == CFG_DECRYPT_DELIVER) {
 		size_t nedits = out->nedits;
 
-		ok = deliverable(&r, why, sizeof(why));
+		ok = deliverable(m, &r, why, sizeof(why));
 		if (ok && (st = rcpts_can_open(env, m, &r, &ok, why, sizeof(why))) != SM_OK)
 			goto fail;
 		if (ok && (st = deliver_decrypted(m, &r, out)) != SM_OK) {
@@ -1633,6 +2143,7 @@ gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *o
 	}
 	buf_free(&ar);
 	gw_report_free(&r);
+	metrics_message(METRICS_INBOUND, out->replace_body ? METRICS_DECRYPTED : METRICS_UNCHANGED);
 	return SM_OK;
 fail:
 	buf_free(&ar);

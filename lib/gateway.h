@@ -18,12 +18,15 @@
 #include "harvest.h"
 #include "mime.h"
 #include "policy.h"
+#include "sender.h"
 #include "smime.h"
 #include "status.h"
 
 struct trust;
 struct keystore;
 struct keycache;
+struct discover;
+struct refusals;
 
 /* Everything a message is processed with. Read-only for the gateway; the
  * daemon keeps one per configuration generation. */
@@ -32,6 +35,9 @@ struct gw_env {
 	struct trust *trust;
 	struct keystore *ks;
 	struct keycache *kc;
+	struct discover *disc;  /* key discovery at RCPT; NULL: off */
+	struct revstore *rs;  /* revocation results; NULL: not checked */
+	struct refusals *rf;   /* refusal log; NULL: not kept */
 };
 
 /* One message as the MTA handed it over. */
@@ -43,6 +49,10 @@ struct gw_msg {
 	const struct mime_headers *hdrs;  /* top-level headers, in order */
 	const unsigned char *body;        /* body view (memory or mmap) */
 	size_t body_len;
+	/* Who handed the message over, for the sender authorisation of a
+	 * personal signature (sender.h). The milter always sets it; NULL
+	 * (smimectl, unit tests of other stages) means the caller vouches. */
+	const struct sender_id *who;
 };
 
 enum gw_hdr_op {
@@ -71,10 +81,22 @@ struct gw_result {
 	struct buf summary;         /* the log line after "QUEUEID: " */
 };
 
-/* Decide one recipient at RCPT time: look its certificate up and apply the
- * policy (see policy_rcpt). */
+/* Decide one recipient at RCPT time on the address Postfix will route it
+ * to (addr_canonical): look its certificate up and apply the policy (see
+ * policy_rcpt). A recipient that cannot be classified with certainty while
+ * any rule could require encryption is refused (550 5.7.1). first: the
+ * transaction's treatment so far (the last accepted recipient's
+ * out->treatment), NULL for the first one. */
 sm_status gw_rcpt(const struct gw_env *env, const char *sender, const char *rcpt,
     const struct pol_treatment *first, struct pol_rcpt_decision *out);
+
+/* After gw_rcpt() accepted rcpt: keep blind copies in transactions of
+ * their own (bcc.h). accepted: recipients already accepted in this
+ * transaction; *solo (false at the start of a transaction) is set when this
+ * one is a remembered blind copy accepted first. A recipient that must wait
+ * turns out into a 452 4.7.0. */
+sm_status gw_rcpt_bcc(const char *sender, const char *rcpt, size_t accepted, bool *solo,
+    struct pol_rcpt_decision *out);
 
 /* Sign and/or encrypt an outbound message, or refuse it. Internal errors
  * on a message that needed encryption give TEMPFAIL (451 4.7.0), never
@@ -139,6 +161,9 @@ struct gw_report {
 	 * delivers. NULL when it is no MIME entity. */
 	const struct mime_entity *content_e;
 	bool too_deep;                 /* S/MIME nested deeper than the bound */
+	bool over_budget;              /* limits.inbound_cpu_ms spent: nothing
+	                                * judged (what says so) */
+	uint64_t cpu_start;            /* clock_cpu_ms() when examining began */
 	bool envelope_in_part;         /* an encrypted part inside a multipart,
 	                                * left closed */
 	char structure[200];           /* "enveloped-data > signed-detached >

@@ -241,6 +241,13 @@ harvest_judge(const struct harvest_input *in, struct harvest_verdict *out)
 		return SM_OK;
 	}
 
+	/* Trusted only because the admin allows self-signed certificates? */
+	out->self_signed = in->chain == HARVEST_CHAIN_SELF_SIGNED ||
+			   (x509u_is_self_signed(in->signer) &&
+			    (in->trust == NULL ||
+			     x509u_verify(in->signer, in->certs, in->trust,
+					  false, in->now, NULL) != SM_OK));
+
 	/* 3. */
 	if (!rule_valid_now(in->signer, in->now, why, sizeof(why))) {
 		verdict_reason(out, "%s", why);

@@ -17,8 +17,8 @@
  *   4. an address of the certificate        "no certificate address matches From ADDR"
  *      equals From (SAN rfc822Name; the
  *      subject emailAddress only without
- *      SAN rfc822Name; domain
- *      case-insensitive, local part exact)
+ *      SAN rfc822Name; both sides
+ *      normalised, so case-insensitive)
  *   5. key usage allows encryption          "key usage does not allow encryption",
  *                                           "key type ed25519 cannot encrypt"
  *   6. EKU, when present, has               "extended key usage lacks emailProtection"
@@ -42,7 +42,8 @@
  * usual, so a dual-use signer certificate is still harvested.
  *
  * Rules 1–4 are always about the signer: the signer is who vouches for the
- * address.
+ * address. The key cache stores the pair (signer → harvested certificate):
+ * the preference belongs to the signing certificate that stated it.
  */
 #ifndef SMIME_HARVEST_H
 #define SMIME_HARVEST_H
@@ -87,8 +88,10 @@ struct harvest_verdict {
 	bool harvest;	/* store verdict.cert in the key cache */
 	X509 *cert;	/* borrowed from the input: the signer or a separate
 			   encryption certificate; NULL when !harvest */
-	bool enc_pref;	/* cert is a separate encryption certificate (store it
-			   with the encryption-key-preference flag) */
+	bool enc_pref;	/* cert is a separate encryption certificate: store
+			   the pairing signer → cert */
+	bool self_signed; /* the signer chains only because of
+			     allow_self_signed (keycache: KC_AS_SELF_SIGNED) */
 	char reason[HARVEST_REASON_SIZE]; /* why not, or what was chosen */
 };
 

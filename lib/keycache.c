@@ -26,6 +26,7 @@ struct keycache {
 
 static const struct kc_ops *const backends[] = {
 	&kc_sqlite_ops,
+	&kc_pg_ops,
 };
 
 sm_status
@@ -89,6 +90,7 @@ kc_record_free(struct kc_record *r)
 	x509u_strv_free(r->emails, r->n_emails);
 	free(r->der);
 	free(r->chain);
+	free(r->origin);
 	memset(r, 0, sizeof(*r));
 }
 
@@ -132,6 +134,18 @@ kc_source_name(enum kc_source src)
 	switch (src) {
 	case KC_SRC_HARVESTED: return "harvested";
 	case KC_SRC_IMPORTED: return "imported";
+	case KC_SRC_DISCOVERED: return "discovered";
+	}
+	return "unknown";
+}
+
+const char *
+kc_assurance_name(enum kc_assurance a)
+{
+	switch (a) {
+	case KC_AS_SELF_SIGNED: return "self-signed";
+	case KC_AS_CA: return "ca";
+	case KC_AS_ADMIN: return "admin";
 	}
 	return "unknown";
 }
@@ -145,27 +159,10 @@ keycache_outcome_name(enum keycache_outcome o)
 	case KC_SUPERSEDED_OLD: return "key change";
 	case KC_RENEWED_SAME_KEY: return "renewed with the same key";
 	case KC_OLDER_KEPT_AS_HISTORY: return "older certificate kept as history";
+	case KC_REFUSED_SELF_SIGNED:
+		return "key change refused: self-signed would replace CA-issued";
 	}
 	return "unknown";
-}
-
-/* The status to report: stored status, with an active binding past its
- * notAfter shown as expired. */
-static enum kc_status
-effective_status(const struct kc_record *r, time_t now)
-{
-	if (r->status == KC_ST_ACTIVE && now > r->not_after)
-		return KC_ST_EXPIRED;
-	return r->status;
-}
-
-static void
-records_effective(struct kc_record *v, size_t n, time_t now)
-{
-	size_t i;
-
-	for (i = 0; i < n; i++)
-		v[i].status = effective_status(&v[i], now);
 }
 
 /* DER-encode cert into a fresh buffer. */
@@ -255,7 +252,7 @@ chain_parse(const unsigned char *der, size_t len)
 /* Everything the cache stores about cert, bound to address. */
 static sm_status
 record_from_cert(X509 *cert, STACK_OF(X509) *chain, const char *address,
-		 caps_t caps, bool enc_pref, enum kc_source src, time_t now,
+		 caps_t caps, enum kc_source src, time_t now,
 		 struct kc_record *r)
 {
 	char **emails = NULL;
@@ -278,6 +275,8 @@ record_from_cert(X509 *cert, STACK_OF(X509) *chain, const char *address,
 	    (st = chain_der(cert, chain, &r->chain, &r->chain_len)) != SM_OK)
 		goto fail;
 	r->key_type = x509u_key_type(cert, &r->key_bits);
+	r->can_encrypt = x509u_ku_allows_encryption(cert) &&
+			 x509u_eku_allows_email(cert);
 	if ((st = x509u_addresses(cert, &emails, &n, NULL)) != SM_OK)
 		goto fail;
 	/* Stored normalised (domain lowercased) like every address here. */
@@ -293,7 +292,6 @@ record_from_cert(X509 *cert, STACK_OF(X509) *chain, const char *address,
 		r->n_emails++;
 	}
 	r->caps = caps;
-	r->enc_pref = enc_pref;
 	r->source = src;
 	r->status = KC_ST_ACTIVE;
 	r->first_seen = r->last_seen = now;
@@ -305,144 +303,193 @@ fail:
 	return st;
 }
 
-/* ---- policy ---- */
-
-static bool
-view_expired(const struct kc_binding_view *v, time_t now)
+/* Views of records (pointing into them). */
+static struct kc_binding_view *
+views_of(const struct kc_record *r, size_t n)
 {
-	return now > v->not_after;
-}
-
-/* Does the newcomer replace the active binding r of its class? */
-static bool
-newcomer_wins(const struct kc_binding_view *nw,
-	      const struct kc_binding_view *r, time_t now)
-{
-	if (view_expired(r, now) && !view_expired(nw, now))
-		return true;
-	if (nw->not_before != r->not_before)
-		return nw->not_before > r->not_before;
-	/* Equal notBefore: the longer-lived one; a full tie keeps the
-	 * incumbent, so two certificates seen alternately do not flap and
-	 * log a key change every time. */
-	return nw->not_after > r->not_after;
-}
-
-void
-kc_plan_store(const struct kc_binding_view *existing, size_t n,
-	      const struct kc_binding_view *newcomer, time_t now,
-	      bool *supersede, struct kc_plan *plan)
-{
-	const struct kc_binding_view *newest = NULL, *keeper = NULL;
+	struct kc_binding_view *v = calloc(n ? n : 1, sizeof(*v));
 	size_t i;
 
-	memset(plan, 0, sizeof(*plan));
-	for (i = 0; i < n; i++)
-		supersede[i] = false;
+	if (v == NULL)
+		return NULL;
 	for (i = 0; i < n; i++) {
-		if (strcmp(existing[i].fingerprint, newcomer->fingerprint) != 0)
-			continue;
-		if (existing[i].status != KC_ST_REMOVED) {
-			plan->update_only = true;
-			plan->outcome = KC_UPDATED;
-			plan->status = existing[i].status;
-			return;
-		}
+		v[i].fingerprint = r[i].fingerprint;
+		v[i].key_fingerprint = r[i].key_fingerprint;
+		v[i].enc_fp = r[i].enc_fp;
+		v[i].not_before = r[i].not_before;
+		v[i].not_after = r[i].not_after;
+		v[i].signing_time = r[i].signing_time;
+		v[i].last_seen = r[i].last_seen;
+		v[i].signer = r[i].signer;
+		v[i].can_encrypt = r[i].can_encrypt;
+		v[i].assurance = r[i].assurance;
+		v[i].status = r[i].status == KC_ST_REMOVED ? KC_ST_REMOVED
+							   : KC_ST_ACTIVE;
 	}
-	for (i = 0; i < n; i++) {
-		const struct kc_binding_view *r = &existing[i];
+	return v;
+}
 
-		if (r->status != KC_ST_ACTIVE || r->enc_pref != newcomer->enc_pref ||
-		    strcmp(r->fingerprint, newcomer->fingerprint) == 0)
-			continue;
-		if (!newcomer_wins(newcomer, r, now)) {
-			keeper = r;
-			break;
-		}
-		if (newest == NULL || r->not_before > newest->not_before)
-			newest = r;
-	}
-	if (keeper != NULL) {
-		plan->status = KC_ST_SUPERSEDED;
-		plan->outcome = KC_OLDER_KEPT_AS_HISTORY;
-		snprintf(plan->old_fp, sizeof(plan->old_fp), "%s",
-			 keeper->fingerprint);
-		return;
-	}
-	plan->status = KC_ST_ACTIVE;
-	if (newest == NULL) {
-		plan->outcome = KC_INSERTED;
-		return;
-	}
-	for (i = 0; i < n; i++) {
-		const struct kc_binding_view *r = &existing[i];
+/* Reported statuses of one address's records (stored status in). */
+static sm_status
+group_effective(struct kc_record *r, size_t n, time_t now)
+{
+	struct kc_binding_view *v = views_of(r, n);
+	long head, enc;
+	size_t i;
 
-		if (r->status == KC_ST_ACTIVE &&
-		    r->enc_pref == newcomer->enc_pref &&
-		    strcmp(r->fingerprint, newcomer->fingerprint) != 0)
-			supersede[i] = true;
+	if (v == NULL)
+		return SM_ERR_NOMEM;
+	enc = kc_current_pair(v, n, now, &head);
+	for (i = 0; i < n; i++) {
+		if (r[i].status == KC_ST_REMOVED)
+			continue;
+		if (now > r[i].not_after)
+			r[i].status = KC_ST_EXPIRED;
+		else if ((long)i == enc || (long)i == head)
+			r[i].status = KC_ST_ACTIVE;
+		else
+			r[i].status = KC_ST_SUPERSEDED;
 	}
-	plan->outcome = strcmp(newest->key_fingerprint,
-			       newcomer->key_fingerprint) == 0
-			    ? KC_RENEWED_SAME_KEY
-			    : KC_SUPERSEDED_OLD;
-	snprintf(plan->old_fp, sizeof(plan->old_fp), "%s", newest->fingerprint);
+	free(v);
+	return SM_OK;
+}
+
+/* Reported statuses of records grouped by address (consecutive). */
+static sm_status
+records_effective(struct kc_record *v, size_t n, time_t now)
+{
+	size_t i = 0, j;
+	sm_status st;
+
+	while (i < n) {
+		for (j = i + 1; j < n && strcmp(v[j].address, v[i].address) == 0;
+		     j++)
+			;
+		if ((st = group_effective(v + i, j - i, now)) != SM_OK)
+			return st;
+		i = j;
+	}
+	return SM_OK;
 }
 
 /* ---- operations ---- */
 
 sm_status
-keycache_store(struct keycache *kc, X509 *cert, STACK_OF(X509) *chain,
-	       const char *address, caps_t caps, bool enc_pref,
-	       enum kc_source src, enum keycache_outcome *outcome,
-	       char old_fp[X509U_FP_SIZE])
+keycache_store_pairing(struct keycache *kc, const struct kc_pairing *p,
+		       enum keycache_outcome *outcome,
+		       char old_fp[X509U_FP_SIZE])
 {
-	struct kc_record rec;
+	struct kc_record head, enc;
+	bool separate;
 	struct kc_plan plan;
+	time_t now = clock_now();
 	sm_status st;
 
 	if (old_fp)
 		old_fp[0] = '\0';
-	if (kc == NULL || cert == NULL || address == NULL)
+	if (kc == NULL || p == NULL || p->signer == NULL || p->address == NULL)
 		return SM_ERR_ARG;
-	st = record_from_cert(cert, chain, address, caps, enc_pref, src,
-			      clock_now(), &rec);
+	separate = p->enc != NULL && X509_cmp(p->enc, p->signer) != 0;
+	memset(&enc, 0, sizeof(enc));
+	st = record_from_cert(p->signer, p->chain, p->address, p->caps,
+			      p->source, now, &head);
 	if (st != SM_OK)
 		return st;
-	st = kc->ops->put(kc->be, &rec, rec.last_seen, &plan);
+	head.signer = true;
+	head.signing_time = p->signing_time;
+	head.assurance = p->assurance;
+	if (separate) {
+		st = record_from_cert(p->enc, p->chain, p->address, p->caps,
+				      p->source, now, &enc);
+		if (st != SM_OK)
+			goto done;
+		enc.assurance = p->assurance;
+		memcpy(head.enc_fp, enc.fingerprint, X509U_FP_SIZE);
+	}
+	st = kc->ops->put(kc->be, &head, separate ? &enc : NULL, now, &plan);
 	if (st == SM_OK) {
 		if (outcome)
 			*outcome = plan.outcome;
 		if (old_fp)
 			memcpy(old_fp, plan.old_fp, X509U_FP_SIZE);
 	}
-	kc_record_free(&rec);
+done:
+	kc_record_free(&head);
+	kc_record_free(&enc);
 	return st;
 }
 
-/* Selection order: designated encryption certificate first, then newest
- * notBefore, then latest notAfter. */
-static int
-candidate_cmp(const void *a, const void *b)
+sm_status
+keycache_store(struct keycache *kc, X509 *cert, STACK_OF(X509) *chain,
+	       const char *address, caps_t caps, enum kc_source src,
+	       enum keycache_outcome *outcome, char old_fp[X509U_FP_SIZE])
 {
-	const struct kc_record *x = *(const struct kc_record *const *)a;
-	const struct kc_record *y = *(const struct kc_record *const *)b;
+	struct kc_pairing p;
 
-	if (x->enc_pref != y->enc_pref)
-		return x->enc_pref ? -1 : 1;
-	if (x->not_before != y->not_before)
-		return x->not_before > y->not_before ? -1 : 1;
-	if (x->not_after != y->not_after)
-		return x->not_after > y->not_after ? -1 : 1;
-	return 0;
+	memset(&p, 0, sizeof(p));
+	p.signer = cert;
+	p.chain = chain;
+	p.address = address;
+	p.caps = caps;
+	p.source = src;
+	p.assurance = cert && x509u_is_self_signed(cert) ? KC_AS_SELF_SIGNED
+							 : KC_AS_CA;
+	return keycache_store_pairing(kc, &p, outcome, old_fp);
+}
+
+sm_status
+keycache_store_discovered(struct keycache *kc, X509 *cert,
+			  STACK_OF(X509) *chain, const char *address,
+			  const char *origin, enum keycache_outcome *outcome)
+{
+	char fp[X509U_FP_SIZE], *norm = NULL;
+	sm_status st;
+
+	if (kc == NULL || cert == NULL || address == NULL || origin == NULL)
+		return SM_ERR_ARG;
+	st = keycache_store(kc, cert, chain, address, 0,
+			    KC_SRC_IMPORTED, outcome, NULL);
+	if (st != SM_OK || kc->ops->put_origin == NULL)
+		return st;
+	if ((st = x509u_fingerprint(cert, fp)) != SM_OK ||
+	    (st = x509u_addr_normalise(address, &norm)) != SM_OK)
+		return st;
+	st = kc->ops->put_origin(kc->be, fp, norm, origin, clock_now());
+	free(norm);
+	return st;
+}
+
+/* Fill source and origin of records that discovery stored. */
+static sm_status
+records_origins(struct keycache *kc, struct kc_record *v, size_t n)
+{
+	char buf[512];
+	sm_status st;
+
+	if (kc->ops->get_origin == NULL)
+		return SM_OK;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].source != KC_SRC_IMPORTED)
+			continue;
+		if ((st = kc->ops->get_origin(kc->be, v[i].fingerprint,
+					      v[i].address, buf,
+					      sizeof(buf))) != SM_OK)
+			return st;
+		if (buf[0] == '\0')
+			continue;
+		if ((v[i].origin = strdup(buf)) == NULL)
+			return SM_ERR_NOMEM;
+		v[i].source = KC_SRC_DISCOVERED;
+	}
+	return SM_OK;
 }
 
 /* Is r usable now? SM_OK with a certificate, SM_ERR_NOKEY with the reason,
  * or an internal error. */
 static sm_status
 candidate_usable(const struct kc_record *r, X509_STORE *trust,
-		 bool allow_self_signed, time_t now, X509 **out, char *reason,
-		 size_t len)
+		 bool allow_self_signed, const struct kc_hook *hook, time_t now,
+		 X509 **out, char *reason, size_t len)
 {
 	STACK_OF(X509) *chain = NULL;
 	X509 *cert;
@@ -450,6 +497,10 @@ candidate_usable(const struct kc_record *r, X509_STORE *trust,
 	sm_status st = SM_ERR_NOKEY;
 
 	*out = NULL;
+	if (r->status == KC_ST_REMOVED) {
+		snprintf(reason, len, "certificate removed");
+		return SM_ERR_NOKEY;
+	}
 	if ((cert = kc_record_cert(r)) == NULL) {
 		/* A damaged row must not stop mail to everyone else. */
 		snprintf(reason, len, "certificate not usable for encryption");
@@ -474,7 +525,10 @@ candidate_usable(const struct kc_record *r, X509_STORE *trust,
 		snprintf(reason, len, "certificate not usable for encryption");
 		goto done;
 	}
-	if (trust != NULL || allow_self_signed) {
+	/* DNSSEC vouched for a DANE-EE certificate when it was found: it
+	 * needs no chain (see keycache_store_discovered). */
+	if ((trust != NULL || allow_self_signed) &&
+	    !(r->origin != NULL && strcmp(r->origin, KC_ORIGIN_DANE_EE) == 0)) {
 		if ((chain = chain_parse(r->chain, r->chain_len)) == NULL) {
 			st = SM_ERR_NOMEM;
 			goto done;
@@ -488,6 +542,17 @@ candidate_usable(const struct kc_record *r, X509_STORE *trust,
 		if (st != SM_OK)
 			goto done;
 	}
+	/* The last condition: one the caller adds (revocation). */
+	if (hook != NULL && hook->usable != NULL) {
+		if (chain == NULL &&
+		    (chain = chain_parse(r->chain, r->chain_len)) == NULL) {
+			st = SM_ERR_NOMEM;
+			goto done;
+		}
+		if ((st = hook->usable(hook->arg, cert, chain, now, reason,
+				       len)) != SM_OK)
+			goto done;
+	}
 	st = SM_OK;
 	*out = cert;
 	cert = NULL;
@@ -497,20 +562,111 @@ done:
 	return st;
 }
 
+/* What the rule picks for one address's records, with the trust check.
+ * head/enc: indices (-1 none); cert (may be NULL): the encryption
+ * certificate; reason: why none, about the best-ranked candidate. */
+struct pick {
+	long head, enc;
+	X509 *cert;
+	char reason[KC_REASON_SIZE];
+};
+
+static sm_status
+pick_one(const struct kc_record *r, const struct kc_binding_view *v,
+	 size_t n, X509_STORE *trust, bool allow_self_signed,
+	 const struct kc_hook *hook, time_t now,
+	 const size_t *order, size_t m, struct pick *pk)
+{
+	char why[KC_REASON_SIZE];
+	size_t i;
+	bool removed = false;
+	sm_status st;
+
+	pk->head = pk->enc = -1;
+	pk->cert = NULL;
+	pk->reason[0] = '\0';
+	for (i = 0; i < m; i++) {
+		long e = kc_pairing_enc(v, n, order[i]);
+
+		if (e < 0) {
+			snprintf(why, sizeof(why), "%s",
+				 "certificate not usable for encryption");
+			st = SM_ERR_NOKEY;
+		} else {
+			st = candidate_usable(&r[e], trust, allow_self_signed,
+					      hook, now, &pk->cert, why,
+					      sizeof(why));
+		}
+		if (st == SM_OK) {
+			pk->head = (long)order[i];
+			pk->enc = e;
+			return SM_OK;
+		}
+		if (st != SM_ERR_NOKEY)
+			return st;
+		if (pk->reason[0] == '\0')
+			memcpy(pk->reason, why, sizeof(pk->reason));
+	}
+	if (pk->reason[0] == '\0') {
+		for (i = 0; i < n; i++)
+			removed |= r[i].status == KC_ST_REMOVED;
+		snprintf(pk->reason, sizeof(pk->reason), "%s",
+			 removed ? "certificate removed"
+				 : "no certificate exchanged");
+	}
+	return SM_ERR_NOKEY;
+}
+
+/* Rank and pick for one address's records. order/blocked: n entries. */
+static sm_status
+pick_records(const struct kc_record *r, size_t n, X509_STORE *trust,
+	     bool allow_self_signed, const struct kc_hook *hook, time_t now, struct kc_binding_view **vout,
+	     size_t **order_out, bool **blocked_out, size_t *m,
+	     struct pick *pk)
+{
+	struct kc_binding_view *v = views_of(r, n);
+	size_t *order = calloc(n ? n : 1, sizeof(*order));
+	bool *blocked = calloc(n ? n : 1, sizeof(*blocked));
+	sm_status st = SM_ERR_NOMEM;
+
+	pk->head = pk->enc = -1;
+	pk->cert = NULL;
+	if (v != NULL && order != NULL && blocked != NULL) {
+		*m = kc_rank(v, n, order, blocked);
+		st = pick_one(r, v, n, trust, allow_self_signed, hook, now, order,
+			      *m, pk);
+	}
+	if (vout && st != SM_ERR_NOMEM) {
+		*vout = v;
+		*order_out = order;
+		*blocked_out = blocked;
+		return st;
+	}
+	free(v);
+	free(order);
+	free(blocked);
+	return st;
+}
+
 sm_status
 keycache_select(struct keycache *kc, const char *address, X509_STORE *trust,
 		bool allow_self_signed, X509 **cert_out, caps_t *caps_out,
 		char *reason, size_t reasonlen)
 {
+	return keycache_select_hook(kc, address, trust, allow_self_signed, NULL,
+				    cert_out, caps_out, reason, reasonlen);
+}
+
+sm_status
+keycache_select_hook(struct keycache *kc, const char *address,
+		     X509_STORE *trust, bool allow_self_signed,
+		     const struct kc_hook *hook, X509 **cert_out,
+		     caps_t *caps_out, char *reason, size_t reasonlen)
+{
 	struct kc_record *recs = NULL;
-	const struct kc_record **cand = NULL;
-	char first_reason[KC_REASON_SIZE] = "";
-	char why[KC_REASON_SIZE];
+	struct pick pk;
 	char *norm = NULL;
-	size_t n = 0, nc = 0, i;
-	bool removed = false;
-	time_t now = clock_now();
-	X509 *cert = NULL;
+	size_t n = 0, m = 0;
 	sm_status st;
 
 	if (cert_out)
@@ -523,73 +679,194 @@ keycache_select(struct keycache *kc, const char *address, X509_STORE *trust,
 		return SM_ERR_ARG;
 	if ((st = x509u_addr_normalise(address, &norm)) != SM_OK)
 		return st;
-	st = kc->ops->lookup_address(kc->be, norm, false, &recs, &n);
+	st = kc->ops->lookup_address(kc->be, norm, &recs, &n);
+	if (st == SM_OK)
+		st = records_origins(kc, recs, n);
 	if (st != SM_OK)
 		goto done;
-	if ((cand = calloc(n ? n : 1, sizeof(*cand))) == NULL) {
-		st = SM_ERR_NOMEM;
-		goto done;
-	}
-	for (i = 0; i < n; i++) {
-		if (recs[i].status == KC_ST_ACTIVE)
-			cand[nc++] = &recs[i];
-		else if (recs[i].status == KC_ST_REMOVED)
-			removed = true;
-	}
-	if (nc == 0) {
-		snprintf(reason, reasonlen, "%s",
-			 removed ? "certificate removed"
-				 : "no certificate exchanged");
-		st = SM_ERR_NOKEY;
-		goto done;
-	}
-	qsort(cand, nc, sizeof(*cand), candidate_cmp);
-	for (i = 0; i < nc; i++) {
-		st = candidate_usable(cand[i], trust, allow_self_signed, now,
-				      &cert, why, sizeof(why));
-		if (st == SM_OK) {
-			if (caps_out)
-				*caps_out = cand[i]->caps;
-			if (cert_out) {
-				*cert_out = cert;
-				cert = NULL;
-			}
-			goto done;
+	st = pick_records(recs, n, trust, allow_self_signed, hook, clock_now(), NULL,
+			  NULL, NULL, &m, &pk);
+	if (st == SM_OK) {
+		/* The capabilities came with the signature that set up the
+		 * pairing. */
+		if (caps_out)
+			*caps_out = recs[pk.head].caps;
+		if (cert_out) {
+			*cert_out = pk.cert;
+			pk.cert = NULL;
 		}
-		if (st != SM_ERR_NOKEY)
-			goto done;
-		if (first_reason[0] == '\0')
-			memcpy(first_reason, why, sizeof(first_reason));
+	} else if (st == SM_ERR_NOKEY) {
+		snprintf(reason, reasonlen, "%s", pk.reason);
 	}
-	snprintf(reason, reasonlen, "%s", first_reason);
-	st = SM_ERR_NOKEY;
+	X509_free(pk.cert);
 done:
-	X509_free(cert);
-	free(cand);
 	kc_records_free(recs, n);
 	free(norm);
 	return st;
+}
+
+/* The one-line reason for record i (see keycache_explain). */
+static void
+explain_one(const struct kc_record *r, const struct kc_binding_view *v,
+	    size_t n, size_t i, const struct pick *pk, const bool *blocked,
+	    X509_STORE *trust, bool allow_self_signed,
+	    const struct kc_hook *hook, time_t now, char *out,
+	    size_t len)
+{
+	char why[KC_REASON_SIZE];
+	X509 *x = NULL;
+	long e, j;
+	size_t k;
+
+	if (r[i].status == KC_ST_REMOVED) {
+		snprintf(out, len, "not used: removed");
+		return;
+	}
+	if ((long)i == pk->enc) {
+		snprintf(out, len, "used for encryption%s",
+			 (long)i == pk->head ? ""
+					     : " (preferred by the signing "
+					       "certificate in use)");
+		return;
+	}
+	if ((long)i == pk->head) {
+		snprintf(out, len,
+			 "signing certificate in use; it prefers sha256 %s "
+			 "for encryption",
+			 r[pk->enc].fingerprint);
+		return;
+	}
+	if (blocked[i]) {
+		/* Name the certificate in use, or else a CA-issued one. */
+		for (k = 0; k < n; k++)
+			if (v[k].signer && v[k].status != KC_ST_REMOVED &&
+			    v[k].assurance >= KC_AS_CA)
+				break;
+		snprintf(out, len,
+			 "not used: self-signed would replace CA-issued sha256 "
+			 "%s (cert import --force overrides)",
+			 pk->enc >= 0 ? r[pk->enc].fingerprint
+			 : k < n      ? r[k].fingerprint
+				      : "?");
+		return;
+	}
+	/* A signing binding: is its own pairing usable? */
+	j = (long)i;
+	if (!r[i].signer) {
+		/* An encryption certificate: judged through the pairing
+		 * that names it. */
+		for (k = 0; k < n; k++)
+			if (v[k].signer && kc_pairing_enc(v, n, k) == (long)i)
+				break;
+		if (k == n) {
+			snprintf(out, len, "not used: no signing certificate "
+					   "of the address prefers it");
+			return;
+		}
+		j = (long)k;
+	}
+	e = kc_pairing_enc(v, n, (size_t)j);
+	if (e < 0) {
+		snprintf(out, len, "not used: its preferred encryption "
+				   "certificate is missing");
+		return;
+	}
+	if (candidate_usable(&r[e], trust, allow_self_signed, hook, now, &x,
+			     why, sizeof(why)) != SM_OK) {
+		snprintf(out, len, "not used: %s%s", e == (long)i ? "" :
+			 "its encryption certificate: ", why);
+		return;
+	}
+	X509_free(x);
+	if (pk->head >= 0)
+		snprintf(out, len, "superseded by sha256 %s (%s)",
+			 r[pk->enc].fingerprint,
+			 kc_rank_why(&v[pk->head], &v[j]));
+	else
+		snprintf(out, len, "not used");
+}
+
+sm_status
+keycache_explain(struct keycache *kc, const struct kc_record *recs, size_t n,
+		 X509_STORE *trust, bool allow_self_signed,
+		 char (*reasons)[KC_EXPLAIN_SIZE])
+{
+	return keycache_explain_hook(kc, recs, n, trust, allow_self_signed,
+				     NULL, reasons);
+}
+
+sm_status
+keycache_explain_hook(struct keycache *kc, const struct kc_record *recs,
+		      size_t n, X509_STORE *trust, bool allow_self_signed,
+		      const struct kc_hook *hook,
+		      char (*reasons)[KC_EXPLAIN_SIZE])
+{
+	struct kc_binding_view *v = NULL;
+	size_t *order = NULL, m = 0, i;
+	bool *blocked = NULL;
+	struct pick pk;
+	time_t now = clock_now();
+	sm_status st;
+
+	if (kc == NULL || (n > 0 && (recs == NULL || reasons == NULL)))
+		return SM_ERR_ARG;
+	st = pick_records(recs, n, trust, allow_self_signed, hook, now, &v,
+			  &order,
+			  &blocked, &m, &pk);
+	if (st != SM_OK && st != SM_ERR_NOKEY)
+		return st;
+	for (i = 0; i < n; i++)
+		explain_one(recs, v, n, i, &pk, blocked, trust,
+			    allow_self_signed, hook, now, reasons[i],
+			    KC_EXPLAIN_SIZE);
+	X509_free(pk.cert);
+	free(v);
+	free(order);
+	free(blocked);
+	return SM_OK;
 }
 
 sm_status
 keycache_list(struct keycache *kc, int expiring_days, struct kc_record **out,
 	      size_t *n)
 {
-	time_t now = clock_now();
+	time_t now = clock_now(), until;
+	size_t i, k = 0;
 	sm_status st;
 
 	*out = NULL;
 	*n = 0;
 	if (kc == NULL)
 		return SM_ERR_ARG;
-	if (expiring_days < 0)
-		st = kc->ops->list(kc->be, 0, 0, out, n);
-	else
-		st = kc->ops->list(kc->be, now,
-				   now + (time_t)expiring_days * 86400, out, n);
+	/* Statuses need whole addresses, so filter afterwards. */
+	st = kc->ops->list(kc->be, 0, 0, out, n);
 	if (st == SM_OK)
-		records_effective(*out, *n, now);
-	return st;
+		st = records_effective(*out, *n, now);
+	if (st == SM_OK)
+		st = records_origins(kc, *out, *n);
+	if (st != SM_OK) {
+		kc_records_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+		return st;
+	}
+	if (expiring_days < 0)
+		return SM_OK;
+	until = now + (time_t)expiring_days * 86400;
+	for (i = 0; i < *n; i++) {
+		struct kc_record *r = &(*out)[i];
+
+		if (r->status == KC_ST_ACTIVE && r->not_after > now &&
+		    r->not_after <= until) {
+			if (k != i)
+				(*out)[k] = *r;
+			k++;
+		} else {
+			kc_record_free(r);
+		}
+	}
+	*n = k;
+	return SM_OK;
 }
 
 sm_status
@@ -605,10 +882,34 @@ keycache_find_address(struct keycache *kc, const char *address,
 		return SM_ERR_ARG;
 	if ((st = x509u_addr_normalise(address, &norm)) != SM_OK)
 		return st;
-	st = kc->ops->lookup_address(kc->be, norm, true, out, n);
-	if (st == SM_OK)
-		records_effective(*out, *n, clock_now());
+	st = kc->ops->lookup_address(kc->be, norm, out, n);
+	if (st == SM_OK && ((st = group_effective(*out, *n, clock_now())) !=
+				SM_OK ||
+			    (st = records_origins(kc, *out, *n)) != SM_OK)) {
+		kc_records_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
 	free(norm);
+	return st;
+}
+
+/* The reported status of r: its address's bindings decide. */
+static sm_status
+status_in_address(struct keycache *kc, struct kc_record *r, time_t now)
+{
+	struct kc_record *all = NULL;
+	size_t n = 0, i;
+	sm_status st;
+
+	if ((st = kc->ops->lookup_address(kc->be, r->address, &all, &n)) !=
+	    SM_OK)
+		return st;
+	if ((st = group_effective(all, n, now)) == SM_OK)
+		for (i = 0; i < n; i++)
+			if (strcmp(all[i].fingerprint, r->fingerprint) == 0)
+				r->status = all[i].status;
+	kc_records_free(all, n);
 	return st;
 }
 
@@ -617,6 +918,8 @@ keycache_find_fingerprint(struct keycache *kc, const char *fp,
 			  struct kc_record **out, size_t *n)
 {
 	char canon[X509U_FP_SIZE];
+	time_t now = clock_now();
+	size_t i;
 	sm_status st;
 
 	*out = NULL;
@@ -626,8 +929,15 @@ keycache_find_fingerprint(struct keycache *kc, const char *fp,
 	if (!x509u_fingerprint_parse(fp, canon))
 		return SM_ERR_PARSE;
 	st = kc->ops->lookup_fingerprint(kc->be, canon, out, n);
+	for (i = 0; st == SM_OK && i < *n; i++)
+		st = status_in_address(kc, &(*out)[i], now);
 	if (st == SM_OK)
-		records_effective(*out, *n, clock_now());
+		st = records_origins(kc, *out, *n);
+	if (st != SM_OK) {
+		kc_records_free(*out, *n);
+		*out = NULL;
+		*n = 0;
+	}
 	return st;
 }
 
@@ -664,31 +974,22 @@ keycache_remove_fingerprint(struct keycache *kc, const char *fp,
 	return kc->ops->remove(kc->be, NULL, canon, count);
 }
 
-struct iter_wrap {
-	kc_iter_fn fn;
-	void *arg;
-	time_t now;
-};
-
-/* Report the effective status without touching the backend's record. */
-static int
-iter_effective(const struct kc_record *rec, void *arg)
-{
-	const struct iter_wrap *w = arg;
-	struct kc_record copy = *rec;
-
-	copy.status = effective_status(rec, w->now);
-	return w->fn(&copy, w->arg);
-}
-
 sm_status
 keycache_iterate(struct keycache *kc, kc_iter_fn fn, void *arg)
 {
-	struct iter_wrap w = { fn, arg, clock_now() };
+	struct kc_record *v = NULL;
+	size_t n = 0, i;
+	sm_status st;
 
 	if (kc == NULL || fn == NULL)
 		return SM_ERR_ARG;
-	return kc->ops->iterate(kc->be, iter_effective, &w);
+	if ((st = keycache_list(kc, -1, &v, &n)) != SM_OK)
+		return st;
+	for (i = 0; i < n; i++)
+		if (fn(&v[i], arg) != 0)
+			break;
+	kc_records_free(v, n);
+	return SM_OK;
 }
 
 sm_status
@@ -698,4 +999,90 @@ keycache_check(struct keycache *kc, int *schema_version, char *err,
 	if (kc == NULL)
 		return SM_ERR_ARG;
 	return kc->ops->check(kc->be, schema_version, err, errlen);
+}
+
+sm_status
+keycache_configure(struct keycache *kc, const struct kc_options *o, char *err,
+		   size_t errlen)
+{
+	if (errlen)
+		err[0] = '\0';
+	if (kc == NULL || o == NULL)
+		return SM_ERR_ARG;
+	return kc->ops->configure ? kc->ops->configure(kc->be, o, err, errlen)
+				  : SM_OK;
+}
+
+sm_status
+keycache_health(struct keycache *kc, struct kc_health *h)
+{
+	sm_status st = SM_OK;
+
+	if (kc == NULL || h == NULL)
+		return SM_ERR_ARG;
+	memset(h, 0, sizeof(*h));
+	h->backend = kc->ops->name;
+	if (kc->ops->health)
+		return kc->ops->health(kc->be, h);
+	/* A local file: connected when it checks out. */
+	st = kc->ops->check(kc->be, &h->schema_version, h->err,
+			    sizeof(h->err));
+	h->connected = h->listening = st == SM_OK;
+	return SM_OK;
+}
+
+sm_status
+keycache_restore(struct keycache *kc, X509 *cert, STACK_OF(X509) *chain,
+		 const struct kc_record *b)
+{
+	struct kc_record r;
+	sm_status st;
+
+	if (kc == NULL || cert == NULL || b == NULL || b->address == NULL)
+		return SM_ERR_ARG;
+	if (kc->ops->restore == NULL)
+		return SM_ERR_UNSUPPORTED;
+	if ((st = record_from_cert(cert, chain, b->address, b->caps, b->source,
+				   clock_now(), &r)) != SM_OK)
+		return st;
+	r.status = b->status == KC_ST_REMOVED ? KC_ST_REMOVED : KC_ST_ACTIVE;
+	r.assurance = b->assurance;
+	r.signer = b->signer;
+	memcpy(r.enc_fp, b->enc_fp, sizeof(r.enc_fp));
+	r.signing_time = b->signing_time;
+	if (b->first_seen)
+		r.first_seen = b->first_seen;
+	if (b->last_seen)
+		r.last_seen = b->last_seen;
+	st = kc->ops->restore(kc->be, &r);
+	kc_record_free(&r);
+	return st;
+}
+
+sm_status
+keycache_copy(struct keycache *from, struct keycache *to, size_t *n)
+{
+	struct kc_record *v = NULL;
+	size_t cnt = 0, i;
+	sm_status st;
+	int pass;
+
+	if (n)
+		*n = 0;
+	if (from == NULL || to == NULL)
+		return SM_ERR_ARG;
+	if (to->ops->restore == NULL)
+		return SM_ERR_UNSUPPORTED;
+	if ((st = from->ops->list(from->be, 0, 0, &v, &cnt)) != SM_OK)
+		return st;
+	/* A pairing names its encryption certificate, which may come later
+	 * in the list: the second pass links what the first could not. */
+	for (pass = 0; pass < 2 && st == SM_OK; pass++)
+		for (i = 0; i < cnt && st == SM_OK; i++)
+			if (pass == 0 || v[i].enc_fp[0] != '\0')
+				st = to->ops->restore(to->be, &v[i]);
+	if (st == SM_OK && n)
+		*n = cnt;
+	kc_records_free(v, cnt);
+	return st;
 }

@@ -72,15 +72,48 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (address, cert_id));"
 	"CREATE INDEX bindings_address_lc ON bindings(address_lc);"
 	"CREATE INDEX bindings_cert ON bindings(cert_id);",
+	/* 1 → 2: pairings (signing certificate → preferred encryption
+	 * certificate) replace the sticky enc_pref flag; assurance; addresses
+	 * normalised (case folded); the stored status is active or removed
+	 * (superseded is computed). Every version-1 binding becomes a signing
+	 * binding of its own: version 1 never stored the signer of a separate
+	 * encryption certificate. Self-signed means subject = issuer. */
+	"ALTER TABLE certs ADD COLUMN can_encrypt INTEGER NOT NULL DEFAULT 1;"
+	"CREATE TABLE bindings2 ("
+	"  cert_id INTEGER NOT NULL REFERENCES certs(id) ON DELETE CASCADE,"
+	"  address TEXT NOT NULL,"
+	"  caps INTEGER NOT NULL DEFAULT 0,"
+	"  source TEXT NOT NULL CHECK (source IN ('harvested', 'imported')),"
+	"  assurance INTEGER NOT NULL CHECK (assurance IN (0, 1, 2)),"
+	"  signer INTEGER NOT NULL CHECK (signer IN (0, 1)),"
+	"  enc_cert_id INTEGER REFERENCES certs(id) ON DELETE SET NULL,"
+	"  signing_time INTEGER NOT NULL DEFAULT 0,"
+	"  status TEXT NOT NULL CHECK (status IN ('active', 'removed')),"
+	"  first_seen INTEGER NOT NULL,"
+	"  last_seen INTEGER NOT NULL,"
+	"  PRIMARY KEY (address, cert_id));"
+	"INSERT INTO bindings2 (cert_id, address, caps, source, assurance,"
+	"  signer, enc_cert_id, signing_time, status, first_seen, last_seen)"
+	" SELECT b.cert_id, b.address_lc, max(b.caps), min(b.source),"
+	"  CASE WHEN c.subject = c.issuer THEN 0 ELSE 1 END, 1, NULL, 0,"
+	"  CASE WHEN min(b.status = 'removed') THEN 'removed' ELSE 'active' END,"
+	"  min(b.first_seen), max(b.last_seen)"
+	" FROM bindings b JOIN certs c ON c.id = b.cert_id"
+	" GROUP BY b.address_lc, b.cert_id;"
+	"DROP TABLE bindings;"
+	"ALTER TABLE bindings2 RENAME TO bindings;"
+	"CREATE INDEX bindings_cert ON bindings(cert_id);",
 };
 #define SQ_SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
 
 #define REC_COLS                                                              \
-	"SELECT b.address, b.status, b.caps, b.enc_pref, b.source,"           \
+	"SELECT b.address, b.status, b.caps, b.source,"                       \
 	" b.first_seen, b.last_seen, c.id, c.fingerprint, c.key_fingerprint," \
 	" c.subject, c.issuer, c.serial, c.not_before, c.not_after,"          \
-	" c.key_type, c.key_bits, c.der, c.chain"                             \
-	" FROM bindings b JOIN certs c ON c.id = b.cert_id "
+	" c.key_type, c.key_bits, c.der, c.chain, b.assurance, b.signer,"     \
+	" coalesce(e.fingerprint, ''), b.signing_time, c.can_encrypt"         \
+	" FROM bindings b JOIN certs c ON c.id = b.cert_id"                   \
+	" LEFT JOIN certs e ON e.id = b.enc_cert_id "
 #define REC_ORDER " ORDER BY b.address, c.not_before DESC, c.id"
 
 enum sq_stmt {
@@ -93,12 +126,9 @@ enum sq_stmt {
 	Q_CERT_CHAIN,
 	Q_EMAIL_INS,
 	Q_BIND_VIEW,
-	Q_BIND_INS,
-	Q_BIND_TOUCH,
-	Q_BIND_REVIVE,
-	Q_BIND_STATUS,
+	Q_BIND_HEAD,
+	Q_BIND_ENC,
 	Q_REC_ADDR,
-	Q_REC_ADDR_LC,
 	Q_REC_FP,
 	Q_REC_ALL,
 	Q_REC_EXPIRING,
@@ -119,45 +149,57 @@ static const char *const sql[Q_NSTMT] = {
 	[Q_CERT_ID] = "SELECT id FROM certs WHERE fingerprint = ?1",
 	[Q_CERT_INS] = "INSERT INTO certs (fingerprint, key_fingerprint, der,"
 		       " chain, subject, issuer, serial, not_before, not_after,"
-		       " key_type, key_bits)"
-		       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+		       " key_type, key_bits, can_encrypt)"
+		       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,"
+		       " ?12)",
 	/* The CA certificates it came with most recently: intermediates get
 	 * renewed too. */
 	[Q_CERT_CHAIN] = "UPDATE certs SET chain = ?2 WHERE id = ?1",
 	[Q_EMAIL_INS] = "INSERT OR IGNORE INTO cert_emails (cert_id, email,"
 			" email_lc) VALUES (?1, ?2, ?3)",
 	[Q_BIND_VIEW] = "SELECT b.cert_id, c.fingerprint, c.key_fingerprint,"
-			" c.not_before, c.not_after, b.enc_pref, b.status"
+			" c.not_before, c.not_after, b.status, b.signer,"
+			" coalesce(e.fingerprint, ''), b.signing_time,"
+			" b.last_seen, c.can_encrypt, b.assurance"
 			" FROM bindings b JOIN certs c ON c.id = b.cert_id"
+			" LEFT JOIN certs e ON e.id = b.enc_cert_id"
 			" WHERE b.address = ?1",
-	[Q_BIND_INS] = "INSERT INTO bindings (cert_id, address, address_lc,"
-		       " caps, enc_pref, source, status, first_seen, last_seen)"
-		       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
-	[Q_BIND_TOUCH] = "UPDATE bindings SET last_seen = max(last_seen, ?3),"
-			 " caps = CASE WHEN ?5 THEN ?4 ELSE caps END,"
-			 " enc_pref = max(enc_pref, ?6)"
-			 " WHERE cert_id = ?1 AND address = ?2",
-	[Q_BIND_REVIVE] = "UPDATE bindings SET status = ?7,"
-			  " last_seen = max(last_seen, ?3),"
-			  " caps = CASE WHEN ?5 THEN ?4 ELSE caps END,"
-			  " enc_pref = ?6"
-			  " WHERE cert_id = ?1 AND address = ?2",
-	[Q_BIND_STATUS] = "UPDATE bindings SET status = ?3"
-			  " WHERE cert_id = ?1 AND address = ?2",
+	/* The pairing rules of keycache.h: the preference follows the
+	 * latest signing time, assurance never goes down. */
+	[Q_BIND_HEAD] = "INSERT INTO bindings (cert_id, address, caps, source,"
+			" assurance, signer, enc_cert_id, signing_time, status,"
+			" first_seen, last_seen)"
+			" VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6, ?7, 'active', ?8, ?8)"
+			" ON CONFLICT (address, cert_id) DO UPDATE SET"
+			" status = 'active', signer = 1,"
+			" last_seen = max(last_seen, excluded.last_seen),"
+			" caps = CASE WHEN ?9 THEN excluded.caps ELSE caps END,"
+			" enc_cert_id = CASE WHEN excluded.signing_time >="
+			"  signing_time THEN excluded.enc_cert_id"
+			"  ELSE enc_cert_id END,"
+			" signing_time = max(signing_time, excluded.signing_time),"
+			" assurance = max(assurance, excluded.assurance)",
+	[Q_BIND_ENC] = "INSERT INTO bindings (cert_id, address, caps, source,"
+		       " assurance, signer, enc_cert_id, signing_time, status,"
+		       " first_seen, last_seen)"
+		       " VALUES (?1, ?2, ?3, ?4, ?5, 0, NULL, 0, 'active', ?8, ?8)"
+		       " ON CONFLICT (address, cert_id) DO UPDATE SET"
+		       " status = 'active',"
+		       " last_seen = max(last_seen, excluded.last_seen),"
+		       " caps = CASE WHEN ?9 THEN excluded.caps ELSE caps END,"
+		       " assurance = max(assurance, excluded.assurance)",
 	[Q_REC_ADDR] = REC_COLS "WHERE b.address = ?1" REC_ORDER,
-	[Q_REC_ADDR_LC] = REC_COLS "WHERE b.address_lc = ?1" REC_ORDER,
 	[Q_REC_FP] = REC_COLS "WHERE c.fingerprint = ?1" REC_ORDER,
 	[Q_REC_ALL] = REC_COLS REC_ORDER,
-	[Q_REC_EXPIRING] = REC_COLS "WHERE b.status = 'active'"
-				    " AND c.not_after > ?1"
+	[Q_REC_EXPIRING] = REC_COLS "WHERE c.not_after > ?1"
 				    " AND c.not_after <= ?2" REC_ORDER,
 	[Q_EMAILS] = "SELECT email FROM cert_emails WHERE cert_id = ?1"
 		     " ORDER BY rowid",
-	[Q_CNT_ADDR] = "SELECT count(*) FROM bindings WHERE address_lc = ?1",
+	[Q_CNT_ADDR] = "SELECT count(*) FROM bindings WHERE address = ?1",
 	[Q_CNT_FP] = "SELECT count(*) FROM bindings b JOIN certs c"
 		     " ON c.id = b.cert_id WHERE c.fingerprint = ?1",
 	[Q_RM_ADDR] = "UPDATE bindings SET status = 'removed'"
-		      " WHERE address_lc = ?1 AND status <> 'removed'",
+		      " WHERE address = ?1 AND status <> 'removed'",
 	[Q_RM_FP] = "UPDATE bindings SET status = 'removed'"
 		    " WHERE status <> 'removed' AND cert_id ="
 		    " (SELECT id FROM certs WHERE fingerprint = ?1)",
@@ -517,26 +559,18 @@ sq_close(struct kc_backend *be)
 
 /* ---- rows ---- */
 
-static const char *
-status_db(enum kc_status st)
-{
-	switch (st) {
-	case KC_ST_SUPERSEDED: return "superseded";
-	case KC_ST_REMOVED: return "removed";
-	case KC_ST_ACTIVE:
-	case KC_ST_EXPIRED: break;
-	}
-	return "active";
-}
-
 static enum kc_status
 status_from_db(const unsigned char *s)
 {
-	if (s && strcmp((const char *)s, "superseded") == 0)
-		return KC_ST_SUPERSEDED;
 	if (s && strcmp((const char *)s, "removed") == 0)
 		return KC_ST_REMOVED;
 	return KC_ST_ACTIVE;
+}
+
+static enum kc_assurance
+assurance_from_db(int v)
+{
+	return v <= 0 ? KC_AS_SELF_SIGNED : v == 1 ? KC_AS_CA : KC_AS_ADMIN;
 }
 
 static char *
@@ -610,32 +644,36 @@ row_to_record(struct sq_conn *c, sqlite3_stmt *s, struct kc_record *r)
 	r->address = col_strdup(s, 0);
 	r->status = status_from_db(sqlite3_column_text(s, 1));
 	r->caps = (caps_t)sqlite3_column_int64(s, 2);
-	r->enc_pref = sqlite3_column_int(s, 3) != 0;
-	r->source = sqlite3_column_text(s, 4) != NULL &&
-			    strcmp((const char *)sqlite3_column_text(s, 4),
+	r->source = sqlite3_column_text(s, 3) != NULL &&
+			    strcmp((const char *)sqlite3_column_text(s, 3),
 				   "imported") == 0
 			? KC_SRC_IMPORTED
 			: KC_SRC_HARVESTED;
-	r->first_seen = (time_t)sqlite3_column_int64(s, 5);
-	r->last_seen = (time_t)sqlite3_column_int64(s, 6);
-	col_fp(s, 8, r->fingerprint);
-	col_fp(s, 9, r->key_fingerprint);
-	r->subject = col_strdup(s, 10);
-	r->issuer = col_strdup(s, 11);
-	r->serial = col_strdup(s, 12);
-	r->not_before = (time_t)sqlite3_column_int64(s, 13);
-	r->not_after = (time_t)sqlite3_column_int64(s, 14);
+	r->first_seen = (time_t)sqlite3_column_int64(s, 4);
+	r->last_seen = (time_t)sqlite3_column_int64(s, 5);
+	col_fp(s, 7, r->fingerprint);
+	col_fp(s, 8, r->key_fingerprint);
+	r->subject = col_strdup(s, 9);
+	r->issuer = col_strdup(s, 10);
+	r->serial = col_strdup(s, 11);
+	r->not_before = (time_t)sqlite3_column_int64(s, 12);
+	r->not_after = (time_t)sqlite3_column_int64(s, 13);
 	r->key_type =
-	    x509u_key_type_from_name((const char *)sqlite3_column_text(s, 15));
-	r->key_bits = sqlite3_column_int(s, 16);
+	    x509u_key_type_from_name((const char *)sqlite3_column_text(s, 14));
+	r->key_bits = sqlite3_column_int(s, 15);
+	r->assurance = assurance_from_db(sqlite3_column_int(s, 18));
+	r->signer = sqlite3_column_int(s, 19) != 0;
+	col_fp(s, 20, r->enc_fp);
+	r->signing_time = (time_t)sqlite3_column_int64(s, 21);
+	r->can_encrypt = sqlite3_column_int(s, 22) != 0;
 	if (r->address == NULL || r->subject == NULL || r->issuer == NULL ||
 	    r->serial == NULL) {
 		st = SM_ERR_NOMEM;
 		goto fail;
 	}
-	if ((st = col_blob(s, 17, &r->der, &r->der_len)) != SM_OK ||
-	    (st = col_blob(s, 18, &r->chain, &r->chain_len)) != SM_OK ||
-	    (st = load_emails(c, sqlite3_column_int64(s, 7), r)) != SM_OK)
+	if ((st = col_blob(s, 16, &r->der, &r->der_len)) != SM_OK ||
+	    (st = col_blob(s, 17, &r->chain, &r->chain_len)) != SM_OK ||
+	    (st = load_emails(c, sqlite3_column_int64(s, 6), r)) != SM_OK)
 		goto fail;
 	return SM_OK;
 fail:
@@ -684,10 +722,11 @@ struct view_row {
 	sqlite3_int64 cert_id;
 	char fp[X509U_FP_SIZE];
 	char kfp[X509U_FP_SIZE];
+	char efp[X509U_FP_SIZE];
 	struct kc_binding_view v;
 };
 
-/* The address's bindings, for the planner. */
+/* The address's bindings, for the rule. */
 static sm_status
 load_views(struct sq_conn *c, const char *address, struct view_row **out,
 	   size_t *n)
@@ -703,20 +742,28 @@ load_views(struct sq_conn *c, const char *address, struct view_row **out,
 		return sq_fail(c, c->last_rc);
 	sqlite3_bind_text(s, 1, address, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		struct view_row *w;
+
 		if ((nv = realloc(v, (cnt + 1) * sizeof(*v))) == NULL) {
 			free(v);
 			sqlite3_reset(s);
 			return SM_ERR_NOMEM;
 		}
 		v = nv;
-		v[cnt].cert_id = sqlite3_column_int64(s, 0);
-		col_fp(s, 1, v[cnt].fp);
-		col_fp(s, 2, v[cnt].kfp);
-		v[cnt].v.not_before = (time_t)sqlite3_column_int64(s, 3);
-		v[cnt].v.not_after = (time_t)sqlite3_column_int64(s, 4);
-		v[cnt].v.enc_pref = sqlite3_column_int(s, 5) != 0;
-		v[cnt].v.status = status_from_db(sqlite3_column_text(s, 6));
-		cnt++;
+		w = &v[cnt++];
+		memset(w, 0, sizeof(*w));
+		w->cert_id = sqlite3_column_int64(s, 0);
+		col_fp(s, 1, w->fp);
+		col_fp(s, 2, w->kfp);
+		w->v.not_before = (time_t)sqlite3_column_int64(s, 3);
+		w->v.not_after = (time_t)sqlite3_column_int64(s, 4);
+		w->v.status = status_from_db(sqlite3_column_text(s, 5));
+		w->v.signer = sqlite3_column_int(s, 6) != 0;
+		col_fp(s, 7, w->efp);
+		w->v.signing_time = (time_t)sqlite3_column_int64(s, 8);
+		w->v.last_seen = (time_t)sqlite3_column_int64(s, 9);
+		w->v.can_encrypt = sqlite3_column_int(s, 10) != 0;
+		w->v.assurance = assurance_from_db(sqlite3_column_int(s, 11));
 	}
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE) {
@@ -727,6 +774,7 @@ load_views(struct sq_conn *c, const char *address, struct view_row **out,
 	for (size_t i = 0; i < cnt; i++) {
 		v[i].v.fingerprint = v[i].fp;
 		v[i].v.key_fingerprint = v[i].kfp;
+		v[i].v.enc_fp = v[i].efp;
 	}
 	*out = v;
 	*n = cnt;
@@ -779,6 +827,7 @@ put_cert(struct sq_conn *c, const struct kc_record *r, sqlite3_int64 *id)
 	sqlite3_bind_text(s, 10, x509u_key_type_name(r->key_type), -1,
 			  SQLITE_STATIC);
 	sqlite3_bind_int(s, 11, r->key_bits);
+	sqlite3_bind_int(s, 12, r->can_encrypt);
 	rc = sqlite3_step(s);
 	sqlite3_reset(s);
 	if (rc != SQLITE_DONE)
@@ -806,116 +855,97 @@ put_cert(struct sq_conn *c, const struct kc_record *r, sqlite3_int64 *id)
 	return SM_OK;
 }
 
+/* Upsert one binding (Q_BIND_HEAD or Q_BIND_ENC). */
 static sm_status
-put_impl(struct sq_conn *c, const struct kc_record *r, time_t now,
-	 struct kc_plan *plan)
+put_binding(struct sq_conn *c, enum sq_stmt q, const struct kc_record *r,
+	    sqlite3_int64 id, sqlite3_int64 enc_id, time_t now)
 {
-	struct view_row *rows = NULL;
-	struct kc_binding_view *views = NULL, nw;
-	bool *sup = NULL, revive = false;
-	char *lc = NULL;
-	sqlite3_int64 id = 0;
-	sqlite3_stmt *s;
-	size_t n = 0, i;
-	sm_status st;
+	sqlite3_stmt *s = sq_stmt(c, q);
 	int rc;
 
-	if ((lc = x509u_addr_lower(r->address)) == NULL)
-		return SM_ERR_NOMEM;
+	if (s == NULL)
+		return sq_fail(c, c->last_rc);
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_text(s, 2, r->address, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)r->caps);
+	sqlite3_bind_text(s, 4,
+			  r->source == KC_SRC_IMPORTED ? "imported"
+						       : "harvested",
+			  -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 5, (int)r->assurance);
+	if (q == Q_BIND_HEAD) {
+		if (enc_id != 0)
+			sqlite3_bind_int64(s, 6, enc_id);
+		sqlite3_bind_int64(s, 7, (sqlite3_int64)r->signing_time);
+	}
+	sqlite3_bind_int64(s, 8, (sqlite3_int64)now);
+	sqlite3_bind_int(s, 9, (r->caps & CAP_KNOWN) != 0);
+	rc = sqlite3_step(s);
+	sqlite3_reset(s);
+	return rc == SQLITE_DONE ? SM_OK : sq_fail(c, rc);
+}
+
+static struct kc_binding_view *
+views_copy(const struct view_row *rows, size_t n)
+{
+	struct kc_binding_view *v = calloc(n ? n : 1, sizeof(*v));
+
+	for (size_t i = 0; v != NULL && i < n; i++)
+		v[i] = rows[i].v;
+	return v;
+}
+
+static sm_status
+put_impl(struct sq_conn *c, const struct kc_record *head,
+	 const struct kc_record *enc, time_t now, struct kc_plan *plan)
+{
+	struct view_row *before = NULL, *after = NULL;
+	struct kc_binding_view *vb = NULL, *va = NULL;
+	sqlite3_int64 hid = 0, eid = 0;
+	size_t nb = 0, na = 0, i;
+	bool was_live = false;
+	sm_status st;
+
 	if ((st = sq_begin(c, true)) != SM_OK)
 		goto done;
-	if ((st = put_cert(c, r, &id)) != SM_OK ||
-	    (st = load_views(c, r->address, &rows, &n)) != SM_OK)
+	if ((st = put_cert(c, head, &hid)) != SM_OK ||
+	    (enc && (st = put_cert(c, enc, &eid)) != SM_OK) ||
+	    (st = load_views(c, head->address, &before, &nb)) != SM_OK)
 		goto done;
-	views = calloc(n ? n : 1, sizeof(*views));
-	sup = calloc(n ? n : 1, sizeof(*sup));
-	if (views == NULL || sup == NULL) {
+	for (i = 0; i < nb; i++)
+		if (before[i].cert_id == hid && before[i].v.signer &&
+		    before[i].v.status != KC_ST_REMOVED)
+			was_live = true;
+	if ((enc && (st = put_binding(c, Q_BIND_ENC, enc, eid, 0, now)) !=
+			SM_OK) ||
+	    (st = put_binding(c, Q_BIND_HEAD, head, hid, eid, now)) != SM_OK ||
+	    (st = load_views(c, head->address, &after, &na)) != SM_OK)
+		goto done;
+	if ((vb = views_copy(before, nb)) == NULL ||
+	    (va = views_copy(after, na)) == NULL) {
 		st = SM_ERR_NOMEM;
 		goto done;
 	}
-	for (i = 0; i < n; i++) {
-		views[i] = rows[i].v;
-		if (rows[i].cert_id == id)
-			revive = true; /* a row exists; maybe removed */
-	}
-	nw.fingerprint = r->fingerprint;
-	nw.key_fingerprint = r->key_fingerprint;
-	nw.not_before = r->not_before;
-	nw.not_after = r->not_after;
-	nw.enc_pref = r->enc_pref;
-	nw.status = KC_ST_ACTIVE;
-	kc_plan_store(views, n, &nw, now, sup, plan);
-
-	s = sq_stmt(c, plan->update_only ? Q_BIND_TOUCH
-				 : revive  ? Q_BIND_REVIVE
-					   : Q_BIND_INS);
-	if (s == NULL) {
-		st = sq_fail(c, c->last_rc);
-		goto done;
-	}
-	sqlite3_bind_int64(s, 1, id);
-	sqlite3_bind_text(s, 2, r->address, -1, SQLITE_STATIC);
-	if (plan->update_only || revive) {
-		sqlite3_bind_int64(s, 3, (sqlite3_int64)now);
-		sqlite3_bind_int64(s, 4, (sqlite3_int64)r->caps);
-		sqlite3_bind_int(s, 5, (r->caps & CAP_KNOWN) != 0);
-		sqlite3_bind_int(s, 6, r->enc_pref);
-		if (!plan->update_only)
-			sqlite3_bind_text(s, 7, status_db(plan->status), -1,
-					  SQLITE_STATIC);
-	} else {
-		sqlite3_bind_text(s, 3, lc, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 4, (sqlite3_int64)r->caps);
-		sqlite3_bind_int(s, 5, r->enc_pref);
-		sqlite3_bind_text(s, 6,
-				  r->source == KC_SRC_IMPORTED ? "imported"
-							       : "harvested",
-				  -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 7, status_db(plan->status), -1,
-				  SQLITE_STATIC);
-		sqlite3_bind_int64(s, 8, (sqlite3_int64)now);
-	}
-	rc = sqlite3_step(s);
-	sqlite3_reset(s);
-	if (rc != SQLITE_DONE) {
-		st = sq_fail(c, rc);
-		goto done;
-	}
-	for (i = 0; i < n; i++) {
-		if (!sup[i])
-			continue;
-		if ((s = sq_stmt(c, Q_BIND_STATUS)) == NULL) {
-			st = sq_fail(c, c->last_rc);
-			goto done;
-		}
-		sqlite3_bind_int64(s, 1, rows[i].cert_id);
-		sqlite3_bind_text(s, 2, r->address, -1, SQLITE_STATIC);
-		sqlite3_bind_text(s, 3, "superseded", -1, SQLITE_STATIC);
-		rc = sqlite3_step(s);
-		sqlite3_reset(s);
-		if (rc != SQLITE_DONE) {
-			st = sq_fail(c, rc);
-			goto done;
-		}
-	}
+	kc_plan_outcome(vb, nb, va, na, head->fingerprint, was_live, now,
+			plan);
 	st = sq_commit(c);
 done:
 	if (st != SM_OK && !sqlite3_get_autocommit(c->db))
 		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-	free(sup);
-	free(views);
-	free(rows);
-	free(lc);
+	free(vb);
+	free(va);
+	free(before);
+	free(after);
 	return st;
 }
 
 static sm_status
-sq_put(struct kc_backend *be, const struct kc_record *rec, time_t now,
-       struct kc_plan *plan)
+sq_put(struct kc_backend *be, const struct kc_record *head,
+       const struct kc_record *enc, time_t now, struct kc_plan *plan)
 {
 	sm_status st;
 
-	SQ_RUN(be, "store", put_impl(c_, rec, now, plan));
+	SQ_RUN(be, "store", put_impl(c_, head, enc, now, plan));
 	return st;
 }
 
@@ -954,19 +984,13 @@ query_impl(struct sq_conn *c, enum sq_stmt q, const char *text,
 }
 
 static sm_status
-sq_lookup_address(struct kc_backend *be, const char *address, bool fold_case,
+sq_lookup_address(struct kc_backend *be, const char *address,
 		  struct kc_record **out, size_t *n)
 {
-	char *key = fold_case ? x509u_addr_lower(address) : NULL;
 	sm_status st;
 
-	if (fold_case && key == NULL)
-		return SM_ERR_NOMEM;
-	SQ_RUN(be, "look-up", query_impl(c_, fold_case ? Q_REC_ADDR_LC
-							  : Q_REC_ADDR,
-					  fold_case ? key : address, 0, 0, out,
-					  n));
-	free(key);
+	SQ_RUN(be, "look-up",
+	       query_impl(c_, Q_REC_ADDR, address, 0, 0, out, n));
 	return st;
 }
 
@@ -997,16 +1021,10 @@ remove_impl(struct sq_conn *c, const char *address, const char *fp,
 	    size_t *count)
 {
 	sqlite3_stmt *s;
-	char *lc = NULL;
-	const char *key = fp;
+	const char *key = address ? address : fp;
 	sm_status st;
 	int rc, total = 0;
 
-	if (address != NULL) {
-		if ((lc = x509u_addr_lower(address)) == NULL)
-			return SM_ERR_NOMEM;
-		key = lc;
-	}
 	if ((st = sq_begin(c, true)) != SM_OK)
 		goto done;
 	if ((s = sq_stmt(c, address ? Q_CNT_ADDR : Q_CNT_FP)) == NULL) {
@@ -1038,7 +1056,6 @@ remove_impl(struct sq_conn *c, const char *address, const char *fp,
 	if ((st = sq_commit(c)) == SM_OK && total == 0)
 		st = SM_ERR_NOTFOUND;
 done:
-	free(lc);
 	return st;
 }
 
@@ -1051,58 +1068,6 @@ sq_remove(struct kc_backend *be, const char *address, const char *fp,
 	if ((address == NULL) == (fp == NULL))
 		return SM_ERR_ARG;
 	SQ_RUN(be, "remove", remove_impl(c_, address, fp, count));
-	return st;
-}
-
-static sm_status
-iterate_impl(struct sq_conn *c, kc_iter_fn fn, void *arg)
-{
-	struct kc_record r;
-	sqlite3_stmt *s;
-	sm_status st;
-	int rc;
-
-	if ((st = sq_begin(c, false)) != SM_OK)
-		return st;
-	if ((s = sq_stmt(c, Q_REC_ALL)) == NULL)
-		return sq_fail(c, c->last_rc);
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		int stop;
-
-		if ((st = row_to_record(c, s, &r)) != SM_OK)
-			break;
-		stop = fn(&r, arg);
-		kc_record_free(&r);
-		if (stop) {
-			rc = SQLITE_DONE;
-			break;
-		}
-	}
-	sqlite3_reset(s);
-	if (st == SM_OK && rc != SQLITE_DONE)
-		st = sq_fail(c, rc);
-	if (st != SM_OK) {
-		if (!sqlite3_get_autocommit(c->db))
-			sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
-		return st;
-	}
-	return sq_commit(c);
-}
-
-static sm_status
-sq_iterate(struct kc_backend *be, kc_iter_fn fn, void *arg)
-{
-	struct sq_conn *c;
-	sm_status st;
-
-	/* No busy retry here: fn may already have seen some rows. */
-	if ((st = sq_get(be, &c)) != SM_OK)
-		return st;
-	st = iterate_impl(c, fn, arg);
-	if (st == SM_ERR_DB)
-		log_msg(LOG_ERR, "key cache %s: iterate: %s", be->path,
-			c->last_err);
-	sq_release(be, c);
 	return st;
 }
 
@@ -1164,6 +1129,131 @@ sq_check(struct kc_backend *be, int *schema_version, char *err,
 	return st;
 }
 
+/* ---- origins of discovered certificates: an additive table, created on
+ * first use, outside the numbered schema (older programs ignore it) ---- */
+
+#define SQ_ORIGINS_DDL                                                      \
+	"CREATE TABLE IF NOT EXISTS origins ("                              \
+	"  fingerprint TEXT NOT NULL, address TEXT NOT NULL,"               \
+	"  origin TEXT NOT NULL, seen INTEGER NOT NULL,"                    \
+	"  PRIMARY KEY (fingerprint, address))"
+
+static sm_status
+origin_impl(struct sq_conn *c, const char *fp, const char *address,
+	    const char *origin, time_t now, char *out, size_t outlen)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if ((rc = sqlite3_exec(c->db, SQ_ORIGINS_DDL, NULL, NULL, NULL)) !=
+	    SQLITE_OK)
+		return sq_fail(c, rc);
+	rc = sqlite3_prepare_v2(
+		c->db,
+		origin ? "INSERT OR REPLACE INTO origins VALUES (?1, ?2, ?3, ?4)"
+		       : "SELECT origin FROM origins WHERE fingerprint = ?1"
+			 " AND address = ?2",
+		-1, &s, NULL);
+	if (rc != SQLITE_OK)
+		return sq_fail(c, rc);
+	sqlite3_bind_text(s, 1, fp, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, address, -1, SQLITE_STATIC);
+	if (origin) {
+		sqlite3_bind_text(s, 3, origin, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 4, (sqlite3_int64)now);
+	}
+	rc = sqlite3_step(s);
+	if (out && outlen) {
+		out[0] = '\0';
+		if (rc == SQLITE_ROW && sqlite3_column_text(s, 0))
+			snprintf(out, outlen, "%s",
+				 (const char *)sqlite3_column_text(s, 0));
+	}
+	sqlite3_finalize(s);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return sq_fail(c, rc);
+	return SM_OK;
+}
+
+static sm_status
+sq_put_origin(struct kc_backend *be, const char *fp, const char *address,
+	      const char *origin, time_t now)
+{
+	sm_status st;
+
+	SQ_RUN(be, "origin",
+	       origin_impl(c_, fp, address, origin, now, NULL, 0));
+	return st;
+}
+
+static sm_status
+sq_get_origin(struct kc_backend *be, const char *fp, const char *address,
+	      char *out, size_t outlen)
+{
+	sm_status st;
+
+	SQ_RUN(be, "origin",
+	       origin_impl(c_, fp, address, NULL, 0, out, outlen));
+	return st;
+}
+
+/* Store one binding exactly as given (a cache being copied in). */
+static sm_status
+restore_impl(struct sq_conn *c, const struct kc_record *r)
+{
+	static const char q[] =
+		"INSERT INTO bindings (cert_id, address, caps, source, assurance,"
+		" signer, enc_cert_id, signing_time, status, first_seen,"
+		" last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6,"
+		" (SELECT id FROM certs WHERE fingerprint = ?7), ?8, ?9, ?10, ?11)"
+		" ON CONFLICT (address, cert_id) DO UPDATE SET caps = excluded.caps,"
+		" source = excluded.source, assurance = excluded.assurance,"
+		" signer = excluded.signer, enc_cert_id = excluded.enc_cert_id,"
+		" signing_time = excluded.signing_time, status = excluded.status,"
+		" first_seen = excluded.first_seen, last_seen = excluded.last_seen";
+	sqlite3_stmt *s = NULL;
+	sqlite3_int64 id = 0;
+	sm_status st;
+	int rc;
+
+	if ((st = sq_begin(c, true)) != SM_OK)
+		return st;
+	if ((st = put_cert(c, r, &id)) != SM_OK)
+		goto done;
+	if ((rc = sqlite3_prepare_v2(c->db, q, -1, &s, NULL)) != SQLITE_OK) {
+		st = sq_fail(c, rc);
+		goto done;
+	}
+	sqlite3_bind_int64(s, 1, id);
+	sqlite3_bind_text(s, 2, r->address, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, (sqlite3_int64)r->caps);
+	sqlite3_bind_text(s, 4, kc_source_name(r->source), -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 5, (int)r->assurance);
+	sqlite3_bind_int(s, 6, r->signer);
+	sqlite3_bind_text(s, 7, r->enc_fp, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 8, (sqlite3_int64)r->signing_time);
+	sqlite3_bind_text(s, 9, r->status == KC_ST_REMOVED ? "removed" : "active",
+			  -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 10, (sqlite3_int64)r->first_seen);
+	sqlite3_bind_int64(s, 11, (sqlite3_int64)r->last_seen);
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	st = rc == SQLITE_DONE ? sq_commit(c) : sq_fail(c, rc);
+done:
+	if (st != SM_OK && !sqlite3_get_autocommit(c->db))
+		sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+	return st;
+}
+
+static sm_status
+sq_restore(struct kc_backend *be, const struct kc_record *r)
+{
+	sm_status st;
+
+	SQ_RUN(be, "restore", restore_impl(c_, r));
+	return st;
+}
+
 const struct kc_ops kc_sqlite_ops = {
 	.name = "sqlite",
 	.open = sq_open,
@@ -1173,6 +1263,8 @@ const struct kc_ops kc_sqlite_ops = {
 	.lookup_fingerprint = sq_lookup_fingerprint,
 	.list = sq_list,
 	.remove = sq_remove,
-	.iterate = sq_iterate,
 	.check = sq_check,
+	.put_origin = sq_put_origin,
+	.get_origin = sq_get_origin,
+	.restore = sq_restore,
 };

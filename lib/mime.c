@@ -892,7 +892,10 @@ parse_headers(struct pctx *c, const unsigned char *p, size_t n,
 		eol = nl ? (size_t)(nl - p) : n;
 		next = nl ? eol + 1 : n;
 		end = eol;
-		if (end > pos && p[end - 1] == '\r')
+		/* Only CR LF ends a line: a CR at the very end of the section
+		 * (a part's last header line, whose CRLF belongs to the next
+		 * delimiter) is a bare CR and is refused below. */
+		if (nl != NULL && end > pos && p[end - 1] == '\r')
 			end--;
 		if (end == pos) { /* the blank line */
 			*body_off = next;

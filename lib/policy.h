@@ -32,12 +32,36 @@ struct pol_lookup {
 	const char *reason;   /* when !has_cert: "no certificate exchanged", … */
 };
 
-/* One recipient's treatment: encrypted (and with which key type), or not.
- * One message body serves every recipient of a transaction, so recipients
- * whose treatment differs cannot share it. */
+/* A transaction's treatment so far: encrypted (and with which key type),
+ * or not. One message body serves every recipient of a transaction, so
+ * recipients whose treatment differs cannot share it, unless every one of
+ * them allows the downgrade to a signed-only message.
+ *
+ * The rule, the same whatever the order of the RCPT commands:
+ *  - a recipient whose policy requires encryption and who has no usable
+ *    key is refused (550 5.7.1, or 450 4.7.1 with missing_cert =
+ *    tempfail), alone;
+ *  - a recipient joins the transaction when its own treatment (encrypted
+ *    when its policy allows and it has a key) equals the transaction's;
+ *  - when they differ, it joins, and the message goes signed only, when
+ *    nobody involved forbids that: no recipient whose policy requires
+ *    encryption (hard), and no recipient with mixed = "split" (firm), on
+ *    either side;
+ *  - otherwise (and when both encrypt with different key types) it is
+ *    deferred (452 4.7.0) and the MTA retries it in a transaction of its
+ *    own, where the same rule gives it its own treatment.
+ * So nobody is refused whose own policy allows delivery, a required
+ * recipient with a key is always encrypted to, and a split recipient
+ * always gets its own treatment; which recipient is deferred depends on
+ * the order, the outcome for each does not (except that a mixed =
+ * "sign-only" recipient with a key may end up signed-only or encrypted,
+ * depending on whom it shares a transaction with: both are what its
+ * policy allows). */
 struct pol_treatment {
 	bool encrypt;
 	enum pol_keytype key_type;
+	bool hard; /* a recipient whose policy requires encryption */
+	bool firm; /* a recipient with mixed = "split" */
 };
 
 #define POL_REPLY_LINES 32
@@ -58,13 +82,16 @@ struct pol_rcpt_decision {
 	char log[200];                  /* why, for the log line */
 };
 
-/* Decide one recipient at RCPT time. first: the treatment of the first
- * accepted recipient of this transaction, or NULL for the first one.
+/* Decide one recipient at RCPT time by the rule above. first: the
+ * transaction's treatment so far (the out->treatment of the last accepted
+ * recipient), or NULL for the first one. When accepted, out->treatment is
+ * the transaction's treatment with this recipient in: keep it for the
+ * next. Replies:
  *  - encrypt required by policy and no usable certificate: reject 550 5.7.1
  *    (missing_cert = tempfail: 450 4.7.1) with a diagnostic;
- *  - a treatment that differs from the first recipient's under mixed =
- *    split, or a key type that differs from the first's when both encrypt
- *    (key types never share an envelope): 452 4.7.0, retried on its own. */
+ *  - a treatment that cannot share the transaction, or a key type that
+ *    differs from the transaction's when both encrypt (key types never
+ *    share an envelope): 452 4.7.0, retried on its own. */
 sm_status policy_rcpt(const struct config *cfg, const char *sender, const char *rcpt,
     const struct pol_lookup *lk, const struct pol_treatment *first,
     struct pol_rcpt_decision *out);
@@ -85,11 +112,20 @@ struct pol_msg_rcpt {
 };
 
 /* rcpts: the accepted recipients with their lookups; triggered: the sender
- * asked for encryption (trigger_what names how, for the diagnostic). */
+ * asked for encryption (trigger_what names how, for the diagnostic).
+ * REJECT (or TEMPFAIL with missing_cert = tempfail) names exactly the
+ * recipients that need encryption (own policy, or triggered) and have no
+ * usable key. A treatment conflict the RCPT stage would have split (the
+ * key cache changed in between, say) is a TEMPFAIL (451 4.7.0), never a
+ * rejection: the retry meets the RCPT rule. */
 sm_status policy_plan(const struct config *cfg, const char *sender,
     const struct pol_msg_rcpt *rcpts, size_t n, bool triggered, const char *trigger_what,
     struct pol_plan *out);
 void policy_plan_free(struct pol_plan *p);
+/* Does this recipient need encryption (its policy requires it, or the
+ * sender triggered it) — is it named when it has no key? */
+bool policy_needs_encryption(const struct config *cfg, const char *sender, const char *rcpt,
+    bool triggered);
 
 /* Fill a reply: code, extended code and lines (copied). */
 sm_status policy_reply_set(struct pol_reply *r, const char *code, const char *xcode,

@@ -16,9 +16,12 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "discover.h"
 #include "keycache.h"
 #include "keystore.h"
+#include "metrics_http.h"
 #include "pidfile.h"
+#include "revstore.h"
 #include "trust.h"
 #include "x509util.h"
 
@@ -216,7 +219,8 @@ check_signer(struct pf *k, const struct keystore *ks, const char *name)
 	in = keystore_info_at(ks, (size_t)i);
 	na = in->not_after;
 	x509u_date(na, date, sizeof(date));
-	if (na - now < (time_t)PREFLIGHT_WARN_DAYS * 86400) {
+	if (k->cfg->warn_expiry_days > 0 &&
+	    na - now < (time_t)k->cfg->warn_expiry_days * 86400) {
 		/* A renewed key already in place takes over: fine. */
 		next = keystore_pick(ks, name, na + 1, NULL);
 		if (next < 0) {
@@ -342,6 +346,36 @@ check_cache_writable(struct pf *k, const char *path, const struct stat *sb)
 	check_dir(k, "cache", dir_of(path, dir, sizeof(dir)), true);
 }
 
+/* A cache on a database server: backend, schema, connectivity, how far
+ * the local copy may be behind, and the outbox. */
+static void
+check_cache_remote(struct pf *k)
+{
+	const struct config *cfg = k->cfg;
+	struct keycache *kc = NULL;
+	struct kc_health h;
+	char why[512] = "";
+	size_t queued = keycache_outbox_count(cfg->cache_outbox_dir);
+
+	if (keycache_open(config_cache_backend(cfg), config_cache_target(cfg), &kc, why,
+		sizeof(why)) != SM_OK) {
+		PROBLEM(k, "cache: %s: %s", config_cache_backend(cfg), why);
+		return;
+	}
+	keycache_health(kc, &h);
+	if (!h.connected)
+		PROBLEM(k, "cache: %s: database unreachable: %s", h.backend, h.err);
+	else
+		OK(k, "cache: %s: schema %d, connected, local copy lag %llds", h.backend,
+		    h.schema_version, h.lag);
+	if (queued > 0)
+		OK(k, "cache: outbox %s: %zu write%s waiting for the database",
+		    cfg->cache_outbox_dir, queued, queued == 1 ? "" : "s");
+	else
+		OK(k, "cache: outbox %s: empty", cfg->cache_outbox_dir);
+	keycache_close(kc);
+}
+
 static void
 check_cache(struct pf *k)
 {
@@ -353,6 +387,10 @@ check_cache(struct pf *k)
 	struct stat sb;
 	int version = 0;
 
+	if (k->cfg->cache_backend != CFG_BACKEND_SQLITE) {
+		check_cache_remote(k);
+		return;
+	}
 	if (stat(path, &sb) != 0) {
 		if (errno == ENOENT) {
 			if (check_dir(k, "cache", dir_of(path, dir, sizeof(dir)), true))
@@ -399,6 +437,76 @@ check_run_dirs(struct pf *k)
 		check_dir(k, "socket", dir_of(strchr(sock, ':') + 1, dir, sizeof(dir)), false);
 }
 
+/* Key discovery: bind passwords and the DNSSEC trust anchor load, as the
+ * daemon will load them at start. */
+static void
+check_discovery(struct pf *k)
+{
+	const struct config *cfg = k->cfg;
+	struct discover *d = NULL;
+	char why[512] = "";
+
+	if (discover_new(cfg, &d, why, sizeof(why)) != SM_OK) {
+		PROBLEM(k, "%s: smime-milter will not start", why);
+		return;
+	}
+	if (d != NULL)
+		OK(k, "discovery: %zu director%s, smimea %s: ok", cfg->n_discovery_ldap,
+		    cfg->n_discovery_ldap == 1 ? "y" : "ies", cfg->smimea_enabled ? "on" : "off");
+	discover_free(d);
+}
+
+/* The metrics token must be readable, or the daemon does not start. */
+static void
+check_metrics(struct pf *k)
+{
+	const struct config *cfg = k->cfg;
+	char tok[METRICS_TOKEN_MAX], why[512] = "";
+
+	if (cfg->metrics_listen == NULL)
+		return;
+	if (cfg->metrics_token_file &&
+	    metrics_http_read_token(cfg->metrics_token_file, tok, sizeof(tok), why,
+		sizeof(why)) != SM_OK) {
+		PROBLEM(k, "metrics: token_file: %s; smime-milter will not start", why);
+		return;
+	}
+	OK(k, "metrics: %s%s", cfg->metrics_listen,
+	    cfg->metrics_token_file ? " (bearer token required)" :
+	    " (no token: anyone who can connect reads it)");
+}
+
+/* The revocation store the worker keeps: readable, and how current. */
+static void
+check_revocation(struct pf *k)
+{
+	const struct config *cfg = k->cfg;
+	const char *mode = config_rev_check_name(cfg->revocation.check);
+	struct revstore *rs = NULL;
+	struct rev_health h;
+	char why[512] = "", *path;
+	struct stat sb;
+
+	if ((path = config_revocation_store(cfg)) == NULL) {
+		PROBLEM(k, "revocation: out of memory");
+		return;
+	}
+	if (stat(path, &sb) != 0) {
+		OK(k, "revocation: %s: not created yet (check = %s)", path, mode);
+	} else if (revstore_open(path, &rs, why, sizeof(why)) != SM_OK) {
+		PROBLEM(k, "revocation: the store cannot be opened: %s", why);
+	} else if (revstore_health(rs, clock_now(), &h) != SM_OK) {
+		PROBLEM(k, "revocation: %s: cannot be read", path);
+	} else {
+		OK(k, "revocation: %s: check = %s, %zu certificate%s, %zu without a current "
+		      "answer, %zu with fetch errors%s%s",
+		    path, mode, h.rows, h.rows == 1 ? "" : "s", h.stale, h.errors,
+		    h.last_error[0] ? "; latest: " : "", h.last_error);
+	}
+	revstore_close(rs);
+	free(path);
+}
+
 int
 preflight_run(const struct config *cfg, preflight_report_fn report, void *arg)
 {
@@ -417,6 +525,9 @@ preflight_run(const struct config *cfg, preflight_report_fn report, void *arg)
 	check_keys(k);
 	check_cache(k);
 	check_run_dirs(k);
+	check_discovery(k);
+	check_metrics(k);
+	check_revocation(k);
 	n = k->problems;
 	free(k);
 	return n;

@@ -5,12 +5,14 @@
  * With a valid configuration: the daemon's user exists; the trust anchors
  * load; keys_dir exists, is safe (owner, mode), and every key file loads
  * (each file that does not is one problem), and every address and domain
- * has a signing key valid for more than PREFLIGHT_WARN_DAYS days; the
+ * has a signing key valid for more than warn_expiry_days days; the
  * cache opens, passes its integrity check, and the daemon's user may write
- * it and its directory (a read-only cache fails every harvest later); the
- * spool directory is writable by that user; the pid file's directory
- * follows pidfile.h's rules; a unix socket's directory exists or can be
- * created. "The daemon's user" is `user` when set; with no `user`, whoever
+ * it and its directory (a read-only cache fails every harvest later), or,
+ * on PostgreSQL, the database answers; the spool directory is writable by
+ * that user; the pid file's directory follows pidfile.h's rules; a unix
+ * socket's directory exists or can be created; key discovery's files
+ * (bind passwords, DNSSEC trust anchor) and the metrics token load; the
+ * revocation store, when there is one, opens. "The daemon's user" is `user` when set; with no `user`, whoever
  * runs the check (root assumes the owner of keys_dir: the systemd unit
  * runs the daemon as its own user with `user` unset). Access is judged
  * from owner, group (supplementary groups included) and mode bits.
@@ -22,9 +24,6 @@
 #include <sys/types.h>
 
 #include "config.h"
-
-/* A signing key expiring within this many days is a problem. */
-#define PREFLIGHT_WARN_DAYS 30
 
 /* One line: problem (something to fix) or a healthy area's summary. */
 typedef void (*preflight_report_fn)(void *arg, bool problem, const char *line);

@@ -22,12 +22,14 @@
 #include <unistd.h>
 
 #include <openssl/cms.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/provider.h>
 #include <openssl/rsa.h>
 
 #include "clock.h"
+#include "cmsscan.h"
 
 /* Private key files are tiny; anything bigger is not what we think. */
 /* Read size when streaming content through OpenSSL's digest BIOs. */
@@ -314,6 +316,7 @@ smime_verify_status_name(enum smime_verify_status s)
 	case SMIME_VERIFY_UNSUPPORTED_ALGORITHM: return "unsupported-algorithm";
 	case SMIME_VERIFY_MALFORMED: return "malformed";
 	case SMIME_VERIFY_NO_SIGNER: return "no-signer";
+	case SMIME_VERIFY_REVOKED: return "revoked";
 	}
 	return "unknown";
 }
@@ -651,7 +654,7 @@ smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
 	size_t keep = out != NULL ? out->len : 0;
 	sm_status st = SM_ERR_NOKEY;
 	bool matched = false;
-	char tmp[256], who[256];
+	char tmp[256];
 	int type;
 
 	ERR_clear_error();
@@ -674,39 +677,29 @@ smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
 		goto done;
 	}
 	/*
-	 * Debug mode makes OpenSSL report a key that fails to decrypt the
-	 * content-encryption key, instead of carrying on with a random key
-	 * (its defence against chosen-ciphertext oracles in interactive
-	 * protocols). We are no oracle: the verdict reaches the recipient,
-	 * not the sender, and a random key would let one CBC message in 256
-	 * "decrypt" to garbage. Called with everything NULL it only sets the
-	 * flag.
+	 * No CMS_DEBUG_DECRYPT: a recipient entry that names our certificate
+	 * but does not open with our key goes on with a random content key
+	 * (OpenSSL's defence against Bleichenbacher-style padding oracles),
+	 * so it fails exactly as a corrupt content does. The first of our keys
+	 * that a recipient entry names is the one we try.
 	 */
-	CMS_decrypt(cms, NULL, NULL, NULL, NULL, CMS_DEBUG_DECRYPT);
-	ERR_clear_error();
 	for (size_t i = 0; i < nkeys && !matched; i++) {
 		if (keys[i].pkey == NULL || keys[i].cert == NULL ||
 		    !is_recipient(cms, keys[i].cert))
 			continue;
-		/* A recipient entry names our certificate: this key must
-		 * open it. If it does not, keep looking (another of our keys
-		 * may be a recipient too) but remember why. */
-		if (CMS_decrypt_set1_pkey_and_peer(cms, keys[i].pkey,
+		if (!CMS_decrypt_set1_pkey_and_peer(cms, keys[i].pkey,
 		    keys[i].cert, NULL)) {
-			matched = true;
-			break;
+			st = SM_ERR_CRYPTO;
+			sm_seterr(err, errlen, "decrypt: content does not decrypt "
+			    "(wrong key or corrupt envelope)");
+			goto done;
 		}
-		st = SM_ERR_CRYPTO;
-		ossl_drain(tmp, sizeof(tmp));
-		name_str(keys[i].cert, who, sizeof(who));
-		sm_seterr(err, errlen, "decrypt: the recipient entry for %s does "
-		    "not open with its key (%s)", who, tmp);
+		matched = true;
 	}
 	ERR_clear_error();
 	if (!matched) {
-		if (st == SM_ERR_NOKEY)
-			sm_seterr(err, errlen, "decrypt: none of our %zu key(s) "
-			    "is a recipient", nkeys);
+		sm_seterr(err, errlen, "decrypt: none of our %zu key(s) is a "
+		    "recipient", nkeys);
 		goto done;
 	}
 	if ((sink = sink_new(out)) == NULL) {
@@ -714,8 +707,7 @@ smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
 		st = SM_ERR_NOMEM;
 		goto done;
 	}
-	if (!CMS_decrypt(cms, NULL, NULL, NULL, sink,
-	    CMS_BINARY | CMS_DEBUG_DECRYPT)) {
+	if (!CMS_decrypt(cms, NULL, NULL, NULL, sink, CMS_BINARY)) {
 		buf_truncate_wipe(out, keep);
 		if (ossl_drain(tmp, sizeof(tmp))) {
 			sm_seterr(err, errlen, "decrypt: content cipher not "
@@ -724,7 +716,7 @@ smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
 			st = SM_ERR_UNSUPPORTED;
 		} else {
 			sm_seterr(err, errlen, "decrypt: content does not "
-			    "decrypt, corrupt envelope (%s)", tmp);
+			    "decrypt (wrong key or corrupt envelope)");
 			st = SM_ERR_CRYPTO;
 		}
 		goto done;
@@ -771,7 +763,6 @@ smime_content_type(const unsigned char *der, size_t n)
 	int tag = -1, cls = -1, ret, nid;
 	ASN1_OBJECT *oid = NULL;
 	enum smime_content_type t = SMIME_CT_INVALID;
-	CMS_ContentInfo *cms = NULL;
 
 	if (der == NULL || n == 0 || n > LONG_MAX)
 		return SMIME_CT_INVALID;
@@ -793,20 +784,22 @@ smime_content_type(const unsigned char *der, size_t n)
 	case NID_id_smime_ct_authEnvelopedData:
 		t = SMIME_CT_AUTH_ENVELOPED;
 		break;
-	case NID_pkcs7_signed:
-		/* Signers or none (certs-only) needs the whole structure. */
-		if ((cms = cms_parse(der, n)) == NULL)
+	case NID_pkcs7_signed: {
+		/* Signers or none (certs-only): counted in the BER, not decoded
+		 * (smime_verify parses it, once). */
+		struct cmsscan_counts c;
+
+		if (cmsscan_signed(der, n, NULL, &c) != SM_OK)
 			goto done;
-		t = sk_CMS_SignerInfo_num(CMS_get0_SignerInfos(cms)) > 0
-		    ? SMIME_CT_SIGNED : SMIME_CT_CERTS_ONLY;
+		t = c.nsigners > 0 ? SMIME_CT_SIGNED : SMIME_CT_CERTS_ONLY;
 		break;
+	}
 	default:
 		t = SMIME_CT_OTHER;
 		break;
 	}
 done:
 	ASN1_OBJECT_free(oid);
-	CMS_ContentInfo_free(cms);
 	ERR_clear_error();
 	return t;
 }
@@ -1080,6 +1073,82 @@ digest_supported(int nid)
 	return md != NULL;
 }
 
+bool
+smime_key_fit(const EVP_PKEY *pkey, char *why, size_t whylen)
+{
+	BIGNUM *e = NULL;
+	char curve[80];
+	int bits, eb, explicit = 0;
+
+	sm_seterr(why, whylen, "ok");
+	if (pkey == NULL) {
+		sm_seterr(why, whylen, "no public key");
+		return false;
+	}
+	bits = EVP_PKEY_get_bits(pkey);
+	switch (EVP_PKEY_get_base_id(pkey)) {
+	case EVP_PKEY_RSA:
+	case EVP_PKEY_RSA_PSS:
+		if (bits < 2048 || bits > 16384) {
+			sm_seterr(why, whylen, "RSA key of %d bits (2048 to 16384 "
+			    "accepted)", bits);
+			return false;
+		}
+		if (!EVP_PKEY_get_bn_param(pkey, OSSL_PKEY_PARAM_RSA_E, &e)) {
+			ERR_clear_error();
+			sm_seterr(why, whylen, "RSA key without a readable exponent");
+			return false;
+		}
+		eb = BN_num_bits(e);
+		BN_free(e);
+		if (eb > 32) {
+			sm_seterr(why, whylen, "RSA public exponent of %d bits (at "
+			    "most 32 accepted)", eb);
+			return false;
+		}
+		return true;
+	case EVP_PKEY_EC:
+		if (!EVP_PKEY_get_utf8_string_param(pkey,
+		    OSSL_PKEY_PARAM_GROUP_NAME, curve, sizeof(curve), NULL) ||
+		    (EVP_PKEY_get_int_param(pkey,
+		    OSSL_PKEY_PARAM_EC_DECODED_FROM_EXPLICIT_PARAMS, &explicit) &&
+		    explicit)) {
+			ERR_clear_error();
+			sm_seterr(why, whylen, "EC key with explicit curve "
+			    "parameters (named curves only)");
+			return false;
+		}
+		return true;
+	case EVP_PKEY_DSA:
+		sm_seterr(why, whylen, "DSA key (not accepted)");
+		return false;
+	default:
+		sm_seterr(why, whylen, "%s key (not accepted)",
+		    OBJ_nid2sn(EVP_PKEY_get_base_id(pkey)));
+		return false;
+	}
+}
+
+/* The certificates of the bag whose keys we would check a signature with:
+ * a chain is built only through those. NULL when out of memory. */
+static STACK_OF(X509) *
+fit_certs(STACK_OF(X509) *certs)
+{
+	STACK_OF(X509) *out = sk_X509_new_null();
+
+	for (int i = 0; out != NULL && i < sk_X509_num(certs); i++) {
+		X509 *x = sk_X509_value(certs, i);
+
+		if (smime_key_fit(X509_get0_pubkey(x), NULL, 0) &&
+		    !sk_X509_push(out, x)) {
+			sk_X509_free(out);
+			out = NULL;
+		}
+	}
+	ERR_clear_error();
+	return out;
+}
+
 /* Per-signer outcome while verifying. */
 struct si_verdict {
 	enum smime_verify_status status;
@@ -1123,6 +1192,63 @@ done:
 	return st;
 }
 
+/* The content bytes through one digest BIO per distinct digest of the
+ * signers still in the running (CMS_dataInit stacks one per digestAlgorithms
+ * entry, so that thousands of entries cost thousands of passes). *dcont
+ * gets the source BIO: the detached content, or the encapsulated one. NULL
+ * when out of memory or when there is no content to read. */
+static BIO *
+digest_chain(CMS_ContentInfo *cms, const unsigned char *content, size_t clen,
+    STACK_OF(CMS_SignerInfo) *sis, struct si_verdict *v, int nsi, BIO **dcont)
+{
+	ASN1_OCTET_STRING **pos;
+	BIO *chain, *b;
+	int seen[8], nseen = 0;
+
+	if (content == NULL) {
+		if ((pos = CMS_get0_content(cms)) == NULL || *pos == NULL)
+			return NULL;
+		content = (*pos)->data;
+		clen = (size_t)(*pos)->length;
+	}
+	if ((*dcont = chain = membio(content, clen)) == NULL)
+		return NULL;
+	for (int i = 0; i < nsi; i++) {
+		CMS_SignerInfo *si = sk_CMS_SignerInfo_value(sis, i);
+		X509_ALGOR *dig = NULL;
+		const ASN1_OBJECT *obj;
+		EVP_MD *md;
+		int nid, k;
+
+		if (v[i].status != SMIME_VERIFY_OK)
+			continue;
+		CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, NULL);
+		X509_ALGOR_get0(&obj, NULL, NULL, dig);
+		nid = OBJ_obj2nid(obj);
+		for (k = 0; k < nseen && seen[k] != nid; k++)
+			;
+		if (k < nseen)
+			continue;
+		if (nseen == (int)(sizeof(seen) / sizeof(seen[0])) ||
+		    (md = EVP_MD_fetch(NULL, OBJ_nid2sn(nid), NULL)) == NULL) {
+			verdict(&v[i], SMIME_VERIFY_UNSUPPORTED_ALGORITHM,
+			    "cannot digest the content with %s", OBJ_nid2ln(nid));
+			continue;
+		}
+		seen[nseen++] = nid;
+		b = BIO_new(BIO_f_md());
+		if (b == NULL || !BIO_set_md(b, md)) {
+			BIO_free(b);
+			EVP_MD_free(md);
+			return chain;
+		}
+		EVP_MD_free(md);
+		chain = BIO_push(b, chain);
+	}
+	ERR_clear_error();
+	return chain;
+}
+
 static void
 res_set(struct smime_verify_result *res, enum smime_verify_status s,
     const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -1143,7 +1269,41 @@ smime_verify(const unsigned char *der, size_t n, const unsigned char *content,
     size_t clen, X509_STORE *store, bool allow_self_signed,
     struct smime_verify_result *res, struct buf *content_out)
 {
+	static const struct smime_limits def = SMIME_LIMITS_DEFAULT;
+
+	return smime_verify_bounded(der, n, content, clen, store,
+	    allow_self_signed, &def, res, content_out);
+}
+
+/* Count before decoding: true when the message is within lim (or cannot
+ * be walked, which OpenSSL then reports in its words); false with the
+ * verdict in res otherwise. */
+static bool
+within_limits(const unsigned char *der, size_t n,
+    const struct smime_limits *lim, struct smime_verify_result *res)
+{
+	struct cmsscan_limits cl = { lim->max_digests, lim->max_certs,
+		lim->max_signers };
+	struct cmsscan_counts c;
+
+	if (cmsscan_signed(der, n, &cl, &c) != SM_ERR_LIMIT)
+		return true;
+	res_set(res, SMIME_VERIFY_MALFORMED, "refused unread: more than %zu "
+	    "%s", strcmp(c.over, "SignerInfos") == 0 ? lim->max_signers :
+	    strcmp(c.over, "certificates") == 0 ? lim->max_certs :
+	    lim->max_digests, c.over);
+	return false;
+}
+
+sm_status
+smime_verify_bounded(const unsigned char *der, size_t n,
+    const unsigned char *content, size_t clen, X509_STORE *store,
+    bool allow_self_signed, const struct smime_limits *lim,
+    struct smime_verify_result *res, struct buf *content_out)
+{
+	static const struct smime_limits def = SMIME_LIMITS_DEFAULT;
 	CMS_ContentInfo *cms = NULL;
+	STACK_OF(X509) *untrusted = NULL;
 	STACK_OF(CMS_SignerInfo) *sis;
 	struct si_verdict *v = NULL;
 	BIO *dcont = NULL, *chain = NULL;
@@ -1159,6 +1319,12 @@ smime_verify(const unsigned char *der, size_t n, const unsigned char *content,
 	res->chain_status = SMIME_VERIFY_UNTRUSTED;
 	ERR_clear_error();
 
+	if (lim == NULL)
+		lim = &def;
+	if (!within_limits(der, n, lim, res)) {
+		st = SM_OK;
+		goto done;
+	}
 	if ((cms = cms_parse(der, n)) == NULL) {
 		res_set(res, SMIME_VERIFY_MALFORMED, "not a CMS structure: %s",
 		    ossl_reason(tmp, sizeof(tmp)));
@@ -1171,6 +1337,7 @@ smime_verify(const unsigned char *der, size_t n, const unsigned char *content,
 	}
 	st = SM_ERR_NOMEM;
 	res->certs = CMS_get1_certs(cms);
+	res->crls = CMS_get1_crls(cms);
 	if (res->certs == NULL && (res->certs = sk_X509_new_null()) == NULL)
 		goto done;
 	sis = CMS_get0_SignerInfos(cms);
@@ -1225,6 +1392,10 @@ smime_verify(const unsigned char *der, size_t n, const unsigned char *content,
 		else if (X509_get0_pubkey(signer) == NULL)
 			verdict(&v[i], SMIME_VERIFY_UNSUPPORTED_ALGORITHM,
 			    "signer public key type not supported");
+		else if (!smime_key_fit(X509_get0_pubkey(signer), tmp,
+		    sizeof(tmp)))
+			verdict(&v[i], SMIME_VERIFY_UNSUPPORTED_ALGORITHM,
+			    "signer key refused: %s", tmp);
 		else
 			verdict(&v[i], SMIME_VERIFY_OK, "pending");
 	}
@@ -1244,20 +1415,13 @@ smime_verify(const unsigned char *der, size_t n, const unsigned char *content,
 
 	/* Digest the content once for all signers; for opaque signatures the
 	 * encapsulated content streams to content_out on the way. */
-	if (detached && (dcont = membio(content, clen)) == NULL) {
-		res_set(res, SMIME_VERIFY_MALFORMED, "content too large");
-		st = SM_ERR_LIMIT;
-		goto done;
-	}
-	chain = CMS_dataInit(cms, dcont);
+	chain = digest_chain(cms, detached ? content : NULL, clen, sis, v, nsi,
+	    &dcont);
 	if (chain == NULL) {
-		/* Typically a digest only the signer knows (MD2). */
-		for (int i = 0; i < nsi; i++)
-			if (v[i].status == SMIME_VERIFY_OK)
-				verdict(&v[i], SMIME_VERIFY_UNSUPPORTED_ALGORITHM,
-				    "cannot digest the content: %s",
-				    ossl_reason(tmp, sizeof(tmp)));
-		ERR_clear_error();
+		res_set(res, SMIME_VERIFY_MALFORMED, detached ? "content too "
+		    "large" : "no encapsulated content");
+		st = detached ? SM_ERR_LIMIT : SM_ERR_PARSE;
+		goto done;
 	} else if ((st = pump(chain, detached ? NULL : content_out)) != SM_OK) {
 		res_set(res, SMIME_VERIFY_MALFORMED, "reading the signed "
 		    "content failed: %s", st == SM_ERR_NOMEM ? "out of memory"
@@ -1322,7 +1486,11 @@ smime_verify(const unsigned char *der, size_t n, const unsigned char *content,
 		if (signer != NULL) {
 			X509_up_ref(signer);
 			res->signer = signer;
-			res->chain_status = check_chain(signer, res->certs,
+			if ((untrusted = fit_certs(res->certs)) == NULL) {
+				st = SM_ERR_NOMEM;
+				goto done;
+			}
+			res->chain_status = check_chain(signer, untrusted,
 			    store, allow_self_signed, chain_reason,
 			    sizeof(chain_reason));
 		} else {
@@ -1353,6 +1521,7 @@ done:
 		}
 	}
 	BIO_free(dcont);
+	sk_X509_free(untrusted);
 	free(v);
 	CMS_ContentInfo_free(cms);
 	ERR_clear_error();
@@ -1367,6 +1536,8 @@ smime_verify_result_free(struct smime_verify_result *res)
 	X509_free(res->signer);
 	X509_free(res->enc_pref);
 	sk_X509_pop_free(res->certs, X509_free);
+	sk_X509_CRL_pop_free(res->crls, X509_CRL_free);
+	res->crls = NULL;
 	res->signer = NULL;
 	res->enc_pref = NULL;
 	res->certs = NULL;

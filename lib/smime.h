@@ -98,6 +98,9 @@ enum smime_verify_status {
 	SMIME_VERIFY_MALFORMED,            /* not a parseable SignedData */
 	SMIME_VERIFY_NO_SIGNER,            /* no SignerInfo, or its certificate is
 	                                      not in the message */
+	SMIME_VERIFY_REVOKED,              /* the signer's certificate is revoked
+	                                      (set by the gateway from the
+	                                      revocation store, never by smime.c) */
 };
 
 struct smime_verify_result {
@@ -112,6 +115,7 @@ struct smime_verify_result {
 	enum smime_verify_status chain_status;
 	X509 *signer;            /* the signer's certificate (owned) */
 	STACK_OF(X509) *certs;   /* every certificate in the SignedData (owned) */
+	STACK_OF(X509_CRL) *crls; /* every CRL in the SignedData, NULL none (owned) */
 	int digest_nid;          /* NID of the signer's digest algorithm */
 	time_t signing_time;     /* signingTime attribute, 0 when absent */
 	caps_t caps;             /* sMIMECapabilities; CAP_KNOWN when present */
@@ -144,6 +148,34 @@ sm_status smime_verify(const unsigned char *der, size_t n,
     const unsigned char *content, size_t clen, X509_STORE *store,
     bool allow_self_signed, struct smime_verify_result *res,
     struct buf *content_out);
+
+/*
+ * Bounds on the work one signature may cause; smime_verify() uses
+ * SMIME_LIMITS_DEFAULT. The counts are taken in the raw BER before OpenSSL
+ * decodes anything (cmsscan.h); more than a limit gives the verdict
+ * MALFORMED ("refused unread: ...") without decoding. Whatever the limits,
+ * the content is digested once per distinct digest the signers use (never
+ * once per digestAlgorithms entry), and a signer or chain certificate is
+ * used only with an acceptable key (smime_key_fit()).
+ */
+struct smime_limits {
+	size_t max_signers;   /* SignerInfos */
+	size_t max_digests;   /* digestAlgorithms entries */
+	size_t max_certs;     /* certificates in the bag */
+};
+#define SMIME_LIMITS_DEFAULT { 4, 16, 50 }
+
+sm_status smime_verify_bounded(const unsigned char *der, size_t n,
+    const unsigned char *content, size_t clen, X509_STORE *store,
+    bool allow_self_signed, const struct smime_limits *lim,
+    struct smime_verify_result *res, struct buf *content_out);
+
+/*
+ * Is pkey a key we spend work on? RSA (and RSA-PSS) from 2048 to 16384
+ * bits with a public exponent of at most 32 bits; EC on a named curve. DSA
+ * and everything else: no. Writes why not into why.
+ */
+bool smime_key_fit(const EVP_PKEY *pkey, char *why, size_t whylen);
 void smime_verify_result_free(struct smime_verify_result *res);
 const char *smime_verify_status_name(enum smime_verify_status s); /* "bad-signature" … */
 
@@ -156,7 +188,11 @@ const char *smime_verify_status_name(enum smime_verify_status s); /* "bad-signat
  * SM_ERR_PARSE when der is no envelope, SM_ERR_UNSUPPORTED for a content
  * cipher the loaded providers lack (RC2 and DES unless smime_enable_legacy()
  * was called), SM_ERR_CRYPTO for a corrupt envelope (bad padding, GCM tag,
- * or a recipient entry for our certificate that our key does not open).
+ * or a recipient entry for our certificate that our key does not open: that
+ * one goes on with a random content key, as OpenSSL does without
+ * CMS_DEBUG_DECRYPT, so both fail alike and no padding oracle exists; with
+ * CBC, 1 in 256 such envelopes "decrypts" to garbage, which carries no valid
+ * signature).
  */
 sm_status smime_decrypt(const unsigned char *der, size_t n,
     const struct smime_key *keys, size_t nkeys, struct buf *out, char *err,

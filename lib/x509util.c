@@ -3,6 +3,8 @@
  */
 #include "x509util.h"
 
+#include "address.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,7 @@ addr_byte_ok(unsigned char c)
 sm_status
 x509u_addr_normalise(const char *in, char **out)
 {
+	char norm[512];
 	const char *at;
 	size_t i, len;
 	char *s;
@@ -46,12 +49,16 @@ x509u_addr_normalise(const char *in, char **out)
 	for (i = 0; i < len; i++)
 		if (!addr_byte_ok((unsigned char)in[i]))
 			return SM_ERR_PARSE;
-	s = malloc(len + 1);
+	/* The one comparison rule (address.h) wherever it accepts the
+	 * address; otherwise (a UTF-8 local part, say) ASCII case folding of
+	 * the whole address, which is what it does for ASCII. */
+	if (addr_normalize(in, norm, sizeof(norm)) == SM_OK)
+		s = strdup(norm);
+	else if ((s = strdup(in)) != NULL)
+		for (i = 0; i < len; i++)
+			s[i] = (char)ascii_lower((unsigned char)s[i]);
 	if (s == NULL)
 		return SM_ERR_NOMEM;
-	memcpy(s, in, len + 1);
-	for (i = (size_t)(at - in) + 1; i < len; i++)
-		s[i] = (char)ascii_lower((unsigned char)s[i]);
 	*out = s;
 	return SM_OK;
 }
@@ -59,24 +66,18 @@ x509u_addr_normalise(const char *in, char **out)
 bool
 x509u_addr_equal(const char *a, const char *b)
 {
-	const char *aa, *ba;
-	size_t al, bl;
+	char *na = NULL, *nb = NULL;
+	bool eq;
 
-	if (a == NULL || b == NULL)
+	if (x509u_addr_normalise(a, &na) != SM_OK ||
+	    x509u_addr_normalise(b, &nb) != SM_OK) {
+		free(na);
 		return false;
-	aa = strrchr(a, '@');
-	ba = strrchr(b, '@');
-	if (aa == NULL || ba == NULL)
-		return false;
-	al = (size_t)(aa - a);
-	bl = (size_t)(ba - b);
-	if (al == 0 || al != bl || memcmp(a, b, al) != 0)
-		return false;
-	for (aa++, ba++; *aa && *ba; aa++, ba++)
-		if (ascii_lower((unsigned char)*aa) !=
-		    ascii_lower((unsigned char)*ba))
-			return false;
-	return *aa == '\0' && *ba == '\0' && aa[-1] != '@';
+	}
+	eq = strcmp(na, nb) == 0;
+	free(na);
+	free(nb);
+	return eq;
 }
 
 char *

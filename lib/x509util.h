@@ -47,13 +47,14 @@ enum x509u_validity {
 
 /* Split check and normalise: exactly one non-empty local part and a
  * non-empty domain separated by the last '@', no control characters or
- * spaces. *out (caller frees) is the local part unchanged, '@', the domain
+ * spaces. *out (caller frees) is the address as addr_normalize() gives it
+ * (the project's one comparison rule: case-insensitive), or, for an address
+ * it refuses (a UTF-8 local part), the address with ASCII letters
  * lowercased. SM_ERR_PARSE for something that is not an address. */
 sm_status x509u_addr_normalise(const char *in, char **out);
-/* The same address? Local part exact, domain case-insensitive. */
+/* The same address once both are normalised? */
 bool x509u_addr_equal(const char *a, const char *b);
-/* The whole address lowercased (caller frees); for case-insensitive admin
- * look-ups only, never for choosing a key. */
+/* The whole address, ASCII lowercased (caller frees). */
 char *x509u_addr_lower(const char *in);
 
 /* The addresses the certificate speaks for, as written in it (SAN

@@ -19,6 +19,7 @@
 #include "buf.h"
 #include "gateway.h"
 #include "log.h"
+#include "metrics.h"
 #include "milter.h"
 #include "mime.h"
 #include "policy.h"
@@ -30,10 +31,12 @@ struct msg {
 	enum pol_direction dir;
 	char qid[64];
 	char *sender;
+	char auth_authen[256];        /* {auth_authen}: the SASL login */
 	char **rcpts;
 	size_t nrcpts;
 	bool have_first;
-	struct pol_treatment first;   /* the first accepted recipient's */
+	bool bcc_solo;                /* a blind copy goes alone (bcc.h) */
+	struct pol_treatment first;   /* the transaction's, so far */
 	struct mime_headers hdrs;
 	struct spool *body;
 	struct timespec start;
@@ -170,8 +173,8 @@ mlfi_envfrom(SMFICTX *ctx, char **argv)
 	c->msg.active = true;
 	clock_gettime(CLOCK_MONOTONIC, &c->msg.start);
 	msg_refresh_qid(ctx, &c->msg);
-	c->msg.dir = policy_direction(cfg, c->daemon_name,
-	    smfi_getsymval(ctx, (char *)"{auth_authen}"),
+	macro_copy(ctx, "{auth_authen}", c->msg.auth_authen, sizeof(c->msg.auth_authen));
+	c->msg.dir = policy_direction(cfg, c->daemon_name, c->msg.auth_authen,
 	    c->have_client ? (const struct sockaddr *)&c->client : NULL);
 	if ((c->msg.sender = strdup(argv[0] ? argv[0] : "<>")) == NULL ||
 	    spool_new(cfg->spool_dir, cfg->spool_threshold, cfg->max_message_size,
@@ -194,6 +197,8 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 	if (c->msg.dir == POL_OUTBOUND) {
 		st = gw_rcpt(&c->rt->env, c->msg.sender, argv[0],
 		    c->msg.have_first ? &c->msg.first : NULL, &d);
+		if (st == SM_OK)
+			st = gw_rcpt_bcc(c->msg.sender, argv[0], c->msg.nrcpts, &c->msg.bcc_solo, &d);
 		if (st != SM_OK)
 			return tempfail(ctx, c, sm_strstatus(st));
 		if (d.verdict != POL_ACCEPT) {
@@ -208,10 +213,8 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 			policy_reply_free(&d.reply);
 			return d.verdict == POL_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
 		}
-		if (!c->msg.have_first) {
-			c->msg.first = d.treatment;
-			c->msg.have_first = true;
-		}
+		c->msg.first = d.treatment; /* with this recipient in */
+		c->msg.have_first = true;
 	}
 	v = realloc(c->msg.rcpts, (c->msg.nrcpts + 1) * sizeof(*v));
 	if (v == NULL)
@@ -324,10 +327,12 @@ mlfi_eom(SMFICTX *ctx)
 {
 	struct conn *c = smfi_getpriv(ctx);
 	struct gw_msg gm;
+	struct sender_id who;
 	struct gw_result r;
 	struct timespec end;
 	sfsistat ret = SMFIS_CONTINUE;
 	sm_status st;
+	uint64_t t0;
 	long ms;
 
 	if (c == NULL || !c->msg.active)
@@ -339,13 +344,22 @@ mlfi_eom(SMFICTX *ctx)
 	gm.rcpts = c->msg.rcpts;
 	gm.nrcpts = c->msg.nrcpts;
 	gm.hdrs = &c->msg.hdrs;
+	/* No client address: a local submission (sendmail(1) through
+	 * non_smtpd_milters), which sender.h takes as 127.0.0.1. */
+	who.login = c->msg.auth_authen;
+	who.client = c->have_client ? (const struct sockaddr *)&c->client : NULL;
+	gm.who = &who;
 	if ((st = spool_view(c->msg.body, &gm.body, &gm.body_len)) != SM_OK) {
 		ret = tempfail(ctx, c, "cannot read the spooled body");
 		goto out;
 	}
+	t0 = metrics_now();
 	st = c->msg.dir == POL_OUTBOUND ? gw_outbound(&c->rt->env, &gm, &r) :
 	    gw_inbound(&c->rt->env, &gm, &r);
+	metrics_observe(METRICS_STAGE_EOM, t0);
 	if (st != SM_OK) {
+		metrics_message(c->msg.dir == POL_OUTBOUND ? METRICS_OUTBOUND : METRICS_INBOUND,
+		    METRICS_TEMPFAILED);
 		ret = tempfail(ctx, c, sm_strstatus(st));
 		gw_result_free(&r);
 		goto out;

@@ -19,6 +19,9 @@ struct runtime {
 	struct trust *trust;
 	struct keystore *ks;
 	struct keycache *kc;
+	struct discover *disc;
+	struct revstore *rs;
+	struct refusals *rf;      /* refusal log (NULL when it cannot open) */
 	struct gw_env env;
 	int refs;
 };
@@ -31,6 +34,11 @@ void runtime_put(struct runtime *rt);
 struct runtime *runtime_new(struct config *cfg, char *err, size_t errlen);
 /* Make rt the current runtime (takes over the caller's reference). */
 void runtime_swap(struct runtime *rt);
+
+/* Start the metrics endpoint (when metrics.listen is set) and the daily
+ * expiry warnings (observe.c). Call after the fork, before dropping
+ * privileges. Returns -1 (logged) when the endpoint cannot start. */
+int observe_start(void);
 
 /* The libmilter callback table. */
 extern struct smfiDesc milter_desc;

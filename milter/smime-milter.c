@@ -27,13 +27,24 @@
 #include <openssl/opensslv.h>
 #include <sqlite3.h>
 
+#include <curl/curl.h>
+#include <idn2.h>
+#include <ldap.h>
+#include <libpq-fe.h>
+#include <unbound.h>
+
 #include "config.h"
 #include "keycache.h"
 #include "keystore.h"
 #include "log.h"
+#include "discover.h"
+#include "metrics.h"
 #include "milter.h"
 #include "pidfile.h"
 #include "preflight.h"
+#include "refusals.h"
+#include "revstore.h"
+#include "revworker.h"
 #include "trust.h"
 
 static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -44,7 +55,10 @@ runtime_free(struct runtime *rt)
 {
 	if (rt == NULL)
 		return;
+	discover_free(rt->disc);
 	keycache_close(rt->kc);
+	revstore_close(rt->rs);
+	refusals_close(rt->rf);
 	keystore_free(rt->ks);
 	trust_free(rt->trust);
 	config_unref(rt->cfg);
@@ -55,7 +69,7 @@ struct runtime *
 runtime_new(struct config *cfg, char *err, size_t errlen)
 {
 	struct runtime *rt = calloc(1, sizeof(*rt));
-	char why[512] = "";
+	char why[512] = "", *path = NULL;
 
 	if (rt == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -78,14 +92,41 @@ runtime_new(struct config *cfg, char *err, size_t errlen)
 	for (size_t i = 0; i < keystore_problem_count(rt->ks); i++)
 		log_msg(LOG_ERR, "keys: %s; skipped: mail from its addresses follows on_error",
 		    keystore_problem_at(rt->ks, i));
-	if (keycache_open("sqlite", cfg->cache_path, &rt->kc, why, sizeof(why)) != SM_OK) {
-		snprintf(err, errlen, "key cache %s: %s", cfg->cache_path, why);
+	if (keycache_open(config_cache_backend(cfg), config_cache_target(cfg), &rt->kc, why,
+		sizeof(why)) != SM_OK) {
+		snprintf(err, errlen, "key cache %s: %s",
+		    cfg->cache_backend == CFG_BACKEND_SQLITE ? cfg->cache_path : "(postgresql)", why);
 		goto fail;
+	}
+	if (discover_new(cfg, &rt->disc, why, sizeof(why)) != SM_OK) {
+		snprintf(err, errlen, "%s", why);
+		goto fail;
+	}
+	{
+		/* Only the daemon queues harvests while the database is down. */
+		struct kc_options ko = { (time_t)cfg->cache_max_stale, cfg->cache_outbox_dir };
+
+		if (keycache_configure(rt->kc, &ko, why, sizeof(why)) != SM_OK) {
+			snprintf(err, errlen, "key cache: %s", why);
+			goto fail;
+		}
 	}
 	rt->env.cfg = cfg;
 	rt->env.trust = rt->trust;
 	rt->env.ks = rt->ks;
+	if ((path = config_revocation_store(cfg)) == NULL ||
+	    revstore_open(path, &rt->rs, why, sizeof(why)) != SM_OK) {
+		snprintf(err, errlen, "revocation store: %s", path ? why : "out of memory");
+		free(path);
+		goto fail;
+	}
+	free(path);
 	rt->env.kc = rt->kc;
+	rt->env.disc = rt->disc;
+	rt->env.rs = rt->rs;
+	if (refusals_open("sqlite", cfg->cache_path, &rt->rf, why, sizeof(why)) != SM_OK)
+		log_msg(LOG_WARNING, "%s; refusals are not logged", why);
+	rt->env.rf = rt->rf;
 	return rt;
 fail:
 	runtime_free(rt);
@@ -296,18 +337,42 @@ reload_thread(void *arg)
 		runtime_put(cur);
 		if (cfg == NULL) {
 			log_msg(LOG_ERR, "reload failed: keeping the old configuration");
+			metrics_reload(false);
 			continue;
 		}
 		reload_socket_note(cfg);
 		rt = runtime_new(cfg, err, sizeof(err));
 		if (rt == NULL) {
 			log_msg(LOG_ERR, "reload failed: %s; keeping the old configuration", err);
+			metrics_reload(false);
 			continue;
 		}
 		runtime_swap(rt);
+		metrics_reload(true);
 		log_msg(LOG_NOTICE, "reloaded configuration from %s", rt->cfg->file);
 	}
 	return NULL;
+}
+
+/* How often the revocation worker looks for due rows (an indexed query). */
+#define REVWORKER_INTERVAL 2
+
+/* The revocation worker: one thread for the process, with a store handle
+ * of its own; reloads keep it (a changed timeout or proxy takes a
+ * restart). Started after the signal mask is set, so it never takes a
+ * signal meant for libmilter. */
+static struct revworker *
+revocation_worker(const struct config *cfg)
+{
+	struct revworker *w = NULL;
+	char why[512] = "", *path = config_revocation_store(cfg);
+
+	if (path == NULL ||
+	    revworker_start(path, (long)cfg->revocation.timeout_ms, cfg->revocation.proxy,
+		REVWORKER_INTERVAL, &w, why, sizeof(why)) != SM_OK)
+		log_msg(LOG_ERR, "revocation worker not started: %s", path ? why : "out of memory");
+	free(path);
+	return w;
 }
 
 static void
@@ -322,6 +387,12 @@ print_versions(void)
 	printf("libconfig %d.%d.%d\n", LIBCONFIG_VER_MAJOR, LIBCONFIG_VER_MINOR,
 	    LIBCONFIG_VER_REVISION);
 	printf("libmilter %u.%u.%u\n", maj, min, pl);
+	printf("libcurl %s\n", curl_version_info(CURLVERSION_NOW)->version);
+	printf("libpq %d.%d\n", PQlibVersion() / 10000, PQlibVersion() % 10000);
+	printf("libunbound %s\n", ub_version());
+	printf("%s %d.%d.%d\n", LDAP_VENDOR_NAME, LDAP_VENDOR_VERSION_MAJOR,
+	    LDAP_VENDOR_VERSION_MINOR, LDAP_VENDOR_VERSION_PATCH);
+	printf("libidn2 %s\n", idn2_check_version(NULL));
 }
 
 /* Everything start-up decides, handed from one step to the next. */
@@ -333,6 +404,7 @@ struct start {
 	const char *sock;  /* libmilter's spelling */
 	struct pidfile *pidf;
 	int ready_fd;	   /* to the waiting parent (background), or -1 */
+	struct revworker *rw; /* the revocation worker, NULL: none */
 };
 
 /* The configured user: exists, and we can become it. */
@@ -419,8 +491,9 @@ start_runtime(struct start *s)
 	if (s->pw) {
 		/* The cache was opened as root: its files must belong to the
 		 * user we become, or harvesting fails after the switch. */
-		const char *sfx[] = { "", "-wal", "-shm" };
-		for (size_t i = 0; i < 3; i++) {
+		const char *sfx[] = { "", "-wal", "-shm", ".revocation", ".revocation-wal",
+			".revocation-shm" };
+		for (size_t i = 0; i < 6; i++) {
 			char p[4096];
 			snprintf(p, sizeof(p), "%s%s", s->cfg->cache_path, sfx[i]);
 			if (access(p, F_OK) == 0 && chown(p, s->pw->pw_uid, s->pw->pw_gid) != 0)
@@ -526,6 +599,10 @@ start_drop(struct start *s)
 		log_msg(LOG_ERR, "%s; not starting", err);
 		return -1;
 	}
+	/* Metrics listener and expiry warnings (observe.c), before the
+	 * privileges go: a unix metrics socket may live in a root-owned dir. */
+	if (observe_start() != 0)
+		return -1;
 	if (s->pw && (initgroups(s->pw->pw_name, s->pw->pw_gid) != 0 ||
 	    setgid(s->pw->pw_gid) != 0 || setuid(s->pw->pw_uid) != 0 || setuid(0) == 0)) {
 		log_msg(LOG_ERR, "cannot drop privileges to %s", s->pw->pw_name);
@@ -537,7 +614,7 @@ start_drop(struct start *s)
 /* SIGUSR1 is blocked everywhere and taken by one thread with sigwait;
  * libmilter's own signal thread handles SIGHUP, SIGTERM and SIGINT. */
 static int
-start_signals(void)
+start_signals(struct start *s)
 {
 	static sigset_t usr1;
 	sigset_t all;
@@ -552,6 +629,7 @@ start_signals(void)
 	sigaddset(&all, SIGINT);
 	sigaddset(&all, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
+	s->rw = revocation_worker(s->cfg);
 	if (pthread_create(&tid, NULL, reload_thread, &usr1) != 0) {
 		log_msg(LOG_ERR, "cannot start the reload thread");
 		return -1;
@@ -604,7 +682,7 @@ start(struct start *s)
 	if (s->sock_override == NULL)
 		snprintf(listen_conf_sock, sizeof(listen_conf_sock), "%s", sockbuf);
 	if (start_user(s) || start_state(s) || start_runtime(s) || start_socket(s) ||
-	    start_detach(s) || start_drop(s) || start_signals())
+	    start_detach(s) || start_drop(s) || start_signals(s))
 		return 1;
 	log_msg(LOG_NOTICE, "smime-milter %s listening on %s%s%s", SMIME_VERSION, s->sock,
 	    s->pw ? " as user " : "", s->pw ? s->pw->pw_name : "");
@@ -615,7 +693,7 @@ start(struct start *s)
 int
 main(int argc, char **argv)
 {
-	struct start s = { CONFIG_DEFAULT_FILE, NULL, false, NULL, NULL, NULL, NULL, -1 };
+	struct start s = { CONFIG_DEFAULT_FILE, NULL, false, NULL, NULL, NULL, NULL, -1, NULL };
 	bool check_only = false;
 	int opt, rc;
 
@@ -643,6 +721,7 @@ main(int argc, char **argv)
 	config_unref(s.cfg);
 	rc = smfi_main();
 	log_msg(LOG_NOTICE, "stopping");
+	revworker_stop(s.rw);
 	pidfile_close(s.pidf);
 	return rc == MI_SUCCESS ? 0 : 1;
 }

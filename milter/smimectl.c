@@ -28,7 +28,12 @@ ctl_usage(FILE *f)
 	    "       smimectl [-c FILE] key import FILE.p12 [--password-file F]\n"
 	    "       smimectl [-c FILE] key export ADDRESS [--password-file F] [--legacy] [--out FILE]\n"
 	    "       smimectl [-c FILE] inspect FILE.eml [--json]\n"
+	    "       smimectl [-c FILE] revocation refresh [ADDRESS]\n"
 	    "       smimectl [-c FILE] check\n"
+	    "       smimectl [-c FILE] stats [--json]\n"
+	    "       smimectl [-c FILE] refused [--since 24h] [--json]\n"
+	    "       smimectl [-c FILE] cache init\n"
+	    "       smimectl [-c FILE] cache migrate --from sqlite:PATH|postgresql:CONNINFO\n"
 	    "       smimectl [-c FILE] cache backup FILE\n"
 	    "       smimectl [-c FILE] cache restore FILE\n"
 	    "       smimectl [-c FILE] cache export --json\n"
@@ -152,8 +157,14 @@ main(int argc, char **argv)
 		rc = cmd_key(&c, argc, argv);
 	else if (strcmp(cmd, "inspect") == 0)
 		rc = cmd_inspect(&c, argc, argv);
+	else if (strcmp(cmd, "revocation") == 0)
+		rc = cmd_revocation(&c, argc, argv);
 	else if (strcmp(cmd, "check") == 0)
 		rc = cmd_check(&c, argc, argv);
+	else if (strcmp(cmd, "stats") == 0)
+		rc = cmd_stats(&c, argc, argv);
+	else if (strcmp(cmd, "refused") == 0)
+		rc = cmd_refused(&c, argc, argv);
 	else if (strcmp(cmd, "cache") == 0)
 		rc = cmd_cache(&c, argc, argv);
 	else

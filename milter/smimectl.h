@@ -32,6 +32,7 @@ struct ctl {
 	struct trust *trust;
 	struct keystore *ks;
 	struct keycache *kc;
+	struct revstore *rs;
 	struct gw_env env; /* points at the members above */
 };
 
@@ -54,6 +55,12 @@ uid_t ctl_daemon_uid(const struct ctl *c);
  * returns CTL_OK, so that read-only commands never create files. */
 int ctl_open_cache(struct ctl *c, bool create);
 void ctl_free(struct ctl *c);
+/* Open the revocation store (create: make it when missing; otherwise a
+ * missing one leaves c->rs NULL). */
+int ctl_open_revstore(struct ctl *c, bool create);
+/* One line about a certificate's revocation status, source and age. */
+void ctl_revocation_text(struct ctl *c, const char *fp, char *out, size_t len);
+int cmd_revocation(struct ctl *c, int argc, char **argv);
 
 /* ---- arguments ---- */
 
@@ -133,6 +140,7 @@ void json_key(struct json *j, const char *name);
 void json_str(struct json *j, const char *s); /* NULL: null */
 void json_int(struct json *j, long long v);
 void json_bool(struct json *j, bool v);
+void json_num(struct json *j, double v); /* NaN, infinities: null */
 void json_null(struct json *j);
 void json_time(struct json *j, time_t t); /* 0: null */
 void json_caps(struct json *j, caps_t caps); /* null without CAP_KNOWN */
@@ -158,6 +166,10 @@ int cmd_cert(struct ctl *c, int argc, char **argv);
 int cmd_key(struct ctl *c, int argc, char **argv);
 int cmd_inspect(struct ctl *c, int argc, char **argv);
 int cmd_check(struct ctl *c, int argc, char **argv);
-int cmd_cache(struct ctl *c, int argc, char **argv);
+int cmd_cache(struct ctl *c, int argc, char **argv); /* smimectl_cache.c: the family; */
+int cmd_stats(struct ctl *c, int argc, char **argv);   /* smimectl_observe.c */
+int cmd_refused(struct ctl *c, int argc, char **argv);
+int cmd_cache_init(struct ctl *c, int argc, char **argv); /* smimectl_cacheinit.c */
+int cmd_cache_migrate(struct ctl *c, int argc, char **argv);
 
 #endif

@@ -26,6 +26,19 @@
 
 /* ---- backup / restore ------------------------------------------------ */
 
+/* Backup and restore copy the SQLite file; a PostgreSQL cache has its own
+ * tools (export/import work on either backend). */
+static int
+cache_file_backend(struct ctl *c, const char *what)
+{
+	if (c->cfg->cache_backend == CFG_BACKEND_SQLITE)
+		return CTL_OK;
+	ctl_err("%s: the cache is in PostgreSQL (cache.backend = \"%s\"): use pg_dump / "
+	    "pg_restore, or cache export --json / cache import --json", what,
+	    config_cache_backend(c->cfg));
+	return CTL_ERR;
+}
+
 static int
 cache_backup(struct ctl *c, int argc, char **argv)
 {
@@ -38,6 +51,8 @@ cache_backup(struct ctl *c, int argc, char **argv)
 	if (npos != 1)
 		return ctl_usage_error("cache backup", "missing FILE");
 	if (ctl_load_config(c) != CTL_OK)
+		return CTL_ERR;
+	if (cache_file_backend(c, "cache backup") != CTL_OK)
 		return CTL_ERR;
 	if (stat(c->cfg->cache_path, &sb) != 0) {
 		ctl_err("cache backup: %s: %s", c->cfg->cache_path, strerror(errno));
@@ -63,6 +78,8 @@ cache_restore(struct ctl *c, int argc, char **argv)
 	if (npos != 1)
 		return ctl_usage_error("cache restore", "missing FILE");
 	if (ctl_load_config(c) != CTL_OK)
+		return CTL_ERR;
+	if (cache_file_backend(c, "cache restore") != CTL_OK)
 		return CTL_ERR;
 	if (cachefile_restore(pos[0], c->cfg->cache_path, &pages, err, sizeof(err)) != SM_OK) {
 		ctl_err("cache restore: %s", err);
@@ -109,10 +126,16 @@ export_one(const struct kc_record *r, void *arg)
 	json_str(j, r->status == KC_ST_EXPIRED ? "active" : kc_status_name(r->status));
 	json_key(j, "source");
 	json_str(j, kc_source_name(r->source));
+	json_key(j, "assurance");
+	json_str(j, kc_assurance_name(r->assurance));
 	json_key(j, "caps");
 	json_int(j, (long long)r->caps);
-	json_key(j, "enc_pref");
-	json_bool(j, r->enc_pref);
+	json_key(j, "signer");
+	json_bool(j, r->signer);
+	json_key(j, "enc_fp");
+	json_str(j, r->enc_fp[0] ? r->enc_fp : NULL);
+	json_key(j, "signing_time");
+	json_int(j, (long long)r->signing_time);
 	json_key(j, "fingerprint");
 	json_str(j, r->fingerprint);
 	json_key(j, "first_seen");
@@ -158,9 +181,9 @@ cache_export(struct ctl *c, int argc, char **argv)
 
 /* One exported binding. */
 struct imp {
-	char *address, *status, *source, *fingerprint, *cert, *chain;
-	long long caps;
-	bool enc_pref;
+	char *address, *status, *source, *assurance, *enc_fp, *fingerprint, *cert, *chain;
+	long long caps, signing_time, first_seen, last_seen;
+	bool signer;
 };
 
 struct jr {
@@ -246,7 +269,8 @@ static bool
 jr_member(struct jr *r, struct imp *m)
 {
 	char *key = jr_str(r), **sv = NULL;
-	bool ok = true, is_caps, is_enc;
+	long long *iv = NULL;
+	bool ok = true, is_signer;
 
 	if (key == NULL || !jr_lit(r, ":")) {
 		free(key);
@@ -258,14 +282,19 @@ jr_member(struct jr *r, struct imp *m)
 	else if (strcmp(key, "fingerprint") == 0) sv = &m->fingerprint;
 	else if (strcmp(key, "cert") == 0) sv = &m->cert;
 	else if (strcmp(key, "chain") == 0) sv = &m->chain;
-	is_caps = strcmp(key, "caps") == 0;
-	is_enc = strcmp(key, "enc_pref") == 0;
+	else if (strcmp(key, "assurance") == 0) sv = &m->assurance;
+	else if (strcmp(key, "enc_fp") == 0) sv = &m->enc_fp;
+	else if (strcmp(key, "caps") == 0) iv = &m->caps;
+	else if (strcmp(key, "signing_time") == 0) iv = &m->signing_time;
+	else if (strcmp(key, "first_seen") == 0) iv = &m->first_seen;
+	else if (strcmp(key, "last_seen") == 0) iv = &m->last_seen;
+	is_signer = strcmp(key, "signer") == 0;
 	free(key);
 	jr_ws(r);
 	if (jr_lit(r, "null")) {
 		/* nothing */
 	} else if (jr_lit(r, "true")) {
-		m->enc_pref = m->enc_pref || is_enc;
+		m->signer = m->signer || is_signer;
 	} else if (jr_lit(r, "false")) {
 		/* nothing */
 	} else if (*r->p == '"') {
@@ -284,8 +313,8 @@ jr_member(struct jr *r, struct imp *m)
 		if (e == r->p)
 			return r->why = "expected a value", false;
 		r->p = e;
-		if (is_caps)
-			m->caps = v; /* first_seen/last_seen: the import's time instead */
+		if (iv)
+			*iv = v;
 	}
 	return ok;
 }
@@ -299,6 +328,8 @@ imp_free(struct imp *m)
 	free(m->fingerprint);
 	free(m->cert);
 	free(m->chain);
+	free(m->assurance);
+	free(m->enc_fp);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -340,14 +371,36 @@ unb64(const char *s, long *len)
 	return out;
 }
 
-/* Store one binding; *removed: it was exported as removed. */
+static enum kc_source
+source_of(const char *s)
+{
+	if (s && strcmp(s, "harvested") == 0)
+		return KC_SRC_HARVESTED;
+	if (s && strcmp(s, "discovered") == 0)
+		return KC_SRC_DISCOVERED;
+	return KC_SRC_IMPORTED;
+}
+
+static enum kc_assurance
+assurance_of(const char *s, X509 *x)
+{
+	if (s && strcmp(s, "admin") == 0)
+		return KC_AS_ADMIN;
+	if (s && strcmp(s, "self-signed") == 0)
+		return KC_AS_SELF_SIGNED;
+	if (s && strcmp(s, "ca") == 0)
+		return KC_AS_CA;
+	return x509u_is_self_signed(x) ? KC_AS_SELF_SIGNED : KC_AS_CA;
+}
+
+/* Store one binding as exported: status, pairing, assurance and times. */
 static sm_status
 import_one(struct keycache *kc, const struct imp *m, char *err, size_t errlen)
 {
 	unsigned char *der = NULL, *chd = NULL;
 	const unsigned char *p;
 	STACK_OF(X509) *chain = NULL;
-	enum keycache_outcome outcome;
+	struct kc_record b;
 	long len = 0, clen = 0;
 	X509 *x = NULL;
 	sm_status st = SM_ERR_PARSE;
@@ -359,9 +412,18 @@ import_one(struct keycache *kc, const struct imp *m, char *err, size_t errlen)
 	}
 	if (m->chain && (chd = unb64(m->chain, &clen)) != NULL)
 		chain = chain_of(chd, clen);
-	st = keycache_store(kc, x, chain, m->address, (caps_t)m->caps, m->enc_pref,
-	    m->source && strcmp(m->source, "harvested") == 0 ? KC_SRC_HARVESTED : KC_SRC_IMPORTED,
-	    &outcome, NULL);
+	memset(&b, 0, sizeof(b));
+	b.address = m->address;
+	b.status = m->status && strcmp(m->status, "removed") == 0 ? KC_ST_REMOVED : KC_ST_ACTIVE;
+	b.caps = (caps_t)m->caps;
+	b.source = source_of(m->source);
+	b.assurance = assurance_of(m->assurance, x);
+	b.signer = m->signer;
+	snprintf(b.enc_fp, sizeof(b.enc_fp), "%s", m->enc_fp ? m->enc_fp : "");
+	b.signing_time = (time_t)m->signing_time;
+	b.first_seen = (time_t)m->first_seen;
+	b.last_seen = (time_t)m->last_seen;
+	st = keycache_restore(kc, x, chain, &b);
 	if (st != SM_OK)
 		snprintf(err, errlen, "%s: %s", m->address, sm_strstatus(st));
 done:
@@ -412,10 +474,10 @@ parse_export(struct jr *r, struct imp **v, size_t *n)
 	return true;
 }
 
-/* A certificate exported as removed for every address it had is removed
- * again (removal is per certificate in the keycache API). */
+/* Certificates exported as removed for every address they had (each
+ * binding came back removed, as exported). */
 static size_t
-import_removals(struct keycache *kc, const struct imp *v, size_t n)
+import_removals(const struct imp *v, size_t n)
 {
 	size_t done = 0;
 
@@ -429,7 +491,7 @@ import_removals(struct keycache *kc, const struct imp *v, size_t n)
 			all = v[k].status && strcmp(v[k].status, "removed") == 0;
 			first = first && k >= i;
 		}
-		if (all && first && keycache_remove_fingerprint(kc, v[i].fingerprint, NULL) == SM_OK)
+		if (all && first)
 			done++;
 	}
 	return done;
@@ -468,16 +530,22 @@ cache_import(struct ctl *c, int argc, char **argv)
 	}
 	if ((rc = ctl_open_cache(c, true)) != CTL_OK)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
-		if (import_one(c->kc, &v[i], err, sizeof(err)) == SM_OK) {
-			stored++;
-		} else {
-			ctl_err("cache import: %s", err);
-			rc = CTL_ERR;
+	/* A pairing names its encryption certificate, which may come later
+	 * in the export: those go in a second pass. */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n; i++) {
+			if ((v[i].enc_fp && v[i].enc_fp[0]) != (pass == 1))
+				continue;
+			if (import_one(c->kc, &v[i], err, sizeof(err)) == SM_OK) {
+				stored++;
+			} else {
+				ctl_err("cache import: %s", err);
+				rc = CTL_ERR;
+			}
 		}
 	}
 	printf("imported %zu of %zu bindings into %s (%zu certificates removed again)\n", stored,
-	    n, c->cfg->cache_path, import_removals(c->kc, v, n));
+	    n, c->cfg->cache_path, import_removals(v, n));
 out:
 	for (size_t i = 0; i < n; i++)
 		imp_free(&v[i]);
@@ -490,7 +558,12 @@ int
 cmd_cache(struct ctl *c, int argc, char **argv)
 {
 	if (argc < 1)
-		return ctl_usage_error("cache", "missing backup, restore, export or import");
+		return ctl_usage_error("cache", "missing init, migrate, backup, restore, export or "
+		    "import");
+	if (strcmp(argv[0], "init") == 0)
+		return cmd_cache_init(c, argc - 1, argv + 1);
+	if (strcmp(argv[0], "migrate") == 0)
+		return cmd_cache_migrate(c, argc - 1, argv + 1);
 	if (strcmp(argv[0], "backup") == 0)
 		return cache_backup(c, argc - 1, argv + 1);
 	if (strcmp(argv[0], "restore") == 0)

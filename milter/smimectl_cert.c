@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "harvest.h"
 #include "keycache.h"
+#include "revstore.h"
 #include "smime.h"
 #include "smimectl.h"
 #include "trust.h"
@@ -27,78 +28,41 @@
 /* Records                                                              */
 /* ------------------------------------------------------------------ */
 
-/* The CA certificates stored with a record (concatenated DER). */
-static STACK_OF(X509) *
-record_chain(const struct kc_record *r)
-{
-	STACK_OF(X509) *sk = sk_X509_new_null();
-	const unsigned char *p = r->chain, *end = r->chain + r->chain_len;
-
-	while (sk && p && p < end) {
-		X509 *x = d2i_X509(NULL, &p, end - p);
-		if (x == NULL)
-			break;
-		if (!sk_X509_push(sk, x)) {
-			X509_free(x);
-			break;
-		}
-	}
-	ERR_clear_error();
-	return sk;
-}
-
-/* Why a record is or is not what outbound mail to its address uses now.
- * Returns true when it is the one. */
+/* Why a record is or is not what outbound mail to its address uses now
+ * (keycache_explain: the selection rule's own words). Returns true when it
+ * is the one. */
 static bool
 record_usable(struct ctl *c, const struct kc_record *r, char *why, size_t len)
 {
-	char reason[KC_REASON_SIZE] = "", date[16], fp[X509U_FP_SIZE] = "";
-	STACK_OF(X509) *chain = NULL;
-	X509 *sel = NULL, *cert = NULL;
+	struct kc_record *all = NULL;
+	char (*reasons)[KC_EXPLAIN_SIZE] = NULL;
+	struct revstore_hook_arg ra;
+	struct kc_hook hook = { revstore_hook, &ra };
+	size_t n = 0;
 	bool ok = false;
 
-	switch (r->status) {
-	case KC_ST_REMOVED:
-		snprintf(why, len, "not used: removed");
-		return false;
-	case KC_ST_SUPERSEDED:
-		snprintf(why, len, "not used: superseded by a newer certificate");
-		return false;
-	case KC_ST_EXPIRED:
-		x509u_date(r->not_after, date, sizeof(date));
-		snprintf(why, len, "not used: certificate expired on %s", date);
-		return false;
-	case KC_ST_ACTIVE: break;
-	}
-	if (keycache_select(c->kc, r->address, trust_store(c->trust),
-		c->cfg->trust_allow_self_signed, &sel, NULL, reason, sizeof(reason)) == SM_OK &&
-	    x509u_fingerprint(sel, fp) == SM_OK && strcmp(fp, r->fingerprint) == 0) {
-		snprintf(why, len, "yes: outbound mail to %s uses it", r->address);
-		ok = true;
+	snprintf(why, len, "not used: the key cache cannot say why");
+	if (keycache_find_address(c->kc, r->address, &all, &n) != SM_OK || n == 0)
 		goto out;
-	}
-	/* Active, but not chosen: say what is wrong with it. */
-	if ((cert = kc_record_cert(r)) == NULL) {
-		snprintf(why, len, "not used: the stored certificate is unreadable");
+	ra.rs = c->rs;
+	ra.rc = config_revocation_for(c->cfg, "", r->address);
+	if ((reasons = calloc(n, sizeof(*reasons))) == NULL ||
+	    keycache_explain_hook(c->kc, all, n, trust_store(c->trust),
+		c->cfg->trust_allow_self_signed, c->rs ? &hook : NULL, reasons) != SM_OK)
 		goto out;
-	}
-	if (x509u_validity(cert, clock_now()) == X509U_NOT_YET_VALID) {
-		snprintf(why, len, "not used: certificate not yet valid");
-	} else if (!x509u_ku_allows_encryption(cert) || !x509u_eku_allows_email(cert)) {
-		snprintf(why, len, "not used: certificate not usable for encryption");
-	} else if ((chain = record_chain(r)) != NULL &&
-		   x509u_verify(cert, chain, trust_store(c->trust), c->cfg->trust_allow_self_signed,
-		       clock_now(), NULL) != SM_OK) {
-		snprintf(why, len, "not used: certificate not trusted");
-	} else if (fp[0]) {
-		snprintf(why, len, "not used: %s uses sha256 %s", r->address, fp);
-	} else {
-		snprintf(why, len, "not used: %s", reason[0] ? reason : "unknown reason");
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(all[i].fingerprint, r->fingerprint) != 0)
+			continue;
+		ok = strncmp(reasons[i], "used for encryption", 19) == 0;
+		if (ok)
+			snprintf(why, len, "yes: outbound mail to %s uses it%s", r->address,
+			    reasons[i] + 19);
+		else
+			snprintf(why, len, "%s", reasons[i]);
 	}
 out:
-	sk_X509_pop_free(chain, X509_free);
-	X509_free(cert);
-	X509_free(sel);
+	free(reasons);
+	kc_records_free(all, n);
 	return ok;
 }
 
@@ -131,8 +95,21 @@ json_record(struct json *j, const struct kc_record *r)
 	json_str(j, r->key_fingerprint);
 	json_key(j, "source");
 	json_str(j, kc_source_name(r->source));
-	json_key(j, "encryption_preference");
-	json_bool(j, r->enc_pref);
+	if (r->origin) {
+		json_key(j, "origin");
+		json_str(j, r->origin);
+	}
+	json_key(j, "assurance");
+	json_str(j, kc_assurance_name(r->assurance));
+	json_key(j, "signing_certificate");
+	json_bool(j, r->signer);
+	json_key(j, "prefers_sha256");
+	if (r->signer)
+		json_str(j, r->enc_fp[0] ? r->enc_fp : r->fingerprint);
+	else
+		json_null(j);
+	json_key(j, "signing_time");
+	json_time(j, r->signing_time);
 	json_key(j, "capabilities");
 	json_caps(j, r->caps);
 	json_key(j, "first_seen");
@@ -269,10 +246,21 @@ print_record(struct ctl *c, const struct kc_record *r)
 		printf("  sha256:      %s (stored certificate unreadable)\n", r->fingerprint);
 	}
 	printf("  key sha256:  %s\n", r->key_fingerprint);
-	printf("  source:      %s, first seen %s, last seen %s\n", kc_source_name(r->source),
+	printf("  source:      %s%s%s%s, first seen %s, last seen %s\n", kc_source_name(r->source),
+	    r->origin ? " (" : "", r->origin ? r->origin : "", r->origin ? ")" : "",
 	    ctl_iso(r->first_seen, b1), ctl_iso(r->last_seen, b2));
 	printf("  capabilities: %s\n", ctl_caps_text(r->caps, caps, sizeof(caps)));
-	printf("  encryption preference: %s\n", r->enc_pref ? "yes" : "no");
+	printf("  assurance:   %s\n", kc_assurance_name(r->assurance));
+	ctl_revocation_text(c, r->fingerprint, why, sizeof(why));
+	printf("  revocation:  %s\n", why);
+	if (r->signer)
+		printf("  pairing:     signing certificate; encrypt to %s%s%s\n",
+		    r->enc_fp[0] ? "sha256 " : "itself", r->enc_fp,
+		    r->signing_time ? "" : " (signing time unknown)");
+	else
+		printf("  pairing:     encryption certificate named by a signing certificate\n");
+	if (r->signing_time)
+		printf("  signed at:   %s\n", ctl_iso(r->signing_time, b1));
 }
 
 static int
@@ -293,6 +281,7 @@ cert_show(struct ctl *c, int argc, char **argv)
 	if (npos != 1)
 		return ctl_usage_error("cert show", "missing ADDRESS or FINGERPRINT");
 	if (ctl_open_cache(c, false) != CTL_OK || ctl_load_trust(c) != CTL_OK ||
+	    ctl_open_revstore(c, false) != CTL_OK ||
 	    lookup(c, "cert show", pos[0], &is_fp, &recs, &n) != CTL_OK)
 		return CTL_ERR;
 	if (n == 0) {
@@ -314,6 +303,9 @@ cert_show(struct ctl *c, int argc, char **argv)
 			json_key(&j, "usable");
 			json_bool(&j, usable);
 			json_key(&j, "usable_reason");
+			json_str(&j, why);
+			ctl_revocation_text(c, recs[i].fingerprint, why, sizeof(why));
+			json_key(&j, "revocation");
 			json_str(&j, why);
 			json_end(&j, '}');
 		}
@@ -394,14 +386,19 @@ cert_export(struct ctl *c, int argc, char **argv)
 		return rc;
 	if (npos != 1)
 		return ctl_usage_error("cert export", "missing ADDRESS");
-	if (ctl_open_cache(c, false) != CTL_OK || ctl_load_trust(c) != CTL_OK)
+	if (ctl_open_cache(c, false) != CTL_OK || ctl_load_trust(c) != CTL_OK ||
+	    ctl_open_revstore(c, false) != CTL_OK)
 		return CTL_ERR;
 	if (c->kc == NULL) {
 		st = SM_ERR_NOKEY;
 		snprintf(reason, sizeof(reason), "no certificate exchanged");
 	} else {
-		st = keycache_select(c->kc, pos[0], trust_store(c->trust),
-		    c->cfg->trust_allow_self_signed, &cert, NULL, reason, sizeof(reason));
+		struct revstore_hook_arg ra = { c->rs, config_revocation_for(c->cfg, "", pos[0]) };
+		struct kc_hook hook = { revstore_hook, &ra };
+
+		st = keycache_select_hook(c->kc, pos[0], trust_store(c->trust),
+		    c->cfg->trust_allow_self_signed, c->rs ? &hook : NULL, &cert, NULL, reason,
+		    sizeof(reason));
 	}
 	if (st == SM_ERR_PARSE) {
 		ctl_err("cert export: \"%s\" is not an address", pos[0]);
@@ -601,16 +598,42 @@ judge_bare(struct import_run *run, X509 *cert, STACK_OF(X509) *untrusted, const 
 	return harvest_judge(&hi, v);
 }
 
-/* Store cert for addr and say so on stdout. */
+/* What one import stores: a pairing, as a harvest would (see
+ * keycache_store_pairing). */
+struct import_pair {
+	X509 *signer;
+	X509 *enc;	     /* NULL: the signer itself */
+	STACK_OF(X509) *chain;
+	const char *addr;
+	caps_t caps;
+	time_t signing_time;
+	bool self_signed;    /* trusted only through allow_self_signed */
+	const char *forced;  /* --force overrode this refusal, or NULL */
+};
+
+/* Store a pair for addr and say so on stdout. With --force the admin
+ * vouches for it: admin assurance, which a self-signed certificate needs
+ * to replace a CA-issued one. */
 static sm_status
-store_one(struct import_run *run, const char *path, X509 *cert, STACK_OF(X509) *chain,
-    const char *addr, caps_t caps, bool enc_pref, const char *forced)
+store_one(struct import_run *run, const char *path, const struct import_pair *ip)
 {
 	char fp[X509U_FP_SIZE] = "", old[X509U_FP_SIZE] = "";
+	X509 *cert = ip->enc ? ip->enc : ip->signer;
+	const char *addr = ip->addr;
 	enum keycache_outcome oc;
+	struct kc_pairing p;
 	sm_status st;
 
-	st = keycache_store(run->c->kc, cert, chain, addr, caps, enc_pref, KC_SRC_IMPORTED, &oc, old);
+	memset(&p, 0, sizeof(p));
+	p.signer = ip->signer;
+	p.enc = ip->enc;
+	p.chain = ip->chain;
+	p.address = addr;
+	p.caps = ip->caps;
+	p.signing_time = ip->signing_time;
+	p.assurance = run->force ? KC_AS_ADMIN : ip->self_signed ? KC_AS_SELF_SIGNED : KC_AS_CA;
+	p.source = KC_SRC_IMPORTED;
+	st = keycache_store_pairing(run->c->kc, &p, &oc, old);
 	if (st != SM_OK)
 		return st;
 	run->stored++;
@@ -638,13 +661,18 @@ store_one(struct import_run *run, const char *path, X509 *cert, STACK_OF(X509) *
 		printf("stored sha256=%s, renewal with the same key: supersedes sha256=%s", fp, old);
 		break;
 	case KC_OLDER_KEPT_AS_HISTORY:
-		printf("stored sha256=%s as history (superseded): sha256=%s is newer", fp, old);
+		printf("stored sha256=%s as history (superseded): sha256=%s stays in use", fp, old);
+		break;
+	case KC_REFUSED_SELF_SIGNED:
+		printf("stored sha256=%s unused: key change refused: self-signed would replace "
+		       "CA-issued sha256=%s (cert import --force overrides)",
+		    fp, old);
 		break;
 	}
-	if (enc_pref)
+	if (ip->enc != NULL && X509_cmp(ip->enc, ip->signer) != 0)
 		printf(", encryption certificate");
-	if (forced)
-		printf(" (--force: %s)", forced);
+	if (ip->forced)
+		printf(" (--force: %s)", ip->forced);
 	putchar('\n');
 	return SM_OK;
 }
@@ -683,14 +711,20 @@ import_cert(struct import_run *run, const char *path, X509 *cert, STACK_OF(X509)
 		free(subj);
 	}
 	for (size_t i = 0; i < n && st == SM_OK; i++) {
+		struct import_pair ip = { cert, NULL, chain, addrs[i], caps, 0, false, NULL };
+
 		if ((st = judge_bare(run, cert, chain, addrs[i], &v)) != SM_OK)
 			break;
-		if (v.harvest)
-			st = store_one(run, path, v.cert, chain, addrs[i], caps, false, NULL);
-		else if (run->force)
-			st = store_one(run, path, cert, chain, addrs[i], caps, false, v.reason);
-		else
+		ip.self_signed = v.self_signed;
+		if (v.harvest) {
+			ip.enc = v.cert;
+			st = store_one(run, path, &ip);
+		} else if (run->force) {
+			ip.forced = v.reason;
+			st = store_one(run, path, &ip);
+		} else {
 			note(why, "%s: %s", addrs[i], v.reason);
+		}
 	}
 	x509u_strv_free(addrs, n);
 	return st;
@@ -783,8 +817,10 @@ import_message(struct import_run *run, struct infile *f, struct buf *why)
 	} else if (!r.is_signed) {
 		note(why, "%s is not signed", r.decrypted ? "the decrypted message" : "message");
 	} else if (r.judged && r.hv.harvest) {
-		st = store_one(run, f->path, r.hv.cert, r.vr.certs, r.from, r.vr.caps, r.hv.enc_pref,
-		    NULL);
+		struct import_pair ip = { r.vr.signer, r.hv.cert, r.vr.certs, r.from, r.vr.caps,
+			r.vr.signing_time, r.hv.self_signed, NULL };
+
+		st = store_one(run, f->path, &ip);
 	} else {
 		const char *reason = r.judged ? r.hv.reason
 		    : r.harvest_note[0]       ? r.harvest_note
@@ -840,7 +876,8 @@ cert_import(struct ctl *c, int argc, char **argv)
 	memset(&run, 0, sizeof(run));
 	run.c = c;
 	run.force = force;
-	if (ctl_load_trust(c) != CTL_OK || ctl_open_cache(c, true) != CTL_OK) {
+	if (ctl_load_trust(c) != CTL_OK || ctl_open_cache(c, true) != CTL_OK ||
+	    ctl_open_revstore(c, false) != CTL_OK) {
 		free(pos);
 		return CTL_ERR;
 	}

@@ -336,7 +336,7 @@ cmd_inspect(struct ctl *c, int argc, char **argv)
 		return rc;
 	if (npos != 1)
 		return ctl_usage_error("inspect", "missing FILE.eml");
-	if (ctl_load_trust(c) != CTL_OK)
+	if (ctl_load_trust(c) != CTL_OK || ctl_open_revstore(c, false) != CTL_OK)
 		return CTL_ERR;
 	if (ctl_read_file(pos[0], &data, err, sizeof(err)) != CTL_OK) {
 		ctl_err("inspect: %s", err);

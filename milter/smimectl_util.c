@@ -19,6 +19,7 @@
 #include "keycache.h"
 #include "keystore.h"
 #include "preflight.h"
+#include "revstore.h"
 #include "smimectl.h"
 #include "trust.h"
 #include "x509util.h"
@@ -34,6 +35,7 @@ env_sync(struct ctl *c)
 	c->env.trust = c->trust;
 	c->env.ks = c->ks;
 	c->env.kc = c->kc;
+	c->env.rs = c->rs;
 }
 
 int
@@ -163,7 +165,7 @@ ctl_open_cache(struct ctl *c, bool create)
 		return CTL_OK;
 	if (ctl_load_config(c) != CTL_OK)
 		return CTL_ERR;
-	if (stat(c->cfg->cache_path, &sb) != 0) {
+	if (c->cfg->cache_backend == CFG_BACKEND_SQLITE && stat(c->cfg->cache_path, &sb) != 0) {
 		if (errno != ENOENT) {
 			ctl_err("key cache %s: %s", c->cfg->cache_path, strerror(errno));
 			return CTL_ERR;
@@ -172,7 +174,8 @@ ctl_open_cache(struct ctl *c, bool create)
 			return CTL_OK; /* nothing cached yet */
 		precreate_cache(c->cfg->cache_path);
 	}
-	if (keycache_open("sqlite", c->cfg->cache_path, &c->kc, why, sizeof(why)) != SM_OK) {
+	if (keycache_open(config_cache_backend(c->cfg), config_cache_target(c->cfg), &c->kc, why,
+		sizeof(why)) != SM_OK) {
 		ctl_err("%s", why[0] ? why : "cannot open the key cache");
 		return CTL_ERR;
 	}
@@ -184,6 +187,7 @@ void
 ctl_free(struct ctl *c)
 {
 	keycache_close(c->kc);
+	revstore_close(c->rs);
 	keystore_free(c->ks);
 	trust_free(c->trust);
 	config_unref(c->cfg);
@@ -644,6 +648,18 @@ json_int(struct json *j, long long v)
 {
 	json_pre(j);
 	fprintf(j->f, "%lld", v);
+}
+
+void
+json_num(struct json *j, double v)
+{
+	json_pre(j);
+	if (v != v || v > 1e308 || v < -1e308)
+		fputs("null", j->f); /* NaN and infinities are not JSON */
+	else if (v == (double)(long long)v && v < 9e15 && v > -9e15)
+		fprintf(j->f, "%lld", (long long)v);
+	else
+		fprintf(j->f, "%.17g", v);
 }
 
 void

@@ -2,7 +2,7 @@
 # contrib/bench/bench.sh — throughput, latency, CPU and memory benchmark of
 # smime-milter through a real Postfix on loopback (issue 5, contrib/bench/).
 #
-#   contrib/bench/bench.sh [--quick] [--scenarios a,b,c,d,e] [--sockets unix,inet]
+#   contrib/bench/bench.sh [--quick] [--scenarios a,b,c,d,e,x] [--sockets unix,inet]
 #                          [--report FILE] [--keep]
 #
 # smtp-source -> private Postfix (smtpd + milter) -> smtp-sink, all on
@@ -14,6 +14,9 @@
 #   c  smime-milter sign+encrypt        same messages, bob's certificate cached
 #   d  smime-milter inbound harvest     messages signed by bob@partner.example
 #   e  OpenDKIM signing, RSA-2048       plain text, outbound (when installed)
+#   f  sign-only, metrics endpoint on   as b, scraped once a second (curl)
+#   x  adversarial inbound messages     signatures built to burn CPU and memory,
+#                                       one at a time (contrib/bench/adversarial.sh)
 #
 # Every number counts only messages that arrived at the sink; a sample of
 # each run is checked for what the scenario should have done (signed,
@@ -32,7 +35,7 @@ E2E_NAME=bench
 # ------------------------------------------------------------ options
 
 MODE=full
-SCENARIOS=a,e,b,c,d
+SCENARIOS=a,e,b,f,c,g,d,x
 SOCKETS=unix,inet
 REPORT=
 CMDLINE="contrib/bench/bench.sh${*:+ $*}"
@@ -59,8 +62,14 @@ while [ $# -gt 0 ]; do
 	shift
 done
 SCENARIOS=$(echo "$SCENARIOS" | tr ',' ' ')
+# x runs on its own (its own Postfix and milter, after the others).
+ADVERSARIAL=
+case " $SCENARIOS " in *" x "*) ADVERSARIAL=1; SCENARIOS=$(echo " $SCENARIOS " | sed 's/ x / /') ;; esac
 SOCKETS=$(echo "$SOCKETS" | tr ',' ' ')
 [ -n "$REPORT" ] || REPORT=$SMIME_TOP/build/bench/report-$MODE.txt
+if [ -n "$ADVERSARIAL" ] && [ -z "$(echo $SCENARIOS)" ]; then
+	exec sh "$SMIME_TOP/contrib/bench/adversarial.sh" --report "${REPORT%.txt}-adversarial.txt"
+fi
 
 # Message counts: each 16-session run takes a few seconds on the reference
 # machine (2 cores); --quick keeps the whole run under two minutes.
@@ -81,6 +90,7 @@ size_label() { case $1 in 1k) echo "1 KB" ;; 50k) echo "50 KB" ;; 1m) echo "1 MB
 size_count() { case $1 in 1k) echo "$N_1K" ;; 50k) echo "$N_50K" ;; 1m) echo "$N_1M" ;; esac; }
 
 ALICE=alice@org.example
+DISC_PORT=1 # scenario c's directory: nothing listens there
 BOB=bob@partner.example
 CLK_TCK=$(getconf CLK_TCK)
 
@@ -183,6 +193,8 @@ scen() {
 	c) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt" ;;
 	d) S_KIND=smime S_DIR=in S_GEN=signed S_FROM=$BOB S_TO=$ALICE S_EXPECT=smime-pass S_TITLE="inbound harvest" ;;
 	e) S_KIND=dkim S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=dkim S_TITLE="OpenDKIM sign" ;;
+	f) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=signed S_TITLE="sign-only+metrics" ;;
+	g) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt+revocation" ;;
 	*) fail "unknown scenario $1" ;;
 	esac
 }
@@ -194,9 +206,18 @@ title() { (scen "$1" && echo "$S_TITLE"); }
 # same daemon serves the outbound and the inbound Postfix service.
 smime_config() {
 	case $1 in
-	b) _sc_pol='outbound = { sign = true; encrypt = "never"; };' ;;
-	c) _sc_pol='outbound = { sign = true; encrypt = "required"; cipher = "auto"; };' ;;
-	d) _sc_pol='outbound = { sign = true; encrypt = "opportunistic"; };' ;;
+	b) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "never"; };' ;;
+	f) _sc_pol="outbound = { sign = true; trusted_relays = [ \"127.0.0.1\" ]; encrypt = \"never\"; };
+metrics = { listen = \"inet:$(iget MPORT "$2")@127.0.0.1\"; };" ;;
+	# c also has key discovery configured for the partner's domain, at a
+	# port where nothing listens: a cache hit must never reach it
+	# (keys_parsed_once counts connect() calls to it).
+	c) _sc_pol="outbound = { sign = true; trusted_relays = [ \"127.0.0.1\" ]; encrypt = \"required\"; cipher = \"auto\"; };
+revocation = { check = \"off\"; };
+discovery = { ldap = ( { domains = [ \"@partner.example\" ]; uri = \"ldap://127.0.0.1:$DISC_PORT/\"; } ); };" ;;
+	g) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "required"; cipher = "auto"; };
+revocation = { check = "hard"; grace_days = 0; };' ;;
+	d) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "opportunistic"; };' ;;
 	esac
 	mkdir -p "$E2E_DIR/state/$2"
 	cat >"$3" <<EOF
@@ -266,6 +287,11 @@ instances_plan() {
 				E2E_PORTS_USED="$E2E_PORTS_USED $_ip_p"
 				iset SOCK "$_id" "inet:$_ip_p@127.0.0.1" ;;
 			esac
+			if [ "$_ip_s" = f ]; then
+				_ip_p=$(e2e_free_port) || exit 1
+				E2E_PORTS_USED="$E2E_PORTS_USED $_ip_p"
+				iset MPORT "$_id" "$_ip_p"
+			fi
 			for _ip_d in out in; do
 				_ip_p=$(e2e_free_port) || exit 1
 				E2E_PORTS_USED="$E2E_PORTS_USED $_ip_p"
@@ -314,7 +340,26 @@ instance_start() {
 	fi
 	say "  $1 over $2: $(iget WHAT "$_id") pid $(iget PID "$_id") on $_is_sock"
 	cache_harvest_fallback "$1" "$2"
+	[ "$1" = f ] && scraper_start "$_id"
 	return 0
+}
+
+# scraper_start ID — scrape instance ID's metrics endpoint once a second
+# for as long as it runs (scenario f: what the endpoint costs per message).
+SCRAPERS=
+scraper_start() {
+	command -v curl >/dev/null 2>&1 || { say "  f: curl not found: the endpoint is not scraped"; return 0; }
+	_sc_url=http://127.0.0.1:$(iget MPORT "$1")/metrics
+	_sc_pid=$(iget PID "$1")
+	(while kill -0 "$_sc_pid" 2>/dev/null; do
+		curl -s -o /dev/null --max-time 5 "$_sc_url"
+		sleep 1
+	done) </dev/null >/dev/null 2>&1 &
+	SCRAPERS="$SCRAPERS $!"
+}
+scrapers_stop() {
+	for _p in $SCRAPERS; do kill "$_p" 2>/dev/null; done
+	SCRAPERS=
 }
 
 instance_stop() {
@@ -326,6 +371,7 @@ instance_stop() {
 
 # instances_stop — SIGTERM to every instance at once, then wait for each.
 instances_stop() {
+	scrapers_stop
 	for _id in $INSTANCES; do
 		_st_pid=$(iget PID "$_id")
 		[ -n "$_st_pid" ] && kill -TERM "$_st_pid" 2>/dev/null
@@ -354,7 +400,7 @@ use_instance() {
 # (cache_harvest_fallback); the sample check tells whether that worked.
 PRELOAD=
 cache_preload() {
-	[ "$1" = c ] || return 0
+	case $1 in c | g) ;; *) return 0 ;; esac
 	# The certificate with its chain (mkpki.sh issues from an intermediate;
 	# the cache keeps what it needs to find the chain to the trust anchor).
 	cat "$PKI/bob.crt" >"$E2E_DIR/state/bob-chain.pem"
@@ -369,7 +415,24 @@ cache_preload() {
 		PRELOAD=harvest
 		say "  c: 'smimectl cert import --force' failed ($(head -n 1 "$E2E_DIR/log/import.out")); offering bob's certificate in a signed inbound message instead"
 	fi
+	[ "$1" = g ] && revocation_preload "$2"
 	return 0
+}
+
+# revocation_preload CONF — scenario g: a good answer for bob's certificate
+# in the revocation store, valid for a day. hard with grace_days = 0 encrypts
+# only with that answer (the sample check shows it), so the run measures
+# the hot path reading a cached result. bob's certificate names no
+# responder: `revocation refresh` queues it, the answer is written here.
+revocation_preload() {
+	"$SMIME_BINDIR/smimectl" -c "$1" revocation refresh "$BOB" >>"$E2E_DIR/log/import.out" 2>&1 ||
+		say "  g: smimectl revocation refresh failed: $(tail -n 1 "$E2E_DIR/log/import.out")"
+	_rp_now=$(date +%s)
+	sqlite3 "$(sed -n 's/^cache = .*path = "\(.*\)"; };$/\1/p' "$1").revocation" \
+		"UPDATE rev_status SET status = 1, source = 1, this_update = $_rp_now,
+		 next_update = $((_rp_now + 86400)), checked_at = $_rp_now, unknown_since = 0,
+		 due = $((_rp_now + 86400)), last_error = '';" >>"$E2E_DIR/log/import.out" 2>&1 ||
+		say "  g: cannot write bob's revocation answer: $(tail -n 1 "$E2E_DIR/log/import.out")"
 }
 
 cache_harvest_fallback() {
@@ -646,7 +709,7 @@ leak_run() {
 keys_parsed_once() {
 	command -v strace >/dev/null 2>&1 || return 0
 	_tr=$E2E_DIR/log/strace.$1.out
-	strace -f -qq -e trace=open,openat -o "$_tr" -p "$BM_PID" 2>/dev/null &
+	strace -f -qq -e trace=open,openat,connect -o "$_tr" -p "$BM_PID" 2>/dev/null &
 	_st_pid=$!
 	sleep 1
 	run_load "$1.$BM_KIND.strace" "$(svc_port "$1" "$BM_KIND" "$S_DIR")" 4 50 1k >/dev/null 2>&1
@@ -655,6 +718,8 @@ keys_parsed_once() {
 	if e2e_running "$_st_pid"; then kill -KILL "$_st_pid"; fi
 	_opens=$(grep -c -E "\"($KEYS_DIR|$PKI)/" "$_tr" 2>/dev/null)
 	res_set "$1.keyopens" "${_opens:-0}"
+	_conns=$(grep -c -F "sin_port=htons($DISC_PORT)," "$_tr" 2>/dev/null)
+	res_set "$1.discconns" "${_conns:-0}"
 }
 
 # ------------------------------------------------------------ one scenario
@@ -688,7 +753,10 @@ bench_memory() {
 	_bm_leak=
 	case $1 in c) _bm_leak=1 ;; d) [ "$MODE" = full ] && _bm_leak=1 ;; esac
 	_bm_keys=
-	[ "$MODE" = full ] && [ "$S_KIND" = smime ] && command -v strace >/dev/null 2>&1 && _bm_keys=1
+	# (50 messages: also in --quick for c, whose cache hits must not
+	# reach the discovery directory)
+	{ [ "$MODE" = full ] || [ "$1" = c ]; } && [ "$S_KIND" = smime ] &&
+		command -v strace >/dev/null 2>&1 && _bm_keys=1
 	[ -n "$_bm_big$_bm_leak$_bm_keys" ] || return 0
 	say "memory: scenario $1 ($S_TITLE) over unix"
 	[ -n "$_bm_big" ] && big_message "$1"
@@ -925,6 +993,9 @@ print_report() {
 		[ -n "$_o" ] && printf '  %-19s key/cert/CA files opened while 50 messages passed: %s\n' \
 			"$_s $(scen "$_s"; echo "$S_TITLE")" "$_o"
 	done
+	_o=$(res_get c.discconns)
+	[ -n "$_o" ] && printf '  %-19s connections to the discovery directory while 50 cache hits passed: %s\n' \
+		"c $(scen c; echo "$S_TITLE")" "$_o"
 
 	echo
 	echo "Goals (issue 5), ratios from this run"
@@ -945,6 +1016,14 @@ print_report() {
 	for _z in $SIZES; do
 		goal "CPU/msg: sign+encrypt / OpenDKIM at $(size_label "$_z")" \
 			"$(ratio "$(cpu "c.unix.$_z")" "$(cpu "e.unix.$_z")")" "<=" 1.5 x c:unix e:unix
+	done
+	for _z in $SIZES; do
+		goal "CPU/msg: sign+encrypt, revocation cached / off, $(size_label "$_z")" \
+			"$(ratio "$(cpu "g.unix.$_z")" "$(cpu "c.unix.$_z")")" "<=" 1.05 x g:unix c:unix
+	done
+	for _z in $SIZES; do
+		goal "CPU/msg: sign-only with metrics scraped / without, $(size_label "$_z")" \
+			"$(ratio "$(cpu "f.unix.$_z")" "$(cpu "b.unix.$_z")")" "<=" 1.02 x f:unix b:unix
 	done
 	goal "CPU/msg: inbound harvest at 50 KB" "$(cpu d.unix.50k)" "<=" 2 ms d:unix
 	goal "CPU/msg: inbound harvest at 1 MB" "$(cpu d.unix.1m)" "<=" 5 ms d:unix
@@ -989,6 +1068,8 @@ print_report() {
 		[ -n "$_o" ] || continue
 		goal "keys parsed once: key files opened per 50 msgs, $(title "$_s")" "$_o" "<=" 1 "" "$_s:unix"
 	done
+	_o=$(res_get c.discconns)
+	[ -n "$_o" ] && goal "cache hit makes no network call: discovery connects per 50 msgs" "$_o" "<=" 0 "" "c:unix"
 	echo
 	echo "  $GOALS_MET met, $GOALS_NOT not met, $GOALS_NA not applicable."
 }
@@ -1089,5 +1170,13 @@ LOAD_END=$(cut -d ' ' -f 1-3 /proc/loadavg)
 mkdir -p "$(dirname "$REPORT")"
 print_report | tee "$REPORT"
 cp "$RESULTS" "${REPORT%.txt}.tsv"
+if [ -n "$ADVERSARIAL" ]; then
+	say "scenario x: adversarial inbound messages (contrib/bench/adversarial.sh)"
+	SMIME_TOP=$SMIME_TOP sh "$SMIME_TOP/contrib/bench/adversarial.sh" \
+		--report "${REPORT%.txt}-adversarial.txt" >"$E2E_DIR/adversarial.log" 2>&1 ||
+		say "scenario x: a message missed its goal, or the run failed ($E2E_DIR/adversarial.log)"
+	echo
+	cat "${REPORT%.txt}-adversarial.txt" 2>/dev/null | tee -a "$REPORT"
+fi
 echo
 echo "report: $REPORT (raw values: ${REPORT%.txt}.tsv); $(($(date +%s) - BENCH_START)) s"

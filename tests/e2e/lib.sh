@@ -274,6 +274,9 @@ sink_header() {
 # into E2E_DIR (socket, pid file, spool, cache, keys, trust, domains).
 # Direction is decided by {daemon_name} only (internal_hosts empty), and
 # outbound signing/encryption is off unless EXTRA-LINES turn it on.
+# Loopback is a trusted relay (outbound.trusted_relays), so unauthenticated
+# test submissions may be signed with personal keys, unless EXTRA-LINES
+# name trusted_relays themselves (the sender authorisation tests do).
 milter_write_config() {
 	mkdir -p "$E2E_DIR/spool" "$E2E_DIR/keys" "$E2E_DIR/cache"
 	chmod 0700 "$E2E_DIR/keys"
@@ -302,6 +305,14 @@ keys_dir = "$E2E_DIR/keys";
 trust = { ca_file = "$E2E_DIR/ca.pem"; };
 $_mc_extra
 EOF
+	grep -q trusted_relays "$1" && return 0
+	_mc_tr='trusted_relays = [ "127.0.0.1", "::1" ];'
+	if grep -Eq 'outbound[[:space:]]*=[[:space:]]*\{' "$1"; then
+		sed -E "0,/outbound[[:space:]]*=[[:space:]]*\{/s//outbound = { $_mc_tr/" "$1" >"$1.tmp" &&
+			mv "$1.tmp" "$1"
+	else
+		echo "outbound = { $_mc_tr };" >>"$1"
+	fi
 }
 
 # milter_socket_port — the port of an inet:PORT@HOST MILTER_SOCKET.
@@ -430,6 +441,7 @@ PF_MACROS_EOD='i {daemon_name} {auth_authen} {client_addr}'
 # PF_MILTER (default inet:127.0.0.1:MILTER_PORT) is the smtpd_milters value
 # of both services; set PF_MILTER=none for no milter at all.
 # Extra arguments are appended to main.cf as they are (override anything).
+# PF_MASTER_EXTRA (lines) is appended to master.cf: more services.
 postfix_start() {
 	need postfix postconf
 	[ "$(id -u)" = 0 ] || fail "prerequisite missing: a private Postfix instance needs root (postfix start)"
@@ -528,6 +540,7 @@ discard   unix  -       -       n       -       -       discard
 anvil     unix  -       -       n       -       1       anvil
 scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
+${PF_MASTER_EXTRA:-}
 EOF
 	# check creates the queue directories and fixes their ownership.
 	postfix -c "$_pf_cf" check >"$E2E_DIR/postfix-check.out" 2>&1 ||
@@ -1008,7 +1021,7 @@ smime_open() {
 cache_rows() {
 	need sqlite3
 	sqlite3 -readonly "$E2E_DIR/cache/cache.db" \
-		"SELECT count(*) FROM bindings WHERE address_lc = lower('$1');" 2>&1
+		"SELECT count(*) FROM bindings WHERE address = lower('$1');" 2>&1
 }
 
 # mail_multipart_signed FROM TO SUBJECT CONTENT SIG MICALG OUT — a

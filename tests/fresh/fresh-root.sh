@@ -25,7 +25,11 @@ targets=${FRESH_TARGETS:-demo check}
 size=${FRESH_TMPFS_SIZE:-6g}
 # What a fresh Debian machine lacks: every -dev package the build links
 # against, pkg-config, the Check library, and two tools the tests use.
-remove="libconfig-dev libssl-dev libmilter-dev libsqlite3-dev check pkg-config pkgconf pkgconf-bin swaks jq"
+remove="libconfig-dev libssl-dev libmilter-dev libsqlite3-dev libidn2-dev libpq-dev
+libcurl4-openssl-dev libldap2-dev libldap-dev libunbound-dev check pkg-config pkgconf pkgconf-bin
+swaks jq"
+# The servers the e2e tests start privately (postgresql, slapd, nsd) stay:
+# make deps would install them, and removing them takes minutes.
 
 fail() { echo "fresh-root: FAIL: $*" >&2; exit 1; }
 
@@ -47,7 +51,7 @@ export COW_PREPARE='git clone -q --no-checkout "'"$top"'" "$1/root/smime-milter"
 	git -C "$1/root/smime-milter" checkout -q '"$commit"
 export COW_TMPFS_SIZE="$size"
 # shellcheck disable=SC2016
-exec "$(dirname "$0")/cow-root.sh" "remove='$remove' targets='$targets' commit=$commit"'
+exec "$(dirname "$0")/cow-root.sh" "remove='$(echo $remove)' targets='$targets' commit=$commit"'
 	installed=""
 	for p in $remove; do
 		dpkg-query -W -f="\${Status}" "$p" 2>/dev/null | grep -q " installed$" &&
@@ -55,7 +59,8 @@ exec "$(dirname "$0")/cow-root.sh" "remove='$remove' targets='$targets' commit=$
 	done
 	echo "fresh-root: removing$installed"
 	apt-get remove -y -q $installed | grep -A3 REMOVED || true
-	for f in libconfig.pc libcrypto.pc sqlite3.pc libmilter/mfapi.h check.h; do
+	for f in libconfig.pc libcrypto.pc sqlite3.pc libpq.pc libcurl.pc ldap.pc libunbound.pc \
+	    libidn2.pc libmilter/mfapi.h check.h; do
 		for d in /usr/lib/x86_64-linux-gnu/pkgconfig /usr/lib/*/pkgconfig /usr/include; do
 			[ -e "$d/$f" ] && { echo "fresh-root: FAIL: $d/$f still there"; exit 1; }
 		done

@@ -53,9 +53,18 @@ static const struct from_case {
 	{ " bob@partner.example", "bob@partner.example" },
 	{ "undisclosed", NULL },
 	{ "Bob <bob@partner.example", NULL },
+	/* a '<' inside a quoted display name is text, not the address */
+	{ "\"<bob@partner.example>\" <ceo@org.example>", "ceo@org.example" },
+	{ "(<bob@partner.example>) ceo@org.example", "ceo@org.example" },
+	/* a From that names two mailboxes, or none, vouches for nobody */
+	{ "alice@org.example, ceo@org.example", NULL },
+	{ "Staff: alice@org.example;", "alice@org.example" },
+	{ "Staff: alice@org.example, ceo@org.example;", NULL },
+	{ "undisclosed-recipients:;", NULL },
+	{ "", NULL },
 };
 
-START_TEST(from_headers_yield_the_first_mailbox)
+START_TEST(from_headers_yield_their_one_mailbox)
 {
 	const struct from_case *tc = &from_cases[_i];
 	char out[256] = "";
@@ -167,7 +176,7 @@ main(void)
 
 	tcase_add_loop_test(tc, addresses_normalise_or_fail, 0,
 	    (int)(sizeof(norm_cases) / sizeof(norm_cases[0])));
-	tcase_add_loop_test(tc, from_headers_yield_the_first_mailbox, 0,
+	tcase_add_loop_test(tc, from_headers_yield_their_one_mailbox, 0,
 	    (int)(sizeof(from_cases) / sizeof(from_cases[0])));
 	tcase_add_loop_test(tc, networks_match_their_addresses_and_nothing_else, 0,
 	    (int)(sizeof(cidr_cases) / sizeof(cidr_cases[0])));

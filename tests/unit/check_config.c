@@ -103,6 +103,10 @@ START_TEST(the_defaults_match_the_design)
 	ck_assert_int_eq(c->inbound_decrypt, CFG_DECRYPT_HARVEST);
 	ck_assert_uint_eq(c->n_policy, 0);
 	ck_assert_uint_eq(c->max_message_size, 52428800);
+	ck_assert_uint_eq(c->inbound_cpu_ms, 2000);
+	ck_assert_uint_eq(c->max_signers, 4);
+	ck_assert_uint_eq(c->max_certs, 50);
+	ck_assert_uint_eq(c->max_digest_algorithms, 16);
 	ck_assert_uint_eq(c->spool_threshold, 1048576);
 	ck_assert_ptr_nonnull(c->authserv_id);
 	config_unref(c);
@@ -212,6 +216,12 @@ static const struct bad_case {
 	  "F:1: socket: port must be a number from 1 to 65535; got \"inet:0@127.0.0.1\"\n" },
 	{ "socket = \"unix:relative.sock\";\n",
 	  "F:1: socket: expected an absolute path after unix:; got \"unix:relative.sock\"\n" },
+	{ "metrics = { listen = \"http://127.0.0.1:9469\"; };\n",
+	  "F:1: metrics.listen: expected inet:PORT@HOST, inet6:PORT@HOST or unix:PATH; got \"http://127.0.0.1:9469\"\n" },
+	{ "metrics = { token_file = \"\"; };\n",
+	  "F:1: metrics.token_file: must not be empty; got \"\"\n" },
+	{ "warn_expiry_days = -1;\n",
+	  "F:1: warn_expiry_days: expected a number from 0 to 3650; got -1\n" },
 	{ "socket_mode = \"0999\";\n",
 	  "F:1: socket_mode: expected an octal mode from \"0000\" to \"0777\"; got \"0999\"\n" },
 	{ "socket_mode = 660;\n",
@@ -230,12 +240,24 @@ static const struct bad_case {
 	  "F:1: internal_hosts: expected an IPv4 or IPv6 address or network (192.0.2.0/24, 2001:db8::/32); got \"localhost\"\n" },
 	{ "limits = { max_message_size = 100; };\n",
 	  "F:1: limits.max_message_size: expected a number from 65536 to 2147483648; got 100\n" },
+	{ "limits = { max_signers = 0; };\n",
+	  "F:1: limits.max_signers: expected a number from 1 to 64; got 0\n" },
+	{ "limits = { inbound_cpu_ms = 5; };\n",
+	  "F:1: limits.inbound_cpu_ms: expected a number from 10 to 600000; got 5\n" },
 	{ "limits = { max_message_size = 1048576; spool_threshold = 2097152; };\n",
 	  "F:1: limits.spool_threshold: must not exceed limits.max_message_size (1048576)\n" },
 	{ "trust = { ca_file = \"/nonexistent/ca.pem\"; };\n",
 	  "F:1: trust.ca_file: cannot open \"/nonexistent/ca.pem\": No such file or directory; got \"/nonexistent/ca.pem\"\n" },
+	{ "cache = { backend = \"mysql\"; };\n",
+	  "F:1: cache.backend: expected one of sqlite, postgresql; got \"mysql\"\n" },
 	{ "cache = { backend = \"postgresql\"; };\n",
-	  "F:1: cache.backend: expected one of sqlite; got \"postgresql\"\n" },
+	  "F:1: cache.conninfo: must be set when cache.backend is \"postgresql\"\n" },
+	{ "cache = { backend = \"postgresql\"; conninfo = \"host=db1 bogus=1\"; };\n",
+	  "F:1: cache.conninfo: invalid connection option \"bogus\"; got \"host=db1 bogus=1\"\n" },
+	{ "cache = { backend = \"postgresql\"; conninfo = \"host='db1\"; };\n",
+	  "F:1: cache.conninfo: unterminated quoted string in connection info string; got \"host='db1\"\n" },
+	{ "cache = { max_stale = -1; };\n",
+	  "F:1: cache.max_stale: expected a number from 0 to 604800; got -1\n" },
 	{ "policy = ( { recipient = \"bob@\"; } );\n",
 	  "F:1: policy[1].recipient: expected an address or @domain; got \"bob@\"\n" },
 	{ "policy = (\n { recipient = \"@partner.example\"; },\n { encrypt = \"required\"; }\n);\n",
@@ -321,6 +343,39 @@ START_TEST(policy_rules_match_first_by_address_or_domain)
 }
 END_TEST
 
+START_TEST(a_rule_revocation_group_inherits_what_it_leaves_out)
+{
+	struct config *c = NULL;
+	const struct cfg_revocation *r;
+	char *errs = load_errors(
+	    "policy = (\n"
+	    "  { recipient = \"@partner.example\"; revocation = { check = \"hard\"; }; },\n"
+	    "  { recipient = \"@other.example\"; encrypt = \"required\"; }\n"
+	    ");\n"
+	    "revocation = { grace_days = 5; timeout_ms = 900; proxy = \"http://127.0.0.1:3128\"; };\n",
+	    &c);
+
+	ck_assert_msg(c != NULL, "got errors %s", errs);
+	r = config_revocation_for(c, "alice@org.example", "bob@partner.example");
+	ck_assert_int_eq(r->check, CFG_REV_HARD);
+	ck_assert_int_eq(r->grace_days, 5);  /* the global group came later in the file */
+	ck_assert_int_eq(r->timeout_ms, 900);
+	ck_assert_str_eq(r->proxy, "http://127.0.0.1:3128");
+	/* A matching rule without a group, and no rule: the global group. */
+	ck_assert_ptr_eq(config_revocation_for(c, "alice@org.example", "x@other.example"), &c->revocation);
+	ck_assert_ptr_eq(config_revocation_for(c, "alice@org.example", "x@third.example"), &c->revocation);
+	ck_assert_int_eq(c->revocation.check, CFG_REV_SOFT);
+	config_unref(c);
+	free(errs);
+	errs = load_errors("policy = ( { recipient = \"@p.example\"; revocation = { check = \"strict\"; grace = 1; }; } );\n",
+	    NULL);
+	ck_assert_str_eq(errs,
+	    "F:1: policy[1].revocation.check: expected one of off, soft, hard; got \"strict\"\n"
+	    "F:1: policy[1].revocation.grace: unknown key\n");
+	free(errs);
+}
+END_TEST
+
 START_TEST(the_key_list_covers_every_group)
 {
 	const char *const *k = config_keys();
@@ -364,6 +419,7 @@ config_suite(void)
 	    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, a_missing_file_is_an_error);
 	tcase_add_test(tc, policy_rules_match_first_by_address_or_domain);
+	tcase_add_test(tc, a_rule_revocation_group_inherits_what_it_leaves_out);
 	tcase_add_test(tc, the_key_list_covers_every_group);
 	tcase_add_test(tc, a_reference_keeps_the_configuration_alive);
 	suite_add_tcase(s, tc);

@@ -27,6 +27,7 @@
 
 #include "buf.h"
 #include "config.h"
+#include "clock.h"
 #include "gateway.h"
 #include "keycache.h"
 #include "keystore.h"
@@ -628,6 +629,61 @@ START_TEST(deliver_never_hands_plaintext_to_a_recipient_it_was_not_encrypted_to)
 }
 END_TEST
 
+/* deliver vouches for the author only: plaintext replaces the message when
+ * the signer's certificate carries the From address (read per RFC 5322) and
+ * the envelope sender is that same address, so a bounce carries it back to
+ * its author and never to someone who replayed the envelope. */
+static const struct {
+	const char *sender, *from, *why; /* why NULL: delivered decrypted */
+} author_rows[] = {
+	{ "bob@partner.example", "Bob <bob@partner.example>", NULL },
+	{ "<Bob@Partner.Example>", "bob@partner.example (Bob)", NULL },
+	{ "<attacker@evil.example>", "Bob <bob@partner.example>",
+	  "the envelope sender <attacker@evil.example> is not the From address "
+	  "bob@partner.example (a bounce must return to the author)" },
+	{ "<>", "Bob <bob@partner.example>",
+	  "the envelope sender <> is not the From address bob@partner.example" },
+	{ "ceo@partner.example", "Bob CEO <ceo@partner.example>",
+	  "the signer's certificate does not carry the From address ceo@partner.example" },
+	{ "ceo@org.example", "\"<bob@partner.example>\" <ceo@org.example>",
+	  "the signer's certificate does not carry the From address ceo@org.example" },
+	{ "bob@partner.example", "bob@partner.example, eve@evil.example",
+	  "no single From address" },
+};
+
+START_TEST(deliver_only_within_the_authors_conversation)
+{
+	struct buf m = signed_encrypted(BOB, true, ALICE, SMIME_CIPHER_AES256_CBC, false);
+	struct buf m2 = BUF_INIT;
+	const char *from = strstr((const char *)m.data, "From: "), *eol = strstr(from, "\r\n");
+	struct gw_result res;
+	struct tmsg t;
+	char want[400];
+
+	buf_append(&m2, m.data, (size_t)(from - (const char *)m.data));
+	buf_printf(&m2, "From: %s", author_rows[_i].from);
+	buf_append(&m2, eol, m.len - (size_t)(eol - (const char *)m.data));
+	cfg->inbound_decrypt = CFG_DECRYPT_DELIVER;
+	tmsg_load(&t, &m2, "alice@org.example");
+	t.m.sender = author_rows[_i].sender;
+	ck_assert_int_eq(gw_inbound(&env, &t.m, &res), SM_OK);
+	if (author_rows[_i].why == NULL) {
+		ck_assert_msg(res.replace_body, "From %s, sender <%s>: not delivered decrypted: %s",
+		    author_rows[_i].from, author_rows[_i].sender, buf_cstr(&res.summary));
+	} else {
+		snprintf(want, sizeof(want), ", delivered as received: %s", author_rows[_i].why);
+		SUMMARY_HAS(&res, want);
+		ck_assert(!res.replace_body);
+		ck_assert_ptr_null(edit_of(&res, GW_HDR_ADD, "X-SMIME-Decrypted"));
+		ck_assert_ptr_null(edit_of(&res, GW_HDR_DELETE, "Content-Type"));
+	}
+	gw_result_free(&res);
+	tmsg_free(&t);
+	buf_free(&m);
+	buf_free(&m2);
+}
+END_TEST
+
 /* Encrypted mail that must not be harvested from or delivered decrypted. */
 enum refusal { R_OTHER_RCPT, R_UNSIGNED, R_GARBAGE, R_TRUNC_B64, R_TRUNC_DER, R_EFAIL_PART,
 	R_ALTERED, R_NOT_MIME, R_OFF, R_RC2, NREFUSALS };
@@ -964,6 +1020,97 @@ START_TEST(forged_results_and_markers_are_removed)
 }
 END_TEST
 
+/* The authserv-id is compared as a reader compares it: unquoted, without
+ * a trailing dot, in any case. Each row is one Authentication-Results value
+ * on an inbound message; want says whether it must be removed. */
+static const struct {
+	const char *value;
+	bool want_removed;
+} ar_rows[] = {
+	{ "mx.test.example; smime=pass", true },
+	{ "\"mx.test.example\"; smime=pass", true },
+	{ "mx.test.example.; smime=pass", true },
+	{ "\"mx.test.example.\"; smime=pass", true },
+	{ "\"MX.Test.Example\" 1; smime=pass", true },
+	{ "(c) \"mx.test\\.example\"; smime=pass", true },
+	{ "\"mx.test.example; smime=pass", true },
+	{ "MX.TEST.EXAMPLE.(x); smime=pass", true },
+	{ "mx.test.example.evil; smime=pass", false },
+	{ "\"mx.test.example.evil\"; smime=pass", false },
+	{ "mx.test.example..; smime=pass", false },
+	{ "\"x mx.test.example\"; smime=pass", false },
+	{ "mx.partner.example; dkim=pass", false },
+	{ "\"  \"; smime=pass", false },
+	{ "\"   ", false },
+	{ ".; smime=pass", false },
+};
+
+START_TEST(results_with_our_authserv_id_in_any_dress_are_removed)
+{
+	struct buf clear = text(cleartext), s = wrap_signed(BOB, true, &clear);
+	struct buf m = text("Authentication-Results: ");
+	struct gw_result res;
+	size_t del = 0;
+
+	buf_append_str(&m, ar_rows[_i].value);
+	buf_append_str(&m, "\r\n");
+	buf_append_str(&m, outer_headers);
+	buf_append(&m, s.data, s.len);
+	inbound(&m, "alice@org.example", CFG_DECRYPT_HARVEST, &res);
+	for (size_t i = 0; i < res.nedits; i++)
+		if (res.edits[i].op == GW_HDR_DELETE &&
+		    strcasecmp(res.edits[i].name, "Authentication-Results") == 0)
+			del++;
+	ck_assert_msg(del == (ar_rows[_i].want_removed ? 1 : 0),
+	    "Authentication-Results: %s: got %zu deletions, want %s",
+	    ar_rows[_i].value, del, ar_rows[_i].want_removed ? "1" : "none");
+	gw_result_free(&res);
+	buf_free(&clear);
+	buf_free(&s);
+	buf_free(&m);
+}
+END_TEST
+
+/* A fake CPU clock: every reading is 700 ms after the one before, so a
+ * message passes the 2000 ms budget at its third reading whatever the
+ * machine's speed. */
+static uint64_t fake_cpu_now;
+static uint64_t
+fake_cpu(void)
+{
+	return fake_cpu_now += 700;
+}
+
+/* limits.inbound_cpu_ms: once spent, nothing is judged, harvested or
+ * decrypted; the message passes as received with smime=temperror. */
+START_TEST(a_message_past_its_cpu_budget_passes_unjudged)
+{
+	static const char want_ar[] = "mx.test.example; smime=temperror (CPU budget of 2000 ms "
+	    "spent after ";
+	struct buf m = signed_encrypted(BOB, true, ALICE, SMIME_CIPHER_AES256_CBC, false);
+	const struct gw_hdr_edit *ar;
+	struct gw_result res;
+
+	cfg->inbound_cpu_ms = 2000;
+	clock_cpu_set_hook(fake_cpu);
+	inbound(&m, "alice@org.example", CFG_DECRYPT_DELIVER, &res);
+	clock_cpu_set_hook(NULL);
+	assert_untouched(&res);
+	ar = edit_of(&res, GW_HDR_INSERT_TOP, "Authentication-Results");
+	ck_assert_ptr_nonnull(ar);
+	ck_assert_msg(strncmp(ar->value, want_ar, strlen(want_ar)) == 0, "got \"%s\", want "
+	    "\"%s...\"", ar->value, want_ar);
+	SUMMARY_HAS(&res, "inbound smime=temperror (CPU budget of 2000 ms spent after ");
+	SUMMARY_HAS(&res, "), passed unjudged");
+	gw_result_free(&res);
+	/* the same message with the real clock: judged */
+	inbound(&m, "alice@org.example", CFG_DECRYPT_DELIVER, &res);
+	SUMMARY_HAS(&res, "smime=pass");
+	gw_result_free(&res);
+	buf_free(&m);
+}
+END_TEST
+
 /* gw_examine reports the structure, for smimectl inspect. */
 START_TEST(examine_reports_the_layers_and_the_inner_signer)
 {
@@ -1019,6 +1166,11 @@ gateway_suite(void)
 	tcase_add_test(tc, layers_deeper_than_the_bound_are_not_followed_or_delivered);
 	tcase_add_test(tc, bare_signed_data_inside_an_envelope_is_verified);
 	tcase_add_test(tc, forged_results_and_markers_are_removed);
+	tcase_add_loop_test(tc, deliver_only_within_the_authors_conversation, 0,
+	    sizeof(author_rows) / sizeof(author_rows[0]));
+	tcase_add_test(tc, a_message_past_its_cpu_budget_passes_unjudged);
+	tcase_add_loop_test(tc, results_with_our_authserv_id_in_any_dress_are_removed, 0,
+	    sizeof(ar_rows) / sizeof(ar_rows[0]));
 	tcase_add_test(tc, examine_reports_the_layers_and_the_inner_signer);
 	suite_add_tcase(s, tc);
 	return s;

@@ -1,7 +1,8 @@
 /*
  * check_keycache.c — the key cache: storing, renewal, selection, removal,
  * listing, the SQLite schema, concurrent threads and processes, and crash
- * safety under SIGKILL.
+ * safety under SIGKILL. The contract tests (everything not about SQLite's
+ * file) run twice: on SQLite and on a private PostgreSQL cluster.
  */
 #include <check.h>
 #include <errno.h>
@@ -80,6 +81,25 @@ keys_teardown(void)
 static char *dir;
 static char dbpath[512];
 static struct keycache *kc;
+/* The backend under test and its target (a path or a conninfo). */
+static const char *kc_backend = "sqlite";
+static char kc_target[512];
+static char *pg_dir;
+
+static void
+pg_cluster_setup(void)
+{
+	kc_backend = "postgresql";
+	testutil_pg_start(&pg_dir, kc_target, sizeof(kc_target));
+}
+
+static void
+pg_cluster_teardown(void)
+{
+	testutil_pg_stop(pg_dir);
+	pg_dir = NULL;
+	kc_backend = "sqlite";
+}
 
 static void
 cache_setup(void)
@@ -91,7 +111,11 @@ cache_setup(void)
 	dir = testutil_tmpdir();
 	ck_assert(dir != NULL);
 	snprintf(dbpath, sizeof(dbpath), "%s/cache.db", dir);
-	st = keycache_open("sqlite", dbpath, &kc, err, sizeof(err));
+	if (strcmp(kc_backend, "sqlite") == 0)
+		snprintf(kc_target, sizeof(kc_target), "%s", dbpath);
+	else
+		testutil_pg_reset(kc_target);
+	st = keycache_open(kc_backend, kc_target, &kc, err, sizeof(err));
 	ck_assert_msg(st == SM_OK, "open: got %s (%s), want ok",
 		      sm_strstatus(st), err);
 }
@@ -109,7 +133,7 @@ cache_teardown(void)
 
 /* An end-entity certificate for san (X509v3 config text), valid from
  * now + nb days to now + na days. issuer: 0 root, 1 other (untrusted)
- * root, 2 intermediate. */
+ * root, 2 intermediate, 3 self-signed. */
 static X509 *
 leaf_eku(int key, const char *san, long nb, long na, int issuer,
 	 const char *ku, const char *eku)
@@ -127,6 +151,7 @@ leaf_eku(int key, const char *san, long nb, long na, int issuer,
 	switch (issuer) {
 	case 0: s.ca = ca; s.ca_key = ca_key; break;
 	case 1: s.ca = other_ca; s.ca_key = other_ca_key; break;
+	case 3: break; /* self-signed */
 	default: s.ca = inter; s.ca_key = inter_key; break;
 	}
 	return cg_make(&s);
@@ -145,15 +170,15 @@ fp_of(X509 *x, char fp[X509U_FP_SIZE])
 }
 
 static void
-store_ok(X509 *x, const char *addr, caps_t caps, bool enc_pref,
-	 enum keycache_outcome want, const char *want_old)
+store_ok(X509 *x, const char *addr, caps_t caps, enum keycache_outcome want,
+	 const char *want_old)
 {
 	enum keycache_outcome got = (enum keycache_outcome)-1;
 	char old[X509U_FP_SIZE];
 	sm_status st;
 
-	st = keycache_store(kc, x, NULL, addr, caps, enc_pref, KC_SRC_HARVESTED,
-			    &got, old);
+	st = keycache_store(kc, x, NULL, addr, caps, KC_SRC_HARVESTED, &got,
+			    old);
 	ck_assert_msg(st == SM_OK, "store: got %s, want ok", sm_strstatus(st));
 	ck_assert_msg(got == want, "store outcome: got %s, want %s",
 		      keycache_outcome_name(got), keycache_outcome_name(want));
@@ -202,7 +227,7 @@ START_TEST(test_a_new_cache_has_schema_version_wal_and_integrity)
 	int v = -1;
 
 	ck_assert_int_eq(keycache_check(kc, &v, err, sizeof(err)), SM_OK);
-	ck_assert_msg(v == 1, "schema version: got %d, want 1", v);
+	ck_assert_msg(v == 2, "schema version: got %d, want 2", v);
 
 	/* Independently of our code: what is in the file. */
 	ck_assert(sqlite3_open_v2(dbpath, &db, SQLITE_OPEN_READONLY, NULL) ==
@@ -210,7 +235,7 @@ START_TEST(test_a_new_cache_has_schema_version_wal_and_integrity)
 	ck_assert(sqlite3_prepare_v2(db, "SELECT version FROM schema_version",
 				     -1, &s, NULL) == SQLITE_OK);
 	ck_assert(sqlite3_step(s) == SQLITE_ROW);
-	ck_assert_int_eq(sqlite3_column_int(s, 0), 1);
+	ck_assert_int_eq(sqlite3_column_int(s, 0), 2);
 	sqlite3_finalize(s);
 	ck_assert(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL) ==
 		  SQLITE_OK);
@@ -241,8 +266,165 @@ START_TEST(test_a_cache_from_a_newer_program_is_refused)
 	ck_assert_msg(st == SM_ERR_DB && k2 == NULL,
 		      "open: got %s, want key cache error", sm_strstatus(st));
 	ck_assert_msg(strstr(err, "schema version 99, newer than this "
-				  "program's 1") != NULL,
+				  "program's 2") != NULL,
 		      "got error \"%s\"", err);
+}
+END_TEST
+
+/* One schema-1 binding as the release left it. */
+struct v1_row {
+	char addr[128], fp[X509U_FP_SIZE];
+	bool removed;
+	time_t nb;
+};
+
+static size_t
+v1_rows(const char *path, struct v1_row *rows, size_t max, int *ncerts)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	size_t n = 0;
+
+	ck_assert(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+		  SQLITE_OK);
+	ck_assert(sqlite3_prepare_v2(db, "SELECT version FROM schema_version",
+				     -1, &s, NULL) == SQLITE_OK);
+	ck_assert(sqlite3_step(s) == SQLITE_ROW);
+	ck_assert_msg(sqlite3_column_int(s, 0) == 1,
+		      "the fixture must be a schema-1 cache");
+	sqlite3_finalize(s);
+	ck_assert(sqlite3_prepare_v2(db, "SELECT count(*) FROM certs", -1, &s,
+				     NULL) == SQLITE_OK);
+	ck_assert(sqlite3_step(s) == SQLITE_ROW);
+	*ncerts = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	ck_assert(sqlite3_prepare_v2(db,
+				     "SELECT b.address_lc, c.fingerprint,"
+				     " b.status = 'removed', c.not_before"
+				     " FROM bindings b JOIN certs c"
+				     " ON c.id = b.cert_id",
+				     -1, &s, NULL) == SQLITE_OK);
+	while (sqlite3_step(s) == SQLITE_ROW && n < max) {
+		snprintf(rows[n].addr, sizeof(rows[n].addr), "%s",
+			 (const char *)sqlite3_column_text(s, 0));
+		snprintf(rows[n].fp, sizeof(rows[n].fp), "%s",
+			 (const char *)sqlite3_column_text(s, 1));
+		rows[n].removed = sqlite3_column_int(s, 2) != 0;
+		rows[n].nb = (time_t)sqlite3_column_int64(s, 3);
+		n++;
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+/* What the rule must pick for a migrated address: the newest notBefore
+ * among its bindings that are not removed ("" when none). */
+static void
+v1_expected(const struct v1_row *rows, size_t n, const char *addr,
+	    char fp[X509U_FP_SIZE])
+{
+	time_t best = 0;
+	size_t i;
+
+	fp[0] = '\0';
+	for (i = 0; i < n; i++)
+		if (strcmp(rows[i].addr, addr) == 0 && !rows[i].removed &&
+		    (fp[0] == '\0' || rows[i].nb > best)) {
+			best = rows[i].nb;
+			memcpy(fp, rows[i].fp, X509U_FP_SIZE);
+		}
+}
+
+/* tests/data/keycache/v1.db was written by release 0.1.0's own code (see
+ * v1-gen.c next to it): opening it migrates it, and no certificate or
+ * binding is lost. */
+START_TEST(test_a_release_cache_is_migrated_without_losing_a_certificate)
+{
+	struct v1_row rows[32];
+	struct kc_record *v = NULL;
+	struct keycache *k2 = NULL;
+	char path[600], err[256], want[X509U_FP_SIZE], got[X509U_FP_SIZE];
+	char reason[KC_REASON_SIZE];
+	unsigned char *data;
+	size_t n, len, nv = 0, i, j;
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	int ncerts = 0, ver = 0;
+	FILE *f;
+
+	data = testutil_slurp(testutil_path("tests/data/keycache/v1.db"), &len);
+	ck_assert_msg(data != NULL, "cannot read tests/data/keycache/v1.db");
+	snprintf(path, sizeof(path), "%s/v1.db", dir);
+	ck_assert((f = fopen(path, "wb")) != NULL);
+	ck_assert(fwrite(data, 1, len, f) == len);
+	fclose(f);
+	free(data);
+	n = v1_rows(path, rows, 32, &ncerts);
+	ck_assert_msg(n == 8 && ncerts == 7, "fixture: got %zu bindings, %d "
+		      "certificates; want 8, 7", n, ncerts);
+
+	clock_set(CG_NOW + CG_DAY);
+	ck_assert_msg(keycache_open("sqlite", path, &k2, err, sizeof(err)) ==
+			  SM_OK,
+		      "open: %s", err);
+	ck_assert_int_eq(keycache_check(k2, &ver, err, sizeof(err)), SM_OK);
+	ck_assert_msg(ver == 2, "schema version: got %d, want 2", ver);
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(keycache_find_address(k2, rows[i].addr, &v, &nv),
+				 SM_OK);
+		for (j = 0; j < nv; j++)
+			if (strcmp(v[j].fingerprint, rows[i].fp) == 0)
+				break;
+		ck_assert_msg(j < nv, "%s lost sha256 %.16s", rows[i].addr,
+			      rows[i].fp);
+		ck_assert_msg((v[j].status == KC_ST_REMOVED) == rows[i].removed,
+			      "%s sha256 %.16s: got %s", rows[i].addr,
+			      rows[i].fp, kc_status_name(v[j].status));
+		kc_records_free(v, nv);
+		/* The rule picks the newest: bob's renewal takes effect
+		 * although schema 1 preferred his old certificate. */
+		v1_expected(rows, n, rows[i].addr, want);
+		got[0] = '\0';
+		{
+			X509 *x = NULL;
+			sm_status st = keycache_select(k2, rows[i].addr, NULL,
+						       false, &x, NULL, reason,
+						       sizeof(reason));
+
+			if (x) {
+				fp_of(x, got);
+				X509_free(x);
+			}
+			ck_assert_msg(strcmp(got, want) == 0 &&
+					  (want[0] || st == SM_ERR_NOKEY),
+				      "%s: selected %.16s (%s), want %.16s",
+				      rows[i].addr, got, reason, want);
+		}
+	}
+	/* Two spellings of one address became one binding; eve's
+	 * self-signed certificate is known as such. */
+	ck_assert_int_eq(keycache_find_address(k2, "Bob.Smith@Partner.example",
+					       &v, &nv),
+			 SM_OK);
+	ck_assert_uint_eq(nv, 1);
+	kc_records_free(v, nv);
+	ck_assert_int_eq(keycache_find_address(k2, "eve@partner.example", &v,
+					       &nv),
+			 SM_OK);
+	ck_assert(nv == 1 && v[0].assurance == KC_AS_SELF_SIGNED);
+	kc_records_free(v, nv);
+	keycache_close(k2);
+
+	/* Independently: every certificate row is still there. */
+	ck_assert(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) ==
+		  SQLITE_OK);
+	ck_assert(sqlite3_prepare_v2(db, "SELECT count(*) FROM certs", -1, &s,
+				     NULL) == SQLITE_OK);
+	ck_assert(sqlite3_step(s) == SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(s, 0), ncerts);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
 }
 END_TEST
 
@@ -289,7 +471,7 @@ START_TEST(test_a_stored_certificate_is_selected_with_its_caps)
 	caps_t caps = 0;
 
 	fp_of(x, fp);
-	store_ok(x, BOB, CAP_KNOWN | CAP_AES128_CBC | CAP_DES3, false,
+	store_ok(x, BOB, CAP_KNOWN | CAP_AES128_CBC | CAP_DES3,
 		 KC_INSERTED, NULL);
 	ck_assert_int_eq(select_fp(BOB, trust, got, &caps, reason), SM_OK);
 	ck_assert_str_eq(got, fp);
@@ -306,12 +488,12 @@ START_TEST(test_reharvesting_the_same_certificate_updates_last_seen_and_caps)
 	char fp[X509U_FP_SIZE];
 
 	fp_of(x, fp);
-	store_ok(x, BOB, CAP_KNOWN | CAP_AES128_CBC, false, KC_INSERTED, NULL);
+	store_ok(x, BOB, CAP_KNOWN | CAP_AES128_CBC, KC_INSERTED, NULL);
 	clock_set(CG_NOW + 3600);
-	store_ok(x, BOB, CAP_KNOWN | CAP_AES256_GCM, false, KC_UPDATED, NULL);
+	store_ok(x, BOB, CAP_KNOWN | CAP_AES256_GCM, KC_UPDATED, NULL);
 	/* No capabilities in this signature: keep what we knew. */
 	clock_set(CG_NOW + 7200);
-	store_ok(x, BOB, 0, false, KC_UPDATED, NULL);
+	store_ok(x, BOB, 0, KC_UPDATED, NULL);
 
 	ck_assert_int_eq(keycache_find_address(kc, BOB, &v, &n), SM_OK);
 	ck_assert_msg(n == 1, "got %zu records, want 1", n);
@@ -341,8 +523,8 @@ START_TEST(test_renewal_with_a_new_key_supersedes_and_reports_a_key_change)
 
 	fp_of(a, fa);
 	fp_of(b, fb);
-	store_ok(a, BOB, 0, false, KC_INSERTED, NULL);
-	store_ok(b, BOB, 0, false, KC_SUPERSEDED_OLD, fa);
+	store_ok(a, BOB, 0, KC_INSERTED, NULL);
+	store_ok(b, BOB, 0, KC_SUPERSEDED_OLD, fa);
 	ck_assert_int_eq(select_fp(BOB, trust, got, NULL, reason), SM_OK);
 	ck_assert_msg(strcmp(got, fb) == 0, "selected %s, want the renewed %s",
 		      got, fb);
@@ -370,8 +552,8 @@ START_TEST(test_renewal_with_the_same_key_is_not_a_key_change)
 	char fa[X509U_FP_SIZE];
 
 	fp_of(a, fa);
-	store_ok(a, BOB, 0, false, KC_INSERTED, NULL);
-	store_ok(b, BOB, 0, false, KC_RENEWED_SAME_KEY, fa);
+	store_ok(a, BOB, 0, KC_INSERTED, NULL);
+	store_ok(b, BOB, 0, KC_RENEWED_SAME_KEY, fa);
 	X509_free(a);
 	X509_free(b);
 }
@@ -388,8 +570,8 @@ START_TEST(test_an_older_certificate_arriving_later_is_kept_as_history)
 
 	fp_of(newer, fn);
 	fp_of(older, fo);
-	store_ok(newer, BOB, 0, false, KC_INSERTED, NULL);
-	store_ok(older, BOB, 0, false, KC_OLDER_KEPT_AS_HISTORY, fn);
+	store_ok(newer, BOB, 0, KC_INSERTED, NULL);
+	store_ok(older, BOB, 0, KC_OLDER_KEPT_AS_HISTORY, fn);
 	ck_assert_int_eq(select_fp(BOB, trust, got, NULL, reason), SM_OK);
 	ck_assert_str_eq(got, fn);
 	ck_assert_int_eq(keycache_find_address(kc, BOB, &v, &n), SM_OK);
@@ -406,7 +588,6 @@ END_TEST
 struct sel_cert {
 	int key;
 	long nb, na; /* days from now */
-	bool enc_pref;
 	int issuer;  /* 0 root, 1 untrusted root, 2 intermediate */
 	const char *ku;
 	bool with_chain;
@@ -423,48 +604,48 @@ struct sel_case {
 
 static const struct sel_case sel_cases[] = {
 	{ "the newest notBefore is chosen",
-	  { { 0, -200, 200, false, 0, NULL, false, NULL },
-	    { 1, -10, 200, false, 0, NULL, false, NULL } },
+	  { { 0, -200, 200, 0, NULL, false, NULL },
+	    { 1, -10, 200, 0, NULL, false, NULL } },
 	  2, 1, NULL },
-	{ "the designated encryption certificate beats a newer other one",
-	  { { 0, -200, 200, true, 0, NULL, false, NULL },
-	    { 1, -10, 200, false, 0, NULL, false, NULL } },
+	{ "an expired newer certificate falls back to the older one",
+	  { { 0, -400, 300, 0, NULL, false, NULL },
+	    { 1, -10, -5, 0, NULL, false, NULL } },
 	  2, 0, NULL },
-	{ "an expired designated encryption certificate falls back to the "
-	  "other one",
-	  { { 0, -400, -5, true, 0, NULL, false, NULL },
-	    { 1, -10, 200, false, 0, NULL, false, NULL } },
-	  2, 1, NULL },
 	{ "an expired certificate gives its expiry date",
-	  { { 0, -400, -122, false, 0, NULL, false, NULL } },
+	  { { 0, -400, -122, 0, NULL, false, NULL } },
 	  1, -1, "certificate expired on 2025-01-30" },
 	{ "a certificate from an untrusted CA is not used",
-	  { { 0, -10, 200, false, 1, NULL, false, NULL } },
+	  { { 0, -10, 200, 1, NULL, false, NULL } },
 	  1, -1, "certificate not trusted" },
 	{ "a not yet valid certificate is not used",
-	  { { 0, 5, 200, false, 0, NULL, false, NULL } },
+	  { { 0, 5, 200, 0, NULL, false, NULL } },
 	  1, -1, "certificate not yet valid" },
 	{ "a signing-only certificate is not used",
-	  { { 0, -10, 200, false, 0, KU_SIGN, false, NULL } },
+	  { { 0, -10, 200, 0, KU_SIGN, false, NULL } },
 	  1, -1, "certificate not usable for encryption" },
 	{ "a certificate without emailProtection is not used",
-	  { { 0, -10, 200, false, 0, NULL, false, "serverAuth" } },
+	  { { 0, -10, 200, 0, NULL, false, "serverAuth" } },
 	  1, -1, "certificate not usable for encryption" },
-	{ "a superseded older key is not a fallback for an untrusted new one",
-	  { { 0, -200, 200, false, 0, NULL, false, NULL },
-	    { 1, -10, 200, false, 1, NULL, false, NULL } },
+	{ "only usable certificates compete: an untrusted newer one does not "
+	  "win",
+	  { { 0, -200, 200, 0, NULL, false, NULL },
+	    { 1, -10, 200, 1, NULL, false, NULL } },
+	  2, 0, NULL },
+	{ "with none usable the best-ranked one's reason is given",
+	  { { 0, -200, -100, 0, NULL, false, NULL },
+	    { 1, -10, 200, 1, NULL, false, NULL } },
 	  2, -1, "certificate not trusted" },
 	{ "a valid certificate replaces an expired one with a later "
 	  "notBefore",
-	  { { 0, -20, -1, false, 0, NULL, false, NULL },
-	    { 1, -40, 300, false, 0, NULL, false, NULL } },
+	  { { 0, -20, -1, 0, NULL, false, NULL },
+	    { 1, -40, 300, 0, NULL, false, NULL } },
 	  2, 1, NULL },
 	{ "an intermediate stored with the certificate lets trust be "
 	  "re-checked",
-	  { { 0, -10, 200, false, 2, NULL, true, NULL } },
+	  { { 0, -10, 200, 2, NULL, true, NULL } },
 	  1, 0, NULL },
 	{ "without its intermediate the certificate is not trusted",
-	  { { 0, -10, 200, false, 2, NULL, false, NULL } },
+	  { { 0, -10, 200, 2, NULL, false, NULL } },
 	  1, -1, "certificate not trusted" },
 };
 
@@ -488,8 +669,7 @@ START_TEST(test_selection)
 			ck_assert(sk_X509_push(chain, inter) > 0);
 		fp_of(x, fps[i]);
 		st = keycache_store(kc, x, chain, BOB,
-				    CAP_KNOWN | (1u << i), d->enc_pref,
-				    KC_SRC_IMPORTED, NULL, NULL);
+				    CAP_KNOWN | (1u << i), KC_SRC_IMPORTED, NULL, NULL);
 		ck_assert_msg(st == SM_OK, "%s: store %d: got %s", c->name, i,
 			      sm_strstatus(st));
 		sk_X509_free(chain);
@@ -514,30 +694,238 @@ START_TEST(test_selection)
 }
 END_TEST
 
+/* ---- pairings: the stories of the issue, step by step ---- */
+
+struct pair_cert {
+	int key;
+	long nb, na; /* days from now */
+	int issuer;  /* as for leaf() */
+	const char *ku;
+};
+
+struct pair_step {
+	int signer;	     /* certificate index */
+	int enc;	     /* preferred encryption certificate, -1: none */
+	long signed_at;	     /* signing time, seconds from now; 0 unknown */
+	enum kc_assurance as;
+	enum keycache_outcome want;
+	int want_old;	     /* certificate index of old_fp, -1: "" */
+};
+
+struct pair_case {
+	const char *name;
+	struct pair_cert certs[4];
+	int ncerts;
+	struct pair_step steps[4];
+	int nsteps;
+	int want; /* certificate selected in the end */
+	bool allow_self_signed;
+};
+
+#define CA KC_AS_CA
+#define SS KC_AS_SELF_SIGNED
+static const struct pair_case pair_cases[] = {
+	{ "a renewal takes effect although the old certificate named itself",
+	  { { 0, -300, 60, 0, NULL }, { 1, -1, 700, 0, NULL } }, 2,
+	  { { 0, 0, -9000, CA, KC_INSERTED, -1 },
+	    { 1, -1, -60, CA, KC_SUPERSEDED_OLD, 0 },
+	    /* the old certificate signs again, naming itself, later */
+	    { 0, 0, 60, CA, KC_UPDATED, -1 } }, 3,
+	  1, false },
+	{ "an older certificate arriving later does not displace a newer one",
+	  { { 1, -1, 700, 0, NULL }, { 0, -300, 60, 0, NULL } }, 2,
+	  { { 0, -1, -60, CA, KC_INSERTED, -1 },
+	    { 1, 1, 60, CA, KC_OLDER_KEPT_AS_HISTORY, 0 } }, 2,
+	  0, false },
+	{ "a self-signed certificate never supersedes a CA-issued one",
+	  { { 0, -300, 60, 0, NULL }, { 1, -1, 700, 3, NULL } }, 2,
+	  { { 0, -1, -60, CA, KC_INSERTED, -1 },
+	    { 1, -1, 60, SS, KC_REFUSED_SELF_SIGNED, 0 } }, 2,
+	  0, true },
+	{ "a CA-issued certificate supersedes a self-signed one, even older",
+	  { { 1, -1, 700, 3, NULL }, { 0, -300, 60, 0, NULL } }, 2,
+	  { { 0, -1, -60, SS, KC_INSERTED, -1 },
+	    { 1, -1, 60, CA, KC_SUPERSEDED_OLD, 0 } }, 2,
+	  1, true },
+	{ "the admin's forced import lets a self-signed certificate win",
+	  { { 0, -300, 60, 0, NULL }, { 1, -1, 700, 3, NULL } }, 2,
+	  { { 0, -1, -60, CA, KC_INSERTED, -1 },
+	    { 1, -1, 0, KC_AS_ADMIN, KC_SUPERSEDED_OLD, 0 } }, 2,
+	  1, true },
+	{ "a separate encryption certificate named by the signer is used",
+	  { { 0, -10, 300, 0, KU_SIGN }, { 1, -10, 300, 0, NULL } }, 2,
+	  { { 0, 1, -60, CA, KC_INSERTED, -1 } }, 1,
+	  1, false },
+	{ "a renewed dual-use certificate replaces a separate-encryption "
+	  "pairing",
+	  { { 0, -300, 60, 0, KU_SIGN }, { 1, -300, 60, 0, NULL },
+	    { 2, -1, 700, 0, NULL } }, 3,
+	  { { 0, 1, -9000, CA, KC_INSERTED, -1 },
+	    { 2, -1, -60, CA, KC_SUPERSEDED_OLD, 1 } }, 2,
+	  2, false },
+	{ "a preference with an older signing time does not replace a newer "
+	  "one",
+	  { { 0, -10, 300, 0, NULL }, { 1, -10, 300, 0, NULL },
+	    { 2, -10, 300, 0, NULL } }, 3,
+	  { { 0, 1, 100, CA, KC_INSERTED, -1 },
+	    { 0, 2, 50, CA, KC_UPDATED, -1 },
+	    { 0, 2, 200, CA, KC_SUPERSEDED_OLD, 1 } }, 3,
+	  2, false },
+	{ "a renewal with the same key is not a key change",
+	  { { 0, -300, 60, 0, NULL }, { 0, -1, 700, 0, NULL } }, 2,
+	  { { 0, -1, 0, CA, KC_INSERTED, -1 },
+	    { 1, -1, 0, CA, KC_RENEWED_SAME_KEY, 0 } }, 2,
+	  1, false },
+};
+#undef CA
+#undef SS
+
+START_TEST(test_pairings)
+{
+	const struct pair_case *c = &pair_cases[_i];
+	X509 *x[4] = { NULL };
+	char fps[4][X509U_FP_SIZE], got[X509U_FP_SIZE], old[X509U_FP_SIZE];
+	char reason[KC_REASON_SIZE];
+	enum keycache_outcome oc;
+	X509 *sel = NULL;
+	sm_status st;
+	int i;
+
+	for (i = 0; i < c->ncerts; i++) {
+		const struct pair_cert *d = &c->certs[i];
+
+		x[i] = leaf(d->key, "email:" BOB, d->nb, d->na, d->issuer, d->ku);
+		fp_of(x[i], fps[i]);
+	}
+	for (i = 0; i < c->nsteps; i++) {
+		const struct pair_step *t = &c->steps[i];
+		struct kc_pairing p = {
+			.signer = x[t->signer],
+			.enc = t->enc >= 0 ? x[t->enc] : NULL,
+			.address = BOB,
+			.caps = CAP_KNOWN,
+			.signing_time = t->signed_at ? CG_NOW + t->signed_at : 0,
+			.assurance = t->as,
+			.source = KC_SRC_HARVESTED,
+		};
+
+		clock_set(CG_NOW + i * 3600);
+		st = keycache_store_pairing(kc, &p, &oc, old);
+		ck_assert_msg(st == SM_OK, "%s: step %d: got %s", c->name, i,
+			      sm_strstatus(st));
+		ck_assert_msg(oc == t->want && strcmp(old, t->want_old >= 0 ?
+						   fps[t->want_old] : "") == 0,
+			      "%s: step %d: got %s (old %.8s), want %s (old %.8s)",
+			      c->name, i, keycache_outcome_name(oc), old,
+			      keycache_outcome_name(t->want),
+			      t->want_old >= 0 ? fps[t->want_old] : "");
+	}
+	st = keycache_select(kc, BOB, trust, c->allow_self_signed, &sel, NULL,
+			     reason, sizeof(reason));
+	got[0] = '\0';
+	if (sel)
+		fp_of(sel, got);
+	ck_assert_msg(st == SM_OK && strcmp(got, fps[c->want]) == 0,
+		      "%s: selected %.8s (%s), want certificate %d (%.8s)",
+		      c->name, got, st == SM_OK ? "ok" : reason, c->want,
+		      fps[c->want]);
+	X509_free(sel);
+	for (i = 0; i < c->ncerts; i++)
+		X509_free(x[i]);
+}
+END_TEST
+
+START_TEST(test_explain_says_why_each_certificate_is_or_is_not_used)
+{
+	X509 *a = leaf(0, "email:" BOB, -300, 60, 0, NULL);
+	X509 *b = leaf(1, "email:" BOB, -1, 700, 0, NULL);
+	X509 *ss = leaf(2, "email:" BOB, -1, 700, 3, NULL);
+	X509 *old = leaf(3, "email:" BOB, -400, -10, 0, NULL);
+	char fb[X509U_FP_SIZE], (*why)[KC_EXPLAIN_SIZE] = NULL;
+	struct kc_pairing p = { .address = BOB, .assurance = KC_AS_CA };
+	struct kc_record *v = NULL;
+	const char *want;
+	size_t n = 0, i;
+
+	fp_of(b, fb);
+	p.signer = old;
+	clock_set(CG_NOW - 20 * CG_DAY);
+	ck_assert_int_eq(keycache_store_pairing(kc, &p, NULL, NULL), SM_OK);
+	clock_set(CG_NOW);
+	p.signer = a;
+	ck_assert_int_eq(keycache_store_pairing(kc, &p, NULL, NULL), SM_OK);
+	p.signer = b;
+	ck_assert_int_eq(keycache_store_pairing(kc, &p, NULL, NULL), SM_OK);
+	p.signer = ss;
+	p.assurance = KC_AS_SELF_SIGNED;
+	ck_assert_int_eq(keycache_store_pairing(kc, &p, NULL, NULL), SM_OK);
+	ck_assert_int_eq(keycache_find_address(kc, BOB, &v, &n), SM_OK);
+	ck_assert_uint_eq(n, 4);
+	why = calloc(n, sizeof(*why));
+	ck_assert(why != NULL);
+	ck_assert_int_eq(keycache_explain(kc, v, n, trust, true, why), SM_OK);
+	for (i = 0; i < n; i++) {
+		X509 *x = kc_record_cert(&v[i]);
+
+		want = X509_cmp(x, b) == 0	? "used for encryption"
+		       : X509_cmp(x, a) == 0	? "superseded by sha256 "
+		       : X509_cmp(x, ss) == 0 ? "not used: self-signed would "
+						  "replace CA-issued sha256 "
+					      : "not used: certificate expired "
+						"on ";
+		ck_assert_msg(strncmp(why[i], want, strlen(want)) == 0,
+			      "record %zu: got \"%s\", want \"%s…\"", i, why[i],
+			      want);
+		if (X509_cmp(x, a) == 0)
+			ck_assert_msg(strstr(why[i], fb) != NULL &&
+					  strstr(why[i], "(newer notBefore)"),
+				      "got \"%s\"", why[i]);
+		X509_free(x);
+	}
+	free(why);
+	kc_records_free(v, n);
+	X509_free(a);
+	X509_free(b);
+	X509_free(ss);
+	X509_free(old);
+}
+END_TEST
+
 START_TEST(test_selection_without_a_trust_store_skips_the_trust_check)
 {
 	X509 *x = leaf(0, "email:" BOB, -10, 200, 1, NULL);
 	char got[X509U_FP_SIZE], reason[KC_REASON_SIZE];
 
-	store_ok(x, BOB, 0, false, KC_INSERTED, NULL);
+	store_ok(x, BOB, 0, KC_INSERTED, NULL);
 	ck_assert_int_eq(select_fp(BOB, NULL, got, NULL, reason), SM_OK);
 	X509_free(x);
 }
 END_TEST
 
-START_TEST(test_selection_compares_the_local_part_exactly)
+START_TEST(test_addresses_are_compared_case_insensitively)
 {
-	X509 *x = leaf(0, "email:Bob@Partner.example", -10, 200, 0, NULL);
+	X509 *x = leaf(0, "email:Bob.Smith@Partner.example", -10, 200, 0, NULL);
 	char got[X509U_FP_SIZE], reason[KC_REASON_SIZE];
+	struct kc_record *v = NULL;
+	size_t n = 0;
 
-	store_ok(x, "Bob@Partner.example", 0, false, KC_INSERTED, NULL);
-	ck_assert_int_eq(select_fp("Bob@PARTNER.EXAMPLE", trust, got, NULL,
-				   reason),
+	store_ok(x, "Bob.Smith@Partner.example", 0, KC_INSERTED, NULL);
+	ck_assert_int_eq(select_fp("bob.smith@partner.example", trust, got,
+				   NULL, reason),
 			 SM_OK);
-	ck_assert_int_eq(select_fp("bob@partner.example", trust, got, NULL,
-				   reason),
-			 SM_ERR_NOKEY);
-	ck_assert_str_eq(reason, "no certificate exchanged");
+	ck_assert_int_eq(select_fp("BOB.SMITH@PARTNER.EXAMPLE", trust, got,
+				   NULL, reason),
+			 SM_OK);
+	/* Stored once, normalised: a second spelling is the same binding. */
+	store_ok(x, "bob.smith@partner.example", 0, KC_UPDATED, NULL);
+	ck_assert_int_eq(keycache_find_address(kc, "Bob.Smith@partner.example",
+					       &v, &n),
+			 SM_OK);
+	ck_assert_msg(n == 1 && strcmp(v[0].address,
+				       "bob.smith@partner.example") == 0,
+		      "got %zu records, first \"%s\"; want one, normalised", n,
+		      n ? v[0].address : "-");
+	kc_records_free(v, n);
 	ck_assert_int_eq(select_fp("not an address", trust, got, NULL, reason),
 			 SM_ERR_PARSE);
 	X509_free(x);
@@ -552,7 +940,7 @@ START_TEST(test_a_certificate_is_bound_only_to_the_address_it_was_stored_for)
 	struct kc_record *v = NULL;
 	size_t n = 0;
 
-	store_ok(x, "a@partner.example", 0, false, KC_INSERTED, NULL);
+	store_ok(x, "a@partner.example", 0, KC_INSERTED, NULL);
 	ck_assert_int_eq(select_fp("B@partner.example", trust, got, NULL,
 				   reason),
 			 SM_ERR_NOKEY);
@@ -561,9 +949,8 @@ START_TEST(test_a_certificate_is_bound_only_to_the_address_it_was_stored_for)
 	ck_assert_uint_eq(n, 1);
 	ck_assert_msg(v[0].n_emails == 2 &&
 			  strcmp(v[0].emails[0], "a@partner.example") == 0 &&
-			  strcmp(v[0].emails[1], "B@partner.example") == 0,
-		      "got %zu e-mail addresses, want a@ and B@ (domain "
-		      "lowercased)",
+			  strcmp(v[0].emails[1], "b@partner.example") == 0,
+		      "got %zu e-mail addresses, want a@ and b@ (normalised)",
 		      v[0].n_emails);
 	kc_records_free(v, n);
 	X509_free(x);
@@ -580,7 +967,7 @@ START_TEST(test_removal_by_address_keeps_history_and_says_removed)
 	struct kc_record *v = NULL;
 	size_t n = 0, count = 0, i;
 
-	store_ok(x, BOB, 0, false, KC_INSERTED, NULL);
+	store_ok(x, BOB, 0, KC_INSERTED, NULL);
 	/* Admin removal folds case. */
 	ck_assert_int_eq(keycache_remove_address(kc, "BOB@partner.example",
 						 &count),
@@ -602,11 +989,11 @@ START_TEST(test_removal_by_address_keeps_history_and_says_removed)
 			 SM_ERR_NOTFOUND);
 	/* Exchange again: a new certificate is active. */
 	fp_of(y, fy);
-	store_ok(y, BOB, 0, false, KC_INSERTED, NULL);
+	store_ok(y, BOB, 0, KC_INSERTED, NULL);
 	ck_assert_int_eq(select_fp(BOB, trust, got, NULL, reason), SM_OK);
 	ck_assert_str_eq(got, fy);
 	/* And the removed one, harvested again, comes back as history. */
-	store_ok(x, BOB, 0, false, KC_OLDER_KEPT_AS_HISTORY, fy);
+	store_ok(x, BOB, 0, KC_OLDER_KEPT_AS_HISTORY, fy);
 	ck_assert_int_eq(keycache_find_address(kc, BOB, &v, &n), SM_OK);
 	for (i = 0; i < n; i++)
 		ck_assert(v[i].status != KC_ST_REMOVED);
@@ -629,8 +1016,8 @@ START_TEST(test_removal_by_fingerprint_covers_every_address_of_the_certificate)
 		o += (size_t)snprintf(colons + o, sizeof(colons) - o, "%s%c%c",
 				      i ? ":" : "", fp[i] - 32 * (fp[i] >= 'a'),
 				      fp[i + 1] - 32 * (fp[i + 1] >= 'a'));
-	store_ok(x, "a@partner.example", 0, false, KC_INSERTED, NULL);
-	store_ok(x, "b@partner.example", 0, false, KC_INSERTED, NULL);
+	store_ok(x, "a@partner.example", 0, KC_INSERTED, NULL);
+	store_ok(x, "b@partner.example", 0, KC_INSERTED, NULL);
 	ck_assert_int_eq(keycache_remove_fingerprint(kc, colons, &count), SM_OK);
 	ck_assert_uint_eq(count, 2);
 	ck_assert_int_eq(select_fp("b@partner.example", trust, got, NULL,
@@ -660,7 +1047,7 @@ START_TEST(test_records_carry_every_listed_field)
 	fp_of(x, fp);
 	ck_assert(x509u_key_fingerprint(x, kfp) == SM_OK);
 	ck_assert(x509u_serial_hex(x, &serial) == SM_OK);
-	st = keycache_store(kc, x, NULL, BOB, CAP_KNOWN, true, KC_SRC_IMPORTED,
+	st = keycache_store(kc, x, NULL, BOB, CAP_KNOWN, KC_SRC_IMPORTED,
 			    NULL, NULL);
 	ck_assert_int_eq(st, SM_OK);
 	ck_assert_int_eq(keycache_find_fingerprint(kc, fp, &v, &n), SM_OK);
@@ -673,7 +1060,8 @@ START_TEST(test_records_carry_every_listed_field)
 	ck_assert_str_eq(v[0].serial, serial);
 	ck_assert_int_eq(v[0].key_type, X509U_KEY_RSA);
 	ck_assert_int_eq(v[0].key_bits, 2048);
-	ck_assert(v[0].enc_pref);
+	ck_assert(v[0].signer && v[0].enc_fp[0] == '\0' && v[0].can_encrypt);
+	ck_assert_int_eq(v[0].assurance, KC_AS_CA);
 	ck_assert_int_eq(v[0].source, KC_SRC_IMPORTED);
 	ck_assert_str_eq(kc_source_name(v[0].source), "imported");
 	ck_assert_str_eq(kc_status_name(v[0].status), "active");
@@ -699,9 +1087,9 @@ START_TEST(test_list_shows_statuses_and_filters_expiring)
 	struct kc_record *v = NULL;
 	size_t n = 0;
 
-	store_ok(soon, "a@partner.example", 0, false, KC_INSERTED, NULL);
-	store_ok(later, "b@partner.example", 0, false, KC_INSERTED, NULL);
-	store_ok(gone, "c@partner.example", 0, false, KC_INSERTED, NULL);
+	store_ok(soon, "a@partner.example", 0, KC_INSERTED, NULL);
+	store_ok(later, "b@partner.example", 0, KC_INSERTED, NULL);
+	store_ok(gone, "c@partner.example", 0, KC_INSERTED, NULL);
 
 	ck_assert_int_eq(keycache_list(kc, -1, &v, &n), SM_OK);
 	ck_assert_uint_eq(n, 3);
@@ -747,7 +1135,7 @@ START_TEST(test_iterate_visits_records_and_can_stop)
 			snprintf(san, sizeof(san), "email:%s", addr);
 			x = leaf(i, san, -10, 200, 0, NULL);
 		}
-		store_ok(x, addr, 0, false, KC_INSERTED, NULL);
+		store_ok(x, addr, 0, KC_INSERTED, NULL);
 		X509_free(x);
 	}
 	ck_assert_int_eq(keycache_iterate(kc, count_cb, &cnt), SM_OK);
@@ -757,23 +1145,99 @@ END_TEST
 
 /* ---- planner (pure) ---- */
 
-START_TEST(test_an_identical_notbefore_keeps_the_incumbent)
+/* A view for the pure rule tests: signing binding fp, its own encryption
+ * certificate unless enc names another. */
+static struct kc_binding_view
+view(const char *fp, const char *kfp, time_t nb, time_t st, time_t seen,
+     enum kc_assurance as, const char *enc)
 {
-	struct kc_binding_view ex[1] = { { "aa", "k1", 100, 1000, false,
-					   KC_ST_ACTIVE } };
-	struct kc_binding_view nw = { "bb", "k2", 100, 1000, false,
-				      KC_ST_ACTIVE };
-	bool sup[1];
+	struct kc_binding_view v;
+
+	memset(&v, 0, sizeof(v));
+	v.fingerprint = fp;
+	v.key_fingerprint = kfp;
+	v.enc_fp = enc ? enc : "";
+	v.not_before = nb;
+	v.not_after = nb + 100000;
+	v.signing_time = st;
+	v.last_seen = seen;
+	v.signer = true;
+	v.can_encrypt = true;
+	v.assurance = as;
+	v.status = KC_ST_ACTIVE;
+	return v;
+}
+
+START_TEST(test_the_rule_ranks_notbefore_then_signing_time_then_harvest)
+{
+	struct kc_binding_view v[3];
+	size_t order[3];
+
+	/* Same notBefore: the later signing time wins, whatever was seen
+	 * last. */
+	v[0] = view("aa", "k1", 100, 500, 900, KC_AS_CA, NULL);
+	v[1] = view("bb", "k2", 100, 600, 800, KC_AS_CA, NULL);
+	v[2] = view("cc", "k3", 50, 999, 999, KC_AS_CA, NULL);
+	ck_assert_uint_eq(kc_rank(v, 3, order, NULL), 3);
+	ck_assert_msg(order[0] == 1 && order[1] == 0 && order[2] == 2,
+		      "order: got %zu %zu %zu, want 1 0 2", order[0], order[1],
+		      order[2]);
+	/* Same signing time: the later harvest. */
+	v[1].signing_time = 500;
+	ck_assert_uint_eq(kc_rank(v, 3, order, NULL), 3);
+	ck_assert_msg(order[0] == 0, "got %zu first, want 0 (later harvest)",
+		      order[0]);
+	/* The winner by stored data at time 200. */
+	ck_assert_int_eq(kc_current(v, 3, 200), 0);
+	/* A full tie is decided by the fingerprint, so the outcome is
+	 * stable. */
+	v[1].last_seen = 900;
+	ck_assert_uint_eq(kc_rank(v, 3, order, NULL), 3);
+	ck_assert_uint_eq(order[0], 0);
+}
+END_TEST
+
+START_TEST(test_a_self_signed_pairing_is_held_back_while_a_ca_issued_one_lives)
+{
+	struct kc_binding_view v[2];
+	size_t order[2];
+	bool blocked[2];
 	struct kc_plan p;
 
-	kc_plan_store(ex, 1, &nw, 500, sup, &p);
-	ck_assert_int_eq(p.outcome, KC_OLDER_KEPT_AS_HISTORY);
-	ck_assert(!sup[0]);
-	/* A different class (designated encryption cert) does not compete. */
-	nw.enc_pref = true;
-	kc_plan_store(ex, 1, &nw, 500, sup, &p);
-	ck_assert_int_eq(p.outcome, KC_INSERTED);
-	ck_assert(!sup[0] && p.status == KC_ST_ACTIVE);
+	v[0] = view("aa", "k1", 100, 0, 10, KC_AS_CA, NULL);
+	v[1] = view("bb", "k2", 200, 0, 20, KC_AS_SELF_SIGNED, NULL);
+	ck_assert_uint_eq(kc_rank(v, 2, order, blocked), 1);
+	ck_assert(order[0] == 0 && blocked[1] && !blocked[0]);
+	kc_plan_outcome(v, 1, v, 2, "bb", false, 300, &p);
+	ck_assert_msg(p.outcome == KC_REFUSED_SELF_SIGNED,
+		      "outcome: got %s, want the refusal",
+		      keycache_outcome_name(p.outcome));
+	ck_assert_str_eq(p.old_fp, "aa");
+	/* Forced in by the admin, it competes again, and wins. */
+	v[1].assurance = KC_AS_ADMIN;
+	ck_assert_uint_eq(kc_rank(v, 2, order, blocked), 2);
+	ck_assert_uint_eq(order[0], 1);
+	/* The CA-issued one removed: the self-signed one is used. */
+	v[1].assurance = KC_AS_SELF_SIGNED;
+	v[0].status = KC_ST_REMOVED;
+	ck_assert_int_eq(kc_current(v, 2, 300), 1);
+}
+END_TEST
+
+START_TEST(test_a_pairing_encrypts_to_its_preferred_certificate)
+{
+	struct kc_binding_view v[2];
+
+	v[0] = view("55", "k1", 100, 0, 10, KC_AS_CA, "ee");
+	v[0].can_encrypt = false; /* a signing-only certificate */
+	v[1] = view("ee", "k2", 90, 0, 10, KC_AS_CA, NULL);
+	v[1].signer = false;
+	ck_assert_int_eq(kc_pairing_enc(v, 2, 0), 1);
+	ck_assert_int_eq(kc_current(v, 2, 300), 1);
+	/* The preferred certificate removed: nothing usable by this
+	 * pairing, and the signing-only certificate is never used. */
+	v[1].status = KC_ST_REMOVED;
+	ck_assert_int_eq(kc_current(v, 2, 300), -1);
 }
 END_TEST
 
@@ -815,7 +1279,7 @@ worker_main(void *arg)
 		snprintf(addr, sizeof(addr), "shared%d@partner.example",
 			 j % SHARED_ADDRS);
 		st = keycache_store(kc, tcerts[w->idx][j], NULL, addr,
-				    CAP_KNOWN, false, KC_SRC_HARVESTED, NULL,
+				    CAP_KNOWN, KC_SRC_HARVESTED, NULL,
 				    NULL);
 		if (st != SM_OK) {
 			w->errors++;
@@ -855,13 +1319,14 @@ child_main(int go_fd)
 	char c;
 	int i;
 
-	if (keycache_open("sqlite", dbpath, &k, err, sizeof(err)) != SM_OK)
+	if (keycache_open(kc_backend, kc_target, &k, err, sizeof(err)) !=
+	    SM_OK)
 		_exit(10);
 	if (read(go_fd, &c, 1) != 1)
 		_exit(11);
 	for (i = 0; i < NCHILD; i++) {
 		snprintf(addr, sizeof(addr), "child%d@partner.example", i);
-		if (keycache_store(k, ccerts[i], NULL, addr, CAP_KNOWN, false,
+		if (keycache_store(k, ccerts[i], NULL, addr, CAP_KNOWN,
 				   KC_SRC_IMPORTED, NULL, NULL) != SM_OK)
 			_exit(12);
 		if (i % 2 == 1) {
@@ -914,7 +1379,7 @@ START_TEST(test_threads_and_another_process_lose_no_rows_and_see_no_busy)
 	{
 		char err[256];
 
-		ck_assert_int_eq(keycache_open("sqlite", dbpath, &kc, err,
+		ck_assert_int_eq(keycache_open(kc_backend, kc_target, &kc, err,
 					       sizeof(err)),
 				 SM_OK);
 	}
@@ -1004,7 +1469,8 @@ crash_child(size_t start, int out_fd)
 	char err[256], addr[64], line[X509U_FP_SIZE];
 	size_t i;
 
-	if (keycache_open("sqlite", dbpath, &k, err, sizeof(err)) != SM_OK)
+	if (keycache_open(kc_backend, kc_target, &k, err, sizeof(err)) !=
+	    SM_OK)
 		_exit(10);
 	/* Past the end, start over: re-storing is an update, still a
 	 * transaction to tear, and the parent always gets a first report. */
@@ -1013,7 +1479,7 @@ crash_child(size_t start, int out_fd)
 
 		snprintf(addr, sizeof(addr), "crash%zu@partner.example",
 			 (i % CRASH_CERTS) % CRASH_ADDRS);
-		if (keycache_store(k, x, NULL, addr, CAP_KNOWN, false,
+		if (keycache_store(k, x, NULL, addr, CAP_KNOWN,
 				   KC_SRC_HARVESTED, NULL, NULL) != SM_OK)
 			_exit(12);
 		x509u_fingerprint(x, line);
@@ -1100,13 +1566,14 @@ assert_consistent(int round, unsigned int seed)
 	sqlite3_finalize(s);
 	ck_assert(sqlite3_prepare_v2(db,
 				     "SELECT address, count(*) FROM bindings"
-				     " WHERE status = 'active'"
-				     " GROUP BY address, enc_pref"
-				     " HAVING count(*) > 1",
+				     " WHERE signer = 1 AND enc_cert_id IS NOT NULL"
+				     " AND enc_cert_id NOT IN (SELECT id FROM certs)"
+				     " GROUP BY address",
 				     -1, &s, NULL) == SQLITE_OK);
 	rc = sqlite3_step(s);
 	ck_assert_msg(rc == SQLITE_DONE,
-		      "round %d: address %s has %d active bindings (seed %u)",
+		      "round %d: address %s has %d pairings naming a missing "
+		      "certificate (seed %u)",
 		      round,
 		      rc == SQLITE_ROW ? (const char *)sqlite3_column_text(s, 0)
 				       : "?",
@@ -1209,19 +1676,87 @@ START_TEST(test_a_harvester_killed_at_random_leaves_a_consistent_cache)
 }
 END_TEST
 
-static Suite *
-keycache_suite(void)
+/* Key discovery stores with an origin; a harvested certificate of the same
+ * notBefore wins in either order (a discovered one has no signing time). */
+START_TEST(test_discovered_certificates_keep_their_origin_and_yield_to_harvested)
 {
-	Suite *s = suite_create("keycache");
-	TCase *tc = tcase_create("keycache");
+	const char *addrs[2] = { BOB, "carol@partner.example" };
 
-	tcase_add_unchecked_fixture(tc, keys_setup, keys_teardown);
-	tcase_add_checked_fixture(tc, cache_setup, cache_teardown);
-	tcase_set_timeout(tc, 300);
-	tcase_add_test(tc, test_a_new_cache_has_schema_version_wal_and_integrity);
-	tcase_add_test(tc, test_a_cache_from_a_newer_program_is_refused);
-	tcase_add_test(tc, test_an_unknown_backend_is_a_configuration_error);
-	tcase_add_test(tc, test_an_unopenable_path_fails_with_the_path_in_the_message);
+	for (int order = 0; order < 2; order++) {
+		const char *addr = addrs[order];
+		char san[96], fh[X509U_FP_SIZE], fd[X509U_FP_SIZE], got[X509U_FP_SIZE];
+		char reason[KC_REASON_SIZE];
+		struct kc_pairing p = { .address = addr, .assurance = KC_AS_CA,
+					.source = KC_SRC_HARVESTED,
+					.signing_time = CG_NOW - 60 };
+		struct kc_record *v = NULL;
+		size_t n = 0, seen = 0;
+		X509 *h, *d;
+
+		snprintf(san, sizeof(san), "email:%s", addr);
+		h = leaf(2 * order, san, -1, 300, 0, NULL);
+		d = leaf(2 * order + 1, san, -1, 300, 0, NULL);
+		fp_of(h, fh);
+		fp_of(d, fd);
+		p.signer = h;
+		clock_set(CG_NOW);
+		if (order == 0)
+			ck_assert_int_eq(keycache_store_discovered(kc, d, NULL, addr,
+			    "ldap:ldap://127.0.0.1:1/", NULL), SM_OK);
+		clock_set(CG_NOW + 10);
+		ck_assert_int_eq(keycache_store_pairing(kc, &p, NULL, NULL), SM_OK);
+		clock_set(CG_NOW + 20);
+		if (order == 1)
+			ck_assert_int_eq(keycache_store_discovered(kc, d, NULL, addr,
+			    "smimea", NULL), SM_OK);
+		ck_assert_int_eq(select_fp(addr, trust, got, NULL, reason), SM_OK);
+		ck_assert_msg(strcmp(got, fh) == 0, "order %d: the discovered certificate won", order);
+		ck_assert_int_eq(keycache_find_address(kc, addr, &v, &n), SM_OK);
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(v[i].fingerprint, fd) == 0) {
+				ck_assert_int_eq(v[i].source, KC_SRC_DISCOVERED);
+				ck_assert_str_eq(v[i].origin,
+				    order == 0 ? "ldap:ldap://127.0.0.1:1/" : "smimea");
+				seen++;
+			} else {
+				ck_assert_int_eq(v[i].source, KC_SRC_HARVESTED);
+				ck_assert_ptr_null(v[i].origin);
+			}
+		}
+		ck_assert_uint_eq(seen, 1);
+		kc_records_free(v, n);
+		X509_free(h);
+		X509_free(d);
+	}
+	clock_set(CG_NOW);
+}
+END_TEST
+
+/* A DANE-EE certificate (DNSSEC vouched for it) needs no chain at
+ * selection; the same self-signed certificate from any other origin does. */
+START_TEST(test_a_dane_ee_certificate_is_used_without_a_chain)
+{
+	X509 *ss = leaf(0, "email:" BOB, -1, 300, 3, NULL);
+	X509 *ss2 = leaf(1, "email:carol@partner.example", -1, 300, 3, NULL);
+	char fp[X509U_FP_SIZE], got[X509U_FP_SIZE], reason[KC_REASON_SIZE];
+
+	fp_of(ss, fp);
+	ck_assert_int_eq(keycache_store_discovered(kc, ss, NULL, BOB, KC_ORIGIN_DANE_EE, NULL), SM_OK);
+	ck_assert_int_eq(select_fp(BOB, trust, got, NULL, reason), SM_OK);
+	ck_assert_str_eq(got, fp);
+	ck_assert_int_eq(keycache_store_discovered(kc, ss2, NULL, "carol@partner.example", "smimea",
+	    NULL), SM_OK);
+	ck_assert_int_eq(select_fp("carol@partner.example", trust, got, NULL, reason), SM_ERR_NOKEY);
+	ck_assert_str_eq(reason, "certificate not trusted");
+	X509_free(ss);
+	X509_free(ss2);
+}
+END_TEST
+
+/* The contract: what every backend does alike. */
+static void
+add_contract(TCase *tc)
+{
 	tcase_add_test(tc, test_an_empty_cache_has_no_certificate_exchanged);
 	tcase_add_test(tc, test_a_stored_certificate_is_selected_with_its_caps);
 	tcase_add_test(tc, test_reharvesting_the_same_certificate_updates_last_seen_and_caps);
@@ -1230,20 +1765,56 @@ keycache_suite(void)
 	tcase_add_test(tc, test_an_older_certificate_arriving_later_is_kept_as_history);
 	tcase_add_loop_test(tc, test_selection, 0,
 			    (int)(sizeof(sel_cases) / sizeof(sel_cases[0])));
+	tcase_add_loop_test(tc, test_pairings, 0,
+			    sizeof(pair_cases) / sizeof(pair_cases[0]));
+	tcase_add_test(tc, test_explain_says_why_each_certificate_is_or_is_not_used);
 	tcase_add_test(tc, test_selection_without_a_trust_store_skips_the_trust_check);
-	tcase_add_test(tc, test_selection_compares_the_local_part_exactly);
+	tcase_add_test(tc, test_addresses_are_compared_case_insensitively);
 	tcase_add_test(tc, test_a_certificate_is_bound_only_to_the_address_it_was_stored_for);
 	tcase_add_test(tc, test_removal_by_address_keeps_history_and_says_removed);
 	tcase_add_test(tc, test_removal_by_fingerprint_covers_every_address_of_the_certificate);
 	tcase_add_test(tc, test_records_carry_every_listed_field);
 	tcase_add_test(tc, test_list_shows_statuses_and_filters_expiring);
 	tcase_add_test(tc, test_iterate_visits_records_and_can_stop);
-	tcase_add_test(tc, test_an_identical_notbefore_keeps_the_incumbent);
+	tcase_add_test(tc, test_the_rule_ranks_notbefore_then_signing_time_then_harvest);
+	tcase_add_test(tc, test_a_self_signed_pairing_is_held_back_while_a_ca_issued_one_lives);
+	tcase_add_test(tc, test_a_pairing_encrypts_to_its_preferred_certificate);
 	tcase_add_test(tc, test_threads_and_another_process_lose_no_rows_and_see_no_busy);
+}
+
+static Suite *
+keycache_suite(void)
+{
+	Suite *s = suite_create("keycache");
+	TCase *tc = tcase_create("keycache");
+	TCase *pg = tcase_create("contract-postgresql");
+
+	tcase_add_unchecked_fixture(tc, keys_setup, keys_teardown);
+	tcase_add_checked_fixture(tc, cache_setup, cache_teardown);
+	tcase_set_timeout(tc, 300);
+	tcase_add_test(tc, test_a_new_cache_has_schema_version_wal_and_integrity);
+	/* Origins of discovered certificates: SQLite only for now (the
+	 * PostgreSQL backend leaves the optional origin ops NULL). */
+	tcase_add_test(tc, test_discovered_certificates_keep_their_origin_and_yield_to_harvested);
+	tcase_add_test(tc, test_a_dane_ee_certificate_is_used_without_a_chain);
+	tcase_add_test(tc, test_a_cache_from_a_newer_program_is_refused);
+	tcase_add_test(tc, test_a_release_cache_is_migrated_without_losing_a_certificate);
+	tcase_add_test(tc, test_an_unknown_backend_is_a_configuration_error);
+	tcase_add_test(tc, test_an_unopenable_path_fails_with_the_path_in_the_message);
+	add_contract(tc);
 	tcase_add_test(tc, test_a_harvester_killed_at_random_leaves_a_consistent_cache);
 	suite_add_tcase(s, tc);
+
+	/* The same contract on PostgreSQL: the cluster is the test's own. */
+	tcase_add_unchecked_fixture(pg, keys_setup, keys_teardown);
+	tcase_add_unchecked_fixture(pg, pg_cluster_setup, pg_cluster_teardown);
+	tcase_add_checked_fixture(pg, cache_setup, cache_teardown);
+	tcase_set_timeout(pg, 300);
+	add_contract(pg);
+	suite_add_tcase(s, pg);
 	return s;
 }
+
 
 int
 main(void)

@@ -617,8 +617,17 @@ sample_comments_out(const char *key)
 
 	if (name != key) {
 		snprintf(group, sizeof(group), "%.*s", (int)(name - key - 1), key);
-		if (!group_range(group, &from, &to))
-			return false;
+		if (!group_range(group, &from, &to)) {
+			/* a list of groups shown commented out (discovery.ldap):
+			 * its keys inside the enclosing group */
+			char *dot = strrchr(group, '.');
+
+			if (dot == NULL)
+				return false;
+			*dot = '\0';
+			if (!group_range(group, &from, &to))
+				return false;
+		}
 	}
 	while (*p) {
 		const char *eol = strchr(p, '\n');

@@ -958,6 +958,11 @@ static const struct {
 	    LIT("Sub\0ject: ab\r\n\r\nbody"), SM_ERR_PARSE },
 	{ "bare CR in a header",
 	    LIT("Subject: a\rb\r\n\r\nbody"), SM_ERR_PARSE },
+	{ "bare CR ending a header section without a line feed",
+	    LIT("Subject: a\r"), SM_ERR_PARSE },
+	{ "bare CR ending a part's headers before the delimiter (fuzzer)",
+	    LIT("Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n"
+	    "X: a\r\r\n--b--\r\n"), SM_ERR_PARSE },
 	{ "header line without a colon",
 	    LIT("Subject: a\r\nnot a header\r\n\r\nbody"), SM_ERR_PARSE },
 	{ "continuation line first",
@@ -1499,6 +1504,34 @@ START_TEST(canonical_form_is_crlf_and_7bit_with_minimal_changes)
 		ck_bytes(out.data + 4, out.len - 4, canon_cases[_i].want,
 		    strlen(canon_cases[_i].want), canon_cases[_i].what);
 	}
+	buf_free(&out);
+}
+END_TEST
+
+/* The fuzzer's 64-byte reproducer: the CRLF before a delimiter belongs to
+ * the delimiter, so the part is "X: a" CR. Whatever the canonicaliser does
+ * with it, its output must not hold a bare CR (a relay would rewrite it
+ * and break the signature, or turn it into a blank line). */
+START_TEST(canonical_form_never_keeps_a_bare_cr)
+{
+	static const char in[] = "Content-Type: multipart/mixed; boundary=b"
+	    "\r\n\r\n--b\r\nX: a\r\r\n--b--\r\n";
+	struct mime_headers h = { 0 };
+	struct buf out = BUF_INIT;
+	const char *why;
+	sm_status st;
+
+	ck_assert_int_eq(mime_headers_add(&h, "Content-Type",
+	    "multipart/mixed; boundary=b"), SM_OK);
+	st = mime_canonicalize(&h, U(in) + 45, sizeof(in) - 1 - 45, NULL,
+	    &out);
+	if (st == SM_OK) {
+		why = why_not_7bit(out.data, out.len);
+		ck_assert_msg(why == NULL, "canonical form has a %s", why);
+	} else {
+		ck_assert_uint_eq(out.len, 0);
+	}
+	mime_headers_free(&h);
 	buf_free(&out);
 }
 END_TEST
@@ -2106,6 +2139,7 @@ mime_suite(void)
 	    0, N(split_cases));
 	tcase_add_loop_test(tc, canonical_form_is_crlf_and_7bit_with_minimal_changes,
 	    0, N(canon_cases));
+	tcase_add_test(tc, canonical_form_never_keeps_a_bare_cr);
 	tcase_add_test(tc, long_lines_are_reencoded_and_long_headers_refolded);
 	tcase_add_test(tc,
 	    canonical_8bit_text_and_binary_attachment_survive_a_7bit_relay);

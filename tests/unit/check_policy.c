@@ -80,8 +80,9 @@ static const struct pol_lookup have_ec = { true, POL_KEY_EC, NULL };
 static const struct pol_lookup none = { false, POL_KEY_NONE, "no certificate exchanged" };
 static const struct pol_lookup expired = { false, POL_KEY_NONE, "certificate expired on 2026-01-31" };
 
-static const struct pol_treatment first_rsa = { true, POL_KEY_RSA };
-static const struct pol_treatment first_plain = { false, POL_KEY_NONE };
+static const struct pol_treatment first_rsa = { true, POL_KEY_RSA, false, false };
+static const struct pol_treatment first_plain = { false, POL_KEY_NONE, false, false };
+static const struct pol_treatment first_required = { true, POL_KEY_RSA, true, false };
 
 static const struct rcpt_case {
 	const char *rcpt;
@@ -107,6 +108,13 @@ static const struct rcpt_case {
 	{ "carol@partner.example", &have_ec, &first_rsa, POL_TEMPFAIL, "452", "4.7.0",
 	  "<carol@partner.example> needs an envelope of its own (EC key, first recipient RSA); please retry it separately" },
 	{ "x@never.example", &have_ec, &first_rsa, POL_ACCEPT, "", "", NULL }, /* never encrypts */
+	/* The order of the issue's example, reversed: a required recipient
+	 * with a key after one who cannot be encrypted to is deferred, never
+	 * mixed in (and the other way round). */
+	{ "bob@partner.example", &have_rsa, &first_plain, POL_TEMPFAIL, "452", "4.7.0",
+	  "<bob@partner.example> is encrypted, the first recipient is not; please retry it in a separate transaction" },
+	{ "x@other.example", &none, &first_required, POL_TEMPFAIL, "452", "4.7.0",
+	  "<x@other.example> is not encrypted, the first recipient is; please retry it in a separate transaction" },
 };
 
 START_TEST(recipients_are_decided_with_exact_replies)
@@ -191,6 +199,161 @@ START_TEST(opportunistic_plans_encrypt_only_when_everyone_has_a_key)
 }
 END_TEST
 
+/* ---- recipient order: every permutation, through to the retries ---- */
+
+enum { O_ENC = 1, O_SIGNED = 2, O_REFUSED = 4 };
+
+struct perm_rcpt {
+	const char *addr;
+	struct pol_lookup lk;
+	int allowed; /* outcomes its own policy allows here */
+};
+
+struct perm_case {
+	const char *name;
+	const char *conf;
+	struct perm_rcpt r[3];
+};
+
+#define RSA { true, POL_KEY_RSA, NULL }
+#define EC { true, POL_KEY_EC, NULL }
+#define NONE { false, POL_KEY_NONE, "no certificate exchanged" }
+#define PARTNER_REQUIRED "policy = ( { recipient = \"@partner.example\"; encrypt = \"required\"; }"
+static const struct perm_case perm_cases[] = {
+	{ "the issue: required bob, opportunistic nick without a key, mixed = split",
+	  "outbound = { mixed = \"split\"; };\n" PARTNER_REQUIRED " );\n",
+	  { { "bob@partner.example", RSA, O_ENC },
+	    { "nick@other.example", NONE, O_SIGNED },
+	    { "carol@other.example", RSA, O_ENC } } },
+	{ "required with and without a key, and nick, mixed = sign-only",
+	  PARTNER_REQUIRED " );\n",
+	  { { "bob@partner.example", RSA, O_ENC },
+	    { "nick@other.example", NONE, O_SIGNED },
+	    { "zoe@partner.example", NONE, O_REFUSED } } },
+	{ "a split domain, nick, and a never domain with a key",
+	  PARTNER_REQUIRED ", { recipient = \"@split.example\"; mixed = \"split\"; },"
+	  " { recipient = \"@never.example\"; encrypt = \"never\"; } );\n",
+	  { { "x@split.example", RSA, O_ENC },
+	    { "nick@other.example", NONE, O_SIGNED },
+	    { "y@never.example", RSA, O_SIGNED } } },
+	{ "RSA and EC required recipients never share an envelope",
+	  PARTNER_REQUIRED " );\n",
+	  { { "bob@partner.example", RSA, O_ENC },
+	    { "carol@partner.example", EC, O_ENC },
+	    { "nick@other.example", NONE, O_SIGNED } } },
+	{ "mixed = sign-only: carol may go signed-only or encrypted, both allowed",
+	  PARTNER_REQUIRED " );\n",
+	  { { "bob@partner.example", RSA, O_ENC },
+	    { "carol@other.example", RSA, O_ENC | O_SIGNED },
+	    { "nick@other.example", NONE, O_SIGNED } } },
+};
+#undef RSA
+#undef EC
+#undef NONE
+#undef PARTNER_REQUIRED
+
+/* Deliver the recipients in this order as Postfix does: RCPT decisions,
+ * the end-of-message plan for the accepted ones, and a new transaction for
+ * the deferred ones, until none is left. out[i]: recipient i's outcome. */
+static void
+deliver(const struct perm_case *c, const size_t *order, int *out)
+{
+	size_t pending[3], npending = 3, round;
+
+	memcpy(pending, order, sizeof(pending));
+	for (round = 0; npending > 0; round++) {
+		struct pol_treatment tx;
+		struct pol_msg_rcpt acc[3];
+		size_t idx[3], nacc = 0, next[3], nnext = 0, i;
+		struct pol_plan p;
+
+		ck_assert_msg(round < 3, "%s: no progress after 3 transactions", c->name);
+		for (i = 0; i < npending; i++) {
+			const struct perm_rcpt *r = &c->r[pending[i]];
+			struct pol_rcpt_decision d;
+
+			ck_assert_int_eq(policy_rcpt(cfg, "alice@org.example", r->addr, &r->lk,
+					     nacc ? &tx : NULL, &d), SM_OK);
+			if (d.verdict == POL_ACCEPT) {
+				tx = d.treatment;
+				acc[nacc].addr = r->addr;
+				acc[nacc].lk = r->lk;
+				idx[nacc++] = pending[i];
+			} else if (strcmp(d.reply.code, "452") == 0) {
+				next[nnext++] = pending[i];
+			} else {
+				out[pending[i]] = O_REFUSED;
+			}
+			policy_reply_free(&d.reply);
+		}
+		if (nacc > 0) {
+			ck_assert_int_eq(policy_plan(cfg, "alice@org.example", acc, nacc, false, NULL, &p),
+			    SM_OK);
+			ck_assert_msg(p.verdict == POL_ACCEPT,
+			    "%s: end of data refused a transaction the RCPT stage accepted (%s %s)",
+			    c->name, p.reply.code, p.reply.nlines ? p.reply.lines[0] : "");
+			for (i = 0; i < nacc; i++)
+				out[idx[i]] = p.encrypt ? O_ENC : O_SIGNED;
+			policy_plan_free(&p);
+		}
+		memcpy(pending, next, sizeof(next));
+		npending = nnext;
+	}
+}
+
+START_TEST(the_outcome_for_each_recipient_does_not_depend_on_the_order)
+{
+	static const size_t perms[6][3] = { { 0, 1, 2 }, { 0, 2, 1 }, { 1, 0, 2 },
+					    { 1, 2, 0 }, { 2, 0, 1 }, { 2, 1, 0 } };
+	const struct perm_case *c = &perm_cases[_i];
+	int first[3] = { 0, 0, 0 };
+
+	load(c->conf);
+	for (size_t k = 0; k < 6; k++) {
+		int out[3] = { 0, 0, 0 };
+
+		deliver(c, perms[k], out);
+		for (size_t i = 0; i < 3; i++) {
+			ck_assert_msg(out[i] & c->r[i].allowed,
+			    "%s: order %zu%zu%zu: %s got outcome %d, want one of %d", c->name,
+			    perms[k][0], perms[k][1], perms[k][2], c->r[i].addr, out[i],
+			    c->r[i].allowed);
+			/* Where its policy allows one outcome only, every order
+			 * gives the same. */
+			if (k > 0 && (c->r[i].allowed & (c->r[i].allowed - 1)) == 0)
+				ck_assert_int_eq(out[i], first[i]);
+			first[i] = k == 0 ? out[i] : first[i];
+		}
+	}
+}
+END_TEST
+
+START_TEST(end_of_data_names_only_the_recipients_that_need_a_key)
+{
+	struct pol_msg_rcpt r[] = {
+		{ "bob@partner.example", { true, POL_KEY_RSA, NULL } },
+		{ "nick@other.example", { false, POL_KEY_NONE, "no certificate exchanged" } },
+		{ "zoe@partner.example", { false, POL_KEY_NONE, "no certificate exchanged" } },
+	};
+	struct pol_plan p;
+
+	/* zoe lost her key between RCPT and end of data: she is named, nick
+	 * (whose policy allows plain delivery) is not. */
+	ck_assert_int_eq(policy_plan(cfg, "alice@org.example", r, 3, false, NULL, &p), SM_OK);
+	ck_assert_int_eq(p.verdict, POL_REJECT);
+	ck_assert_uint_eq(p.reply.nlines, 3);
+	ck_assert_str_eq(p.reply.lines[1], "<zoe@partner.example>: no certificate exchanged");
+	policy_plan_free(&p);
+	/* Without zoe, bob and nick conflict: a temporary failure, never a
+	 * rejection of the whole message. */
+	ck_assert_int_eq(policy_plan(cfg, "alice@org.example", r, 2, false, NULL, &p), SM_OK);
+	ck_assert_msg(p.verdict == POL_TEMPFAIL && strcmp(p.reply.code, "451") == 0 &&
+			  strcmp(p.reply.xcode, "4.7.0") == 0,
+	    "got verdict %d %s %s, want 451 4.7.0", p.verdict, p.reply.code, p.reply.xcode);
+	policy_plan_free(&p);
+}
+END_TEST
+
 START_TEST(reply_text_cannot_carry_line_breaks)
 {
 	struct pol_rcpt_decision d;
@@ -216,6 +379,9 @@ main(void)
 	tcase_add_test(tc, a_triggered_message_lists_every_recipient_without_a_key);
 	tcase_add_test(tc, opportunistic_plans_encrypt_only_when_everyone_has_a_key);
 	tcase_add_test(tc, reply_text_cannot_carry_line_breaks);
+	tcase_add_loop_test(tc, the_outcome_for_each_recipient_does_not_depend_on_the_order, 0,
+	    (int)(sizeof(perm_cases) / sizeof(perm_cases[0])));
+	tcase_add_test(tc, end_of_data_names_only_the_recipients_that_need_a_key);
 	suite_add_tcase(s, tc);
 	return testutil_run(s);
 }

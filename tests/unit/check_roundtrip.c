@@ -751,15 +751,15 @@ ctx_open(struct rt_ctx *x, const struct rt_case *c)
 		if (idents[i].internal)
 			continue;
 		st = keycache_store(x->kc, idents[i].cert, inter_chain, idents[i].addr,
-		    strcmp(idents[i].name, c->to) == 0 ? c->caps : 0, false, KC_SRC_IMPORTED,
+		    strcmp(idents[i].name, c->to) == 0 ? c->caps : 0, KC_SRC_IMPORTED,
 		    &oc, NULL);
 		ck_assert_msg(st == SM_OK, "keycache_store %s: got %s, want ok", idents[i].addr,
 		    sm_strstatus(st));
 	}
-	x->ours = (struct gw_env){ x->cfg, anchors, ks_ours, x->kc };
-	x->theirs = (struct gw_env){ x->cfg, anchors, who(c->to)->ks, x->kc };
+	x->ours = (struct gw_env){ x->cfg, anchors, ks_ours, x->kc, NULL, NULL, NULL };
+	x->theirs = (struct gw_env){ x->cfg, anchors, who(c->to)->ks, x->kc, NULL, NULL, NULL };
 	if (c->to2)
-		x->theirs2 = (struct gw_env){ x->cfg, anchors, who(c->to2)->ks, x->kc };
+		x->theirs2 = (struct gw_env){ x->cfg, anchors, who(c->to2)->ks, x->kc, NULL, NULL, NULL };
 }
 
 static void
@@ -1332,7 +1332,7 @@ rt_run(const struct rt_case *c, const struct rt_msg *m, struct rt_measure *meas)
 	char *rcpts[] = { (char *)to->addr, c->to2 ? (char *)who(c->to2)->addr : NULL };
 	size_t nrcpts = c->to2 ? 2 : 1;
 	struct gw_msg gm = { "RT0001", from->addr, rcpts, nrcpts, &m->hdrs, m->body.data,
-		m->body.len };
+		m->body.len, NULL };
 	struct gw_result res;
 	struct mime_headers out = MIME_HEADERS_INIT;
 	struct buf wire = BUF_INIT, der = BUF_INIT, want_summary = BUF_INIT;
@@ -1475,7 +1475,7 @@ START_TEST(rsa_and_ec_recipients_in_one_message_are_deferred_never_mixed)
 	for (int order = 0; order < 2; order++) {
 		char *r2[] = { rcpts[order], rcpts[1 - order] };
 		struct gw_msg gm = { "RTMIX", "alice@org.example", r2, 2, &m.hdrs, m.body.data,
-			m.body.len };
+			m.body.len, NULL };
 
 		st = gw_outbound(&x.ours, &gm, &res);
 		ck_assert_msg(st == SM_OK, "%s first: gw_outbound: got %s, want ok", r2[0],
@@ -1539,7 +1539,7 @@ START_TEST(a_client_signed_8bit_message_is_encrypted_with_its_signature_intact)
 	ctx_open(&x, &c);
 	{
 		struct gw_msg gm = { "RTCLIENT", "alice@org.example", rcpts, 1, &hdrs, body.data,
-			body.len };
+			body.len, NULL };
 		st = gw_outbound(&x.ours, &gm, &res);
 	}
 	ck_assert_msg(st == SM_OK && res.verdict == POL_ACCEPT && res.replace_body,
@@ -1647,7 +1647,7 @@ START_TEST(a_client_made_pkcs7_mime_body_is_encrypted_unless_it_is_an_envelope)
 	ctx_open(&x, &c);
 	{
 		struct gw_msg gm = { "RTP7M", "alice@org.example", rcpts, 1, &hdrs, body.data,
-			body.len };
+			body.len, NULL };
 		st = gw_outbound(&x.ours, &gm, &res);
 	}
 	ck_assert_msg(st == SM_OK && res.verdict == POL_ACCEPT, "%s: gw_outbound: got %s, "
@@ -1725,7 +1725,7 @@ START_TEST(a_50_kb_message_costs_a_few_milliseconds)
 	t0 = now_ms();
 	for (int i = 0; i < n; i++) {
 		struct gw_msg gm = { "RT50K", "alice@org.example", rcpts, 1, &m.hdrs, m.body.data,
-			m.body.len };
+			m.body.len, NULL };
 		struct gw_result res;
 
 		ck_assert_int_eq(gw_outbound(&x.ours, &gm, &res), SM_OK);

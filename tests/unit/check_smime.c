@@ -28,6 +28,7 @@
 #include "buf.h"
 #include "caps.h"
 #include "clock.h"
+#include "cmsscan.h"
 #include "smime.h"
 #include "testutil.h"
 #include "trust.h"
@@ -447,10 +448,10 @@ static const struct {
 	{ "sign-only", 0, true, false, SMIME_VERIFY_OK, "digitalSignature only" },
 	{ "carol", 0, true, false, SMIME_VERIFY_OK, "EC" },
 	{ "dave", 0, true, false, SMIME_VERIFY_OK, "RSA-4096" },
-	/* Chain validation alone does not judge algorithm strength: the
-	 * harvest rules (weak digest, RSA < 2048) are the key cache's. */
+	/* Chain validation alone does not judge digest strength: the
+	 * harvest rules (weak digest) are the key cache's. RSA-1024 signers
+	 * are refused before any work: signers_with_unfit_keys_are_refused. */
 	{ "sha1", 0, true, false, SMIME_VERIFY_OK, "SHA-1 certificate" },
-	{ "rsa1024", 0, true, false, SMIME_VERIFY_OK, "RSA-1024" },
 };
 
 START_TEST(chain_status_reflects_trust_and_validity_at_the_pinned_time)
@@ -789,7 +790,6 @@ START_TEST(corrupt_envelopes_fail_without_partial_plaintext)
 		SMIME_CIPHER_AES256_GCM };
 	STACK_OF(X509) *r = rcpts("alice", NULL, NULL);
 	struct buf env = BUF_INIT, out = BUF_INIT;
-	struct smime_key wrong;
 	char err[256];
 	sm_status st;
 
@@ -811,18 +811,47 @@ START_TEST(corrupt_envelopes_fail_without_partial_plaintext)
 		    "%s: output got %zu bytes, want the 4 it had before",
 		    smime_cipher_name(ciphers[i]), out.len);
 	}
-	/* Our certificate, somebody else's private key: the recipient entry
-	 * matches but does not open. */
+	/* A wrong key: a_wrong_key_and_a_corrupt_envelope_fail_alike. */
+	sk_X509_free(r);
+	buf_free(&env);
+	buf_free(&out);
+	free(msg);
+}
+END_TEST
+
+/* No padding oracle: OpenSSL's debug mode (CMS_DEBUG_DECRYPT) reports a
+ * recipient key that fails to open the content-encryption key, which tells
+ * an attacker which of his forged key blocks had valid padding. Without it
+ * a failing key block carries on with a random key, so a wrong key and a
+ * corrupt content take the same path to the same answer. */
+START_TEST(a_wrong_key_and_a_corrupt_envelope_fail_alike)
+{
+	unsigned char *msg = text(4000);
+	STACK_OF(X509) *r = rcpts("alice", NULL, NULL);
+	struct buf env = BUF_INIT, out = BUF_INIT;
+	struct smime_key wrong;
+	char err_key[256], err_env[256];
+	sm_status st_key, st_env;
+
+	/* GCM, so that a random content key fails for sure (CBC padding
+	 * would come out valid once in 256). */
+	ck_assert_int_eq(smime_encrypt(r, SMIME_CIPHER_AES256_GCM, false, msg,
+	    4000, &env, err_key, sizeof(err_key)), SM_OK);
 	wrong = *key("alice");
 	wrong.pkey = key("bob")->pkey;
-	buf_reset(&env);
-	ck_assert_int_eq(smime_encrypt(r, SMIME_CIPHER_AES256_CBC, false, msg,
-	    4000, &env, err, sizeof(err)), SM_OK);
-	buf_reset(&out);
-	st = smime_decrypt(env.data, env.len, &wrong, 1, &out, err, sizeof(err));
-	ck_assert_msg(st == SM_ERR_CRYPTO && out.len == 0, "wrong key: got %s, "
-	    "%zu bytes, want cryptographic failure and nothing",
-	    sm_strstatus(st), out.len);
+	st_key = smime_decrypt(env.data, env.len, &wrong, 1, &out, err_key,
+	    sizeof(err_key));
+	ck_assert_msg(out.len == 0, "wrong key: %zu bytes of output", out.len);
+	env.data[env.len - 1] ^= 0x01;
+	st_env = smime_decrypt(env.data, env.len, key("alice"), 1, &out,
+	    err_env, sizeof(err_env));
+	ck_assert_msg(out.len == 0, "corrupt: %zu bytes of output", out.len);
+	ck_assert_msg(st_key == SM_ERR_CRYPTO && st_env == SM_ERR_CRYPTO,
+	    "got %s (wrong key) and %s (corrupt), want cryptographic failure "
+	    "for both", sm_strstatus(st_key), sm_strstatus(st_env));
+	ck_assert_msg(strcmp(err_key, err_env) == 0, "wrong key said \"%s\", "
+	    "corrupt envelope said \"%s\": want the same words", err_key,
+	    err_env);
 	sk_X509_free(r);
 	buf_free(&env);
 	buf_free(&out);
@@ -1706,6 +1735,8 @@ START_TEST(corpus_signatures_verify_like_openssl_with_the_same_signer)
 	unsigned char *extc = NULL;
 	char sigf[4096], contf[4096], signerf[4096], *ser;
 	int rc;
+	bool refused, good;
+	struct cmsscan_counts cc;
 	sm_status st;
 
 	raw = testutil_slurp(corpus(rel), &rawn);
@@ -1727,7 +1758,24 @@ START_TEST(corpus_signatures_verify_like_openssl_with_the_same_signer)
 	    &res, &out);
 	ck_assert_msg(st == SM_OK, "%s: got %s (%s)", rel, sm_strstatus(st),
 	    res.reason);
-	if (corpus_signed[_i].want == SMIME_VERIFY_OK) {
+	/* The raw-BER count (what the limits are checked on) agrees with
+	 * what OpenSSL decoded, whatever encoder made the signature. */
+	ck_assert_msg(cmsscan_signed(m.der.data, m.der.len, NULL, &cc) == SM_OK &&
+	    cc.nsigners == res.nsigners && cc.ncerts == (size_t)sk_X509_num(res.certs),
+	    "%s: the BER scan counts %zu signers and %zu certificates, OpenSSL %zu and %d",
+	    rel, cc.nsigners, cc.ncerts, res.nsigners, sk_X509_num(res.certs));
+	/* Old corpus signers with RSA below 2048 bits or DSA keys: refused
+	 * before any work, where openssl goes on (and agrees with the row). */
+	refused = res.signer != NULL &&
+	    !smime_key_fit(X509_get0_pubkey(res.signer), NULL, 0);
+	good = refused ? corpus_signed[_i].want == SMIME_VERIFY_OK :
+	    res.signature_ok;
+	if (refused) {
+		ck_assert_msg(!res.signature_ok &&
+		    res.status == SMIME_VERIFY_UNSUPPORTED_ALGORITHM,
+		    "%s: got %s (%s), want the signer key refused", rel,
+		    smime_verify_status_name(res.status), res.reason);
+	} else if (corpus_signed[_i].want == SMIME_VERIFY_OK) {
 		ck_assert_msg(res.signature_ok, "%s: got %s (%s), want a good "
 		    "signature", rel, smime_verify_status_name(res.status),
 		    res.reason);
@@ -1778,13 +1826,15 @@ START_TEST(corpus_signatures_verify_like_openssl_with_the_same_signer)
 			    "-in %s -out /dev/null -signer %s", sigf, signerf);
 		}
 	}
-	if (corpus_signed[_i].openssl_rejects)
+	if (corpus_signed[_i].openssl_rejects && refused)
+		ck_assert_msg(rc != 0, "%s: openssl accepts", rel);
+	else if (corpus_signed[_i].openssl_rejects)
 		ck_assert_msg(rc != 0 && res.signature_ok, "%s: want openssl "
 		    "to reject and us to accept (got openssl %d, us %s): the "
 		    "known difference changed", rel, rc,
 		    smime_verify_status_name(res.status));
 	else
-		ck_assert_msg((rc == 0) == res.signature_ok, "%s: openssl cms "
+		ck_assert_msg((rc == 0) == good, "%s: openssl cms "
 		    "says %s, we say %s", rel, rc == 0 ? "good" : "bad",
 		    smime_verify_status_name(res.status));
 	if (rc == 0) {
@@ -2075,6 +2125,7 @@ smime_suite(void)
 	    0, sizeof(enc_rows) / sizeof(enc_rows[0]));
 	tcase_add_test(tc, every_recipient_of_a_shared_envelope_decrypts_it);
 	tcase_add_test(tc, old_keys_still_decrypt_and_strangers_get_nokey);
+	tcase_add_test(tc, a_wrong_key_and_a_corrupt_envelope_fail_alike);
 	tcase_add_test(tc, corrupt_envelopes_fail_without_partial_plaintext);
 	tcase_add_test(tc, flipped_envelope_bytes_never_yield_wrong_plaintext);
 	tcase_add_test(tc, encrypt_needs_an_explicit_cipher_and_usable_recipients);

@@ -1,0 +1,498 @@
+/*
+ * revstore.c — the revocation store (see revstore.h).
+ */
+#include "revstore.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RS_RETRY_MIN 60		/* back-off after a failed check */
+#define RS_RETRY_MAX 3600
+#define RS_REFRESH_MIN 60
+
+struct revstore {
+	sqlite3 *db;
+	pthread_mutex_t mu;
+};
+
+static const char schema_sql[] =
+	"CREATE TABLE IF NOT EXISTS rev_status("
+	" fp TEXT PRIMARY KEY, cert BLOB NOT NULL, issuer BLOB,"
+	" status INTEGER NOT NULL DEFAULT 0, source INTEGER NOT NULL DEFAULT 0,"
+	" revoked_at INTEGER NOT NULL DEFAULT 0, reason INTEGER NOT NULL DEFAULT -1,"
+	" this_update INTEGER NOT NULL DEFAULT 0, next_update INTEGER NOT NULL DEFAULT 0,"
+	" checked_at INTEGER NOT NULL DEFAULT 0, unknown_since INTEGER NOT NULL DEFAULT 0,"
+	" due INTEGER NOT NULL DEFAULT 0, tries INTEGER NOT NULL DEFAULT 0,"
+	" last_error TEXT NOT NULL DEFAULT '');"
+	"CREATE INDEX IF NOT EXISTS rev_status_due ON rev_status(due);"
+	"CREATE TABLE IF NOT EXISTS rev_crl("
+	" key TEXT PRIMARY KEY, der BLOB NOT NULL, this_update INTEGER NOT NULL,"
+	" next_update INTEGER NOT NULL, fetched_at INTEGER NOT NULL);";
+
+sm_status
+revstore_open(const char *path, struct revstore **out, char *err,
+	      size_t errlen)
+{
+	struct revstore *rs;
+	char *msg = NULL;
+
+	*out = NULL;
+	if ((rs = calloc(1, sizeof(*rs))) == NULL)
+		return SM_ERR_NOMEM;
+	pthread_mutex_init(&rs->mu, NULL);
+	if (sqlite3_open_v2(path, &rs->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+				    SQLITE_OPEN_FULLMUTEX,
+			    NULL) != SQLITE_OK) {
+		sm_seterr(err, errlen, "%s: %s", path,
+			  rs->db ? sqlite3_errmsg(rs->db) : "cannot open");
+		revstore_close(rs);
+		return SM_ERR_DB;
+	}
+	sqlite3_busy_timeout(rs->db, 5000);
+	if (sqlite3_exec(rs->db,
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
+			 NULL, NULL, &msg) != SQLITE_OK ||
+	    sqlite3_exec(rs->db, schema_sql, NULL, NULL, &msg) != SQLITE_OK) {
+		sm_seterr(err, errlen, "%s: %s", path, msg ? msg : "?");
+		sqlite3_free(msg);
+		revstore_close(rs);
+		return SM_ERR_DB;
+	}
+	*out = rs;
+	return SM_OK;
+}
+
+void
+revstore_close(struct revstore *rs)
+{
+	if (rs == NULL)
+		return;
+	sqlite3_close(rs->db);
+	pthread_mutex_destroy(&rs->mu);
+	free(rs);
+}
+
+void
+rev_entry_free(struct rev_entry *e)
+{
+	if (e == NULL)
+		return;
+	free(e->cert);
+	free(e->issuer);
+	e->cert = e->issuer = NULL;
+}
+
+void
+rev_entries_free(struct rev_entry *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		rev_entry_free(&v[i]);
+	free(v);
+}
+
+#define ROW_COLS                                                              \
+	"fp, cert, issuer, status, source, revoked_at, reason, this_update," \
+	" next_update, checked_at, unknown_since, due, last_error"
+
+static unsigned char *
+blob_dup(sqlite3_stmt *q, int col, size_t *len)
+{
+	const void *p = sqlite3_column_blob(q, col);
+	int n = sqlite3_column_bytes(q, col);
+	unsigned char *d;
+
+	*len = 0;
+	if (p == NULL || n <= 0 || (d = malloc((size_t)n)) == NULL)
+		return NULL;
+	memcpy(d, p, (size_t)n);
+	*len = (size_t)n;
+	return d;
+}
+
+static sm_status
+row_read(sqlite3_stmt *q, struct rev_entry *e)
+{
+	memset(e, 0, sizeof(*e));
+	snprintf(e->fp, sizeof(e->fp), "%s",
+		 (const char *)sqlite3_column_text(q, 0));
+	e->cert = blob_dup(q, 1, &e->cert_len);
+	e->issuer = blob_dup(q, 2, &e->issuer_len);
+	if (e->cert == NULL)
+		return SM_ERR_NOMEM;
+	e->r.status = (enum rev_status)sqlite3_column_int(q, 3);
+	e->r.source = (enum rev_source)sqlite3_column_int(q, 4);
+	e->r.revoked_at = (time_t)sqlite3_column_int64(q, 5);
+	e->r.reason = sqlite3_column_int(q, 6);
+	e->r.this_update = (time_t)sqlite3_column_int64(q, 7);
+	e->r.next_update = (time_t)sqlite3_column_int64(q, 8);
+	e->checked_at = (time_t)sqlite3_column_int64(q, 9);
+	e->unknown_since = (time_t)sqlite3_column_int64(q, 10);
+	e->due = (time_t)sqlite3_column_int64(q, 11);
+	snprintf(e->last_error, sizeof(e->last_error), "%s",
+		 (const char *)sqlite3_column_text(q, 12));
+	return SM_OK;
+}
+
+sm_status
+revstore_get(struct revstore *rs, const char *fp, struct rev_entry *e)
+{
+	sqlite3_stmt *q = NULL;
+	sm_status st = SM_ERR_DB;
+	int rc;
+
+	memset(e, 0, sizeof(*e));
+	pthread_mutex_lock(&rs->mu);
+	if (sqlite3_prepare_v2(rs->db,
+			       "SELECT " ROW_COLS " FROM rev_status WHERE fp = ?",
+			       -1, &q, NULL) != SQLITE_OK)
+		goto done;
+	sqlite3_bind_text(q, 1, fp, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW)
+		st = row_read(q, e);
+	else if (rc == SQLITE_DONE)
+		st = SM_ERR_NOTFOUND;
+done:
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&rs->mu);
+	if (st != SM_OK)
+		rev_entry_free(e);
+	return st;
+}
+
+static sm_status
+der_of(X509 *x, unsigned char **der, int *len)
+{
+	*der = NULL;
+	*len = x ? i2d_X509(x, der) : 0;
+	return x && *len <= 0 ? SM_ERR_CRYPTO : SM_OK;
+}
+
+sm_status
+revstore_enqueue(struct revstore *rs, X509 *cert, X509 *issuer, time_t now)
+{
+	char fp[X509U_FP_SIZE];
+	unsigned char *cd = NULL, *id = NULL;
+	int cl, il;
+	sqlite3_stmt *q = NULL;
+	sm_status st;
+
+	if ((st = x509u_fingerprint(cert, fp)) != SM_OK ||
+	    (st = der_of(cert, &cd, &cl)) != SM_OK ||
+	    (st = der_of(issuer, &id, &il)) != SM_OK)
+		goto out;
+	st = SM_ERR_DB;
+	pthread_mutex_lock(&rs->mu);
+	if (sqlite3_prepare_v2(
+		    rs->db,
+		    "INSERT INTO rev_status(fp, cert, issuer, unknown_since, due)"
+		    " VALUES(?, ?, ?, ?, ?) ON CONFLICT(fp) DO UPDATE SET"
+		    " issuer = coalesce(issuer, excluded.issuer)",
+		    -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, fp, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(q, 2, cd, cl, SQLITE_STATIC);
+		if (id)
+			sqlite3_bind_blob(q, 3, id, il, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(q, 3);
+		sqlite3_bind_int64(q, 4, (sqlite3_int64)now);
+		sqlite3_bind_int64(q, 5, (sqlite3_int64)now);
+		if (sqlite3_step(q) == SQLITE_DONE)
+			st = SM_OK;
+	}
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&rs->mu);
+out:
+	OPENSSL_free(cd);
+	OPENSSL_free(id);
+	return st;
+}
+
+/* When to look again after an answer good until next: ahead of it, by a
+ * quarter of the remaining time (a CRL valid a week is fetched again after
+ * five days and a quarter), never sooner than a minute. */
+static time_t
+refresh_at(time_t now, time_t next)
+{
+	time_t left = next > now ? next - now : 0;
+	time_t at = now + left - left / 4;
+
+	return at < now + RS_REFRESH_MIN ? now + RS_REFRESH_MIN : at;
+}
+
+static int
+exec_put(sqlite3 *db, const char *sql, const char *fp,
+	 const struct rev_result *r, time_t now)
+{
+	sqlite3_stmt *q = NULL;
+	int rc = SQLITE_ERROR;
+
+	if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK)
+		return rc;
+	sqlite3_bind_int(q, 1, (int)r->status);
+	sqlite3_bind_int(q, 2, (int)r->source);
+	sqlite3_bind_int64(q, 3, (sqlite3_int64)r->revoked_at);
+	sqlite3_bind_int(q, 4, r->reason);
+	sqlite3_bind_int64(q, 5, (sqlite3_int64)r->this_update);
+	sqlite3_bind_int64(q, 6, (sqlite3_int64)r->next_update);
+	sqlite3_bind_int64(q, 7, (sqlite3_int64)now);
+	sqlite3_bind_int64(q, 8, (sqlite3_int64)refresh_at(now, r->next_update));
+	sqlite3_bind_text(q, 9, r->why, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(q, 10, RS_RETRY_MIN);
+	sqlite3_bind_int64(q, 11, RS_RETRY_MAX);
+	sqlite3_bind_text(q, 12, fp, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	sqlite3_finalize(q);
+	return rc;
+}
+
+sm_status
+revstore_put(struct revstore *rs, const char *fp, const struct rev_result *r,
+	     time_t now)
+{
+	/* ?1 status ?2 source ?3 revoked_at ?4 reason ?5 this ?6 next ?7 now
+	 * ?8 refresh ?9 why ?10 retry min ?11 retry max ?12 fp */
+	static const char answer[] =
+		"UPDATE rev_status SET status = ?1, source = ?2,"
+		" revoked_at = ?3, reason = ?4, this_update = ?5,"
+		" next_update = ?6, checked_at = ?7, unknown_since = 0,"
+		" due = ?8, tries = 0, last_error = '' WHERE fp = ?12";
+	static const char none[] =
+		"UPDATE rev_status SET last_error = ?9, tries = tries + 1,"
+		" due = ?7 + min(?11, ?10 << min(tries, 6)),"
+		" unknown_since = CASE WHEN status != 0 AND next_update >= ?7"
+		"  THEN 0 WHEN unknown_since != 0 THEN unknown_since"
+		"  WHEN status != 0 THEN next_update ELSE ?7 END,"
+		" status = CASE WHEN status != 0 AND next_update >= ?7"
+		"  THEN status ELSE 0 END WHERE fp = ?12";
+	int rc;
+
+	pthread_mutex_lock(&rs->mu);
+	rc = exec_put(rs->db, r->status == REV_UNKNOWN ? none : answer, fp, r,
+		      now);
+	pthread_mutex_unlock(&rs->mu);
+	return rc == SQLITE_DONE ? SM_OK : SM_ERR_DB;
+}
+
+sm_status
+revstore_due(struct revstore *rs, time_t now, size_t max,
+	     struct rev_entry **out, size_t *n)
+{
+	sqlite3_stmt *q = NULL;
+	sm_status st = SM_ERR_DB;
+	struct rev_entry *v;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if ((v = calloc(max ? max : 1, sizeof(*v))) == NULL)
+		return SM_ERR_NOMEM;
+	pthread_mutex_lock(&rs->mu);
+	if (sqlite3_prepare_v2(rs->db,
+			       "SELECT " ROW_COLS " FROM rev_status WHERE due <= ?"
+			       " ORDER BY due LIMIT ?",
+			       -1, &q, NULL) != SQLITE_OK)
+		goto done;
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)max);
+	st = SM_OK;
+	while (st == SM_OK && *n < max && (rc = sqlite3_step(q)) == SQLITE_ROW)
+		if ((st = row_read(q, &v[*n])) == SM_OK)
+			(*n)++;
+done:
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&rs->mu);
+	if (st != SM_OK) {
+		rev_entries_free(v, *n);
+		*n = 0;
+		return st;
+	}
+	*out = v;
+	return SM_OK;
+}
+
+sm_status
+revstore_mark_due(struct revstore *rs, const char *fp, time_t now,
+		  size_t *count)
+{
+	sqlite3_stmt *q = NULL;
+	sm_status st = SM_ERR_DB;
+
+	pthread_mutex_lock(&rs->mu);
+	if (sqlite3_prepare_v2(rs->db,
+			       "UPDATE rev_status SET due = ?1, tries = 0"
+			       " WHERE ?2 IS NULL OR fp = ?2",
+			       -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
+		if (fp)
+			sqlite3_bind_text(q, 2, fp, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(q, 2);
+		if (sqlite3_step(q) == SQLITE_DONE) {
+			st = SM_OK;
+			if (count)
+				*count = (size_t)sqlite3_changes(rs->db);
+		}
+	}
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&rs->mu);
+	return st;
+}
+
+sm_status
+revstore_crl_get(struct revstore *rs, const char *key, unsigned char **der,
+		 size_t *len, time_t *next_update)
+{
+	sqlite3_stmt *q = NULL;
+	sm_status st = SM_ERR_DB;
+	int rc;
+
+	*der = NULL;
+	*len = 0;
+	pthread_mutex_lock(&rs->mu);
+	if (sqlite3_prepare_v2(rs->db,
+			       "SELECT der, next_update FROM rev_crl WHERE key = ?",
+			       -1, &q, NULL) != SQLITE_OK)
+		goto done;
+	sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+	rc = sqlite3_step(q);
+	if (rc == SQLITE_ROW) {
+		*der = blob_dup(q, 0, len);
+		*next_update = (time_t)sqlite3_column_int64(q, 1);
+		st = *der ? SM_OK : SM_ERR_NOMEM;
+	} else if (rc == SQLITE_DONE) {
+		st = SM_ERR_NOTFOUND;
+	}
+done:
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&rs->mu);
+	return st;
+}
+
+sm_status
+revstore_crl_put(struct revstore *rs, const char *key,
+		 const unsigned char *der, size_t len, time_t this_update,
+		 time_t next_update, time_t now)
+{
+	sqlite3_stmt *q = NULL;
+	sm_status st = SM_ERR_DB;
+
+	if (len > 0x7fffffff)
+		return SM_ERR_LIMIT;
+	pthread_mutex_lock(&rs->mu);
+	/* A CRL never replaces a newer one (mail may carry an old CRL). */
+	if (sqlite3_prepare_v2(
+		    rs->db,
+		    "INSERT INTO rev_crl(key, der, this_update, next_update,"
+		    " fetched_at) VALUES(?1, ?2, ?3, ?4, ?5) ON CONFLICT(key)"
+		    " DO UPDATE SET der = excluded.der, this_update ="
+		    " excluded.this_update, next_update = excluded.next_update,"
+		    " fetched_at = excluded.fetched_at"
+		    " WHERE excluded.this_update >= rev_crl.this_update",
+		    -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(q, 1, key, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(q, 2, der, (int)len, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 3, (sqlite3_int64)this_update);
+		sqlite3_bind_int64(q, 4, (sqlite3_int64)next_update);
+		sqlite3_bind_int64(q, 5, (sqlite3_int64)now);
+		if (sqlite3_step(q) == SQLITE_DONE)
+			st = SM_OK;
+	}
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&rs->mu);
+	return st;
+}
+
+sm_status
+revstore_health(struct revstore *rs, time_t now, struct rev_health *h)
+{
+	sqlite3_stmt *q = NULL;
+	sm_status st = SM_ERR_DB;
+
+	memset(h, 0, sizeof(*h));
+	pthread_mutex_lock(&rs->mu);
+	if (sqlite3_prepare_v2(
+		    rs->db,
+		    "SELECT count(*), coalesce(sum(status = 0 OR next_update < ?1), 0),"
+		    " coalesce(sum(last_error != ''), 0),"
+		    " (SELECT last_error FROM rev_status WHERE last_error != ''"
+		    "  ORDER BY due DESC LIMIT 1) FROM rev_status",
+		    -1, &q, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(q, 1, (sqlite3_int64)now);
+		if (sqlite3_step(q) == SQLITE_ROW) {
+			h->rows = (size_t)sqlite3_column_int64(q, 0);
+			h->stale = (size_t)sqlite3_column_int64(q, 1);
+			h->errors = (size_t)sqlite3_column_int64(q, 2);
+			if (sqlite3_column_text(q, 3))
+				snprintf(h->last_error, sizeof(h->last_error),
+					 "%s", sqlite3_column_text(q, 3));
+			st = SM_OK;
+		}
+	}
+	sqlite3_finalize(q);
+	pthread_mutex_unlock(&rs->mu);
+	return st;
+}
+
+sm_status
+revstore_hook(void *arg, X509 *cert, STACK_OF(X509) *chain, time_t now,
+	      char *reason, size_t len)
+{
+	const struct revstore_hook_arg *a = arg;
+
+	return revstore_usable(a->rs, a->rc, cert, chain, now, reason, len)
+		       ? SM_OK
+		       : SM_ERR_NOKEY;
+}
+
+bool
+revstore_usable(struct revstore *rs, const struct cfg_revocation *rc,
+		X509 *cert, STACK_OF(X509) *chain, time_t now, char *reason,
+		size_t len)
+{
+	struct rev_entry e;
+	char fp[X509U_FP_SIZE], date[16];
+	time_t since = now;
+	sm_status st;
+
+	if (rc == NULL || rc->check == CFG_REV_OFF || rs == NULL)
+		return true;
+	if (x509u_fingerprint(cert, fp) != SM_OK)
+		st = SM_ERR_CRYPTO;
+	else if ((st = revstore_get(rs, fp, &e)) == SM_ERR_NOTFOUND)
+		revstore_enqueue(rs, cert, rev_find_issuer(cert, chain), now);
+	if (st == SM_OK) {
+		X509 *issuer;
+
+		if (e.issuer == NULL &&
+		    (issuer = rev_find_issuer(cert, chain)) != NULL)
+			revstore_enqueue(rs, cert, issuer, now);
+		if (e.r.status == REV_REVOKED && e.r.revoked_at <= now) {
+			x509u_date(e.r.revoked_at, date, sizeof(date));
+			snprintf(reason, len,
+				 "certificate revoked on %s (%s)", date,
+				 rev_reason_name(e.r.reason));
+			rev_entry_free(&e);
+			return false;
+		}
+		if (e.r.status == REV_GOOD &&
+		    e.r.next_update + REV_LEEWAY >= now) {
+			rev_entry_free(&e);
+			return true;
+		}
+		since = e.unknown_since ? e.unknown_since
+			: e.r.status != REV_UNKNOWN ? e.r.next_update
+						    : now;
+		rev_entry_free(&e);
+	}
+	if (rc->check == CFG_REV_SOFT ||
+	    now - since <= (time_t)rc->grace_days * 86400)
+		return true;
+	x509u_date(since, date, sizeof(date));
+	snprintf(reason, len, "revocation status unknown since %s", date);
+	return false;
+}
