@@ -36,9 +36,12 @@ CFLAGS    ?= -O2 -g
 # Cflags are asked one package at a time: `pkg-config --cflags libunbound`
 # fails when libevent-dev (named in its Requires.private) is absent, and a
 # combined call would then lose every flag, libpq's -I among them.
-PKG_CFLAGS = $(eval PKG_CFLAGS := $(foreach p,$(PKGS),$(shell pkg-config --cflags $(p) 2>/dev/null)))$(PKG_CFLAGS)
+# (--modversion, not --exists, tells whether a package is there: --exists
+# fails on libunbound for the same reason.)
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(call pkg_cflags,$(PKGS)))$(PKG_CFLAGS)
 PKG_LIBS   = $(eval PKG_LIBS := $(call pkg_libs,$(PKGS)))$(PKG_LIBS)
 CHECK_LIBS = $(eval CHECK_LIBS := $(call pkg_libs,check))$(CHECK_LIBS)
+pkg_cflags = $(foreach p,$1,$(if $(shell pkg-config --modversion $p 2>/dev/null),$(shell pkg-config --cflags $p 2>/dev/null),$(error pkg-config knows no $p: run `make deps` (as root) first)))
 pkg_libs   = $(or $(shell pkg-config --libs $1 2>/dev/null),$(error pkg-config knows no $1: run `make deps` (as root) first))
 XCFLAGS   = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -pthread \
              -DSMIME_VERSION='"$(VERSION)"' $(PKG_CFLAGS)
