@@ -3,8 +3,9 @@
  *
  * The configuration (exactly the lines `smime-milter -n` prints), then the
  * checks of lib/preflight (user, trust anchors, keys_dir and its keys, the
- * cache, the directories the daemon writes), which `smime-milter -n` runs
- * too. What is fine goes to stdout, one line per area; each problem is one
+ * cache on SQLite or PostgreSQL, the directories the daemon writes, key
+ * discovery's files, the metrics token, the revocation store), which
+ * `smime-milter -n` runs too. What is fine goes to stdout, one line per area; each problem is one
  * line on stderr; the exit status is 1 when there was any, so that cron
  * or a monitoring system can run it.
  */
