@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <pwd.h>
 #include <errno.h>
 #include <libconfig.h>
 #include <pthread.h>
@@ -182,6 +183,7 @@ static const struct schema top_schema[] = {
 	{ "limits", T_GROUP, 0, NULL, 0, 0, NULL, limits_schema, C_NONE, 0, 0 },
 	{ "revocation", T_GROUP, CFG(revocation), NULL, 0, 0, NULL, revocation_schema, C_NONE, 0, 0 },
 	{ "log_debug", T_BOOL, CFG(log_debug), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
+	{ "log_file", T_STR, CFG(log_file), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
 	{ "discovery", T_GROUP, 0, NULL, 0, 0, NULL, discovery_schema, C_NONE, 0, 0 },
 	{ "metrics", T_GROUP, 0, NULL, 0, 0, NULL, metrics_schema, C_NONE, 0, 0 },
 	{ "warn_expiry_days", T_INT, CFG(warn_expiry_days), "30", 0, 3650, NULL, NULL, C_NONE, 0, 0 },
@@ -258,6 +260,33 @@ enum_expect(struct buf *b, const char *const *names)
 		buf_printf(b, "%s%s", i ? ", " : "", names[i]);
 }
 
+sm_status
+config_socket_milter(const char *v, char *out, size_t len)
+{
+	const char *host, *colon, *p;
+	bool v6;
+	int n;
+
+	if (strncmp(v, "inet:", 5) != 0 || strchr(v, '@') != NULL)
+		goto as_is;
+	host = v + 5;
+	colon = strrchr(host, ':');
+	if (colon == NULL || colon == host || colon[1] == '\0')
+		goto as_is;
+	for (p = colon + 1; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			goto as_is;
+	v6 = host[0] == '[' && colon[-1] == ']';
+	if (v6)
+		n = snprintf(out, len, "inet6:%s@%.*s", colon + 1, (int)(colon - host - 2), host + 1);
+	else
+		n = snprintf(out, len, "inet:%s@%.*s", colon + 1, (int)(colon - host), host);
+	return n > 0 && (size_t)n < len ? SM_OK : SM_ERR_LIMIT;
+as_is:
+	n = snprintf(out, len, "%s", v);
+	return n >= 0 && (size_t)n < len ? SM_OK : SM_ERR_LIMIT;
+}
+
 /* Value checks shared by single strings and list elements. NULL = fine. */
 static const char *
 check_value(enum sch_check c, const char *v, char *msg, size_t len)
@@ -275,9 +304,13 @@ check_value(enum sch_check c, const char *v, char *msg, size_t len)
 		return keycache_conninfo_check(v, msg, len) == SM_OK ? NULL : msg;
 	case C_SOCKET: {
 		const char *p;
-		char *end;
+		char *end, conv[512];
 		long port;
 
+		/* Postfix's own spelling (inet:HOST:PORT), copied from main.cf,
+		 * is checked in the form libmilter gets. */
+		if (config_socket_milter(v, conv, sizeof(conv)) == SM_OK)
+			v = conv;
 		if (strncmp(v, "unix:", 5) == 0 || strncmp(v, "local:", 6) == 0) {
 			p = strchr(v, ':') + 1;
 			if (*p != '/')
@@ -799,6 +832,7 @@ config_free(struct config *c)
 	free(c->file);
 	free(c->socket);
 	free(c->user);
+	free(c->log_file);
 	free(c->pid_file);
 	free(c->spool_dir);
 	free(c->authserv_id);
@@ -853,6 +887,53 @@ config_defaults(struct config **out)
 	return SM_OK;
 }
 
+/* The first line on which a string is still open at the end of the line
+ * (libconfig strings are "..." with backslash escapes; comments are #,
+ * // and C-style), or 0. */
+static int
+unclosed_quote_line(FILE *f)
+{
+	int c, prev = 0, line = 1;
+	enum { CODE, STR, LINE_COMMENT, BLOCK_COMMENT } st = CODE;
+
+	while ((c = getc(f)) != EOF) {
+		switch (st) {
+		case CODE:
+			if (c == '"')
+				st = STR;
+			else if (c == '#' || (c == '/' && prev == '/'))
+				st = LINE_COMMENT;
+			else if (c == '*' && prev == '/')
+				st = BLOCK_COMMENT;
+			break;
+		case STR:
+			if (c == '\\') {
+				if ((c = getc(f)) == EOF)
+					return line;
+				if (c != '\n')
+					c = 0;
+			} else if (c == '"') {
+				st = CODE;
+			}
+			if (c == '\n' && st == STR)
+				return line;
+			break;
+		case LINE_COMMENT:
+			if (c == '\n')
+				st = CODE;
+			break;
+		case BLOCK_COMMENT:
+			if (c == '/' && prev == '*')
+				st = CODE, c = 0;
+			break;
+		}
+		if (c == '\n')
+			line++;
+		prev = c;
+	}
+	return st == STR ? line : 0;
+}
+
 /* Read outbound.sender_login_map now, so that -n and a reload see a missing
  * or broken map as a configuration error at the key's line. */
 static void
@@ -886,7 +967,17 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 	}
 	config_init(&cf);
 	if (!config_read(&cf, f)) {
-		lc_error(&lc, config_error_line(&cf), "syntax", "%s", config_error_text(&cf));
+		int qline;
+
+		rewind(f);
+		/* libconfig reports an unclosed quote where the file ends;
+		 * the admin needs the line where the string starts. */
+		if ((qline = unclosed_quote_line(f)) > 0)
+			lc_error(&lc, qline, "syntax",
+			    "unclosed quote: the string that starts on this line does not end on it");
+		else
+			lc_error(&lc, config_error_line(&cf), "syntax", "%s",
+			    config_error_text(&cf));
 		config_destroy(&cf);
 		fclose(f);
 		return SM_ERR_CONFIG;
@@ -1118,6 +1209,18 @@ config_is_internal(const struct config *cfg, const char *addr)
 		if (addr_in_domain(addr, cfg->internal_domains[i]))
 			return true;
 	return false;
+}
+
+uid_t
+config_daemon_uid(const struct config *cfg)
+{
+	struct passwd pwd, *pw = NULL;
+	char buf[4096];
+
+	if (cfg && cfg->user && cfg->user[0] &&
+	    getpwnam_r(cfg->user, &pwd, buf, sizeof(buf), &pw) == 0 && pw)
+		return pw->pw_uid;
+	return geteuid();
 }
 
 const char *

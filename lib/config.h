@@ -15,6 +15,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <stdint.h>
 
 #include "address.h"
@@ -150,6 +151,7 @@ struct config {
 	uint64_t max_digest_algorithms; /* certificates one signature may */
 	uint64_t max_certs;             /* hold (counted before decoding) */
 	bool log_debug;
+	char *log_file;             /* NULL: syslog only; "-": stderr too */
 	/* discovery (lib/discover.h) */
 	uint64_t discovery_budget_ms;
 	uint64_t discovery_negative_ttl;
@@ -182,6 +184,13 @@ sm_status config_defaults(struct config **out);
 struct config *config_ref(struct config *c);
 void config_unref(struct config *c);
 void config_errors_free(struct config_errors *errs);
+/* The uid the daemon runs as: the configured user's, or the effective uid
+ * when user is unset or unknown. Key files may belong to it (or root). */
+uid_t config_daemon_uid(const struct config *cfg);
+/* A socket as libmilter spells it: Postfix's inet:HOST:PORT becomes
+ * inet:PORT@HOST (inet:[V6]:PORT becomes inet6:PORT@V6); anything else is
+ * copied. SM_ERR_LIMIT when out is too small. */
+sm_status config_socket_milter(const char *v, char *out, size_t len);
 
 /* Schema introspection, for the man page check: NULL-terminated list of
  * every key path ("outbound.encrypt", "policy.recipient", …). */

@@ -663,6 +663,7 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 	const char *subject = mime_headers_get(m->hdrs, "Subject");
 	bool tagged = false;
 	const struct keystore_key *signer = NULL;
+	bool domain_key = false, no_key = false;
 	bool triggered = false, by_header = false, sign, encrypt;
 	const char *trigger_what = NULL;
 	enum mime_smime_kind existing;
@@ -760,10 +761,16 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		sign = false; /* signed by the client: never wrap a signature again */
 
 	if (sign) {
-		bool domain_key = false;
-
 		if (keystore_signer(env->ks, o.from, clock_now(), &signer, &domain_key) != SM_OK)
 			signer = NULL;
+		if (signer == NULL && keystore_broken_for(env->ks, o.from)) {
+			/* Its key file is in keys_dir but did not load: a
+			 * signing failure (on_error), not a user without a key. */
+			snprintf(err, sizeof(err), "%.180s: its key file in keys_dir did not load "
+			    "(see the start-up log)", o.from);
+			st = SM_ERR_NOKEY;
+			goto crypto_fail;
+		}
 		if (signer && !domain_key && m->who) {
 			const struct keystore_key *personal = signer;
 
@@ -779,13 +786,15 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		if (signer == NULL) {
 			log_qid(LOG_NOTICE, m->qid, "no signing key for %s: not signed", o.from);
 			sign = false;
+			no_key = true;
 		}
 	}
 	if (sign)
 		own_revocation(env, m->qid, o.from, signer);
 	if (!sign && !encrypt) {
 		buf_printf(&out->summary, "outbound unchanged (%s) rcpts=%zu",
-		    existing != MIME_SMIME_NONE ? "signed by the client" : "nothing to do", m->nrcpts);
+		    existing != MIME_SMIME_NONE ? "signed by the client" :
+		    no_key ? "sender has no key" : "nothing to do", m->nrcpts);
 		metrics_message(METRICS_OUTBOUND, METRICS_UNCHANGED);
 		goto done;
 	}
@@ -913,6 +922,12 @@ gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *
 		buf_printf(&out->summary, " cipher=%s%s", smime_cipher_name(choice.cipher),
 		    choice.oaep ? " oaep" : "");
 	buf_printf(&out->summary, " rcpts=%zu", m->nrcpts);
+	if (sign) {
+		const char *at = strrchr(o.from, '@');
+		/* Whose key signed: the sender's own, or its domain's. */
+		buf_printf(&out->summary, " signer=%s%s", domain_key && at ? "" : o.from,
+		    domain_key && at ? at : "");
+	}
 	if (encrypt && !sender_copy && plan.o.encrypt_to_sender)
 		buf_printf(&out->summary, " sender-copy=no");
 	if (triggered)

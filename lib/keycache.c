@@ -1032,6 +1032,34 @@ keycache_health(struct keycache *kc, struct kc_health *h)
 }
 
 sm_status
+keycache_restore(struct keycache *kc, X509 *cert, STACK_OF(X509) *chain,
+		 const struct kc_record *b)
+{
+	struct kc_record r;
+	sm_status st;
+
+	if (kc == NULL || cert == NULL || b == NULL || b->address == NULL)
+		return SM_ERR_ARG;
+	if (kc->ops->restore == NULL)
+		return SM_ERR_UNSUPPORTED;
+	if ((st = record_from_cert(cert, chain, b->address, b->caps, b->source,
+				   clock_now(), &r)) != SM_OK)
+		return st;
+	r.status = b->status == KC_ST_REMOVED ? KC_ST_REMOVED : KC_ST_ACTIVE;
+	r.assurance = b->assurance;
+	r.signer = b->signer;
+	memcpy(r.enc_fp, b->enc_fp, sizeof(r.enc_fp));
+	r.signing_time = b->signing_time;
+	if (b->first_seen)
+		r.first_seen = b->first_seen;
+	if (b->last_seen)
+		r.last_seen = b->last_seen;
+	st = kc->ops->restore(kc->be, &r);
+	kc_record_free(&r);
+	return st;
+}
+
+sm_status
 keycache_copy(struct keycache *from, struct keycache *to, size_t *n)
 {
 	struct kc_record *v = NULL;

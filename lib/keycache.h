@@ -321,6 +321,13 @@ sm_status keycache_health(struct keycache *kc, struct kc_health *h);
  * and last seen, pairings, assurance, capabilities, chains); bindings to
  * already has are overwritten with from's. *n: how many were copied.
  * SM_ERR_UNSUPPORTED when to's backend cannot restore records. */
+/* Store one binding exactly as b describes it (address, status, caps,
+ * source, assurance, signer, enc_fp, signing_time, first and last seen)
+ * for cert (with chain): what a JSON export brings back. A pairing's
+ * encryption certificate (b->enc_fp) must be in the cache already.
+ * SM_ERR_UNSUPPORTED when the backend cannot restore records. */
+sm_status keycache_restore(struct keycache *kc, X509 *cert,
+			   STACK_OF(X509) *chain, const struct kc_record *b);
 sm_status keycache_copy(struct keycache *from, struct keycache *to,
 			size_t *n);
 

@@ -229,8 +229,8 @@ ob_read(const char *path, struct kc_record *head, struct kc_record *enc,
 	FILE *f = fopen(path, "re");
 	char *line = NULL;
 	size_t cap = 0;
-	long long t;
-	int e;
+	long long t = 0;
+	int e = 0;
 	bool ok;
 
 	memset(head, 0, sizeof(*head));

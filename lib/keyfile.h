@@ -31,4 +31,19 @@ sm_status keyfile_check_mode(const char *path, mode_t mode, char *err, size_t er
 sm_status keyfile_read(const char *path, unsigned char **data, size_t *len, char *err,
     size_t errlen);
 
+/* keys_dir's own files, where whoever may write them may swap our keys:
+ * as keyfile_read(), and also refused (SM_ERR_PERM) when path is a
+ * symbolic link (opened with O_NOFOLLOW: "PATH: is a symbolic link; ...")
+ * or when the file belongs to anyone but root and owner (the daemon's
+ * user). */
+sm_status keyfile_read_owned(const char *path, uid_t owner, unsigned char **data,
+    size_t *len, char *err, size_t errlen);
+/* The owner rule alone, for checks that only stat: SM_OK or SM_ERR_PERM. */
+sm_status keyfile_check_owner(const char *path, uid_t file_uid, uid_t owner, char *err,
+    size_t errlen);
+/* keys_dir itself: a directory belonging to root or owner that neither
+ * group nor others may write (or they could add or replace a key).
+ * SM_ERR_IO when it cannot be examined, SM_ERR_PERM when unsafe. */
+sm_status keyfile_check_dir(const char *dir, uid_t owner, char *err, size_t errlen);
+
 #endif

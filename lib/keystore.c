@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,7 +30,13 @@ struct keystore {
 	struct keystore_key *keys; /* contiguous: keystore_decrypt_keys */
 	struct keystore_info *info;
 	size_t n;
+	char **problems; /* one line per skipped file */
+	size_t n_problems;
+	char **broken;	 /* "user@domain" / "@domain" of skipped files, by name */
+	size_t n_broken;
 };
+
+static bool is_hex16_suffix(const char *s, size_t len);
 
 static void
 key_clear(struct keystore_key *k)
@@ -64,7 +71,83 @@ keystore_free(struct keystore *ks)
 	}
 	free(ks->keys);
 	free(ks->info);
+	x509u_strv_free(ks->problems, ks->n_problems);
+	x509u_strv_free(ks->broken, ks->n_broken);
 	free(ks);
+}
+
+size_t
+keystore_problem_count(const struct keystore *ks)
+{
+	return ks ? ks->n_problems : 0;
+}
+
+const char *
+keystore_problem_at(const struct keystore *ks, size_t i)
+{
+	return ks && i < ks->n_problems ? ks->problems[i] : NULL;
+}
+
+/* Whose file was it? "ADDRESS_<16 hex>.pem", "ADDRESS.pem", "@DOMAIN….pem"
+ * as import names them: lowercased, or NULL for any other name. */
+static char *
+owner_of_file_name(const char *name)
+{
+	size_t len = strlen(name) - 4; /* ".pem" */
+	char *a, *at;
+
+	if (is_hex16_suffix(name, len))
+		len -= 17;
+	if (len < 2 || (a = strndup(name, len)) == NULL)
+		return NULL;
+	at = strchr(a, '@');
+	if (at == NULL || strchr(at + 1, '@') != NULL || at[1] == '\0') {
+		free(a);
+		return NULL;
+	}
+	for (char *p = a; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p + ('a' - 'A'));
+	return a;
+}
+
+static sm_status
+strv_push(char ***v, size_t *n, char *s)
+{
+	char **nv;
+
+	if (s == NULL || (nv = realloc(*v, (*n + 1) * sizeof(**v))) == NULL) {
+		free(s);
+		return SM_ERR_NOMEM;
+	}
+	nv[(*n)++] = s;
+	*v = nv;
+	return SM_OK;
+}
+
+/* One file did not load: remember why, and whose it was. */
+static sm_status
+skip_file(struct keystore *ks, const char *name, const char *why)
+{
+	char *who = owner_of_file_name(name);
+
+	if (who && strv_push(&ks->broken, &ks->n_broken, who) != SM_OK)
+		return SM_ERR_NOMEM;
+	return strv_push(&ks->problems, &ks->n_problems, strdup(why));
+}
+
+bool
+keystore_broken_for(const struct keystore *ks, const char *address)
+{
+	const char *at = address ? strrchr(address, '@') : NULL;
+
+	for (size_t i = 0; at && ks && i < ks->n_broken; i++) {
+		const char *b = ks->broken[i];
+
+		if (b[0] == '@' ? strcasecmp(b + 1, at + 1) == 0 : strcasecmp(b, address) == 0)
+			return true;
+	}
+	return false;
 }
 
 size_t
@@ -342,10 +425,47 @@ sm_status
 keystore_load(const char *dir, struct keystore **out, char *err,
 	      size_t errlen)
 {
-	struct keystore *ks = NULL;
-	char **names = NULL, *path = NULL;
+	return keystore_load_for(dir, geteuid(), out, err, errlen);
+}
+
+/* One file into ks->keys[ks->n]; SM_ERR_NOMEM only is fatal. */
+static sm_status
+load_one(struct keystore *ks, const char *dir, const char *name, uid_t owner)
+{
 	unsigned char *data = NULL;
-	size_t nnames = 0, i, len;
+	char *path = NULL, why[1024] = "";
+	size_t len = 0;
+	sm_status st;
+
+	if (asprintf(&path, "%s/%s", dir, name) < 0)
+		return SM_ERR_NOMEM;
+	if ((st = keyfile_read_owned(path, owner, &data, &len, why, sizeof(why))) == SM_OK &&
+	    (st = parse_key_file(path, data, len, &ks->keys[ks->n], why, sizeof(why))) == SM_OK) {
+		if ((st = fill_info(path, name, &ks->keys[ks->n], &ks->info[ks->n], why,
+		    sizeof(why))) != SM_OK)
+			key_clear(&ks->keys[ks->n]);
+		else
+			ks->n++;
+	}
+	if (data) {
+		/* The key material is in OpenSSL's hands now (or refused); do
+		 * not leave a plaintext copy in freed heap memory. */
+		OPENSSL_cleanse(data, len);
+		free(data);
+	}
+	free(path);
+	if (st == SM_OK || st == SM_ERR_NOMEM)
+		return st;
+	return skip_file(ks, name, why[0] ? why : sm_strstatus(st));
+}
+
+sm_status
+keystore_load_for(const char *dir, uid_t owner, struct keystore **out, char *err,
+    size_t errlen)
+{
+	struct keystore *ks = NULL;
+	char **names = NULL;
+	size_t nnames = 0, i;
 	sm_status st;
 
 	*out = NULL;
@@ -353,6 +473,8 @@ keystore_load(const char *dir, struct keystore **out, char *err,
 		err[0] = '\0';
 	if (dir == NULL)
 		return SM_ERR_ARG;
+	if ((st = keyfile_check_dir(dir, owner, err, errlen)) != SM_OK)
+		return st;
 	if ((st = list_pem_files(dir, &names, &nnames, err, errlen)) != SM_OK)
 		return st;
 	if ((ks = calloc(1, sizeof(*ks))) == NULL ||
@@ -365,40 +487,15 @@ keystore_load(const char *dir, struct keystore **out, char *err,
 		goto done;
 	}
 	for (i = 0; i < nnames; i++) {
-		if (asprintf(&path, "%s/%s", dir, names[i]) < 0) {
-			path = NULL;
-			sm_seterr(err, errlen, "out of memory");
-			st = SM_ERR_NOMEM;
+		if ((st = load_one(ks, dir, names[i], owner)) != SM_OK) {
+			sm_seterr(err, errlen, "%s: out of memory", dir);
 			goto done;
 		}
-		if ((st = keyfile_read(path, &data, &len, err, errlen)) !=
-			SM_OK ||
-		    (st = parse_key_file(path, data, len, &ks->keys[ks->n], err,
-					 errlen)) != SM_OK)
-			goto done;
-		if ((st = fill_info(path, names[i], &ks->keys[ks->n],
-				    &ks->info[ks->n], err, errlen)) != SM_OK) {
-			key_clear(&ks->keys[ks->n]);
-			goto done;
-		}
-		ks->n++;
-		/* The key material is in OpenSSL's hands now; do not leave
-		 * a plaintext copy in freed heap memory. */
-		OPENSSL_cleanse(data, len);
-		free(data);
-		data = NULL;
-		free(path);
-		path = NULL;
 	}
 	*out = ks;
 	ks = NULL;
 	st = SM_OK;
 done:
-	if (data) {
-		OPENSSL_cleanse(data, len);
-		free(data);
-	}
-	free(path);
 	x509u_strv_free(names, nnames);
 	keystore_free(ks);
 	return st;

@@ -4,13 +4,17 @@
  *
  * Files. Every "*.pem" file in keys_dir (names starting with '.' are
  * skipped; other files are ignored) holds exactly one unencrypted private
- * key, its certificate and optionally the chain (PEM, any order). A file
- * that group or others may read, write or execute is refused with
- * SM_ERR_PERM and a message naming the file (chmod 600 it); so is a
- * file that cannot be parsed: one bad file fails the whole load, so a
- * reload keeps the previous key store rather than losing keys silently.
- * Files are parsed once, at load; a reload builds a new keystore. A loaded
- * keystore is immutable and may be shared between threads.
+ * key, its certificate and optionally the chain (PEM, any order).
+ * keys_dir itself must belong to root or to the daemon's user and be
+ * writable by neither group nor others: otherwise nothing loads
+ * (SM_ERR_PERM, the message says why and the fix). A file that is a
+ * symbolic link (never followed), belongs to another user, may be read,
+ * written or executed by group or others, or cannot be parsed is skipped:
+ * the rest loads, and the store keeps one line per skipped file (naming
+ * it and the fix) for the daemon's log and `smimectl check`. One broken
+ * file must not stop everyone's mail. Files are parsed once, at load; a
+ * reload builds a new keystore. A loaded keystore is immutable and may be
+ * shared between threads.
  *
  * Addresses. A key is a user key for every address its certificate speaks
  * for (SAN rfc822Name, else subject emailAddress; local part exact, domain
@@ -30,6 +34,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
+#include <sys/types.h>
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -63,9 +68,22 @@ struct keystore_info {
 
 struct keystore;
 
-/* Load every key of dir. err names the offending file on failure. */
+/* Load every key of dir whose files belong to root or to owner (the
+ * daemon's user). Fails only for the directory itself (err says why) or
+ * out of memory; skipped files are in the problems below. */
+sm_status keystore_load_for(const char *dir, uid_t owner, struct keystore **out,
+			    char *err, size_t errlen);
+/* keystore_load_for(dir, geteuid(), ...). */
 sm_status keystore_load(const char *dir, struct keystore **out, char *err,
 			size_t errlen);
+/* Skipped files: "PATH: why; fix" lines, 0 … count - 1. */
+size_t keystore_problem_count(const struct keystore *ks);
+const char *keystore_problem_at(const struct keystore *ks, size_t i);
+/* Did a skipped file belong to address (or its domain), judging by the
+ * file name import gives it ("ADDRESS_<hex>.pem", "@DOMAIN.pem")? Mail
+ * from such an address is a signing failure (on_error), not unsigned
+ * mail from a user without a key. */
+bool keystore_broken_for(const struct keystore *ks, const char *address);
 void keystore_free(struct keystore *ks); /* NULL-safe */
 
 /* The key to sign mail from address at time now: the user key for the

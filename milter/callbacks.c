@@ -370,7 +370,8 @@ mlfi_eom(SMFICTX *ctx)
 	switch (r.verdict) {
 	case POL_REJECT:
 	case POL_TEMPFAIL:
-		log_qid(LOG_INFO, c->msg.qid, "%s", buf_cstr(&r.summary));
+		/* The level of a refusal at RCPT time: a refusal is a refusal. */
+		log_qid(LOG_NOTICE, c->msg.qid, "%s", buf_cstr(&r.summary));
 		set_reply(ctx, &r.reply);
 		ret = r.verdict == POL_REJECT ? SMFIS_REJECT : SMFIS_TEMPFAIL;
 		break;

@@ -26,7 +26,7 @@ ctl_usage(FILE *f)
 	    "       smimectl [-c FILE] cert export ADDRESS\n"
 	    "       smimectl [-c FILE] key list [--json]\n"
 	    "       smimectl [-c FILE] key import FILE.p12 [--password-file F]\n"
-	    "       smimectl [-c FILE] key export ADDRESS [--password-file F] [--legacy]\n"
+	    "       smimectl [-c FILE] key export ADDRESS [--password-file F] [--legacy] [--out FILE]\n"
 	    "       smimectl [-c FILE] inspect FILE.eml [--json]\n"
 	    "       smimectl [-c FILE] revocation refresh [ADDRESS]\n"
 	    "       smimectl [-c FILE] check\n"
@@ -34,6 +34,10 @@ ctl_usage(FILE *f)
 	    "       smimectl [-c FILE] refused [--since 24h] [--json]\n"
 	    "       smimectl [-c FILE] cache init\n"
 	    "       smimectl [-c FILE] cache migrate --from sqlite:PATH|postgresql:CONNINFO\n"
+	    "       smimectl [-c FILE] cache backup FILE\n"
+	    "       smimectl [-c FILE] cache restore FILE\n"
+	    "       smimectl [-c FILE] cache export --json\n"
+	    "       smimectl [-c FILE] cache import --json FILE\n"
 	    "       smimectl -V | -h\n"
 	    "  -c FILE   configuration (default " CONFIG_DEFAULT_FILE ")\n"
 	    "  -V        print the version\n"
@@ -161,10 +165,8 @@ main(int argc, char **argv)
 		rc = cmd_stats(&c, argc, argv);
 	else if (strcmp(cmd, "refused") == 0)
 		rc = cmd_refused(&c, argc, argv);
-	else if (strcmp(cmd, "cache") == 0 && argc > 0 && strcmp(argv[0], "init") == 0)
-		rc = cmd_cache_init(&c, argc - 1, argv + 1);
-	else if (strcmp(cmd, "cache") == 0 && argc > 0 && strcmp(argv[0], "migrate") == 0)
-		rc = cmd_cache_migrate(&c, argc - 1, argv + 1);
+	else if (strcmp(cmd, "cache") == 0)
+		rc = cmd_cache(&c, argc, argv);
 	else
 		rc = ctl_usage_error(NULL, "unknown command \"%s\"", cmd);
 	if (rc == CTL_HELP) {

@@ -46,6 +46,10 @@ int ctl_load_trust(struct ctl *c);
  * reason and CTL_ERR is returned without printing; with err NULL the
  * reason is printed. */
 int ctl_load_keys(struct ctl *c, char *err, size_t errlen);
+/* Whose key files are ours: the configured user's uid; with no user set,
+ * our own uid, except that root assumes the owner of keys_dir (the systemd
+ * unit runs the daemon as its own user with `user` unset). */
+uid_t ctl_daemon_uid(const struct ctl *c);
 /* Open the key cache. create: make a new one when missing (as root, owned
  * like its directory); otherwise a missing cache leaves c->kc NULL and
  * returns CTL_OK, so that read-only commands never create files. */
@@ -56,8 +60,6 @@ void ctl_free(struct ctl *c);
 int ctl_open_revstore(struct ctl *c, bool create);
 /* One line about a certificate's revocation status, source and age. */
 void ctl_revocation_text(struct ctl *c, const char *fp, char *out, size_t len);
-/* The revocation part of `check`: prints a line; CTL_ERR with problem. */
-int ctl_revocation_check(struct ctl *c, char *problem, size_t len);
 int cmd_revocation(struct ctl *c, int argc, char **argv);
 
 /* ---- arguments ---- */
@@ -164,6 +166,7 @@ int cmd_cert(struct ctl *c, int argc, char **argv);
 int cmd_key(struct ctl *c, int argc, char **argv);
 int cmd_inspect(struct ctl *c, int argc, char **argv);
 int cmd_check(struct ctl *c, int argc, char **argv);
+int cmd_cache(struct ctl *c, int argc, char **argv); /* smimectl_cache.c: the family; */
 int cmd_stats(struct ctl *c, int argc, char **argv);   /* smimectl_observe.c */
 int cmd_refused(struct ctl *c, int argc, char **argv);
 int cmd_cache_init(struct ctl *c, int argc, char **argv); /* smimectl_cacheinit.c */

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -212,17 +213,21 @@ key_import(struct ctl *c, int argc, char **argv)
 		ctl_own_like_dir(fd, path, c->cfg->keys_dir);
 		close(fd);
 	}
-	/* The daemon loads keys_dir as a whole: make sure it still does. */
-	if (keystore_load(c->cfg->keys_dir, &ks, err, sizeof(err)) != SM_OK) {
-		if (strstr(err, path) != NULL) {
+	/* Load keys_dir as the daemon will: the new file must load. */
+	if (keystore_load_for(c->cfg->keys_dir, ctl_daemon_uid(c), &ks, err,
+	    sizeof(err)) != SM_OK)
+		ctl_err("warning: keys_dir %s does not load, so the daemon refuses it: %s",
+		    c->cfg->keys_dir, err);
+	for (size_t i = 0; ks && i < keystore_problem_count(ks); i++) {
+		const char *why = keystore_problem_at(ks, i);
+
+		if (strncmp(why, path, strlen(path)) == 0 && why[strlen(path)] == ':') {
 			unlink(path);
 			ctl_err("key import: %s: the key file would not load (%s); not imported",
-			    pos[0], err);
+			    pos[0], why);
 			rc = CTL_ERR;
 			goto out;
 		}
-		ctl_err("warning: keys_dir %s does not load, so the daemon refuses it: %s",
-		    c->cfg->keys_dir, err);
 	}
 	for (size_t i = 0; ks && i < keystore_count(ks); i++) {
 		const struct keystore_info *in = keystore_info_at(ks, i);
@@ -254,13 +259,63 @@ out:
 /* key export                                                           */
 /* ------------------------------------------------------------------ */
 
+/* Write der to path: a mode-0600 temporary file beside it, synced, then
+ * renamed over path, so that path is either the whole export or untouched. */
+static int
+export_to_file(const char *path, const unsigned char *der, size_t len)
+{
+	char dir[4096], tmp[4200];
+	int fd;
+
+	snprintf(tmp, sizeof(tmp), "%s/.smimectl-export-XXXXXX",
+	    ctl_dirname(path, dir, sizeof(dir)));
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+		ctl_err("key export: %s: %s", path, strerror(errno));
+		return CTL_ERR;
+	}
+	if (fchmod(fd, 0600) != 0 || write(fd, der, len) != (ssize_t)len || fsync(fd) != 0) {
+		ctl_err("key export: %s: %s", path, strerror(errno));
+		close(fd);
+		unlink(tmp);
+		return CTL_ERR;
+	}
+	close(fd);
+	if (rename(tmp, path) != 0) {
+		ctl_err("key export: %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return CTL_ERR;
+	}
+	return CTL_OK;
+}
+
+/* Standard output redirected to a file the shell created with the umask's
+ * mode (0644): make it 0600 before a private key goes in. */
+static int
+export_to_stdout(const unsigned char *der, size_t len)
+{
+	struct stat sb;
+
+	if (fstat(STDOUT_FILENO, &sb) == 0 && S_ISREG(sb.st_mode) &&
+	    (sb.st_mode & (S_IRWXG | S_IRWXO)) && fchmod(STDOUT_FILENO, 0600) != 0) {
+		ctl_err("key export: standard output is a file others can read, and chmod 600 "
+			"failed (%s); use --out FILE", strerror(errno));
+		return CTL_ERR;
+	}
+	if (fwrite(der, 1, len, stdout) != len || fflush(stdout) != 0) {
+		ctl_err("key export: cannot write to standard output: %s", strerror(errno));
+		return CTL_ERR;
+	}
+	return CTL_OK;
+}
+
 static int
 key_export(struct ctl *c, int argc, char **argv)
 {
-	const char *pwfile = NULL;
+	const char *pwfile = NULL, *out = NULL;
 	bool legacy = false;
 	const struct ctl_opt opts[] = {
 		{ "--password-file", &pwfile, NULL },
+		{ "--out", &out, NULL },
 		{ "--legacy", NULL, &legacy },
 		{ NULL, NULL, NULL },
 	};
@@ -274,8 +329,8 @@ key_export(struct ctl *c, int argc, char **argv)
 		return rc;
 	if (npos != 1)
 		return ctl_usage_error("key export", "missing ADDRESS");
-	if (isatty(STDOUT_FILENO)) {
-		ctl_err("key export: standard output is a terminal; redirect it to a file");
+	if (out == NULL && isatty(STDOUT_FILENO)) {
+		ctl_err("key export: standard output is a terminal; use --out FILE");
 		return CTL_ERR;
 	}
 	if (ctl_load_keys(c, NULL, 0) != CTL_OK)
@@ -293,10 +348,9 @@ key_export(struct ctl *c, int argc, char **argv)
 		ctl_err("key export: %s", err[0] ? err : sm_strstatus(st));
 		return CTL_ERR;
 	}
-	if (fwrite(der, 1, len, stdout) != len || fflush(stdout) != 0) {
-		ctl_err("key export: cannot write to standard output: %s", strerror(errno));
-		rc = CTL_ERR;
-	}
+	rc = out ? export_to_file(out, der, len) : export_to_stdout(der, len);
+	if (rc == CTL_OK && out)
+		printf("exported %s to %s (mode 0600)\n", pos[0], out);
 	OPENSSL_cleanse(der, len);
 	free(der);
 	return rc;

@@ -190,35 +190,3 @@ cmd_revocation(struct ctl *c, int argc, char **argv)
 		return CTL_HELP;
 	return ctl_usage_error("revocation", "unknown subcommand \"%s\"", argv[0]);
 }
-
-int
-ctl_revocation_check(struct ctl *c, char *problem, size_t len)
-{
-	struct rev_health h;
-	char *path;
-
-	problem[0] = '\0';
-	if (ctl_open_revstore(c, false) != CTL_OK) {
-		snprintf(problem, len, "revocation: the store cannot be opened");
-		return CTL_ERR;
-	}
-	path = config_revocation_store(c->cfg);
-	if (c->rs == NULL) {
-		printf("revocation: %s: not created yet (check = %s)\n", path ? path : "?",
-		    config_rev_check_name(c->cfg->revocation.check));
-		free(path);
-		return CTL_OK;
-	}
-	if (revstore_health(c->rs, clock_now(), &h) != SM_OK) {
-		snprintf(problem, len, "revocation: %s: cannot be read", path ? path : "?");
-		free(path);
-		return CTL_ERR;
-	}
-	printf("revocation: %s: check = %s, %zu certificate%s, %zu without a current answer, "
-	       "%zu with fetch errors%s%s\n",
-	    path ? path : "?", config_rev_check_name(c->cfg->revocation.check), h.rows,
-	    h.rows == 1 ? "" : "s", h.stale, h.errors, h.last_error[0] ? "; latest: " : "",
-	    h.last_error);
-	free(path);
-	return CTL_OK;
-}

@@ -18,6 +18,7 @@
 
 #include "keycache.h"
 #include "keystore.h"
+#include "preflight.h"
 #include "revstore.h"
 #include "smimectl.h"
 #include "trust.h"
@@ -73,6 +74,12 @@ ctl_load_trust(struct ctl *c)
 	return CTL_OK;
 }
 
+uid_t
+ctl_daemon_uid(const struct ctl *c)
+{
+	return preflight_daemon_uid(c->cfg);
+}
+
 int
 ctl_load_keys(struct ctl *c, char *err, size_t errlen)
 {
@@ -82,13 +89,16 @@ ctl_load_keys(struct ctl *c, char *err, size_t errlen)
 		return CTL_OK;
 	if (ctl_load_config(c) != CTL_OK)
 		return CTL_ERR;
-	if (keystore_load(c->cfg->keys_dir, &c->ks, why, sizeof(why)) != SM_OK) {
+	if (keystore_load_for(c->cfg->keys_dir, ctl_daemon_uid(c), &c->ks, why,
+	    sizeof(why)) != SM_OK) {
 		if (err)
 			snprintf(err, errlen, "keys_dir %s: %s", c->cfg->keys_dir, why);
 		else
 			ctl_err("keys_dir %s: %s", c->cfg->keys_dir, why);
 		return CTL_ERR;
 	}
+	for (size_t i = 0; i < keystore_problem_count(c->ks); i++)
+		ctl_err("warning: keys: %s; skipped", keystore_problem_at(c->ks, i));
 	env_sync(c);
 	return CTL_OK;
 }

@@ -293,6 +293,7 @@ revocation = { check = "hard"; grace_days = 0; };' ;;
 	mkdir -p "$E2E_DIR/state/$2"
 	cat >"$3" <<EOF
 # written by contrib/bench/bench.sh, scenario $1, instance $2
+$([ "$(id -u)" = 0 ] && echo 'user = "root";')
 socket = "$MILTER_SOCKET";
 socket_mode = "0666";
 pid_file = "$E2E_DIR/state/$2/smime-milter.pid";

@@ -287,8 +287,12 @@ milter_write_config() {
 		>/dev/null 2>&1 || fail "cannot make a throwaway CA with openssl"
 	_mc_extra='outbound = { sign = false; encrypt = "never"; };'
 	[ $# -ge 2 ] && _mc_extra=$2
+	# The daemon refuses to run as root unless told so: tests run as root.
+	_mc_user=
+	[ "$(id -u)" = 0 ] && _mc_user='user = "root";'
 	cat >"$1" <<EOF
 # written by tests/e2e/lib.sh for $E2E_NAME
+$_mc_user
 socket = "$MILTER_SOCKET";
 pid_file = "$E2E_DIR/smime-milter.pid";
 spool_dir = "$E2E_DIR/spool";

@@ -1032,6 +1032,65 @@ END_TEST
 
 /* ---- listing ---- */
 
+/* keycache_restore (what `smimectl cache import` uses): a binding comes
+ * back exactly as described, its pairing included, also over one the
+ * cache already has. */
+START_TEST(test_restore_brings_a_binding_back_as_described)
+{
+	X509 *sig = leaf(0, "email:" BOB, -30, 300, 0, KU_SIGN);
+	X509 *enc = leaf(1, "email:" BOB, -30, 300, 0, NULL);
+	char sfp[X509U_FP_SIZE], efp[X509U_FP_SIZE];
+	struct kc_record b, *v = NULL;
+	size_t n = 0;
+
+	fp_of(sig, sfp);
+	fp_of(enc, efp);
+	ck_assert_int_eq(keycache_store(kc, enc, NULL, BOB, CAP_KNOWN, KC_SRC_HARVESTED,
+					NULL, NULL), SM_OK);
+	memset(&b, 0, sizeof(b));
+	b.address = BOB;
+	b.status = KC_ST_REMOVED;
+	b.caps = CAP_KNOWN;
+	b.source = KC_SRC_HARVESTED;
+	b.assurance = KC_AS_ADMIN;
+	b.signer = true;
+	memcpy(b.enc_fp, efp, sizeof(b.enc_fp));
+	b.signing_time = CG_NOW - 5 * CG_DAY;
+	b.first_seen = CG_NOW - 9 * CG_DAY;
+	b.last_seen = CG_NOW - 2 * CG_DAY;
+	ck_assert_int_eq(keycache_restore(kc, NULL, NULL, &b), SM_ERR_ARG);
+	ck_assert_int_eq(keycache_restore(kc, sig, NULL, &b), SM_OK);
+	ck_assert_int_eq(keycache_find_fingerprint(kc, sfp, &v, &n), SM_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(v[0].status, KC_ST_REMOVED);
+	ck_assert_int_eq(v[0].assurance, KC_AS_ADMIN);
+	ck_assert_int_eq(v[0].source, KC_SRC_HARVESTED);
+	ck_assert(v[0].signer && v[0].caps == CAP_KNOWN);
+	ck_assert_str_eq(v[0].enc_fp, efp);
+	ck_assert(v[0].signing_time == CG_NOW - 5 * CG_DAY);
+	ck_assert(v[0].first_seen == CG_NOW - 9 * CG_DAY);
+	ck_assert(v[0].last_seen == CG_NOW - 2 * CG_DAY);
+	kc_records_free(v, n);
+	/* Over an existing binding: its times become the restored ones. */
+	memset(&b, 0, sizeof(b));
+	b.address = BOB;
+	b.status = KC_ST_ACTIVE;
+	b.source = KC_SRC_IMPORTED;
+	b.assurance = KC_AS_CA;
+	b.first_seen = CG_NOW - 20 * CG_DAY;
+	b.last_seen = CG_NOW - 10 * CG_DAY;
+	ck_assert_int_eq(keycache_restore(kc, enc, NULL, &b), SM_OK);
+	ck_assert_int_eq(keycache_find_fingerprint(kc, efp, &v, &n), SM_OK);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(v[0].source, KC_SRC_IMPORTED);
+	ck_assert(v[0].first_seen == CG_NOW - 20 * CG_DAY);
+	ck_assert(v[0].last_seen == CG_NOW - 10 * CG_DAY);
+	kc_records_free(v, n);
+	X509_free(sig);
+	X509_free(enc);
+}
+END_TEST
+
 START_TEST(test_records_carry_every_listed_field)
 {
 	EVP_PKEY *rsa = cg_rsa(2048);
@@ -1774,6 +1833,7 @@ add_contract(TCase *tc)
 	tcase_add_test(tc, test_removal_by_address_keeps_history_and_says_removed);
 	tcase_add_test(tc, test_removal_by_fingerprint_covers_every_address_of_the_certificate);
 	tcase_add_test(tc, test_records_carry_every_listed_field);
+	tcase_add_test(tc, test_restore_brings_a_binding_back_as_described);
 	tcase_add_test(tc, test_list_shows_statuses_and_filters_expiring);
 	tcase_add_test(tc, test_iterate_visits_records_and_can_stop);
 	tcase_add_test(tc, test_the_rule_ranks_notbefore_then_signing_time_then_harvest);

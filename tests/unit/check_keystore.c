@@ -401,31 +401,35 @@ static const struct {
 	{ 0644, true },	 { 0660, true },  { 0620, true }, { 0602, true },
 };
 
-START_TEST(test_key_files_others_can_access_are_refused)
+START_TEST(test_key_files_others_can_access_are_skipped_naming_them)
 {
 	X509 *x = ee(ec_keys[0], "email:bob@org.example", -10, 300, NULL);
-	char err[512] = "", want[64];
-	sm_status st;
+	char want[64];
+	const char *why;
 
 	cg_write_pem(in_dir("bob.pem"), ec_keys[0], x, NULL,
 		     mode_cases[_i].mode);
-	st = keystore_load(dir, &ks, err, sizeof(err));
+	load_ok();
 	if (!mode_cases[_i].refused) {
-		ck_assert_msg(st == SM_OK, "mode %04o: got %s (%s), want ok",
+		ck_assert_msg(keystore_count(ks) == 1 &&
+				  keystore_problem_count(ks) == 0,
+			      "mode %04o: got %zu keys, %zu problems, want 1, 0",
 			      (unsigned int)mode_cases[_i].mode,
-			      sm_strstatus(st), err);
+			      keystore_count(ks), keystore_problem_count(ks));
 	} else {
-		ck_assert_msg(st == SM_ERR_PERM && ks == NULL,
-			      "mode %04o: got %s, want unsafe permissions",
+		ck_assert_msg(keystore_count(ks) == 0 &&
+				  keystore_problem_count(ks) == 1,
+			      "mode %04o: got %zu keys, %zu problems, want 0, 1",
 			      (unsigned int)mode_cases[_i].mode,
-			      sm_strstatus(st));
-		ck_assert_msg(strstr(err, in_dir("bob.pem")) == err,
-			      "error does not start with the file name: %s",
-			      err);
+			      keystore_count(ks), keystore_problem_count(ks));
+		why = keystore_problem_at(ks, 0);
+		ck_assert_msg(strstr(why, in_dir("bob.pem")) == why,
+			      "problem does not start with the file name: %s",
+			      why);
 		snprintf(want, sizeof(want), "(mode %04o)",
 			 (unsigned int)mode_cases[_i].mode);
-		ck_assert_msg(strstr(err, want) != NULL,
-			      "error does not give the mode: %s", err);
+		ck_assert_msg(strstr(why, want) != NULL,
+			      "problem does not give the mode: %s", why);
 	}
 	X509_free(x);
 }
@@ -447,16 +451,17 @@ static const struct {
 	{ B_GARBAGE, "no private key" },
 };
 
-START_TEST(test_a_bad_key_file_fails_the_load_naming_it)
+START_TEST(test_a_bad_key_file_is_skipped_naming_it)
 {
 	X509 *x = ee(ec_keys[0], "email:bob@org.example", -10, 300, NULL);
-	const char *path = in_dir("bad.pem");
-	char err[2048] = "", want[2048];
+	char path[1024], err[2048] = "", want[2048];
 	FILE *f;
 	sm_status st;
 
-	/* A good file next to it must not hide the bad one. */
+	/* A good file next to it must not hide the bad one (in_dir's
+	 * buffer is static: keep our own copy of the path). */
 	cg_write_pem(in_dir("good.pem"), ec_keys[0], x, NULL, 0600);
+	snprintf(path, sizeof(path), "%s", in_dir("bad.pem"));
 	switch (bad_cases[_i].kind) {
 	case B_CERT_ONLY: cg_write_pem(path, NULL, x, NULL, 0600); break;
 	case B_KEY_ONLY: cg_write_pem(path, ec_keys[1], NULL, NULL, 0600); break;
@@ -486,12 +491,17 @@ START_TEST(test_a_bad_key_file_fails_the_load_naming_it)
 		ck_assert(chmod(path, 0600) == 0);
 		break;
 	}
+	/* The good key loads; the bad one is skipped, named, with why. */
 	st = keystore_load(dir, &ks, err, sizeof(err));
 	snprintf(want, sizeof(want), "%s: %s", path, bad_cases[_i].want);
-	ck_assert_msg(st != SM_OK && ks == NULL, "got %s, want a failure",
-		      sm_strstatus(st));
-	ck_assert_msg(strcmp(err, want) == 0, "got error \"%s\", want \"%s\"",
-		      err, want);
+	ck_assert_msg(st == SM_OK && keystore_count(ks) == 1,
+		      "got %s and %zu keys (%s | %s), want ok and the good one",
+		      sm_strstatus(st), keystore_count(ks),
+		      keystore_problem_at(ks, 0), keystore_problem_at(ks, 1));
+	ck_assert_msg(keystore_problem_count(ks) == 1 &&
+			  strcmp(keystore_problem_at(ks, 0), want) == 0,
+		      "got problem \"%s\", want \"%s\"",
+		      keystore_problem_at(ks, 0), want);
 	X509_free(x);
 }
 END_TEST
@@ -531,8 +541,109 @@ START_TEST(test_an_empty_directory_has_no_keys_and_a_missing_one_fails)
 	ck_assert_int_eq(keystore_load(in_dir("missing"), &ks, err,
 				       sizeof(err)),
 			 SM_ERR_IO);
-	ck_assert_msg(strstr(err, in_dir("missing")) == err, "got \"%s\"",
+	ck_assert_msg(strstr(err, in_dir("missing")) != NULL, "got \"%s\"",
 		      err);
+}
+END_TEST
+
+/* keys_dir itself: whoever may write it may add or swap keys. */
+static const struct {
+	mode_t mode;
+	uid_t dir_uid, owner;
+	const char *want; /* after "DIR: ", NULL: loads */
+} dir_cases[] = {
+	{ 0700, 0, 1234, NULL },
+	{ 0755, 0, 1234, NULL },
+	{ 0700, 1234, 1234, NULL },
+	{ 0777, 0, 1234, "keys_dir is writable by group or others (mode 0777), so they could add or replace keys; chmod 700 it" },
+	{ 0770, 0, 1234, "keys_dir is writable by group or others (mode 0770), so they could add or replace keys; chmod 700 it" },
+	{ 0702, 0, 1234, "keys_dir is writable by group or others (mode 0702), so they could add or replace keys; chmod 700 it" },
+	{ 0700, 4321, 1234, "keys_dir belongs to uid 4321, who could swap our keys; it must belong to root or to the daemon's user (uid 1234): chown it" },
+};
+
+START_TEST(test_an_unsafe_keys_dir_loads_nothing)
+{
+	X509 *x = ee(ec_keys[0], "email:bob@org.example", -10, 300, NULL);
+	char err[1024] = "", want[1024];
+	sm_status st;
+
+	cg_write_pem(in_dir("bob.pem"), ec_keys[0], x, NULL, 0600);
+	ck_assert(chmod(dir, dir_cases[_i].mode) == 0);
+	ck_assert(chown(dir, dir_cases[_i].dir_uid, (gid_t)-1) == 0);
+	st = keystore_load_for(dir, dir_cases[_i].owner, &ks, err, sizeof(err));
+	if (dir_cases[_i].want == NULL) {
+		ck_assert_msg(st == SM_OK && keystore_count(ks) == 1,
+			      "case %d: got %s (%s), want the key loaded", _i,
+			      sm_strstatus(st), err);
+	} else {
+		snprintf(want, sizeof(want), "%s: %s", dir, dir_cases[_i].want);
+		ck_assert_msg(st == SM_ERR_PERM && ks == NULL,
+			      "case %d: got %s, want unsafe permissions", _i,
+			      sm_strstatus(st));
+		ck_assert_msg(strcmp(err, want) == 0,
+			      "case %d: got \"%s\", want \"%s\"", _i, err, want);
+	}
+	ck_assert(chown(dir, 0, (gid_t)-1) == 0);
+	X509_free(x);
+}
+END_TEST
+
+START_TEST(test_linked_and_foreign_key_files_are_skipped)
+{
+	X509 *x = ee(ec_keys[0], "email:bob@org.example", -10, 300, NULL);
+	X509 *y = ee(ec_keys[1], "email:carol@org.example", -10, 300, NULL);
+	char outside[1100], want[2048];
+
+	/* A symbolic link to a perfectly good key file elsewhere. */
+	snprintf(outside, sizeof(outside), "%s.outside.pem", dir);
+	cg_write_pem(outside, ec_keys[0], x, NULL, 0600);
+	ck_assert(symlink(outside, in_dir("bob.pem")) == 0);
+	/* carol's file belongs to uid 4321; the daemon's user is 1234. */
+	cg_write_pem(in_dir("carol.pem"), ec_keys[1], y, NULL, 0600);
+	ck_assert(chown(in_dir("carol.pem"), 4321, (gid_t)-1) == 0);
+	ck_assert_int_eq(keystore_load_for(dir, 1234, &ks, NULL, 0), SM_OK);
+	ck_assert_uint_eq(keystore_count(ks), 0);
+	ck_assert_uint_eq(keystore_problem_count(ks), 2);
+	snprintf(want, sizeof(want),
+		 "%s: is a symbolic link; keys_dir must hold the key file itself "
+		 "(replace the link by the file)", in_dir("bob.pem"));
+	ck_assert_msg(strcmp(keystore_problem_at(ks, 0), want) == 0,
+		      "got \"%s\", want \"%s\"", keystore_problem_at(ks, 0), want);
+	snprintf(want, sizeof(want),
+		 "%s: private key file belongs to uid 4321, who could replace our "
+		 "key; it must belong to root or to the daemon's user (uid 1234): "
+		 "chown it", in_dir("carol.pem"));
+	ck_assert_msg(strcmp(keystore_problem_at(ks, 1), want) == 0,
+		      "got \"%s\", want \"%s\"", keystore_problem_at(ks, 1), want);
+	keystore_free(ks);
+	ks = NULL;
+	/* The daemon's own user may own its key files. */
+	ck_assert_int_eq(keystore_load_for(dir, 4321, &ks, NULL, 0), SM_OK);
+	ck_assert_uint_eq(keystore_count(ks), 1);
+	unlink(outside);
+	X509_free(x);
+	X509_free(y);
+}
+END_TEST
+
+START_TEST(test_a_skipped_file_marks_its_address_broken_by_name)
+{
+	FILE *f;
+	const char *names[] = { "bob@Org.Example_0123456789abcdef.pem", "@dept.example.pem" };
+
+	for (size_t i = 0; i < 2; i++) {
+		f = fopen(in_dir(names[i]), "w");
+		ck_assert(f != NULL);
+		fputs("garbage\n", f);
+		fclose(f);
+		ck_assert(chmod(in_dir(names[i]), 0600) == 0);
+	}
+	load_ok();
+	ck_assert_uint_eq(keystore_problem_count(ks), 2);
+	ck_assert(keystore_broken_for(ks, "bob@org.example"));
+	ck_assert(keystore_broken_for(ks, "anyone@DEPT.example"));
+	ck_assert(!keystore_broken_for(ks, "alice@org.example"));
+	ck_assert(!keystore_broken_for(ks, "bob@other.example"));
 }
 END_TEST
 
@@ -985,10 +1096,14 @@ keystore_suite(void)
 	tcase_add_test(tc, test_every_key_decrypts_current_renewed_and_expired);
 	tcase_add_test(tc, test_the_listing_describes_each_key);
 	tcase_add_test(tc, test_domain_keys_by_san_or_by_import_file_name);
-	tcase_add_loop_test(tc, test_key_files_others_can_access_are_refused, 0,
+	tcase_add_loop_test(tc, test_key_files_others_can_access_are_skipped_naming_them, 0,
 			    (int)(sizeof(mode_cases) / sizeof(mode_cases[0])));
-	tcase_add_loop_test(tc, test_a_bad_key_file_fails_the_load_naming_it, 0,
+	tcase_add_loop_test(tc, test_a_bad_key_file_is_skipped_naming_it, 0,
 			    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+	tcase_add_loop_test(tc, test_an_unsafe_keys_dir_loads_nothing, 0,
+			    sizeof(dir_cases) / sizeof(dir_cases[0]));
+	tcase_add_test(tc, test_linked_and_foreign_key_files_are_skipped);
+	tcase_add_test(tc, test_a_skipped_file_marks_its_address_broken_by_name);
 	tcase_add_test(tc, test_files_other_than_visible_pem_files_are_ignored);
 	tcase_add_test(tc, test_an_empty_directory_has_no_keys_and_a_missing_one_fails);
 	tcase_add_test(tc, test_pkcs12_import_then_export_round_trips);

@@ -1367,8 +1367,8 @@ rt_run(const struct rt_case *c, const struct rt_msg *m, struct rt_measure *meas)
 	ck_assert_msg(res.verdict == POL_ACCEPT && res.replace_body, "%s: gw_outbound: got verdict "
 	    "%d, replace_body %d (%s), want accept with a new body", c->name, (int)res.verdict,
 	    (int)res.replace_body, buf_cstr(&res.summary));
-	buf_printf(&want_summary, "outbound signed+encrypted cipher=%s%s rcpts=%zu%s",
-	    c->want_cipher, c->want_oaep ? " oaep" : "", nrcpts,
+	buf_printf(&want_summary, "outbound signed+encrypted cipher=%s%s rcpts=%zu signer=%s%s",
+	    c->want_cipher, c->want_oaep ? " oaep" : "", nrcpts, from->addr,
 	    !c->no_copy && !c->want_copy ? " sender-copy=no" : "");
 	ck_assert_msg(strcmp(buf_cstr(&res.summary), buf_cstr(&want_summary)) == 0,
 	    "%s: log line: got \"%s\", want \"%s\"", c->name, buf_cstr(&res.summary),
