@@ -7,7 +7,11 @@
 # of the namespace exits). Nothing on the host changes.
 #
 # Environment: COW_TMPFS_SIZE (default 6g); COW_PREPARE: a shell command run
-# in the namespace before chroot, with the new root's path as $1. Inside,
+# in the namespace before chroot, with the new root's path as $1;
+# COW_NET=private: a network namespace of its own with only loopback up, so
+# fixed ports (the installed configuration's inet:8894) cannot collide with
+# a test running beside it on the host (without it the host's network is
+# shared, as make check-fresh needs for apt-get). Inside,
 # /proc is the namespace's, /dev and /sys the host's, /tmp and /run fresh
 # tmpfs; every other path reads as on the host (but /mnt).
 set -eu
@@ -18,7 +22,13 @@ for t in unshare chroot mount; do
 	command -v "$t" >/dev/null || fail "missing $t"
 done
 if [ "${COW_INSIDE:-}" != 1 ]; then
-	exec env COW_INSIDE=1 unshare --mount --pid --fork --kill-child "$0" "$@"
+	net=
+	[ "${COW_NET:-}" != private ] || net=--net
+	exec env COW_INSIDE=1 unshare --mount --pid $net --fork --kill-child "$0" "$@"
+fi
+if [ "${COW_NET:-}" = private ]; then
+	command -v ip >/dev/null || fail "missing ip (Debian package iproute2)"
+	ip link set lo up
 fi
 mount --make-rprivate /
 # The scratch space hides the host's /mnt in this namespace only.
