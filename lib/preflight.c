@@ -20,6 +20,7 @@
 #include "keycache.h"
 #include "keystore.h"
 #include "metrics_http.h"
+#include "pgprobe.h"
 #include "pidfile.h"
 #include "revstore.h"
 #include "trust.h"
@@ -37,11 +38,11 @@ struct pf {
 	int ngroups;
 };
 
-static void pf_say(struct pf *k, bool problem, const char *fmt, ...)
+static void pf_say(struct pf *k, enum preflight_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-pf_say(struct pf *k, bool problem, const char *fmt, ...)
+pf_say(struct pf *k, enum preflight_level level, const char *fmt, ...)
 {
 	struct buf b = BUF_INIT;
 	va_list ap;
@@ -49,10 +50,10 @@ pf_say(struct pf *k, bool problem, const char *fmt, ...)
 	va_start(ap, fmt);
 	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	if (problem)
+	if (level == PREFLIGHT_PROBLEM)
 		k->problems++;
 	if (buf_cstr(&b) == NULL) {
-		k->report(k->arg, problem, "out of memory");
+		k->report(k->arg, level, "out of memory");
 		return;
 	}
 	/* One problem, one line (SQLite's integrity report has several). */
@@ -65,13 +66,14 @@ pf_say(struct pf *k, bool problem, const char *fmt, ...)
 			else if (*p != '\n' && *p != '\r')
 				buf_printf(&line, "%c", *p);
 		}
-		k->report(k->arg, problem, buf_cstr(&line) ? buf_cstr(&line) : "");
+		k->report(k->arg, level, buf_cstr(&line) ? buf_cstr(&line) : "");
 		buf_free(&line);
 	}
 	buf_free(&b);
 }
-#define PROBLEM(k, ...) pf_say((k), true, __VA_ARGS__)
-#define OK(k, ...) pf_say((k), false, __VA_ARGS__)
+#define PROBLEM(k, ...) pf_say((k), PREFLIGHT_PROBLEM, __VA_ARGS__)
+#define WARNING(k, ...) pf_say((k), PREFLIGHT_WARNING, __VA_ARGS__)
+#define OK(k, ...) pf_say((k), PREFLIGHT_OK, __VA_ARGS__)
 
 /* May the daemon's user do need (4 read, 2 write, 1 search) on sb? */
 static bool
@@ -346,6 +348,32 @@ check_cache_writable(struct pf *k, const char *path, const struct stat *sb)
 	check_dir(k, "cache", dir_of(path, dir, sizeof(dir)), true);
 }
 
+/* The database did not answer the key cache: an outage (the daemon starts,
+ * answers from its local copy and tempfails the rest, so an ExecReload
+ * guard must not refuse a reload for it), or a login or database the
+ * server refuses, which never passes by itself. */
+static void
+check_cache_unreachable(struct pf *k, const struct kc_health *h)
+{
+	char why[512];
+
+	switch (pgprobe_connect(config_cache_target(k->cfg), why, sizeof(why))) {
+	case PGPROBE_REFUSED:
+		PROBLEM(k, "cache: %s: the database server refuses the configured conninfo: %s",
+		    h->backend, why);
+		break;
+	case PGPROBE_UNREACHABLE:
+		WARNING(k,
+		    "cache: %s: database unreachable: %s (smime-milter starts anyway: it "
+		    "answers from its local copy, tempfails the rest and reconnects)",
+		    h->backend, why);
+		break;
+	case PGPROBE_OK: /* answers now, but did not let the cache in */
+		PROBLEM(k, "cache: %s: database unreachable: %s", h->backend, h->err);
+		break;
+	}
+}
+
 /* A cache on a database server: backend, schema, connectivity, how far
  * the local copy may be behind, and the outbox. */
 static void
@@ -364,7 +392,7 @@ check_cache_remote(struct pf *k)
 	}
 	keycache_health(kc, &h);
 	if (!h.connected)
-		PROBLEM(k, "cache: %s: database unreachable: %s", h.backend, h.err);
+		check_cache_unreachable(k, &h);
 	else
 		OK(k, "cache: %s: schema %d, connected, local copy lag %llds", h.backend,
 		    h.schema_version, h.lag);
@@ -514,7 +542,7 @@ preflight_run(const struct config *cfg, preflight_report_fn report, void *arg)
 	int n;
 
 	if (k == NULL) {
-		report(arg, true, "out of memory");
+		report(arg, PREFLIGHT_PROBLEM, "out of memory");
 		return 1;
 	}
 	k->cfg = cfg;

@@ -210,15 +210,18 @@ load_config(const char *file, bool print)
 }
 
 static void
-check_report(void *arg, bool problem, const char *line)
+check_report(void *arg, enum preflight_level level, const char *line)
 {
 	(void)arg;
-	if (problem)
+	if (level == PREFLIGHT_PROBLEM)
 		fprintf(stderr, "smime-milter: %s\n", line);
+	else if (level == PREFLIGHT_WARNING)
+		fprintf(stderr, "smime-milter: warning: %s\n", line);
 }
 
 /* -n: the configuration, then everything `smimectl check` checks (only
- * the problems are printed). 0: all fine; 1: something to fix. */
+ * problems and warnings are printed). 0: nothing to fix (warnings
+ * included); 1: something to fix. */
 static int
 check_installation(const char *file)
 {
