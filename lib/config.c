@@ -1184,6 +1184,17 @@ config_revocation_for(const struct config *cfg, const char *sender, const char *
 	return &cfg->revocation;
 }
 
+bool
+config_revocation_on(const struct config *cfg)
+{
+	if (cfg->revocation.check != CFG_REV_OFF)
+		return true;
+	for (size_t i = 0; i < cfg->n_policy; i++)
+		if (cfg->policy[i].has_rev && cfg->policy[i].rev.check != CFG_REV_OFF)
+			return true;
+	return false;
+}
+
 const char *
 config_rev_check_name(enum cfg_rev_check c)
 {
