@@ -20,6 +20,7 @@
 #include "keycache.h"
 #include "keystore.h"
 #include "metrics_http.h"
+#include "path.h"
 #include "pgprobe.h"
 #include "pidfile.h"
 #include "revstore.h"
@@ -289,23 +290,6 @@ check_keys(struct pf *k)
 	keystore_free(ks);
 }
 
-/* path's directory into buf. */
-static const char *
-dir_of(const char *path, char *buf, size_t len)
-{
-	char *slash;
-
-	snprintf(buf, len, "%s", path);
-	slash = strrchr(buf, '/');
-	if (slash == NULL)
-		snprintf(buf, len, ".");
-	else if (slash == buf)
-		buf[1] = '\0';
-	else
-		*slash = '\0';
-	return buf;
-}
-
 /* A directory the daemon creates (one level) when missing, and then
  * writes in as its user (user_writes) or only at start. */
 static bool
@@ -315,7 +299,7 @@ check_dir(struct pf *k, const char *area, const char *dir, bool user_writes)
 	struct stat sb;
 
 	if (stat(dir, &sb) != 0) {
-		if (errno == ENOENT && stat(dir_of(dir, parent, sizeof(parent)), &sb) == 0 &&
+		if (errno == ENOENT && stat(path_dirname(dir, parent, sizeof(parent)), &sb) == 0 &&
 		    S_ISDIR(sb.st_mode))
 			return true; /* smime-milter creates it */
 		PROBLEM(k, "%s: directory %s: %s%s", area, dir, strerror(errno),
@@ -345,7 +329,7 @@ check_cache_writable(struct pf *k, const char *path, const struct stat *sb)
 		    "cache: %s: smime-milter (%s) cannot write it, so every harvest would fail "
 		    "(\"attempt to write a readonly database\"); chown %s it",
 		    path, who(k), k->have_user ? k->pw.pw_name : "that user");
-	check_dir(k, "cache", dir_of(path, dir, sizeof(dir)), true);
+	check_dir(k, "cache", path_dirname(path, dir, sizeof(dir)), true);
 }
 
 /* The database did not answer the key cache: an outage (the daemon starts,
@@ -421,7 +405,7 @@ check_cache(struct pf *k)
 	}
 	if (stat(path, &sb) != 0) {
 		if (errno == ENOENT) {
-			if (check_dir(k, "cache", dir_of(path, dir, sizeof(dir)), true))
+			if (check_dir(k, "cache", path_dirname(path, dir, sizeof(dir)), true))
 				OK(k, "cache: %s: not created yet (smime-milter creates it)", path);
 		} else {
 			PROBLEM(k, "cache: %s: %s", path, strerror(errno));
@@ -457,12 +441,12 @@ check_run_dirs(struct pf *k)
 	struct stat sb;
 
 	check_dir(k, "spool", cfg->spool_dir, true);
-	dir_of(cfg->pid_file, dir, sizeof(dir));
+	path_dirname(cfg->pid_file, dir, sizeof(dir));
 	if (check_dir(k, "pid_file", dir, false) && stat(dir, &sb) == 0 &&
 	    pidfile_check(cfg->pid_file, why, sizeof(why)) != SM_OK)
 		PROBLEM(k, "%s", why);
 	if (strncmp(sock, "unix:", 5) == 0 || strncmp(sock, "local:", 6) == 0)
-		check_dir(k, "socket", dir_of(strchr(sock, ':') + 1, dir, sizeof(dir)), false);
+		check_dir(k, "socket", path_dirname(strchr(sock, ':') + 1, dir, sizeof(dir)), false);
 }
 
 /* Key discovery: bind passwords and the DNSSEC trust anchor load, as the
