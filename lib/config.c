@@ -1,17 +1,16 @@
 /*
- * config.c — the schema table and the loader.
+ * config.c — the loader and the other queries (see config_int.h for the
+ * parts of the module).
  *
- * Every key lives in exactly one table below, with its type, default and
- * bounds. The loader applies the defaults, walks the file, reports unknown
- * keys and bad values with FILE:LINE, and runs the cross-key checks.
+ * The loader applies the schema's defaults, walks the file with the
+ * schema table, reports unknown keys and bad values with FILE:LINE, and
+ * runs the cross-key checks.
  */
-#include "config.h"
+#include "config_int.h"
 
 #include <ctype.h>
 #include <pwd.h>
 #include <errno.h>
-#include <libconfig.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -25,180 +24,8 @@
 #include "keycache.h"
 #include "sender.h"
 
-enum sch_type { T_BOOL, T_STR, T_INT, T_ENUM, T_STRLIST, T_MODE, T_GROUP, T_POLICY,
-	T_LIST /* a list of groups: array at off, count at count_off, element size in max */ };
-enum sch_check { C_NONE, C_SOCKET, C_AUTHSERV, C_DOMAINS, C_CIDRS, C_NONEMPTY,
-	C_FILE_EXISTS, C_RULE_ADDR, C_HEADER_NAME, C_LDAP_FILTER, C_CONNINFO };
-
-struct schema {
-	const char *name;
-	enum sch_type type;
-	size_t off;                 /* field offset from the group's base */
-	const char *def;            /* default as text (NULL: unset) */
-	long long min, max;         /* T_INT bounds */
-	const char *const *enums;   /* T_ENUM value names, index = enum value */
-	const struct schema *sub;   /* T_GROUP / T_POLICY members */
-	enum sch_check check;
-	unsigned setbit;            /* outbound keys a policy rule may set */
-	size_t count_off;           /* T_STRLIST: where the element count goes */
-};
-
-static const char *const encrypt_names[] = { "never", "opportunistic", "required", NULL };
-static const char *const missing_names[] = { "reject", "tempfail", NULL };
-static const char *const mixed_names[] = { "sign-only", "split", NULL };
-static const char *const cipher_names[] = { "auto", "aes-128-cbc", "aes-256-cbc",
-	"aes-128-gcm", "aes-256-gcm", NULL };
-static const char *const padding_names[] = { "pkcs1", "oaep", NULL };
-static const char *const digest_names[] = { "sha256", "sha384", "sha512", NULL };
-static const char *const format_names[] = { "detached", "opaque", NULL };
-static const char *const on_error_names[] = { "tempfail", "accept", NULL };
-static const char *const decrypt_names[] = { "off", "harvest", "deliver", NULL };
-static const char *const backend_names[] = { "sqlite", "postgresql", NULL };
-static const char *const rev_check_names[] = { "off", "soft", "hard", NULL };
-static const char *const unauth_names[] = { "reject", "unsigned", NULL };
-static const char *const hprot_names[] = { "baseline", "off", "shy", NULL };
-
-#define OUT(f) offsetof(struct cfg_outbound, f)
-#define CFG(f) offsetof(struct config, f)
-#define POL(f) offsetof(struct cfg_policy, f)
-
-static const struct schema outbound_schema[] = {
-	{ "sign", T_BOOL, OUT(sign), "true", 0, 0, NULL, NULL, C_NONE, CFG_SET_SIGN, 0 },
-	{ "encrypt", T_ENUM, OUT(encrypt), "opportunistic", 0, 0, encrypt_names, NULL, C_NONE, CFG_SET_ENCRYPT, 0 },
-	{ "missing_cert", T_ENUM, OUT(missing_cert), "reject", 0, 0, missing_names, NULL, C_NONE, CFG_SET_MISSING_CERT, 0 },
-	{ "mixed", T_ENUM, OUT(mixed), "sign-only", 0, 0, mixed_names, NULL, C_NONE, CFG_SET_MIXED, 0 },
-	{ "cipher", T_ENUM, OUT(cipher), "auto", 0, 0, cipher_names, NULL, C_NONE, CFG_SET_CIPHER, 0 },
-	{ "rsa_padding", T_ENUM, OUT(rsa_padding), "pkcs1", 0, 0, padding_names, NULL, C_NONE, CFG_SET_RSA_PADDING, 0 },
-	{ "digest", T_ENUM, OUT(digest), "sha256", 0, 0, digest_names, NULL, C_NONE, CFG_SET_DIGEST, 0 },
-	{ "sign_format", T_ENUM, OUT(sign_format), "detached", 0, 0, format_names, NULL, C_NONE, CFG_SET_SIGN_FORMAT, 0 },
-	{ "encrypt_to_sender", T_BOOL, OUT(encrypt_to_sender), "true", 0, 0, NULL, NULL, C_NONE, CFG_SET_ENCRYPT_TO_SENDER, 0 },
-	{ "subject_tag", T_STR, OUT(subject_tag), "[encrypt]", 0, 0, NULL, NULL, C_NONE, 0, 0 },
-	{ "trigger_header", T_STR, OUT(trigger_header), "X-Encrypt", 0, 0, NULL, NULL, C_HEADER_NAME, 0, 0 },
-	{ "on_error", T_ENUM, OUT(on_error), "tempfail", 0, 0, on_error_names, NULL, C_NONE, CFG_SET_ON_ERROR, 0 },
-	{ "header_protection", T_ENUM, OUT(header_protection), "baseline", 0, 0, hprot_names, NULL, C_NONE, CFG_SET_HEADER_PROTECTION, 0 },
-	{ "legacy_display", T_BOOL, OUT(legacy_display), "false", 0, 0, NULL, NULL, C_NONE, CFG_SET_LEGACY_DISPLAY, 0 },
-	{ "sender_login_map", T_STR, OUT(sender_login_map), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ "trusted_relays", T_STRLIST, OUT(trusted_relays), "", 0, 0, NULL, NULL, C_CIDRS, 0, OUT(n_trusted_relays) },
-	{ "unauthorised_sender", T_ENUM, OUT(unauthorised_sender), "reject", 0, 0, unauth_names, NULL, C_NONE, 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
-};
-
-static const struct schema policy_schema[] = {
-	{ "recipient", T_STR, POL(recipient), NULL, 0, 0, NULL, NULL, C_RULE_ADDR, 0, 0 },
-	{ "sender", T_STR, POL(sender), NULL, 0, 0, NULL, NULL, C_RULE_ADDR, 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
-};
-
-static const struct schema cache_schema[] = {
-	{ "backend", T_ENUM, CFG(cache_backend), "sqlite", 0, 0, backend_names, NULL, C_NONE, 0, 0 },
-	{ "path", T_STR, CFG(cache_path), "/var/lib/smime-milter/cache.db", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ "conninfo", T_STR, CFG(cache_conninfo), NULL, 0, 0, NULL, NULL, C_CONNINFO, 0, 0 },
-	{ "max_stale", T_INT, CFG(cache_max_stale), "3600", 0, 7 * 86400, NULL, NULL, C_NONE, 0, 0 },
-	{ "outbox_dir", T_STR, CFG(cache_outbox_dir), "/var/lib/smime-milter/outbox", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
-};
-
-static const struct schema trust_schema[] = {
-	{ "ca_file", T_STR, CFG(trust_ca_file), "/etc/ssl/certs/ca-certificates.crt", 0, 0, NULL, NULL, C_FILE_EXISTS, 0, 0 },
-	{ "allow_self_signed", T_BOOL, CFG(trust_allow_self_signed), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
-};
-
-static const struct schema inbound_schema[] = {
-	{ "harvest", T_BOOL, CFG(inbound_harvest), "true", 0, 0, NULL, NULL, C_NONE, 0, 0 },
-	{ "results_header", T_BOOL, CFG(inbound_results_header), "true", 0, 0, NULL, NULL, C_NONE, 0, 0 },
-	{ "decrypt", T_ENUM, CFG(inbound_decrypt), "harvest", 0, 0, decrypt_names, NULL, C_NONE, 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
-};
-
-#define LDAP(f) offsetof(struct cfg_ldap, f)
-static const struct schema ldap_schema[] = {
-	{ "domains", T_STRLIST, LDAP(domains), NULL, 0, 0, NULL, NULL, C_RULE_ADDR, 0, LDAP(n_domains) },
-	{ "uri", T_STR, LDAP(uri), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ "base", T_STR, LDAP(base), "", 0, 0, NULL, NULL, C_NONE, 0, 0 },
-	{ "filter", T_STR, LDAP(filter), "(mail=%s)", 0, 0, NULL, NULL, C_LDAP_FILTER, 0, 0 },
-	{ "bind_dn", T_STR, LDAP(bind_dn), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ "password_file", T_STR, LDAP(password_file), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
-};
-
-static const struct schema smimea_schema[] = {
-	{ "enabled", T_BOOL, CFG(smimea_enabled), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
-	{ "resolver", T_STR, CFG(smimea_resolver), "127.0.0.1", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ "trust_anchor_file", T_STR, CFG(smimea_trust_anchor_file), "/usr/share/dns/root.key", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ "stub_zone", T_STR, CFG(smimea_stub_zone), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
-};
-
-static const struct schema discovery_schema[] = {
-	{ "budget_ms", T_INT, CFG(discovery_budget_ms), "300", 10, 60000, NULL, NULL, C_NONE, 0, 0 },
-	{ "negative_ttl", T_INT, CFG(discovery_negative_ttl), "3600", 0, 7 * 86400, NULL, NULL, C_NONE, 0, 0 },
-	{ "ldap", T_LIST, CFG(discovery_ldap), NULL, 0, (long long)sizeof(struct cfg_ldap), NULL, ldap_schema, C_NONE, 0, CFG(n_discovery_ldap) },
-	{ "smimea", T_GROUP, 0, NULL, 0, 0, NULL, smimea_schema, C_NONE, 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
-};
-
-#define REV(f) offsetof(struct cfg_revocation, f)
-static const struct schema revocation_schema[] = {
-	{ "check", T_ENUM, REV(check), "soft", 0, 0, rev_check_names, NULL, C_NONE, 0, 0 },
-	{ "grace_days", T_INT, REV(grace_days), "3", 0, 3650, NULL, NULL, C_NONE, 0, 0 },
-	{ "timeout_ms", T_INT, REV(timeout_ms), "2000", 100, 60000, NULL, NULL, C_NONE, 0, 0 },
-	{ "proxy", T_STR, REV(proxy), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
-};
-
-#define MIB (1024LL * 1024)
-static const struct schema limits_schema[] = {
-	{ "max_message_size", T_INT, CFG(max_message_size), "52428800", 64 * 1024, 2048 * MIB, NULL, NULL, C_NONE, 0, 0 },
-	{ "spool_threshold", T_INT, CFG(spool_threshold), "1048576", 4096, 2048 * MIB, NULL, NULL, C_NONE, 0, 0 },
-	{ "inbound_cpu_ms", T_INT, CFG(inbound_cpu_ms), "2000", 10, 600000, NULL, NULL, C_NONE, 0, 0 },
-	{ "max_signers", T_INT, CFG(max_signers), "4", 1, 64, NULL, NULL, C_NONE, 0, 0 },
-	{ "max_certs", T_INT, CFG(max_certs), "50", 1, 1000, NULL, NULL, C_NONE, 0, 0 },
-	{ "max_digest_algorithms", T_INT, CFG(max_digest_algorithms), "16", 1, 256, NULL, NULL, C_NONE, 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
-};
-
-static const struct schema metrics_schema[] = {
-	{ "listen", T_STR, CFG(metrics_listen), NULL, 0, 0, NULL, NULL, C_SOCKET, 0, 0 },
-	{ "token_file", T_STR, CFG(metrics_token_file), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
-};
-
-static const struct schema top_schema[] = {
-	{ "socket", T_STR, CFG(socket), "inet:8894@127.0.0.1", 0, 0, NULL, NULL, C_SOCKET, 0, 0 },
-	{ "socket_mode", T_MODE, CFG(socket_mode), "0660", 0, 0777, NULL, NULL, C_NONE, 0, 0 },
-	{ "user", T_STR, CFG(user), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ "pid_file", T_STR, CFG(pid_file), "/run/smime-milter/smime-milter.pid", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ "spool_dir", T_STR, CFG(spool_dir), "/var/lib/smime-milter/spool", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ "authserv_id", T_STR, CFG(authserv_id), NULL, 0, 0, NULL, NULL, C_AUTHSERV, 0, 0 },
-	{ "internal_domains", T_STRLIST, CFG(internal_domains), "", 0, 0, NULL, NULL, C_DOMAINS, 0, CFG(n_internal_domains) },
-	{ "internal_hosts", T_STRLIST, CFG(internal_hosts), "127.0.0.0/8,::1", 0, 0, NULL, NULL, C_CIDRS, 0, CFG(n_internal_hosts) },
-	{ "outbound_daemons", T_STRLIST, CFG(outbound_daemons), "ORIGINATING", 0, 0, NULL, NULL, C_NONEMPTY, 0, CFG(n_outbound_daemons) },
-	{ "cache", T_GROUP, 0, NULL, 0, 0, NULL, cache_schema, C_NONE, 0, 0 },
-	{ "keys_dir", T_STR, CFG(keys_dir), "/etc/smime-milter/keys", 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ "trust", T_GROUP, 0, NULL, 0, 0, NULL, trust_schema, C_NONE, 0, 0 },
-	{ "outbound", T_GROUP, CFG(outbound), NULL, 0, 0, NULL, outbound_schema, C_NONE, 0, 0 },
-	{ "inbound", T_GROUP, 0, NULL, 0, 0, NULL, inbound_schema, C_NONE, 0, 0 },
-	{ "policy", T_POLICY, 0, NULL, 0, 0, NULL, policy_schema, C_NONE, 0, 0 },
-	{ "limits", T_GROUP, 0, NULL, 0, 0, NULL, limits_schema, C_NONE, 0, 0 },
-	{ "revocation", T_GROUP, CFG(revocation), NULL, 0, 0, NULL, revocation_schema, C_NONE, 0, 0 },
-	{ "log_debug", T_BOOL, CFG(log_debug), "false", 0, 0, NULL, NULL, C_NONE, 0, 0 },
-	{ "log_file", T_STR, CFG(log_file), NULL, 0, 0, NULL, NULL, C_NONEMPTY, 0, 0 },
-	{ "discovery", T_GROUP, 0, NULL, 0, 0, NULL, discovery_schema, C_NONE, 0, 0 },
-	{ "metrics", T_GROUP, 0, NULL, 0, 0, NULL, metrics_schema, C_NONE, 0, 0 },
-	{ "warn_expiry_days", T_INT, CFG(warn_expiry_days), "30", 0, 3650, NULL, NULL, C_NONE, 0, 0 },
-	{ NULL, 0, 0, NULL, 0, 0, NULL, NULL, 0, 0, 0 },
-};
-
-struct loadctx {
-	const char *file;
-	struct config_errors *errs;
-	int nerr;
-	int oom;
-};
-
-static void
-lc_error(struct loadctx *lc, int line, const char *key, const char *fmt, ...)
+void
+config_lc_error(struct loadctx *lc, int line, const char *key, const char *fmt, ...)
 {
 	struct buf b = BUF_INIT;
 	va_list ap;
@@ -237,8 +64,8 @@ config_errors_free(struct config_errors *errs)
 	errs->n = 0;
 }
 
-static const char *
-type_name(int t)
+const char *
+config_type_name(int t)
 {
 	switch (t) {
 	case CONFIG_TYPE_GROUP: return "a group";
@@ -481,53 +308,12 @@ apply_default(struct loadctx *lc, const struct schema *e, char *base)
 	}
 }
 
-static void load_group(struct loadctx *lc, config_setting_t *grp, const struct schema *tab,
-    char *base, const char *prefix, struct config *cfg);
 static void load_list(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
     const char *path);
-static void load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
-    const char *path, struct config *cfg);
-
-/* Members a rule's revocation group leaves out, until rev_inherit fills
- * them from the global group (which may come later in the file). */
-#define REV_UNSET_INT UINT64_MAX
-#define REV_UNSET_CHECK (-1)
-
-static void
-rule_revocation(struct loadctx *lc, struct cfg_policy *r, config_setting_t *m, const char *path)
-{
-	const struct schema e = { "revocation", T_GROUP, 0, NULL, 0, 0, NULL, revocation_schema,
-		C_NONE, 0, 0 };
-
-	r->has_rev = true;
-	*(int *)&r->rev.check = REV_UNSET_CHECK;
-	r->rev.grace_days = r->rev.timeout_ms = REV_UNSET_INT;
-	load_one(lc, &e, m, (char *)&r->rev, path, NULL);
-}
-
-static void
-rev_inherit(struct loadctx *lc, struct config *c)
-{
-	for (size_t i = 0; i < c->n_policy; i++) {
-		struct cfg_revocation *rv = &c->policy[i].rev;
-
-		if (!c->policy[i].has_rev)
-			continue;
-		if (*(int *)&rv->check == REV_UNSET_CHECK)
-			rv->check = c->revocation.check;
-		if (rv->grace_days == REV_UNSET_INT)
-			rv->grace_days = c->revocation.grace_days;
-		if (rv->timeout_ms == REV_UNSET_INT)
-			rv->timeout_ms = c->revocation.timeout_ms;
-		if (rv->proxy == NULL && c->revocation.proxy &&
-		    (rv->proxy = strdup(c->revocation.proxy)) == NULL)
-			lc->oom = 1;
-	}
-}
 
 /* Read one setting into its field. path is the dotted key for messages. */
-static void
-load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
+void
+config_load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *base,
     const char *path, struct config *cfg)
 {
 	int line = config_setting_source_line(s);
@@ -538,7 +324,7 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 	switch (e->type) {
 	case T_BOOL:
 		if (t != CONFIG_TYPE_BOOL) {
-			lc_error(lc, line, path, "expected true or false; got %s", type_name(t));
+			config_lc_error(lc, line, path, "expected true or false; got %s", config_type_name(t));
 			return;
 		}
 		*(bool *)(base + e->off) = config_setting_get_bool(s);
@@ -547,12 +333,12 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 		long long v;
 
 		if (t != CONFIG_TYPE_INT && t != CONFIG_TYPE_INT64) {
-			lc_error(lc, line, path, "expected a number; got %s", type_name(t));
+			config_lc_error(lc, line, path, "expected a number; got %s", config_type_name(t));
 			return;
 		}
 		v = config_setting_get_int64(s);
 		if (v < e->min || v > e->max) {
-			lc_error(lc, line, path, "expected a number from %lld to %lld; got %lld",
+			config_lc_error(lc, line, path, "expected a number from %lld to %lld; got %lld",
 			    e->min, e->max, v);
 			return;
 		}
@@ -573,22 +359,24 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 		}
 		enum_expect(&b, e->enums);
 		if (t == CONFIG_TYPE_STRING)
-			lc_error(lc, line, path, "expected one of %s; got \"%s\"", buf_cstr(&b),
+			config_lc_error(lc, line, path, "expected one of %s; got \"%s\"", buf_cstr(&b),
 			    config_setting_get_string(s));
 		else
-			lc_error(lc, line, path, "expected one of %s; got %s", buf_cstr(&b),
-			    type_name(t));
+			config_lc_error(lc, line, path, "expected one of %s; got %s", buf_cstr(&b),
+			    config_type_name(t));
 		buf_free(&b);
 		return;
 	}
 	case T_MODE:
 		if (t != CONFIG_TYPE_STRING) {
-			lc_error(lc, line, path, "expected an octal mode as a string such as \"0660\"; got %s",
-			    type_name(t));
+			config_lc_error(lc, line, path,
+			    "expected an octal mode as a string such as \"0660\"; got %s",
+			    config_type_name(t));
 			return;
 		}
 		if (parse_mode(config_setting_get_string(s), (unsigned *)(base + e->off)) != 0)
-			lc_error(lc, line, path, "expected an octal mode from \"0000\" to \"0777\"; got \"%s\"",
+			config_lc_error(lc, line, path,
+			    "expected an octal mode from \"0000\" to \"0777\"; got \"%s\"",
 			    config_setting_get_string(s));
 		return;
 	case T_STR: {
@@ -596,12 +384,12 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 		char **field = (char **)(base + e->off);
 
 		if (t != CONFIG_TYPE_STRING) {
-			lc_error(lc, line, path, "expected a string; got %s", type_name(t));
+			config_lc_error(lc, line, path, "expected a string; got %s", config_type_name(t));
 			return;
 		}
 		v = config_setting_get_string(s);
 		if ((why = check_value(e->check, v, msg, sizeof(msg))) != NULL) {
-			lc_error(lc, line, path, "%s; got \"%s\"", why, v);
+			config_lc_error(lc, line, path, "%s; got \"%s\"", why, v);
 			return;
 		}
 		free(*field);
@@ -615,8 +403,8 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 		int bad = 0;
 
 		if (t != CONFIG_TYPE_ARRAY && t != CONFIG_TYPE_LIST) {
-			lc_error(lc, line, path, "expected a list of strings [ \"…\", … ]; got %s",
-			    type_name(t));
+			config_lc_error(lc, line, path, "expected a list of strings [ \"…\", … ]; got %s",
+			    config_type_name(t));
 			return;
 		}
 		items = calloc((size_t)n + 1, sizeof(*items));
@@ -628,14 +416,14 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 			config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
 			int et = config_setting_type(el);
 			if (et != CONFIG_TYPE_STRING) {
-				lc_error(lc, line, path, "element %d: expected a string; got %s",
-				    i + 1, type_name(et));
+				config_lc_error(lc, line, path, "element %d: expected a string; got %s",
+				    i + 1, config_type_name(et));
 				bad = 1;
 				continue;
 			}
 			items[i] = config_setting_get_string(el);
 			if ((why = check_value(e->check, items[i], msg, sizeof(msg))) != NULL) {
-				lc_error(lc, line, path, "%s; got \"%s\"", why, items[i]);
+				config_lc_error(lc, line, path, "%s; got \"%s\"", why, items[i]);
 				bad = 1;
 			}
 		}
@@ -646,64 +434,17 @@ load_one(struct loadctx *lc, const struct schema *e, config_setting_t *s, char *
 	}
 	case T_GROUP:
 		if (t != CONFIG_TYPE_GROUP) {
-			lc_error(lc, line, path, "expected a group { … }; got %s", type_name(t));
+			config_lc_error(lc, line, path, "expected a group { … }; got %s", config_type_name(t));
 			return;
 		}
-		load_group(lc, s, e->sub, base + e->off, path, cfg);
+		config_load_group(lc, s, e->sub, base + e->off, path, cfg);
 		return;
 	case T_LIST:
 		load_list(lc, e, s, base, path);
 		return;
-	case T_POLICY: {
-		int n = config_setting_length(s);
-
-		if (t != CONFIG_TYPE_LIST) {
-			lc_error(lc, line, path, "expected a list of rules ( { … }, … ); got %s",
-			    type_name(t));
-			return;
-		}
-		cfg->policy = calloc((size_t)n + 1, sizeof(*cfg->policy));
-		if (cfg->policy == NULL) {
-			lc->oom = 1;
-			return;
-		}
-		for (int i = 0; i < n; i++) {
-			config_setting_t *el = config_setting_get_elem(s, (unsigned)i);
-			struct cfg_policy *r = &cfg->policy[cfg->n_policy++];
-			char rpath[64];
-			int rline = config_setting_source_line(el);
-
-			snprintf(rpath, sizeof(rpath), "policy[%d]", i + 1);
-			r->line = rline;
-			if (config_setting_type(el) != CONFIG_TYPE_GROUP) {
-				lc_error(lc, rline, rpath, "expected a rule { recipient = \"…\"; … }; got %s",
-				    type_name(config_setting_type(el)));
-				continue;
-			}
-			load_group(lc, el, policy_schema, (char *)r, rpath, NULL);
-			/* The outbound keys a rule may override, checked with
-			 * the same table as the outbound group itself. */
-			for (unsigned j = 0; j < (unsigned)config_setting_length(el); j++) {
-				config_setting_t *m = config_setting_get_elem(el, j);
-				const char *name = config_setting_name(m);
-				char kpath[128];
-
-				snprintf(kpath, sizeof(kpath), "%s.%s", rpath, name);
-				for (const struct schema *o = outbound_schema; o->name; o++)
-					if (strcmp(o->name, name) == 0 && o->setbit) {
-						load_one(lc, o, m, (char *)&r->o, kpath, NULL);
-						r->set |= o->setbit;
-					}
-				if (strcmp(name, "revocation") == 0)
-					rule_revocation(lc, r, m, kpath);
-			}
-			if ((config_setting_get_member(el, "recipient") == NULL) ==
-			    (config_setting_get_member(el, "sender") == NULL))
-				lc_error(lc, rline, rpath,
-				    "a rule needs exactly one of recipient or sender");
-		}
+	case T_POLICY:
+		config_policy_load(lc, s, path, cfg);
 		return;
-	}
 	}
 }
 
@@ -718,8 +459,9 @@ load_list(struct loadctx *lc, const struct schema *e, config_setting_t *s, char 
 	char **arr = (char **)(base + e->off);
 
 	if (config_setting_type(s) != CONFIG_TYPE_LIST) {
-		lc_error(lc, config_setting_source_line(s), path,
-		    "expected a list of groups ( { … }, … ); got %s", type_name(config_setting_type(s)));
+		config_lc_error(lc, config_setting_source_line(s), path,
+		    "expected a list of groups ( { … }, … ); got %s",
+		    config_type_name(config_setting_type(s)));
 		return;
 	}
 	if ((*arr = calloc((size_t)n + 1, (size_t)e->max)) == NULL) {
@@ -736,14 +478,15 @@ load_list(struct loadctx *lc, const struct schema *e, config_setting_t *s, char 
 		for (const struct schema *m = e->sub; m->name; m++)
 			apply_default(lc, m, item);
 		if (config_setting_type(el) != CONFIG_TYPE_GROUP) {
-			lc_error(lc, config_setting_source_line(el), ipath, "expected a group { … }; got %s",
-			    type_name(config_setting_type(el)));
+			config_lc_error(lc, config_setting_source_line(el), ipath,
+			    "expected a group { … }; got %s",
+			    config_type_name(config_setting_type(el)));
 			continue;
 		}
-		load_group(lc, el, e->sub, item, ipath, NULL);
-		if (e->sub == ldap_schema && (config_setting_get_member(el, "uri") == NULL ||
+		config_load_group(lc, el, e->sub, item, ipath, NULL);
+		if (e->sub == config_ldap_schema && (config_setting_get_member(el, "uri") == NULL ||
 		    config_setting_get_member(el, "domains") == NULL))
-			lc_error(lc, config_setting_source_line(el), ipath,
+			config_lc_error(lc, config_setting_source_line(el), ipath,
 			    "a directory needs uri and domains");
 	}
 }
@@ -757,9 +500,9 @@ schema_find(const struct schema *tab, const char *name)
 	return NULL;
 }
 
-static void
-load_group(struct loadctx *lc, config_setting_t *grp, const struct schema *tab, char *base,
-    const char *prefix, struct config *cfg)
+void
+config_load_group(struct loadctx *lc, config_setting_t *grp, const struct schema *tab,
+    char *base, const char *prefix, struct config *cfg)
 {
 	int n = config_setting_length(grp);
 
@@ -775,14 +518,14 @@ load_group(struct loadctx *lc, config_setting_t *grp, const struct schema *tab, 
 			snprintf(path, sizeof(path), "%s", name);
 		if (e == NULL) {
 			/* policy rules may also carry outbound keys */
-			if (tab == policy_schema && ((schema_find(outbound_schema, name) &&
-			    schema_find(outbound_schema, name)->setbit) ||
+			if (tab == config_policy_schema && ((schema_find(config_outbound_schema, name) &&
+			    schema_find(config_outbound_schema, name)->setbit) ||
 			    strcmp(name, "revocation") == 0))
 				continue;
-			lc_error(lc, config_setting_source_line(s), path, "unknown key");
+			config_lc_error(lc, config_setting_source_line(s), path, "unknown key");
 			continue;
 		}
-		load_one(lc, e, s, base, path, cfg);
+		config_load_one(lc, e, s, base, path, cfg);
 	}
 }
 
@@ -795,7 +538,7 @@ config_new(struct loadctx *lc)
 	if (c == NULL)
 		return NULL;
 	c->refs = 1;
-	for (const struct schema *e = top_schema; e->name; e++)
+	for (const struct schema *e = config_top_schema; e->name; e++)
 		apply_default(lc, e, (char *)c);
 	if (gethostname(host, sizeof(host)) != 0 || host[0] == '\0')
 		snprintf(host, sizeof(host), "localhost");
@@ -947,7 +690,7 @@ load_sender_map(struct loadctx *lc, config_t *cf, struct config *c)
 	if (st == SM_ERR_NOMEM)
 		lc->oom = 1;
 	else if (st != SM_OK)
-		lc_error(lc, s ? config_setting_source_line(s) : 0, "outbound.sender_login_map", "%s",
+		config_lc_error(lc, s ? config_setting_source_line(s) : 0, "outbound.sender_login_map", "%s",
 		    err);
 }
 
@@ -962,7 +705,7 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 	*out = NULL;
 	f = fopen(path, "r");
 	if (f == NULL) {
-		lc_error(&lc, 0, "file", "cannot open: %s", strerror(errno));
+		config_lc_error(&lc, 0, "file", "cannot open: %s", strerror(errno));
 		return SM_ERR_IO;
 	}
 	config_init(&cf);
@@ -973,10 +716,10 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 		/* libconfig reports an unclosed quote where the file ends;
 		 * the admin needs the line where the string starts. */
 		if ((qline = unclosed_quote_line(f)) > 0)
-			lc_error(&lc, qline, "syntax",
+			config_lc_error(&lc, qline, "syntax",
 			    "unclosed quote: the string that starts on this line does not end on it");
 		else
-			lc_error(&lc, config_error_line(&cf), "syntax", "%s",
+			config_lc_error(&lc, config_error_line(&cf), "syntax", "%s",
 			    config_error_text(&cf));
 		config_destroy(&cf);
 		fclose(f);
@@ -988,27 +731,27 @@ config_load(const char *path, struct config **out, struct config_errors *errs)
 		config_destroy(&cf);
 		return SM_ERR_NOMEM;
 	}
-	load_group(&lc, config_root_setting(&cf), top_schema, (char *)c, "", c);
-	rev_inherit(&lc, c);
+	config_load_group(&lc, config_root_setting(&cf), config_top_schema, (char *)c, "", c);
+	config_policy_inherit(&lc, c);
 
 	/* Checks across keys. */
 	if (c->spool_threshold > c->max_message_size) {
 		config_setting_t *s = config_lookup(&cf, "limits.spool_threshold");
-		lc_error(&lc, s ? config_setting_source_line(s) : 0, "limits.spool_threshold",
+		config_lc_error(&lc, s ? config_setting_source_line(s) : 0, "limits.spool_threshold",
 		    "must not exceed limits.max_message_size (%llu)",
 		    (unsigned long long)c->max_message_size);
 	}
 	if (c->cache_backend == CFG_BACKEND_POSTGRESQL && c->cache_conninfo == NULL &&
 	    config_lookup(&cf, "cache.conninfo") == NULL) {
 		config_setting_t *s = config_lookup(&cf, "cache.backend");
-		lc_error(&lc, s ? config_setting_source_line(s) : 0, "cache.conninfo",
+		config_lc_error(&lc, s ? config_setting_source_line(s) : 0, "cache.conninfo",
 		    "must be set when cache.backend is \"postgresql\"");
 	}
 	if (c->trust_ca_file && config_lookup(&cf, "trust.ca_file") == NULL) {
 		char msg[512];
 		const char *why = check_value(C_FILE_EXISTS, c->trust_ca_file, msg, sizeof(msg));
 		if (why)
-			lc_error(&lc, 0, "trust.ca_file", "(default) %s", why);
+			config_lc_error(&lc, 0, "trust.ca_file", "(default) %s", why);
 	}
 	if (c->outbound.sender_login_map)
 		load_sender_map(&lc, &cf, c);
@@ -1042,154 +785,6 @@ config_unref(struct config *c)
 		config_free(c);
 }
 
-static void
-keys_collect(const struct schema *tab, const char *prefix, const char **out, size_t *n)
-{
-	static char names[128][48];
-
-	for (; tab->name; tab++) {
-		if (tab->type == T_GROUP || tab->type == T_POLICY || tab->type == T_LIST) {
-			char sub[48];
-
-			if (*prefix)
-				snprintf(sub, sizeof(sub), "%s.%s", prefix, tab->name);
-			else
-				snprintf(sub, sizeof(sub), "%s", tab->name);
-			keys_collect(tab->sub, sub, out, n);
-			if (tab->type == T_POLICY)
-				for (const struct schema *o = outbound_schema; o->name; o++)
-					if (o->setbit && *n < 127) {
-						snprintf(names[*n], sizeof(names[0]), "policy.%s", o->name);
-						out[*n] = names[*n];
-						(*n)++;
-					}
-			if (tab->type == T_POLICY && *n < 127) {
-				snprintf(names[*n], sizeof(names[0]), "policy.revocation");
-				out[*n] = names[*n];
-				(*n)++;
-			}
-			continue;
-		}
-		if (*n >= 127)
-			return;
-		if (*prefix)
-			snprintf(names[*n], sizeof(names[0]), "%s.%s", prefix, tab->name);
-		else
-			snprintf(names[*n], sizeof(names[0]), "%s", tab->name);
-		out[*n] = names[*n];
-		(*n)++;
-	}
-}
-
-static const char *config_key_list[128];
-
-static void
-config_keys_init(void)
-{
-	size_t n = 0;
-
-	keys_collect(top_schema, "", config_key_list, &n);
-	config_key_list[n] = NULL;
-}
-
-const char *const *
-config_keys(void)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-
-	pthread_once(&once, config_keys_init);
-	return config_key_list;
-}
-
-const char *
-config_encrypt_name(enum cfg_encrypt e)
-{
-	return encrypt_names[e];
-}
-
-const char *
-config_cipher_name(enum cfg_cipher c)
-{
-	return cipher_names[c];
-}
-
-const char *
-config_decrypt_name(enum cfg_decrypt d)
-{
-	return decrypt_names[d];
-}
-
-static bool
-rule_matches(const char *pattern, const char *addr)
-{
-	if (pattern == NULL || addr == NULL)
-		return false;
-	if (pattern[0] == '@')
-		return addr_in_domain(addr, pattern + 1);
-	return addr_equal(pattern, addr);
-}
-
-void
-config_outbound_for(const struct config *cfg, const char *sender, const char *rcpt,
-    struct cfg_outbound *out, int *rule_line)
-{
-	*out = cfg->outbound;
-	if (rule_line)
-		*rule_line = 0;
-	for (size_t i = 0; i < cfg->n_policy; i++) {
-		const struct cfg_policy *r = &cfg->policy[i];
-
-		if (!(rule_matches(r->recipient, rcpt) || rule_matches(r->sender, sender)))
-			continue;
-		if (r->set & CFG_SET_SIGN)
-			out->sign = r->o.sign;
-		if (r->set & CFG_SET_ENCRYPT)
-			out->encrypt = r->o.encrypt;
-		if (r->set & CFG_SET_MISSING_CERT)
-			out->missing_cert = r->o.missing_cert;
-		if (r->set & CFG_SET_MIXED)
-			out->mixed = r->o.mixed;
-		if (r->set & CFG_SET_CIPHER)
-			out->cipher = r->o.cipher;
-		if (r->set & CFG_SET_RSA_PADDING)
-			out->rsa_padding = r->o.rsa_padding;
-		if (r->set & CFG_SET_DIGEST)
-			out->digest = r->o.digest;
-		if (r->set & CFG_SET_SIGN_FORMAT)
-			out->sign_format = r->o.sign_format;
-		if (r->set & CFG_SET_ENCRYPT_TO_SENDER)
-			out->encrypt_to_sender = r->o.encrypt_to_sender;
-		if (r->set & CFG_SET_ON_ERROR)
-			out->on_error = r->o.on_error;
-		if (r->set & CFG_SET_HEADER_PROTECTION)
-			out->header_protection = r->o.header_protection;
-		if (r->set & CFG_SET_LEGACY_DISPLAY)
-			out->legacy_display = r->o.legacy_display;
-		if (rule_line)
-			*rule_line = r->line;
-		return;
-	}
-}
-
-const struct cfg_revocation *
-config_revocation_for(const struct config *cfg, const char *sender, const char *rcpt)
-{
-	for (size_t i = 0; i < cfg->n_policy; i++) {
-		const struct cfg_policy *r = &cfg->policy[i];
-
-		if (!(rule_matches(r->recipient, rcpt) || rule_matches(r->sender, sender)))
-			continue;
-		return r->has_rev ? &r->rev : &cfg->revocation;
-	}
-	return &cfg->revocation;
-}
-
-const char *
-config_rev_check_name(enum cfg_rev_check c)
-{
-	return rev_check_names[c];
-}
-
 char *
 config_revocation_store(const struct config *cfg)
 {
@@ -1221,12 +816,6 @@ config_daemon_uid(const struct config *cfg)
 	    getpwnam_r(cfg->user, &pwd, buf, sizeof(buf), &pw) == 0 && pw)
 		return pw->pw_uid;
 	return geteuid();
-}
-
-const char *
-config_cache_backend(const struct config *c)
-{
-	return backend_names[c->cache_backend];
 }
 
 const char *

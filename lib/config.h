@@ -213,6 +213,9 @@ void config_outbound_for(const struct config *cfg, const char *sender,
 const struct cfg_revocation *config_revocation_for(const struct config *cfg,
     const char *sender, const char *rcpt);
 const char *config_rev_check_name(enum cfg_rev_check c);
+/* Is revocation checked for anyone: the global check, or a rule's, is not
+ * off? When not, nothing about revocation runs, is queued or logged. */
+bool config_revocation_on(const struct config *cfg);
 /* Where revocation results are kept: the cache path + ".revocation"
  * (malloc'd; NULL on allocation failure). */
 char *config_revocation_store(const struct config *cfg);

@@ -22,6 +22,7 @@
 #include "harvest.h"
 #include "keycache.h"
 #include "log.h"
+#include "metrics.h"
 #include "x509util.h"
 
 #define DISC_NEG_MAX 4096
@@ -430,11 +431,48 @@ start_all(struct discover *d, const char *addr, struct disc_job **jobs, size_t *
 	return st;
 }
 
+/* What one finished (or abandoned: NULL) query gave: certificates stored
+ * (added to *stored), a temporary failure (*temp, out->why), counted in
+ * the metrics by its source. */
+static void
+job_collect(struct discover *d, struct disc_job *j, enum metrics_disc_source src,
+    const char *qid, struct keycache *kc, X509_STORE *trust, bool allow_self_signed,
+    size_t *stored, bool *temp, struct disc_outcome *out)
+{
+	char name[DISC_TEXT_SIZE];
+	size_t k;
+
+	if (j == NULL) {
+		*temp = true;
+		snprintf(out->why, sizeof(out->why), "no answer within %llu ms",
+		    (unsigned long long)d->cfg->discovery_budget_ms);
+		metrics_discovery(src, METRICS_DISC_TIMEOUT);
+		return;
+	}
+	if (j->ans.status == DA_TEMP) {
+		*temp = true;
+		snprintf(out->why, sizeof(out->why), "%s", j->ans.why);
+		metrics_discovery(src, METRICS_DISC_ERROR);
+	} else if (j->ans.status == DA_FOUND) {
+		k = store_found(j, qid, kc, trust, allow_self_signed);
+		source_name(j, name, sizeof(name));
+		if (k > 0 && *stored == 0)
+			snprintf(out->why, sizeof(out->why), "%s", name);
+		*stored += k;
+		metrics_discovery(src, k > 0 ? METRICS_DISC_FOUND : METRICS_DISC_UNUSABLE);
+	} else {
+		metrics_discovery(src, METRICS_DISC_NOT_FOUND);
+	}
+	disc_answer_free(&j->ans);
+	free(j);
+}
+
 sm_status
 discover_rcpt(struct discover *d, const char *qid, const char *addr, struct keycache *kc,
     X509_STORE *trust, bool allow_self_signed, struct disc_outcome *out)
 {
 	struct disc_job **jobs;
+	enum metrics_disc_source *src;
 	size_t n = 0, stored = 0;
 	bool temp = false;
 	time_t now = clock_now();
@@ -449,38 +487,26 @@ discover_rcpt(struct discover *d, const char *qid, const char *addr, struct keyc
 		out->cached = true;
 		return SM_OK;
 	}
-	if ((jobs = calloc(d->cfg->n_discovery_ldap + 2, sizeof(*jobs))) == NULL)
-		return SM_ERR_NOMEM;
-	st = start_all(d, addr, jobs, &n, out);
-	if (n == 0) {
+	jobs = calloc(d->cfg->n_discovery_ldap + 2, sizeof(*jobs));
+	src = calloc(d->cfg->n_discovery_ldap + 2, sizeof(*src));
+	if (jobs == NULL || src == NULL) {
 		free(jobs);
-		return st;
+		free(src);
+		return SM_ERR_NOMEM;
 	}
-	jobs_wait(d, jobs, n);
-	for (size_t i = 0; i < n; i++) {
-		char name[DISC_TEXT_SIZE];
-
-		if (jobs[i] == NULL) {
-			temp = true;
-			snprintf(out->why, sizeof(out->why), "no answer within %llu ms",
-			    (unsigned long long)d->cfg->discovery_budget_ms);
-			continue;
-		}
-		if (jobs[i]->ans.status == DA_TEMP) {
-			temp = true;
-			snprintf(out->why, sizeof(out->why), "%s", jobs[i]->ans.why);
-		} else if (jobs[i]->ans.status == DA_FOUND) {
-			size_t k = store_found(jobs[i], qid, kc, trust, allow_self_signed);
-
-			source_name(jobs[i], name, sizeof(name));
-			if (k > 0 && stored == 0)
-				snprintf(out->why, sizeof(out->why), "%s", name);
-			stored += k;
-		}
-		disc_answer_free(&jobs[i]->ans);
-		free(jobs[i]);
-	}
+	st = start_all(d, addr, jobs, &n, out);
+	/* Known before the wait, which forgets the queries it gives up on. */
+	for (size_t i = 0; i < n; i++)
+		src[i] = jobs[i]->ldap ? METRICS_DISC_LDAP : METRICS_DISC_SMIMEA;
+	if (n > 0)
+		jobs_wait(d, jobs, n);
+	for (size_t i = 0; i < n; i++)
+		job_collect(d, jobs[i], src[i], qid, kc, trust, allow_self_signed, &stored, &temp,
+		    out);
 	free(jobs);
+	free(src);
+	if (n == 0)
+		return st;
 	out->result = stored ? DISC_FOUND : temp ? DISC_TEMPFAIL : DISC_NOT_FOUND;
 	if (out->result == DISC_NOT_FOUND)
 		neg_store(d, addr, now, out->sources);

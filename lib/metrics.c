@@ -20,6 +20,7 @@ static counter_t c_harvests[METRICS_NHARVEST];
 static counter_t c_inbound[METRICS_NSMIME];
 static counter_t c_decrypt[METRICS_NDMODE][METRICS_NDRESULT];
 static counter_t c_reloads[2];
+static counter_t c_discovery[METRICS_NDSOURCE][METRICS_NDISC_RESULT];
 /* Histograms: per-bucket counts (not cumulative; summed when formatted),
  * the +Inf bucket last, and the sum in nanoseconds. */
 static counter_t h_bucket[METRICS_NSTAGE][METRICS_NBUCKET + 1];
@@ -43,6 +44,9 @@ static const char *const smime_names[] = { "none", "pass", "fail", "policy", "pe
 static const char *const dmode_names[] = { "harvest", "deliver", NULL };
 static const char *const dresult_names[] = { "decrypted", "no_key", "failed", NULL };
 static const char *const reload_names[] = { "success", "failure", NULL };
+static const char *const dsource_names[] = { "ldap", "smimea", NULL };
+static const char *const ddresult_names[] = { "found", "unusable", "not_found", "error",
+	"timeout", NULL };
 static const char *const stage_names[] = { "rcpt_lookup", "sign", "encrypt", "verify",
 	"decrypt", "eom", NULL };
 
@@ -75,6 +79,10 @@ static const struct family families[] = {
 	    { METRICS_NDMODE, METRICS_NDRESULT }, &c_decrypt[0][0] },
 	{ "smime_milter_config_reloads_total", "Configuration reloads (SIGUSR1) by result.",
 	    { "result", NULL }, { reload_names, NULL }, { 2, 1 }, c_reloads },
+	{ "smime_milter_discovery_queries_total",
+	    "Key discovery queries at RCPT (one per source asked) by source and result.",
+	    { "source", "result" }, { dsource_names, ddresult_names },
+	    { METRICS_NDSOURCE, METRICS_NDISC_RESULT }, &c_discovery[0][0] },
 };
 #define NFAMILY (sizeof(families) / sizeof(families[0]))
 
@@ -129,6 +137,13 @@ void
 metrics_reload(bool ok)
 {
 	bump(&c_reloads[ok ? 0 : 1]);
+}
+
+void
+metrics_discovery(enum metrics_disc_source s, enum metrics_disc_result r)
+{
+	if ((unsigned)s < METRICS_NDSOURCE && (unsigned)r < METRICS_NDISC_RESULT)
+		bump(&c_discovery[s][r]);
 }
 
 void

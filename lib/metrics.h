@@ -17,6 +17,7 @@
  *   smime_milter_harvests_total{result}
  *   smime_milter_inbound_results_total{smime}
  *   smime_milter_decryptions_total{mode,result}
+ *   smime_milter_discovery_queries_total{source,result}
  *   smime_milter_stage_seconds{stage}          (histogram)
  *   smime_milter_config_reloads_total{result}
  *
@@ -93,6 +94,17 @@ enum metrics_decrypt_result {
 	METRICS_DECRYPT_OK, METRICS_DECRYPT_NO_KEY, METRICS_DECRYPT_FAILED, METRICS_NDRESULT
 };
 
+/* Key discovery at RCPT (discover.h): one count per source asked. */
+enum metrics_disc_source { METRICS_DISC_LDAP, METRICS_DISC_SMIMEA, METRICS_NDSOURCE };
+enum metrics_disc_result {
+	METRICS_DISC_FOUND,     /* a usable certificate, stored */
+	METRICS_DISC_UNUSABLE,  /* certificates published, none passed the harvest rules */
+	METRICS_DISC_NOT_FOUND, /* the source answered: nothing published */
+	METRICS_DISC_ERROR,     /* it failed (unreachable, refused, DNSSEC bogus) */
+	METRICS_DISC_TIMEOUT,   /* no answer within discovery.budget_ms */
+	METRICS_NDISC_RESULT
+};
+
 enum metrics_stage {
 	METRICS_STAGE_RCPT_LOOKUP,
 	METRICS_STAGE_SIGN,
@@ -120,6 +132,7 @@ enum metrics_harvest metrics_harvest_class(const char *reason);
 void metrics_inbound_result(const char *smime);
 void metrics_decryption(enum metrics_decrypt_mode m, enum metrics_decrypt_result r);
 void metrics_reload(bool ok);
+void metrics_discovery(enum metrics_disc_source s, enum metrics_disc_result r);
 
 /* Monotonic nanoseconds, for metrics_observe(). */
 uint64_t metrics_now(void);

@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "path.h"
+
 struct pidfile {
 	int fd;
 	char *path;
@@ -25,18 +27,10 @@ sm_status
 pidfile_check(const char *path, char *err, size_t errlen)
 {
 	char dir[4096];
-	char *slash;
 	struct stat sb;
 	uid_t me = geteuid();
 
-	snprintf(dir, sizeof(dir), "%s", path);
-	slash = strrchr(dir, '/');
-	if (slash == NULL)
-		snprintf(dir, sizeof(dir), ".");
-	else if (slash == dir)
-		dir[1] = '\0';
-	else
-		*slash = '\0';
+	path_dirname(path, dir, sizeof(dir));
 	if (stat(dir, &sb) != 0) {
 		sm_seterr(err, errlen, "pid file %s: directory %s: %s", path, dir, strerror(errno));
 		return SM_ERR_IO;

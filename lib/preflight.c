@@ -20,6 +20,8 @@
 #include "keycache.h"
 #include "keystore.h"
 #include "metrics_http.h"
+#include "path.h"
+#include "pgprobe.h"
 #include "pidfile.h"
 #include "revstore.h"
 #include "trust.h"
@@ -37,11 +39,11 @@ struct pf {
 	int ngroups;
 };
 
-static void pf_say(struct pf *k, bool problem, const char *fmt, ...)
+static void pf_say(struct pf *k, enum preflight_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 static void
-pf_say(struct pf *k, bool problem, const char *fmt, ...)
+pf_say(struct pf *k, enum preflight_level level, const char *fmt, ...)
 {
 	struct buf b = BUF_INIT;
 	va_list ap;
@@ -49,10 +51,10 @@ pf_say(struct pf *k, bool problem, const char *fmt, ...)
 	va_start(ap, fmt);
 	buf_vprintf(&b, fmt, ap);
 	va_end(ap);
-	if (problem)
+	if (level == PREFLIGHT_PROBLEM)
 		k->problems++;
 	if (buf_cstr(&b) == NULL) {
-		k->report(k->arg, problem, "out of memory");
+		k->report(k->arg, level, "out of memory");
 		return;
 	}
 	/* One problem, one line (SQLite's integrity report has several). */
@@ -65,13 +67,14 @@ pf_say(struct pf *k, bool problem, const char *fmt, ...)
 			else if (*p != '\n' && *p != '\r')
 				buf_printf(&line, "%c", *p);
 		}
-		k->report(k->arg, problem, buf_cstr(&line) ? buf_cstr(&line) : "");
+		k->report(k->arg, level, buf_cstr(&line) ? buf_cstr(&line) : "");
 		buf_free(&line);
 	}
 	buf_free(&b);
 }
-#define PROBLEM(k, ...) pf_say((k), true, __VA_ARGS__)
-#define OK(k, ...) pf_say((k), false, __VA_ARGS__)
+#define PROBLEM(k, ...) pf_say((k), PREFLIGHT_PROBLEM, __VA_ARGS__)
+#define WARNING(k, ...) pf_say((k), PREFLIGHT_WARNING, __VA_ARGS__)
+#define OK(k, ...) pf_say((k), PREFLIGHT_OK, __VA_ARGS__)
 
 /* May the daemon's user do need (4 read, 2 write, 1 search) on sb? */
 static bool
@@ -287,23 +290,6 @@ check_keys(struct pf *k)
 	keystore_free(ks);
 }
 
-/* path's directory into buf. */
-static const char *
-dir_of(const char *path, char *buf, size_t len)
-{
-	char *slash;
-
-	snprintf(buf, len, "%s", path);
-	slash = strrchr(buf, '/');
-	if (slash == NULL)
-		snprintf(buf, len, ".");
-	else if (slash == buf)
-		buf[1] = '\0';
-	else
-		*slash = '\0';
-	return buf;
-}
-
 /* A directory the daemon creates (one level) when missing, and then
  * writes in as its user (user_writes) or only at start. */
 static bool
@@ -313,7 +299,7 @@ check_dir(struct pf *k, const char *area, const char *dir, bool user_writes)
 	struct stat sb;
 
 	if (stat(dir, &sb) != 0) {
-		if (errno == ENOENT && stat(dir_of(dir, parent, sizeof(parent)), &sb) == 0 &&
+		if (errno == ENOENT && stat(path_dirname(dir, parent, sizeof(parent)), &sb) == 0 &&
 		    S_ISDIR(sb.st_mode))
 			return true; /* smime-milter creates it */
 		PROBLEM(k, "%s: directory %s: %s%s", area, dir, strerror(errno),
@@ -343,7 +329,33 @@ check_cache_writable(struct pf *k, const char *path, const struct stat *sb)
 		    "cache: %s: smime-milter (%s) cannot write it, so every harvest would fail "
 		    "(\"attempt to write a readonly database\"); chown %s it",
 		    path, who(k), k->have_user ? k->pw.pw_name : "that user");
-	check_dir(k, "cache", dir_of(path, dir, sizeof(dir)), true);
+	check_dir(k, "cache", path_dirname(path, dir, sizeof(dir)), true);
+}
+
+/* The database did not answer the key cache: an outage (the daemon starts,
+ * answers from its local copy and tempfails the rest, so an ExecReload
+ * guard must not refuse a reload for it), or a login or database the
+ * server refuses, which never passes by itself. */
+static void
+check_cache_unreachable(struct pf *k, const struct kc_health *h)
+{
+	char why[512];
+
+	switch (pgprobe_connect(config_cache_target(k->cfg), why, sizeof(why))) {
+	case PGPROBE_REFUSED:
+		PROBLEM(k, "cache: %s: the database server refuses the configured conninfo: %s",
+		    h->backend, why);
+		break;
+	case PGPROBE_UNREACHABLE:
+		WARNING(k,
+		    "cache: %s: database unreachable: %s (smime-milter starts anyway: it "
+		    "answers from its local copy, tempfails the rest and reconnects)",
+		    h->backend, why);
+		break;
+	case PGPROBE_OK: /* answers now, but did not let the cache in */
+		PROBLEM(k, "cache: %s: database unreachable: %s", h->backend, h->err);
+		break;
+	}
 }
 
 /* A cache on a database server: backend, schema, connectivity, how far
@@ -364,7 +376,7 @@ check_cache_remote(struct pf *k)
 	}
 	keycache_health(kc, &h);
 	if (!h.connected)
-		PROBLEM(k, "cache: %s: database unreachable: %s", h.backend, h.err);
+		check_cache_unreachable(k, &h);
 	else
 		OK(k, "cache: %s: schema %d, connected, local copy lag %llds", h.backend,
 		    h.schema_version, h.lag);
@@ -393,7 +405,7 @@ check_cache(struct pf *k)
 	}
 	if (stat(path, &sb) != 0) {
 		if (errno == ENOENT) {
-			if (check_dir(k, "cache", dir_of(path, dir, sizeof(dir)), true))
+			if (check_dir(k, "cache", path_dirname(path, dir, sizeof(dir)), true))
 				OK(k, "cache: %s: not created yet (smime-milter creates it)", path);
 		} else {
 			PROBLEM(k, "cache: %s: %s", path, strerror(errno));
@@ -429,12 +441,12 @@ check_run_dirs(struct pf *k)
 	struct stat sb;
 
 	check_dir(k, "spool", cfg->spool_dir, true);
-	dir_of(cfg->pid_file, dir, sizeof(dir));
+	path_dirname(cfg->pid_file, dir, sizeof(dir));
 	if (check_dir(k, "pid_file", dir, false) && stat(dir, &sb) == 0 &&
 	    pidfile_check(cfg->pid_file, why, sizeof(why)) != SM_OK)
 		PROBLEM(k, "%s", why);
 	if (strncmp(sock, "unix:", 5) == 0 || strncmp(sock, "local:", 6) == 0)
-		check_dir(k, "socket", dir_of(strchr(sock, ':') + 1, dir, sizeof(dir)), false);
+		check_dir(k, "socket", path_dirname(strchr(sock, ':') + 1, dir, sizeof(dir)), false);
 }
 
 /* Key discovery: bind passwords and the DNSSEC trust anchor load, as the
@@ -514,7 +526,7 @@ preflight_run(const struct config *cfg, preflight_report_fn report, void *arg)
 	int n;
 
 	if (k == NULL) {
-		report(arg, true, "out of memory");
+		report(arg, PREFLIGHT_PROBLEM, "out of memory");
 		return 1;
 	}
 	k->cfg = cfg;

@@ -8,7 +8,10 @@
  * has a signing key valid for more than warn_expiry_days days; the
  * cache opens, passes its integrity check, and the daemon's user may write
  * it and its directory (a read-only cache fails every harvest later), or,
- * on PostgreSQL, the database answers; the spool directory is writable by
+ * on PostgreSQL, the database answers (one that does not answer is a
+ * warning, since the daemon starts and tempfails through an outage; one
+ * that refuses the configured login or database is a problem, see
+ * pgprobe.h); the spool directory is writable by
  * that user; the pid file's directory follows pidfile.h's rules; a unix
  * socket's directory exists or can be created; key discovery's files
  * (bind passwords, DNSSEC trust anchor) and the metrics token load; the
@@ -25,10 +28,18 @@
 
 #include "config.h"
 
-/* One line: problem (something to fix) or a healthy area's summary. */
-typedef void (*preflight_report_fn)(void *arg, bool problem, const char *line);
+enum preflight_level {
+	PREFLIGHT_OK,	   /* a healthy area's summary */
+	PREFLIGHT_WARNING, /* worth knowing, but the daemon runs through it
+			      (a PostgreSQL cache that does not answer now) */
+	PREFLIGHT_PROBLEM, /* something to fix */
+};
 
-/* Run every check on cfg; returns the number of problems reported. */
+/* One line of the given level. */
+typedef void (*preflight_report_fn)(void *arg, enum preflight_level level, const char *line);
+
+/* Run every check on cfg; returns the number of problems reported
+ * (warnings do not count). */
 int preflight_run(const struct config *cfg, preflight_report_fn report, void *arg);
 
 /* The uid that must own key files (besides root); see above. */

@@ -210,15 +210,18 @@ load_config(const char *file, bool print)
 }
 
 static void
-check_report(void *arg, bool problem, const char *line)
+check_report(void *arg, enum preflight_level level, const char *line)
 {
 	(void)arg;
-	if (problem)
+	if (level == PREFLIGHT_PROBLEM)
 		fprintf(stderr, "smime-milter: %s\n", line);
+	else if (level == PREFLIGHT_WARNING)
+		fprintf(stderr, "smime-milter: warning: %s\n", line);
 }
 
 /* -n: the configuration, then everything `smimectl check` checks (only
- * the problems are printed). 0: all fine; 1: something to fix. */
+ * problems and warnings are printed). 0: nothing to fix (warnings
+ * included); 1: something to fix. */
 static int
 check_installation(const char *file)
 {
@@ -318,6 +321,8 @@ reload_socket_note(const struct config *cfg)
 		    listen_sock, cfg->socket);
 }
 
+static void revocation_follow(const struct config *cfg);
+
 static void *
 reload_thread(void *arg)
 {
@@ -348,6 +353,7 @@ reload_thread(void *arg)
 			continue;
 		}
 		runtime_swap(rt);
+		revocation_follow(rt->cfg);
 		metrics_reload(true);
 		log_msg(LOG_NOTICE, "reloaded configuration from %s", rt->cfg->file);
 	}
@@ -360,7 +366,14 @@ reload_thread(void *arg)
 /* The revocation worker: one thread for the process, with a store handle
  * of its own; reloads keep it (a changed timeout or proxy takes a
  * restart). Started after the signal mask is set, so it never takes a
- * signal meant for libmilter. */
+ * signal meant for libmilter. None while revocation.check is off (the
+ * global one and every rule's): the store (next to cache.path, whatever
+ * the backend) may hold rows queued by a run with checks on or by
+ * smimectl, and off means that nothing is checked, queued or logged
+ * about revocation. */
+static pthread_mutex_t rw_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct revworker *rw_current;
+
 static struct revworker *
 revocation_worker(const struct config *cfg)
 {
@@ -373,6 +386,25 @@ revocation_worker(const struct config *cfg)
 		log_msg(LOG_ERR, "revocation worker not started: %s", path ? why : "out of memory");
 	free(path);
 	return w;
+}
+
+/* Start or stop the worker as cfg's revocation checks want (NULL: stop);
+ * at start and after every reload. */
+static void
+revocation_follow(const struct config *cfg)
+{
+	struct revworker *old = NULL;
+
+	pthread_mutex_lock(&rw_lock);
+	if (cfg != NULL && config_revocation_on(cfg)) {
+		if (rw_current == NULL)
+			rw_current = revocation_worker(cfg);
+	} else {
+		old = rw_current;
+		rw_current = NULL;
+	}
+	pthread_mutex_unlock(&rw_lock);
+	revworker_stop(old);
 }
 
 static void
@@ -404,7 +436,6 @@ struct start {
 	const char *sock;  /* libmilter's spelling */
 	struct pidfile *pidf;
 	int ready_fd;	   /* to the waiting parent (background), or -1 */
-	struct revworker *rw; /* the revocation worker, NULL: none */
 };
 
 /* The configured user: exists, and we can become it. */
@@ -629,7 +660,7 @@ start_signals(struct start *s)
 	sigaddset(&all, SIGINT);
 	sigaddset(&all, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &all, NULL);
-	s->rw = revocation_worker(s->cfg);
+	revocation_follow(s->cfg);
 	if (pthread_create(&tid, NULL, reload_thread, &usr1) != 0) {
 		log_msg(LOG_ERR, "cannot start the reload thread");
 		return -1;
@@ -693,7 +724,7 @@ start(struct start *s)
 int
 main(int argc, char **argv)
 {
-	struct start s = { CONFIG_DEFAULT_FILE, NULL, false, NULL, NULL, NULL, NULL, -1, NULL };
+	struct start s = { CONFIG_DEFAULT_FILE, NULL, false, NULL, NULL, NULL, NULL, -1 };
 	bool check_only = false;
 	int opt, rc;
 
@@ -721,7 +752,7 @@ main(int argc, char **argv)
 	config_unref(s.cfg);
 	rc = smfi_main();
 	log_msg(LOG_NOTICE, "stopping");
-	revworker_stop(s.rw);
+	revocation_follow(NULL);
 	pidfile_close(s.pidf);
 	return rc == MI_SUCCESS ? 0 : 1;
 }

@@ -100,8 +100,6 @@ void ctl_password_free(char *pw);
  * the owner and group of the directory dir, so the daemon running as its
  * own user can read it. Prints a warning when that fails. */
 void ctl_own_like_dir(int fd, const char *path, const char *dir);
-/* The directory part of path, in buf. */
-const char *ctl_dirname(const char *path, char *buf, size_t len);
 
 /* ---- output ---- */
 

@@ -7,7 +7,8 @@
  * discovery's files, the metrics token, the revocation store), which
  * `smime-milter -n` runs too. What is fine goes to stdout, one line per area; each problem is one
  * line on stderr; the exit status is 1 when there was any, so that cron
- * or a monitoring system can run it.
+ * or a monitoring system can run it. Warnings (a PostgreSQL cache that
+ * does not answer now) go to stderr too and do not change the status.
  */
 #include <stdio.h>
 #include <string.h>
@@ -16,11 +17,13 @@
 #include "smimectl.h"
 
 static void
-report(void *arg, bool problem, const char *line)
+report(void *arg, enum preflight_level level, const char *line)
 {
 	(void)arg;
-	if (problem)
+	if (level == PREFLIGHT_PROBLEM)
 		fprintf(stderr, "smimectl: check: %s\n", line);
+	else if (level == PREFLIGHT_WARNING)
+		fprintf(stderr, "smimectl: check: warning: %s\n", line);
 	else
 		printf("%s\n", line);
 }

@@ -14,6 +14,7 @@
 
 #include "clock.h"
 #include "keystore.h"
+#include "path.h"
 #include "smimectl.h"
 #include "x509util.h"
 
@@ -268,7 +269,7 @@ export_to_file(const char *path, const unsigned char *der, size_t len)
 	int fd;
 
 	snprintf(tmp, sizeof(tmp), "%s/.smimectl-export-XXXXXX",
-	    ctl_dirname(path, dir, sizeof(dir)));
+	    path_dirname(path, dir, sizeof(dir)));
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
 		ctl_err("key export: %s: %s", path, strerror(errno));
 		return CTL_ERR;

@@ -18,6 +18,7 @@
 
 #include "keycache.h"
 #include "keystore.h"
+#include "path.h"
 #include "preflight.h"
 #include "revstore.h"
 #include "smimectl.h"
@@ -103,22 +104,6 @@ ctl_load_keys(struct ctl *c, char *err, size_t errlen)
 	return CTL_OK;
 }
 
-const char *
-ctl_dirname(const char *path, char *buf, size_t len)
-{
-	char *slash;
-
-	snprintf(buf, len, "%s", path);
-	slash = strrchr(buf, '/');
-	if (slash == NULL)
-		snprintf(buf, len, ".");
-	else if (slash == buf)
-		buf[1] = '\0';
-	else
-		*slash = '\0';
-	return buf;
-}
-
 void
 ctl_own_like_dir(int fd, const char *path, const char *dir)
 {
@@ -151,7 +136,7 @@ precreate_cache(const char *path)
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return; /* let SQLite report what is wrong */
-	ctl_own_like_dir(fd, path, ctl_dirname(path, dir, sizeof(dir)));
+	ctl_own_like_dir(fd, path, path_dirname(path, dir, sizeof(dir)));
 	close(fd);
 }
 

@@ -376,6 +376,40 @@ START_TEST(a_rule_revocation_group_inherits_what_it_leaves_out)
 }
 END_TEST
 
+START_TEST(revocation_is_on_when_the_global_check_or_a_rule_s_is_on)
+{
+	static const struct {
+		const char *text;
+		bool want;
+	} cases[] = {
+		{ "", true }, /* the default: soft */
+		{ "revocation = { check = \"off\"; };\n", false },
+		{ "revocation = { check = \"off\"; };\n"
+		  "policy = ( { recipient = \"@p.example\"; encrypt = \"required\"; } );\n", false },
+		{ "revocation = { check = \"off\"; };\n"
+		  "policy = ( { recipient = \"@p.example\"; revocation = { grace_days = 2; }; } );\n",
+		    false },
+		{ "revocation = { check = \"off\"; };\n"
+		  "policy = ( { recipient = \"@p.example\"; revocation = { check = \"hard\"; }; } );\n",
+		    true },
+		{ "revocation = { check = \"hard\"; };\n"
+		  "policy = ( { recipient = \"@p.example\"; revocation = { check = \"off\"; }; } );\n",
+		    true },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct config *c = NULL;
+		char *errs = load_errors(cases[i].text, &c);
+
+		ck_assert_msg(c != NULL, "case %zu: got errors %s", i, errs);
+		ck_assert_msg(config_revocation_on(c) == cases[i].want, "case %zu: got %d, want %d",
+		    i, !cases[i].want, cases[i].want);
+		config_unref(c);
+		free(errs);
+	}
+}
+END_TEST
+
 START_TEST(the_key_list_covers_every_group)
 {
 	const char *const *k = config_keys();
@@ -420,6 +454,7 @@ config_suite(void)
 	tcase_add_test(tc, a_missing_file_is_an_error);
 	tcase_add_test(tc, policy_rules_match_first_by_address_or_domain);
 	tcase_add_test(tc, a_rule_revocation_group_inherits_what_it_leaves_out);
+	tcase_add_test(tc, revocation_is_on_when_the_global_check_or_a_rule_s_is_on);
 	tcase_add_test(tc, the_key_list_covers_every_group);
 	tcase_add_test(tc, a_reference_keeps_the_configuration_alive);
 	suite_add_tcase(s, tc);

@@ -2,17 +2,23 @@
  * check_discover.c — key discovery's pure parts and its configuration:
  * the RFC 8162 owner name, the escaped LDAP filter, the discovery keys of
  * the schema, which addresses are looked up at all, and a directory that
- * refuses connections (a temporary failure, never cached as "nothing").
+ * refuses connections (a temporary failure, never cached as "nothing"),
+ * one that never answers (a timeout), and the metrics they count.
  * The servers themselves are exercised by tests/e2e/discovery-*.test.
  */
+#include <arpa/inet.h>
 #include <check.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "discover.h"
 #include "keycache.h"
+#include "metrics.h"
 #include "testutil.h"
 
 static char *tmpdir;
@@ -29,6 +35,18 @@ load(const char *text, struct config **out, struct config_errors *errs)
 	fputs(text, f);
 	fclose(f);
 	return config_load(path, out, errs);
+}
+
+static double
+disc_count(const char *source, const char *result)
+{
+	char series[160];
+	double v = -1;
+
+	snprintf(series, sizeof(series),
+	    "smime_milter_discovery_queries_total{source=\"%s\",result=\"%s\"}", source, result);
+	ck_assert_msg(metrics_value(series, &v), "series %s: got none, want one", series);
+	return v;
 }
 
 static void
@@ -145,6 +163,7 @@ START_TEST(only_configured_domains_are_asked_and_failures_are_not_cached)
 	ck_assert_int_eq(keycache_open("sqlite", path, &kc, err, sizeof(err)), SM_OK);
 	ck_assert_int_eq(discover_new(c, &d, err, sizeof(err)), SM_OK);
 	ck_assert_ptr_nonnull(d);
+	metrics_reset();
 
 	ck_assert_int_eq(discover_rcpt(d, "T1", "bob@elsewhere.example", kc, NULL, false, &o), SM_OK);
 	ck_assert_int_eq(o.result, DISC_SKIPPED);
@@ -158,6 +177,11 @@ START_TEST(only_configured_domains_are_asked_and_failures_are_not_cached)
 		ck_assert_str_eq(o.sources, "ldap:ldap://127.0.0.1:1/");
 		ck_assert_msg(strstr(o.why, "ldap://127.0.0.1:1/") != NULL, "why: %s", o.why);
 	}
+	/* Two queries asked, both failed; the skipped addresses asked none. */
+	ck_assert_double_eq(disc_count("ldap", "error"), 2);
+	ck_assert_double_eq(disc_count("ldap", "not_found"), 0);
+	ck_assert_double_eq(disc_count("ldap", "timeout"), 0);
+	ck_assert_double_eq(disc_count("smimea", "error"), 0);
 	discover_free(d);
 	keycache_close(kc);
 	config_unref(c);
@@ -170,6 +194,46 @@ START_TEST(only_configured_domains_are_asked_and_failures_are_not_cached)
 	    SM_OK);
 	ck_assert_int_eq(o.result, DISC_SKIPPED);
 	config_unref(c);
+}
+END_TEST
+
+/* A directory that accepts the connection and never answers: the budget
+ * holds, the look-up is a temporary failure, counted as a timeout. */
+START_TEST(a_directory_that_never_answers_is_a_counted_timeout)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t sl = sizeof(sa);
+	struct config *c = NULL;
+	struct config_errors errs = { NULL, 0 };
+	struct discover *d = NULL;
+	struct keycache *kc = NULL;
+	struct disc_outcome o;
+	char path[512], err[256], conf[512];
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(fd, 8), 0); /* the kernel accepts; nobody reads */
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(conf, sizeof(conf),
+	    "discovery = { budget_ms = 200; ldap = ( { domains = [ \"@partner.example\" ];"
+	    " uri = \"ldap://127.0.0.1:%d/\"; } ); };\n", ntohs(sa.sin_port));
+	ck_assert_int_eq(load(conf, &c, &errs), SM_OK);
+	snprintf(path, sizeof(path), "%s/cache.db", tmpdir);
+	ck_assert_int_eq(keycache_open("sqlite", path, &kc, err, sizeof(err)), SM_OK);
+	ck_assert_int_eq(discover_new(c, &d, err, sizeof(err)), SM_OK);
+	metrics_reset();
+
+	ck_assert_int_eq(discover_rcpt(d, "T1", "bob@partner.example", kc, NULL, false, &o), SM_OK);
+	ck_assert_int_eq(o.result, DISC_TEMPFAIL);
+	ck_assert_str_eq(o.why, "no answer within 200 ms");
+	ck_assert_double_eq(disc_count("ldap", "timeout"), 1);
+	ck_assert_double_eq(disc_count("ldap", "error"), 0);
+	discover_free(d); /* the abandoned query finishes on its own */
+	keycache_close(kc);
+	config_unref(c);
+	close(fd);
 }
 END_TEST
 
@@ -210,6 +274,7 @@ main(void)
 	tcase_add_loop_test(tc, discovery_config_errors_say_what_is_wrong, 0,
 	    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, only_configured_domains_are_asked_and_failures_are_not_cached);
+	tcase_add_test(tc, a_directory_that_never_answers_is_a_counted_timeout);
 	tcase_add_test(tc, missing_password_and_trust_anchor_files_are_named);
 	suite_add_tcase(s, tc);
 	return testutil_run(s);

@@ -35,6 +35,8 @@ START_TEST(each_event_moves_its_own_counter_only)
 	metrics_inbound_result(NULL);
 	metrics_decryption(METRICS_DECRYPT_DELIVER, METRICS_DECRYPT_NO_KEY);
 	metrics_reload(false);
+	metrics_discovery(METRICS_DISC_SMIMEA, METRICS_DISC_NOT_FOUND);
+	metrics_discovery(METRICS_DISC_LDAP, METRICS_DISC_TIMEOUT);
 
 	ck_assert_double_eq(value_of("smime_milter_messages_total{direction=\"outbound\",outcome=\"signed_encrypted\"}"), 2);
 	ck_assert_double_eq(value_of("smime_milter_messages_total{direction=\"outbound\",outcome=\"signed\"}"), 0);
@@ -50,11 +52,16 @@ START_TEST(each_event_moves_its_own_counter_only)
 	ck_assert_double_eq(value_of("smime_milter_decryptions_total{mode=\"harvest\",result=\"no_key\"}"), 0);
 	ck_assert_double_eq(value_of("smime_milter_config_reloads_total{result=\"failure\"}"), 1);
 	ck_assert_double_eq(value_of("smime_milter_config_reloads_total{result=\"success\"}"), 0);
+	ck_assert_double_eq(value_of("smime_milter_discovery_queries_total{source=\"smimea\",result=\"not_found\"}"), 1);
+	ck_assert_double_eq(value_of("smime_milter_discovery_queries_total{source=\"ldap\",result=\"timeout\"}"), 1);
+	ck_assert_double_eq(value_of("smime_milter_discovery_queries_total{source=\"ldap\",result=\"found\"}"), 0);
 	/* out-of-range enums are ignored, not written past the array */
 	metrics_message(METRICS_NDIR, METRICS_SIGNED);
 	metrics_refusal(METRICS_NREFUSAL);
 	metrics_rcpt_tempfail(METRICS_NRCPT_TEMPFAIL);
 	metrics_harvest(METRICS_NHARVEST);
+	metrics_discovery(METRICS_NDSOURCE, METRICS_DISC_FOUND);
+	metrics_discovery(METRICS_DISC_LDAP, METRICS_NDISC_RESULT);
 	metrics_observe_ns(METRICS_NSTAGE, 5);
 }
 END_TEST
@@ -195,10 +202,10 @@ START_TEST(every_family_is_announced_once_before_its_samples)
 		}
 		ck_assert_msg(known, "sample before its family's TYPE line: %s", line);
 	}
-	ck_assert_int_eq(ntyped, 8);
+	ck_assert_int_eq(ntyped, 9);
 	/* 16 messages + 8 refusals + 2 RCPT tempfails + 11 harvests + 7 results + 6 decryptions +
-	 * 2 reloads + 6 stages × (13 buckets + sum + count) */
-	ck_assert_int_eq(nsamples, 16 + 8 + 2 + 11 + 7 + 6 + 2 + 6 * 15);
+	 * 2 reloads + 2 × 5 discovery queries + 6 stages × (13 buckets + sum + count) */
+	ck_assert_int_eq(nsamples, 16 + 8 + 2 + 11 + 7 + 6 + 2 + 10 + 6 * 15);
 	free(text);
 }
 END_TEST
