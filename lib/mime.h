@@ -479,6 +479,22 @@ sm_status mime_build_pkcs7(const unsigned char *der, size_t n,
     struct buf *out_body);
 
 /*
+ * The pieces of mime_build_signed(), for a body streamed in between:
+ * _head adds the Content-Type to out_hdrs, writes a fresh boundary into b
+ * and the preamble up to the first part into pre; the entity follows
+ * verbatim; _tail appends the signature part and the close delimiter to
+ * post.
+ */
+sm_status mime_build_signed_head(const char *micalg, struct mime_headers *out_hdrs,
+    char b[MIME_BOUNDARY_SIZE], struct buf *pre);
+sm_status mime_build_signed_tail(const char *b, const unsigned char *sig_der, size_t sig_len,
+    struct buf *post);
+
+/* The header fields of mime_build_pkcs7(), for a body written in pieces
+ * (mime_b64w). */
+sm_status mime_build_pkcs7_headers(const char *smime_type, struct mime_headers *out_hdrs);
+
+/*
  * Append hdrs, a blank line and body as one entity (to nest
  * sign-then-encrypt). Each field is written "Name: value" with the value's
  * line breaks turned into CRLF, a single-line value longer than the
