@@ -358,6 +358,18 @@ outbound_refusal_summary(const struct gw_env *env, const char *sender, const str
 /* The decision                                                         */
 /* ------------------------------------------------------------------ */
 
+/* Writing into a spool; read_done drops the pages of the body read. */
+struct stage_sink {
+	struct spool *to;
+	struct spool *from; /* the message body's spool, or NULL */
+};
+
+static void
+stage_read_done(void *arg)
+{
+	spool_drop_pages(((struct stage_sink *)arg)->from);
+}
+
 /* Sender, From, and the sender's own request for encryption. */
 static sm_status
 outbound_request(const struct gw_env *env, const struct gw_msg *m, struct outbound *o)
@@ -458,11 +470,16 @@ outbound_planned(const struct gw_env *env, const struct gw_msg *m, struct outbou
 static void
 outbound_parse(const struct gw_msg *m, struct outbound *o)
 {
+	struct stage_sink k = { NULL, m->body_spool };
+	struct mime_sink pager = { NULL, stage_read_done, &k };
+
 	o->split_st = mime_split_headers(m->hdrs, &o->outer, &o->content);
 	o->parse_st = o->split_st;
 	if (o->split_st == SM_OK)
-		o->parse_st = mime_parse_message(&o->content, m->body, m->body_len, NULL, &o->root);
+		o->parse_st = mime_parse_message_paged(&o->content, m->body, m->body_len, NULL,
+		    &pager, &o->root);
 	o->existing = outbound_existing_smime(o->root);
+	spool_drop_pages(m->body_spool);
 }
 
 /* Whose key signs, if any (sign is dropped when none may). */
@@ -551,22 +568,10 @@ stage_spool(const struct gw_env *env, struct spool **sp)
 	return spool_new(env->cfg->spool_dir, env->cfg->spool_threshold, UINT64_MAX, sp);
 }
 
-/* Writing into a spool; read_done drops the pages of the body read. */
-struct stage_sink {
-	struct spool *to;
-	struct spool *from; /* the message body's spool, or NULL */
-};
-
 static sm_status
 stage_write(void *arg, const unsigned char *p, size_t n)
 {
 	return spool_write(((struct stage_sink *)arg)->to, p, n);
-}
-
-static void
-stage_read_done(void *arg)
-{
-	spool_drop_pages(((struct stage_sink *)arg)->from);
 }
 
 /* Reading a spool from the start. */

@@ -374,6 +374,12 @@ struct mime_sink {
  * repair, which are decoded whole. On failure part of the output may have
  * been written: the caller discards it.
  */
+/* mime_parse_message() calling pager->read_done() now and then while it
+ * scans a large body for delimiters (pager->write is not used). */
+sm_status mime_parse_message_paged(const struct mime_headers *hdrs,
+    const unsigned char *body, size_t n, const struct mime_limits *lim,
+    const struct mime_sink *pager, struct mime_entity **out);
+
 sm_status mime_canonicalize_tree(struct mime_entity *root,
     const struct mime_headers *content_hdrs, const struct mime_sink *sink);
 

@@ -25,7 +25,11 @@ struct pctx {
 	unsigned max_depth;
 	size_t nentities; /* entities created so far, whole tree */
 	size_t nheaders;  /* header fields stored so far, whole tree */
+	const struct mime_sink *pager; /* read_done() while scanning, or NULL */
 };
+
+/* Scanning this much of a large body earns a read_done() call. */
+#define PARSE_READ_STEP (4u << 20)
 
 /* The boundaries of the enclosing multiparts, innermost first. */
 struct bframe {
@@ -303,7 +307,11 @@ parse_multipart(struct pctx *c, struct mime_entity *e, unsigned depth,
 	me.len = blen;
 	me.up = up;
 
-	for (;;) { /* pos is always the start of a line */
+	for (size_t paged = 0;;) { /* pos is always the start of a line */
+		if (c->pager != NULL && c->pager->read_done != NULL && pos - paged >= PARSE_READ_STEP) {
+			c->pager->read_done(c->pager->arg);
+			paged = pos;
+		}
 		if (n - pos >= 2 + blen && p[pos] == '-' && p[pos + 1] == '-' &&
 		    memcmp(p + pos + 2, b, blen) == 0 &&
 		    delimiter_end(p, n, pos + 2 + blen, &close, &next)) {
@@ -421,6 +429,7 @@ pctx_init(struct pctx *c, const struct mime_limits *lim)
 	    ? c->lim->max_depth : MIME_HARD_MAX_DEPTH;
 	c->nentities = 0;
 	c->nheaders = 0;
+	c->pager = NULL;
 }
 
 sm_status
@@ -443,6 +452,14 @@ sm_status
 mime_parse_message(const struct mime_headers *hdrs, const unsigned char *body,
     size_t n, const struct mime_limits *lim, struct mime_entity **out)
 {
+	return mime_parse_message_paged(hdrs, body, n, lim, NULL, out);
+}
+
+sm_status
+mime_parse_message_paged(const struct mime_headers *hdrs, const unsigned char *body,
+    size_t n, const struct mime_limits *lim, const struct mime_sink *pager,
+    struct mime_entity **out)
+{
 	static const struct mime_headers none = MIME_HEADERS_INIT;
 	struct pctx c;
 
@@ -452,6 +469,7 @@ mime_parse_message(const struct mime_headers *hdrs, const unsigned char *body,
 	if (body == NULL && n > 0)
 		return SM_ERR_ARG;
 	pctx_init(&c, lim);
+	c.pager = pager;
 	return parse_entity(&c, body ? body : (const unsigned char *)"", n,
 	    hdrs ? hdrs : &none, false, 0, NULL, out);
 }
