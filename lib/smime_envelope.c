@@ -199,6 +199,32 @@ is_recipient(CMS_ContentInfo *cms, X509 *cert)
 	return false;
 }
 
+/*
+ * No CMS_DEBUG_DECRYPT: a recipient entry that names our certificate
+ * but does not open with our key goes on with a random content key
+ * (OpenSSL's defence against Bleichenbacher-style padding oracles),
+ * so it fails exactly as a corrupt content does. The first of our keys
+ * that a recipient entry names is the one we try.
+ */
+static sm_status
+decrypt_pick_key(CMS_ContentInfo *cms, const struct smime_key *keys, size_t nkeys,
+    bool *matched, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < nkeys && !*matched; i++) {
+		if (keys[i].pkey == NULL || keys[i].cert == NULL ||
+		    !is_recipient(cms, keys[i].cert))
+			continue;
+		if (!CMS_decrypt_set1_pkey_and_peer(cms, keys[i].pkey,
+		    keys[i].cert, NULL)) {
+			sm_seterr(err, errlen, "decrypt: content does not decrypt "
+			    "(wrong key or corrupt envelope)");
+			return SM_ERR_CRYPTO;
+		}
+		*matched = true;
+	}
+	return SM_OK;
+}
+
 sm_status
 smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
     size_t nkeys, struct buf *out, char *err, size_t errlen)
@@ -230,26 +256,9 @@ smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
 		st = SM_ERR_PARSE;
 		goto done;
 	}
-	/*
-	 * No CMS_DEBUG_DECRYPT: a recipient entry that names our certificate
-	 * but does not open with our key goes on with a random content key
-	 * (OpenSSL's defence against Bleichenbacher-style padding oracles),
-	 * so it fails exactly as a corrupt content does. The first of our keys
-	 * that a recipient entry names is the one we try.
-	 */
-	for (size_t i = 0; i < nkeys && !matched; i++) {
-		if (keys[i].pkey == NULL || keys[i].cert == NULL ||
-		    !is_recipient(cms, keys[i].cert))
-			continue;
-		if (!CMS_decrypt_set1_pkey_and_peer(cms, keys[i].pkey,
-		    keys[i].cert, NULL)) {
-			st = SM_ERR_CRYPTO;
-			sm_seterr(err, errlen, "decrypt: content does not decrypt "
-			    "(wrong key or corrupt envelope)");
-			goto done;
-		}
-		matched = true;
-	}
+	if ((st = decrypt_pick_key(cms, keys, nkeys, &matched, err, errlen)) != SM_OK)
+		goto done;
+	st = SM_ERR_NOKEY;
 	ERR_clear_error();
 	if (!matched) {
 		sm_seterr(err, errlen, "decrypt: none of our %zu key(s) is a "
