@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "config.h"
@@ -27,6 +28,7 @@ struct keystore;
 struct keycache;
 struct discover;
 struct refusals;
+struct spool;
 
 /* Everything a message is processed with. Read-only for the gateway; the
  * daemon keeps one per configuration generation. */
@@ -53,6 +55,10 @@ struct gw_msg {
 	 * personal signature (sender.h). The milter always sets it; NULL
 	 * (smimectl, unit tests of other stages) means the caller vouches. */
 	const struct sender_id *who;
+	/* The spool body is a view of (spool_view()), or NULL: its pages are
+	 * dropped while the body is read, so a large body never becomes
+	 * resident all at once. */
+	struct spool *body_spool;
 };
 
 enum gw_hdr_op {
@@ -77,7 +83,12 @@ struct gw_result {
 	struct gw_hdr_edit *edits;
 	size_t nedits;
 	bool replace_body;
-	struct buf body;            /* the new body when replace_body */
+	/* The new body when replace_body: in body, or (too large to keep in
+	 * memory) from offset body_off of body_spool. Read it with
+	 * gw_result_body_read() to serve both. */
+	struct buf body;
+	struct spool *body_spool;
+	uint64_t body_off;
 	struct buf summary;         /* the log line after "QUEUEID: " */
 };
 
@@ -108,6 +119,12 @@ sm_status gw_outbound(const struct gw_env *env, const struct gw_msg *m, struct g
 sm_status gw_inbound(const struct gw_env *env, const struct gw_msg *m, struct gw_result *out);
 
 void gw_result_free(struct gw_result *r);
+
+/* The new body's length, and up to n of its bytes from off (*got 0 at the
+ * end), wherever it is. */
+uint64_t gw_result_body_len(const struct gw_result *r);
+sm_status gw_result_body_read(const struct gw_result *r, uint64_t off, void *p, size_t n,
+    size_t *got);
 
 /*
  * What an inbound message is, cryptographically: its S/MIME structure, the

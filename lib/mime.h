@@ -345,6 +345,61 @@ sm_status mime_canonicalize(const struct mime_headers *content_hdrs,
     struct buf *out);
 
 /* ------------------------------------------------------------------ */
+/* Streaming                                                            */
+/* ------------------------------------------------------------------ */
+
+/* The piece size of streamed output (and of the body it reads). */
+#define MIME_CHUNK 65536
+
+/*
+ * Where streamed output goes: write() gets the bytes in order, in pieces
+ * of about MIME_CHUNK. read_done (may be NULL) is called now and then
+ * while a large body is read: the bytes of the view read so far are no
+ * longer needed resident (spool_drop_pages()).
+ */
+struct mime_sink {
+	sm_status (*write)(void *arg, const unsigned char *p, size_t n);
+	void (*read_done)(void *arg);
+	void *arg;
+};
+
+/*
+ * mime_canonicalize() of a tree mime_parse_message() already made (one
+ * parse feeds detection and canonical form), streamed to sink: the same
+ * bytes, in pieces. content_hdrs replace the root's header fields (its
+ * Content-* fields, as header protection left them; Content-Type and
+ * Content-Transfer-Encoding must be those the tree was parsed with, bar
+ * parameters other than boundary). Leaves that need re-encoding are
+ * decoded in pieces, except base64 and quoted-printable ones needing
+ * repair, which are decoded whole. On failure part of the output may have
+ * been written: the caller discards it.
+ */
+/* mime_parse_message() calling pager->read_done() now and then while it
+ * scans a large body for delimiters (pager->write is not used). */
+sm_status mime_parse_message_paged(const struct mime_headers *hdrs,
+    const unsigned char *body, size_t n, const struct mime_limits *lim,
+    const struct mime_sink *pager, struct mime_entity **out);
+
+sm_status mime_canonicalize_tree(struct mime_entity *root,
+    const struct mime_headers *content_hdrs, const struct mime_sink *sink);
+
+/*
+ * Base64 in pieces, byte-identical to mime_b64_encode() of everything
+ * written (76-character lines, CRLF): write() as often as needed, then
+ * finish() once, which writes the rest and releases the writer.
+ */
+struct mime_b64w {
+	const struct mime_sink *sink;
+	unsigned char rest[57];
+	size_t nrest;
+	struct buf out;
+};
+void mime_b64w_init(struct mime_b64w *w, const struct mime_sink *sink);
+sm_status mime_b64w_write(struct mime_b64w *w, const unsigned char *p, size_t n);
+sm_status mime_b64w_finish(struct mime_b64w *w);
+void mime_b64w_free(struct mime_b64w *w);
+
+/* ------------------------------------------------------------------ */
 /* Encodings                                                            */
 /* ------------------------------------------------------------------ */
 
@@ -428,6 +483,22 @@ sm_status mime_build_signed(const unsigned char *entity, size_t n,
 sm_status mime_build_pkcs7(const unsigned char *der, size_t n,
     const char *smime_type, struct mime_headers *out_hdrs,
     struct buf *out_body);
+
+/*
+ * The pieces of mime_build_signed(), for a body streamed in between:
+ * _head adds the Content-Type to out_hdrs, writes a fresh boundary into b
+ * and the preamble up to the first part into pre; the entity follows
+ * verbatim; _tail appends the signature part and the close delimiter to
+ * post.
+ */
+sm_status mime_build_signed_head(const char *micalg, struct mime_headers *out_hdrs,
+    char b[MIME_BOUNDARY_SIZE], struct buf *pre);
+sm_status mime_build_signed_tail(const char *b, const unsigned char *sig_der, size_t sig_len,
+    struct buf *post);
+
+/* The header fields of mime_build_pkcs7(), for a body written in pieces
+ * (mime_b64w). */
+sm_status mime_build_pkcs7_headers(const char *smime_type, struct mime_headers *out_hdrs);
 
 /*
  * Append hdrs, a blank line and body as one entity (to nest

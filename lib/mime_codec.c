@@ -332,3 +332,81 @@ mime_boundary_new(char *out, size_t outlen)
 	out[plen + NRAND] = '\0';
 	return SM_OK;
 }
+
+/* ------------------------------------------------------------------ */
+/* Base64 in pieces                                                     */
+/* ------------------------------------------------------------------ */
+
+void
+mime_b64w_init(struct mime_b64w *w, const struct mime_sink *sink)
+{
+	memset(w, 0, sizeof(*w));
+	w->sink = sink;
+}
+
+static sm_status
+b64w_spill(struct mime_b64w *w, bool all)
+{
+	sm_status st;
+
+	if (w->out.len == 0 || (!all && w->out.len < MIME_CHUNK))
+		return SM_OK;
+	st = w->sink->write(w->sink->arg, w->out.data, w->out.len);
+	buf_reset(&w->out);
+	return st;
+}
+
+/* 57 input bytes make one full 76-character line, so encoding in
+ * multiples of 57 gives exactly the lines of one encoding of the whole. */
+sm_status
+mime_b64w_write(struct mime_b64w *w, const unsigned char *p, size_t n)
+{
+	sm_status st;
+
+	if (w->nrest > 0) {
+		size_t k = sizeof(w->rest) - w->nrest < n ? sizeof(w->rest) - w->nrest : n;
+
+		memcpy(w->rest + w->nrest, p, k);
+		w->nrest += k;
+		p += k;
+		n -= k;
+		if (w->nrest < sizeof(w->rest))
+			return SM_OK;
+		if ((st = mime_b64_encode(w->rest, w->nrest, &w->out)) != SM_OK)
+			return st;
+		w->nrest = 0;
+	}
+	while (n >= sizeof(w->rest)) {
+		size_t k = n / sizeof(w->rest) * sizeof(w->rest);
+
+		if (k > 57 * 1024)
+			k = 57 * 1024;
+		if ((st = mime_b64_encode(p, k, &w->out)) != SM_OK ||
+		    (st = b64w_spill(w, false)) != SM_OK)
+			return st;
+		p += k;
+		n -= k;
+	}
+	memcpy(w->rest, p, n);
+	w->nrest = n;
+	return b64w_spill(w, false);
+}
+
+sm_status
+mime_b64w_finish(struct mime_b64w *w)
+{
+	sm_status st = mime_b64_encode(w->rest, w->nrest, &w->out);
+
+	w->nrest = 0;
+	if (st == SM_OK)
+		st = b64w_spill(w, true);
+	mime_b64w_free(w);
+	return st;
+}
+
+void
+mime_b64w_free(struct mime_b64w *w)
+{
+	buf_free(&w->out);
+	w->nrest = 0;
+}

@@ -1,5 +1,7 @@
 /*
- * smime.c — the CMS layer on top of OpenSSL 3.0's CMS API.
+ * smime.c — the CMS layer on top of OpenSSL 3.0's CMS API: what the
+ * parts share (errors, BIOs, tables), verification, choice and key files.
+ * Signing is in smime_sign.c, envelopes in smime_envelope.c.
  *
  * OpenSSL does the cryptography; this file decides what goes into our
  * signatures and envelopes (attributes, ciphers, padding), and turns what
@@ -7,6 +9,7 @@
  * they explain; the contract is in smime.h.
  */
 #include "smime.h"
+#include "smime_int.h"
 #include "keyfile.h"
 
 #include <errno.h>
@@ -55,7 +58,7 @@ ossl_reason(char *tmp, size_t len)
 }
 
 /* "what: OpenSSL reason" into err; clears the queue. */
-static void
+void
 seterr_ossl(char *err, size_t errlen, const char *what)
 {
 	char tmp[256];
@@ -69,7 +72,7 @@ seterr_ossl(char *err, size_t errlen, const char *what)
  * whether it held an "algorithm not available" error (a cipher or digest
  * the loaded providers lack).
  */
-static bool
+bool
 ossl_drain(char *text, size_t len)
 {
 	unsigned long e, last = 0;
@@ -151,7 +154,7 @@ sink_init_method(void)
 	sink_method = m;
 }
 
-static BIO *
+BIO *
 sink_new(struct buf *out)
 {
 	BIO *b;
@@ -165,9 +168,125 @@ sink_new(struct buf *out)
 	return b;
 }
 
+/* ------------------------------------------------------ stream BIOs */
+
+/*
+ * BIOs over a caller's source or out (smime.h), for the streaming sign
+ * and encrypt: OpenSSL pulls the content in pieces and pushes the CMS
+ * encoding out in pieces. The callback's failure status is kept, so the
+ * caller learns "disk full" rather than "crypto error".
+ */
+struct cb_bio {
+	const struct smime_src *src;
+	const struct smime_out *out;
+	sm_status st;
+};
+
+static BIO_METHOD *cb_method;
+static pthread_once_t cb_once = PTHREAD_ONCE_INIT;
+
+static int
+cb_read(BIO *b, char *data, int len)
+{
+	struct cb_bio *c = BIO_get_data(b);
+	size_t got = 0;
+
+	BIO_clear_retry_flags(b);
+	if (c == NULL || c->src == NULL || len <= 0)
+		return 0;
+	if ((c->st = c->src->read(c->src->arg, (unsigned char *)data, (size_t)len, &got)) != SM_OK)
+		return -1;
+	return (int)got;
+}
+
+static int
+cb_write(BIO *b, const char *data, int len)
+{
+	struct cb_bio *c = BIO_get_data(b);
+
+	if (c == NULL || c->out == NULL || len < 0)
+		return -1;
+	if (len == 0)
+		return 0;
+	if ((c->st = c->out->write(c->out->arg, (const unsigned char *)data, (size_t)len)) != SM_OK)
+		return -1;
+	return len;
+}
+
+static int
+cb_destroy(BIO *b)
+{
+	free(BIO_get_data(b));
+	BIO_set_data(b, NULL);
+	return 1;
+}
+
+static void
+cb_init_method(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+	    "smime stream");
+
+	if (m == NULL)
+		return;
+	if (!BIO_meth_set_read(m, cb_read) || !BIO_meth_set_write(m, cb_write) ||
+	    !BIO_meth_set_ctrl(m, sink_ctrl) || !BIO_meth_set_create(m, sink_create) ||
+	    !BIO_meth_set_destroy(m, cb_destroy)) {
+		BIO_meth_free(m);
+		return;
+	}
+	cb_method = m;
+}
+
+static BIO *
+cb_new(const struct smime_src *src, const struct smime_out *out)
+{
+	struct cb_bio *c;
+	BIO *b;
+
+	if (pthread_once(&cb_once, cb_init_method) != 0 || cb_method == NULL)
+		return NULL;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	if ((b = BIO_new(cb_method)) == NULL) {
+		free(c);
+		return NULL;
+	}
+	c->src = src;
+	c->out = out;
+	BIO_set_data(b, c);
+	return b;
+}
+
+BIO *
+src_bio_new(const struct smime_src *src)
+{
+	return cb_new(src, NULL);
+}
+
+BIO *
+out_bio_new(const struct smime_out *out)
+{
+	return cb_new(NULL, out);
+}
+
+sm_status
+src_bio_status(BIO *b, sm_status fallback)
+{
+	struct cb_bio *c = b ? BIO_get_data(b) : NULL;
+
+	return c != NULL && c->st != SM_OK ? c->st : fallback;
+}
+
+sm_status
+out_bio_status(BIO *b, sm_status fallback)
+{
+	return src_bio_status(b, fallback);
+}
+
 /* Undo what was appended to out since it had length keep; wipe it, since it
  * may be plaintext we must not leave lying around. */
-static void
+void
 buf_truncate_wipe(struct buf *out, size_t keep)
 {
 	if (out->data != NULL && out->len > keep) {
@@ -180,7 +299,7 @@ buf_truncate_wipe(struct buf *out, size_t keep)
 /* --------------------------------------------------------------- helpers */
 
 /* A read-only memory BIO over the caller's bytes (no copy). */
-static BIO *
+BIO *
 membio(const unsigned char *p, size_t n)
 {
 	static const unsigned char empty[1];
@@ -191,7 +310,7 @@ membio(const unsigned char *p, size_t n)
 	    (int)n);
 }
 
-static CMS_ContentInfo *
+CMS_ContentInfo *
 cms_parse(const unsigned char *der, size_t n)
 {
 	BIO *in;
@@ -207,7 +326,7 @@ cms_parse(const unsigned char *der, size_t n)
 }
 
 /* DER of cms appended to out, encoded straight into the buffer. */
-static sm_status
+sm_status
 cms_to_buf(CMS_ContentInfo *cms, struct buf *out)
 {
 	int len = i2d_CMS_ContentInfo(cms, NULL);
@@ -225,7 +344,7 @@ cms_to_buf(CMS_ContentInfo *cms, struct buf *out)
 	return SM_OK;
 }
 
-static void
+void
 name_str(const X509 *x, char *s, size_t len)
 {
 	if (x == NULL || X509_NAME_oneline(X509_get_subject_name(x), s,
@@ -275,14 +394,33 @@ smime_cipher_smime_type(enum smime_cipher c)
 	    ? "authEnveloped-data" : "enveloped-data";
 }
 
-static const EVP_CIPHER *
+/* The content ciphers, fetched once from the providers (a fetch by name
+ * on every message takes OpenSSL's locks for nothing); kept for the life
+ * of the process. */
+static EVP_CIPHER *ciphers[4];
+static pthread_once_t ciphers_once = PTHREAD_ONCE_INIT;
+
+static void
+ciphers_fetch(void)
+{
+	static const char *const names[4] = { "AES-128-CBC", "AES-256-CBC", "AES-128-GCM",
+		"AES-256-GCM" };
+
+	for (size_t i = 0; i < 4; i++)
+		ciphers[i] = EVP_CIPHER_fetch(NULL, names[i], NULL);
+	ERR_clear_error();
+}
+
+const EVP_CIPHER *
 cipher_evp(enum smime_cipher c)
 {
+	if (pthread_once(&ciphers_once, ciphers_fetch) != 0)
+		return NULL;
 	switch (c) {
-	case SMIME_CIPHER_AES128_CBC: return EVP_aes_128_cbc();
-	case SMIME_CIPHER_AES256_CBC: return EVP_aes_256_cbc();
-	case SMIME_CIPHER_AES128_GCM: return EVP_aes_128_gcm();
-	case SMIME_CIPHER_AES256_GCM: return EVP_aes_256_gcm();
+	case SMIME_CIPHER_AES128_CBC: return ciphers[0];
+	case SMIME_CIPHER_AES256_CBC: return ciphers[1];
+	case SMIME_CIPHER_AES128_GCM: return ciphers[2];
+	case SMIME_CIPHER_AES256_GCM: return ciphers[3];
 	case SMIME_CIPHER_AUTO: break;
 	}
 	return NULL;
@@ -335,399 +473,6 @@ smime_content_type_name(enum smime_content_type t)
 	return "invalid";
 }
 
-/* ------------------------------------------------------------------ sign */
-
-/*
- * sMIMECapabilities (RFC 8551 §2.5.2): what we decrypt, strongest first, so
- * partners pick GCM when they can. RC2/3DES are deliberately absent.
- * RSAES-OAEP is listed with RFC 3560's default parameters (an empty
- * RSAES-OAEP-params SEQUENCE: SHA-1, MGF1-SHA-1), which smime_decrypt
- * handles like any other OAEP parameters OpenSSL knows.
- */
-static sm_status
-add_smimecap(CMS_SignerInfo *si)
-{
-	static const int nids[] = { NID_aes_256_gcm, NID_aes_128_gcm,
-		NID_aes_256_cbc, NID_aes_128_cbc };
-	static const unsigned char empty_seq[] = { 0x30, 0x00 };
-	STACK_OF(X509_ALGOR) *caps = NULL;
-	X509_ALGOR *oaep = NULL;
-	ASN1_STRING *params = NULL;
-	sm_status st = SM_ERR_CRYPTO;
-
-	for (size_t i = 0; i < sizeof(nids) / sizeof(nids[0]); i++)
-		if (!CMS_add_simple_smimecap(&caps, nids[i], -1))
-			goto done;
-	if ((oaep = X509_ALGOR_new()) == NULL ||
-	    (params = ASN1_STRING_new()) == NULL ||
-	    !ASN1_STRING_set(params, empty_seq, sizeof(empty_seq)) ||
-	    !X509_ALGOR_set0(oaep, OBJ_nid2obj(NID_rsaesOaep), V_ASN1_SEQUENCE,
-	        params))
-		goto done;
-	params = NULL;
-	if (!sk_X509_ALGOR_push(caps, oaep))
-		goto done;
-	oaep = NULL;
-	if (!CMS_add_smimecap(si, caps))
-		goto done;
-	st = SM_OK;
-done:
-	ASN1_STRING_free(params);
-	X509_ALGOR_free(oaep);
-	sk_X509_ALGOR_pop_free(caps, X509_ALGOR_free);
-	return st;
-}
-
-/*
- * sMIMEEncryptionKeyPreference (RFC 8551 §2.5.3) naming our certificate by
- * issuerAndSerialNumber. The S/MIME ASN.1 module uses implicit tags, so the
- * value is [0] (constructed) wrapping the IssuerAndSerialNumber's contents:
- * the issuer Name and the serial INTEGER. OpenSSL has no public type for it,
- * so the DER is assembled here. An ASN1_TYPE of type V_ASN1_SEQUENCE holds
- * a complete encoding and writes it verbatim, tag included (V_ASN1_OTHER
- * would do the same but is negative, which X509_ATTRIBUTE_set1_data takes
- * for a multibyte-string flag).
- */
-static sm_status
-add_enckeypref(CMS_SignerInfo *si, X509 *cert)
-{
-	unsigned char *name = NULL, *serial = NULL, *der = NULL, *p;
-	int nlen, slen, clen, hlen, total;
-	sm_status st = SM_ERR_CRYPTO;
-
-	nlen = i2d_X509_NAME(X509_get_issuer_name(cert), &name);
-	slen = i2d_ASN1_INTEGER((ASN1_INTEGER *)X509_get0_serialNumber(cert),
-	    &serial);
-	if (nlen <= 0 || slen <= 0)
-		goto done;
-	clen = nlen + slen;
-	hlen = ASN1_object_size(1, clen, 0) - clen;  /* tag + length octets */
-	total = hlen + clen;
-	if ((der = OPENSSL_malloc((size_t)total)) == NULL) {
-		st = SM_ERR_NOMEM;
-		goto done;
-	}
-	p = der;
-	ASN1_put_object(&p, 1, clen, 0, V_ASN1_CONTEXT_SPECIFIC);
-	memcpy(p, name, (size_t)nlen);
-	memcpy(p + nlen, serial, (size_t)slen);
-	if (!CMS_signed_add1_attr_by_NID(si, NID_id_smime_aa_encrypKeyPref,
-	    V_ASN1_SEQUENCE, der, total))
-		goto done;
-	st = SM_OK;
-done:
-	OPENSSL_free(name);
-	OPENSSL_free(serial);
-	OPENSSL_free(der);
-	return st;
-}
-
-sm_status
-smime_sign(const struct smime_key *k, const EVP_MD *md, bool detached,
-    const unsigned char *content, size_t n, struct buf *der_out, char *err,
-    size_t errlen)
-{
-	CMS_ContentInfo *cms = NULL;
-	CMS_SignerInfo *si;
-	ASN1_TIME *now = NULL;
-	BIO *in = NULL;
-	unsigned int flags = CMS_BINARY | CMS_PARTIAL |
-	    (detached ? CMS_DETACHED : 0);
-	size_t keep = der_out != NULL ? der_out->len : 0;
-	sm_status st = SM_ERR_CRYPTO;
-	int nid;
-
-	ERR_clear_error();
-	sm_seterr(err, errlen, "ok");
-	if (k == NULL || k->cert == NULL || k->pkey == NULL ||
-	    der_out == NULL || (content == NULL && n > 0)) {
-		sm_seterr(err, errlen, "sign: missing key, certificate or buffer");
-		return SM_ERR_ARG;
-	}
-	if (md == NULL)
-		md = EVP_sha256();
-	nid = EVP_MD_get_type(md);
-	if (nid != NID_sha256 && nid != NID_sha384 && nid != NID_sha512) {
-		sm_seterr(err, errlen, "sign: digest %s not allowed "
-		    "(sha256, sha384, sha512)", OBJ_nid2sn(nid));
-		return SM_ERR_UNSUPPORTED;
-	}
-	if ((in = membio(content, n)) == NULL) {
-		sm_seterr(err, errlen, "sign: content too large");
-		st = SM_ERR_LIMIT;
-		goto done;
-	}
-	/* Build the SignedData in pieces (CMS_PARTIAL) so our attributes go in
-	 * before CMS_final() computes the digest and signs. */
-	if ((cms = CMS_sign(NULL, NULL, NULL, NULL, flags)) == NULL) {
-		seterr_ossl(err, errlen, "sign: CMS_sign");
-		goto done;
-	}
-	/* CMS_NOSMIMECAP: OpenSSL's default list advertises 3DES and RC2;
-	 * ours is added below. */
-	si = CMS_add1_signer(cms, k->cert, k->pkey, md,
-	    CMS_BINARY | CMS_NOSMIMECAP | CMS_PARTIAL);
-	if (si == NULL) {
-		seterr_ossl(err, errlen, "sign: signer key or certificate "
-		    "unusable");
-		goto done;
-	}
-	for (int i = 0; k->chain != NULL && i < sk_X509_num(k->chain); i++) {
-		X509 *c = sk_X509_value(k->chain, i);
-		bool dup = X509_cmp(c, k->cert) == 0;
-
-		/* OpenSSL 3.0 refuses a certificate already present. */
-		for (int j = 0; j < i && !dup; j++)
-			dup = X509_cmp(c, sk_X509_value(k->chain, j)) == 0;
-		if (!dup && !CMS_add1_cert(cms, c)) {
-			seterr_ossl(err, errlen, "sign: adding chain");
-			goto done;
-		}
-	}
-	/* signingTime from the injectable clock; OpenSSL would use time()
-	 * when the attribute is absent. ASN1_TIME_set picks UTCTime until 2049
-	 * and GeneralizedTime after, as RFC 5652 §11.3 requires. */
-	if ((now = ASN1_TIME_set(NULL, clock_now())) == NULL ||
-	    !CMS_signed_add1_attr_by_NID(si, NID_pkcs9_signingTime,
-	        now->type, now, -1)) {
-		seterr_ossl(err, errlen, "sign: signingTime");
-		goto done;
-	}
-	if (add_smimecap(si) != SM_OK) {
-		seterr_ossl(err, errlen, "sign: sMIMECapabilities");
-		goto done;
-	}
-	if (add_enckeypref(si, k->cert) != SM_OK) {
-		seterr_ossl(err, errlen, "sign: sMIMEEncryptionKeyPreference");
-		goto done;
-	}
-	if (!CMS_final(cms, in, NULL, CMS_BINARY)) {
-		seterr_ossl(err, errlen, "sign");
-		goto done;
-	}
-	if ((st = cms_to_buf(cms, der_out)) != SM_OK) {
-		buf_truncate_wipe(der_out, keep);
-		sm_seterr(err, errlen, "sign: encoding failed (%s)",
-		    sm_strstatus(st));
-		goto done;
-	}
-	st = SM_OK;
-done:
-	ASN1_TIME_free(now);
-	CMS_ContentInfo_free(cms);
-	BIO_free(in);
-	ERR_clear_error();
-	return st;
-}
-
-/* --------------------------------------------------------------- encrypt */
-
-sm_status
-smime_encrypt(STACK_OF(X509) *rcpts, enum smime_cipher c, bool oaep,
-    const unsigned char *content, size_t n, struct buf *der_out, char *err,
-    size_t errlen)
-{
-	const EVP_CIPHER *cipher = cipher_evp(c);
-	CMS_ContentInfo *cms = NULL;
-	BIO *in = NULL;
-	size_t keep = der_out != NULL ? der_out->len : 0;
-	sm_status st = SM_ERR_CRYPTO;
-	char who[256];
-
-	ERR_clear_error();
-	sm_seterr(err, errlen, "ok");
-	if (rcpts == NULL || sk_X509_num(rcpts) == 0 || der_out == NULL ||
-	    (content == NULL && n > 0)) {
-		sm_seterr(err, errlen, "encrypt: no recipients or no buffer");
-		return SM_ERR_ARG;
-	}
-	if (cipher == NULL) {
-		sm_seterr(err, errlen, "encrypt: an explicit cipher is required "
-		    "(got %s)", smime_cipher_name(c));
-		return SM_ERR_ARG;
-	}
-	if ((in = membio(content, n)) == NULL) {
-		sm_seterr(err, errlen, "encrypt: content too large");
-		st = SM_ERR_LIMIT;
-		goto done;
-	}
-	/* With an AEAD cipher OpenSSL 3.0 makes AuthEnvelopedData. */
-	if ((cms = CMS_encrypt(NULL, NULL, cipher, CMS_BINARY | CMS_PARTIAL)) ==
-	    NULL) {
-		seterr_ossl(err, errlen, "encrypt: CMS_encrypt");
-		goto done;
-	}
-	for (int i = 0; i < sk_X509_num(rcpts); i++) {
-		X509 *x = sk_X509_value(rcpts, i);
-		EVP_PKEY *pk = x != NULL ? X509_get0_pubkey(x) : NULL;
-		int type = pk != NULL ? EVP_PKEY_get_base_id(pk) : NID_undef;
-		CMS_RecipientInfo *ri;
-
-		name_str(x, who, sizeof(who));
-		if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC) {
-			sm_seterr(err, errlen, "encrypt: recipient %s: key type %s "
-			    "cannot receive encrypted mail", who,
-			    type == NID_undef ? "unknown" : OBJ_nid2sn(type));
-			st = SM_ERR_UNSUPPORTED;
-			goto done;
-		}
-		/* CMS_KEY_PARAM leaves the key transport context open so the
-		 * padding can be switched to OAEP before CMS_final(). */
-		ri = CMS_add1_recipient_cert(cms, x,
-		    type == EVP_PKEY_RSA && oaep ? CMS_KEY_PARAM : 0);
-		if (ri == NULL) {
-			char what[300];
-
-			snprintf(what, sizeof(what), "encrypt: recipient %s", who);
-			seterr_ossl(err, errlen, what);
-			goto done;
-		}
-		if (type == EVP_PKEY_RSA && oaep) {
-			EVP_PKEY_CTX *pctx = CMS_RecipientInfo_get0_pkey_ctx(ri);
-
-			if (pctx == NULL || EVP_PKEY_CTX_set_rsa_padding(pctx,
-			    RSA_PKCS1_OAEP_PADDING) <= 0) {
-				seterr_ossl(err, errlen, "encrypt: RSA-OAEP");
-				goto done;
-			}
-		}
-	}
-	if (!CMS_final(cms, in, NULL, CMS_BINARY)) {
-		seterr_ossl(err, errlen, "encrypt");
-		goto done;
-	}
-	if ((st = cms_to_buf(cms, der_out)) != SM_OK) {
-		buf_truncate_wipe(der_out, keep);
-		sm_seterr(err, errlen, "encrypt: encoding failed (%s)",
-		    sm_strstatus(st));
-		goto done;
-	}
-	st = SM_OK;
-done:
-	CMS_ContentInfo_free(cms);
-	BIO_free(in);
-	ERR_clear_error();
-	return st;
-}
-
-/* --------------------------------------------------------------- decrypt */
-
-/* Does a RecipientInfo name this certificate (issuerAndSerialNumber or
- * subjectKeyIdentifier, key transport or key agreement)? */
-static bool
-is_recipient(CMS_ContentInfo *cms, X509 *cert)
-{
-	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
-
-	for (int i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
-		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
-		STACK_OF(CMS_RecipientEncryptedKey) *reks;
-
-		switch (CMS_RecipientInfo_type(ri)) {
-		case CMS_RECIPINFO_TRANS:
-			if (CMS_RecipientInfo_ktri_cert_cmp(ri, cert) == 0)
-				return true;
-			break;
-		case CMS_RECIPINFO_AGREE:
-			reks = CMS_RecipientInfo_kari_get0_reks(ri);
-			for (int j = 0; j < sk_CMS_RecipientEncryptedKey_num(reks);
-			    j++)
-				if (CMS_RecipientEncryptedKey_cert_cmp(
-				    sk_CMS_RecipientEncryptedKey_value(reks, j),
-				    cert) == 0)
-					return true;
-			break;
-		default:
-			break;
-		}
-	}
-	ERR_clear_error();
-	return false;
-}
-
-sm_status
-smime_decrypt(const unsigned char *der, size_t n, const struct smime_key *keys,
-    size_t nkeys, struct buf *out, char *err, size_t errlen)
-{
-	CMS_ContentInfo *cms = NULL;
-	BIO *sink = NULL;
-	size_t keep = out != NULL ? out->len : 0;
-	sm_status st = SM_ERR_NOKEY;
-	bool matched = false;
-	char tmp[256];
-	int type;
-
-	ERR_clear_error();
-	sm_seterr(err, errlen, "ok");
-	if (out == NULL || (keys == NULL && nkeys > 0)) {
-		sm_seterr(err, errlen, "decrypt: no output buffer");
-		return SM_ERR_ARG;
-	}
-	if ((cms = cms_parse(der, n)) == NULL) {
-		seterr_ossl(err, errlen, "decrypt: not a CMS structure");
-		st = SM_ERR_PARSE;
-		goto done;
-	}
-	type = OBJ_obj2nid(CMS_get0_type(cms));
-	if (type != NID_pkcs7_enveloped &&
-	    type != NID_id_smime_ct_authEnvelopedData) {
-		sm_seterr(err, errlen, "decrypt: CMS content is %s, not an "
-		    "envelope", OBJ_nid2ln(type));
-		st = SM_ERR_PARSE;
-		goto done;
-	}
-	/*
-	 * No CMS_DEBUG_DECRYPT: a recipient entry that names our certificate
-	 * but does not open with our key goes on with a random content key
-	 * (OpenSSL's defence against Bleichenbacher-style padding oracles),
-	 * so it fails exactly as a corrupt content does. The first of our keys
-	 * that a recipient entry names is the one we try.
-	 */
-	for (size_t i = 0; i < nkeys && !matched; i++) {
-		if (keys[i].pkey == NULL || keys[i].cert == NULL ||
-		    !is_recipient(cms, keys[i].cert))
-			continue;
-		if (!CMS_decrypt_set1_pkey_and_peer(cms, keys[i].pkey,
-		    keys[i].cert, NULL)) {
-			st = SM_ERR_CRYPTO;
-			sm_seterr(err, errlen, "decrypt: content does not decrypt "
-			    "(wrong key or corrupt envelope)");
-			goto done;
-		}
-		matched = true;
-	}
-	ERR_clear_error();
-	if (!matched) {
-		sm_seterr(err, errlen, "decrypt: none of our %zu key(s) is a "
-		    "recipient", nkeys);
-		goto done;
-	}
-	if ((sink = sink_new(out)) == NULL) {
-		sm_seterr(err, errlen, "decrypt: out of memory");
-		st = SM_ERR_NOMEM;
-		goto done;
-	}
-	if (!CMS_decrypt(cms, NULL, NULL, NULL, sink, CMS_BINARY)) {
-		buf_truncate_wipe(out, keep);
-		if (ossl_drain(tmp, sizeof(tmp))) {
-			sm_seterr(err, errlen, "decrypt: content cipher not "
-			    "available (%s; RC2 and DES need "
-			    "smime_enable_legacy())", tmp);
-			st = SM_ERR_UNSUPPORTED;
-		} else {
-			sm_seterr(err, errlen, "decrypt: content does not "
-			    "decrypt (wrong key or corrupt envelope)");
-			st = SM_ERR_CRYPTO;
-		}
-		goto done;
-	}
-	st = SM_OK;
-done:
-	BIO_free(sink);
-	CMS_ContentInfo_free(cms);
-	ERR_clear_error();
-	return st;
-}
 
 sm_status
 smime_enable_legacy(char *err, size_t errlen)

@@ -85,6 +85,38 @@ sm_status smime_encrypt(STACK_OF(X509) *rcpts, enum smime_cipher c, bool oaep,
     const unsigned char *content, size_t n, struct buf *der_out, char *err,
     size_t errlen);
 
+/*
+ * Streaming: content is read from a source and CMS output written to an
+ * out in pieces, so neither needs to be in memory at once (a body spooled
+ * to disk stays there). read() fills up to n bytes and sets *got, 0 at the
+ * end; write() takes every byte or fails. A failing callback's status is
+ * what the streaming call returns.
+ */
+struct smime_src {
+	sm_status (*read)(void *arg, unsigned char *p, size_t n, size_t *got);
+	void *arg;
+};
+struct smime_out {
+	sm_status (*write)(void *arg, const unsigned char *p, size_t n);
+	void *arg;
+};
+
+/*
+ * smime_sign() over content read from src. detached: the signature DER is
+ * appended to der_out, byte-identical to smime_sign()'s for the same
+ * content, key and clock; out is unused. Opaque: the SignedData with the
+ * content inside goes to out as BER (indefinite lengths, the content in
+ * pieces); der_out is unused.
+ */
+sm_status smime_sign_stream(const struct smime_key *k, const EVP_MD *md, bool detached,
+    const struct smime_src *src, struct buf *der_out, const struct smime_out *out,
+    char *err, size_t errlen);
+
+/* smime_encrypt() of content read from src, the envelope written to out
+ * as BER (indefinite lengths, the encrypted content in pieces). */
+sm_status smime_encrypt_stream(STACK_OF(X509) *rcpts, enum smime_cipher c, bool oaep,
+    const struct smime_src *src, const struct smime_out *out, char *err, size_t errlen);
+
 enum smime_verify_status {
 	SMIME_VERIFY_OK,
 	SMIME_VERIFY_BAD_SIGNATURE,        /* signature over the attributes fails */

@@ -145,6 +145,52 @@ spool_view(struct spool *sp, const unsigned char **p, size_t *n)
 	return SM_OK;
 }
 
+sm_status
+spool_pread(struct spool *sp, uint64_t off, void *p, size_t n, size_t *got)
+{
+	*got = 0;
+	if (off >= sp->size || n == 0)
+		return SM_OK;
+	if (n > sp->size - off)
+		n = (size_t)(sp->size - off);
+	if (sp->fd < 0) {
+		memcpy(p, sp->mem.data + off, n);
+		*got = n;
+		return SM_OK;
+	}
+	for (;;) {
+		ssize_t r = pread(sp->fd, p, n, (off_t)off);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return SM_ERR_IO;
+		*got = (size_t)r;
+		return SM_OK;
+	}
+}
+
+void
+spool_drop_pages(struct spool *sp)
+{
+	/* A private read-only file mapping: MADV_DONTNEED only unmaps the
+	 * page-cache pages; touching them again reads the same bytes. */
+	if (sp != NULL && sp->map != NULL)
+		(void)madvise(sp->map, sp->map_len, MADV_DONTNEED);
+}
+
+sm_status
+spool_take(struct spool *sp, struct buf *out)
+{
+	if (sp->fd >= 0)
+		return SM_ERR_ARG;
+	buf_free(out);
+	*out = sp->mem;
+	memset(&sp->mem, 0, sizeof(sp->mem));
+	sp->size = 0;
+	return SM_OK;
+}
+
 void
 spool_free(struct spool *sp)
 {

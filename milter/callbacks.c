@@ -306,18 +306,22 @@ apply_result(SMFICTX *ctx, const struct gw_result *r)
 			return -1;
 	}
 	if (r->replace_body) {
-		/* In chunks: libmilter sends at most 64 KiB per packet anyway. */
-		size_t off = 0;
-		const size_t chunk = 65535;
+		/* In chunks read from wherever the body is (memory or its
+		 * spool): libmilter sends at most 64 KiB per packet anyway. */
+		const size_t size = 65535;
+		unsigned char *chunk = malloc(size);
+		uint64_t off = 0;
+		size_t n = 0;
+		int rc = chunk ? 0 : -1;
 
-		while (off < r->body.len) {
-			size_t n = r->body.len - off < chunk ? r->body.len - off : chunk;
-			if (smfi_replacebody(ctx, r->body.data + off, (int)n) != MI_SUCCESS)
-				return -1;
+		do {
+			if (rc == 0 && (gw_result_body_read(r, off, chunk, size, &n) != SM_OK ||
+			    ((n > 0 || off == 0) && smfi_replacebody(ctx, chunk, (int)n) != MI_SUCCESS)))
+				rc = -1;
 			off += n;
-		}
-		if (r->body.len == 0 && smfi_replacebody(ctx, (unsigned char *)"", 0) != MI_SUCCESS)
-			return -1;
+		} while (rc == 0 && n > 0);
+		free(chunk);
+		return rc;
 	}
 	return 0;
 }
@@ -349,6 +353,7 @@ mlfi_eom(SMFICTX *ctx)
 	who.login = c->msg.auth_authen;
 	who.client = c->have_client ? (const struct sockaddr *)&c->client : NULL;
 	gm.who = &who;
+	gm.body_spool = c->msg.body;
 	if ((st = spool_view(c->msg.body, &gm.body, &gm.body_len)) != SM_OK) {
 		ret = tempfail(ctx, c, "cannot read the spooled body");
 		goto out;
