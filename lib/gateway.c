@@ -20,6 +20,7 @@
 
 #include "address.h"
 #include "bcc.h"
+#include "bodyio.h"
 #include "clock.h"
 #include "recipient.h"
 #include "subject.h"
@@ -1074,33 +1075,6 @@ is_decrypted_marker(const struct mime_header *h, const void *arg)
 	return field_is(h->name, "X-SMIME-Decrypted");
 }
 
-/* Bytes with bare LF turned into CRLF (detached signatures cover the
- * canonical form); returns the input itself when it already is. */
-static sm_status
-crlf_view(const unsigned char *p, size_t n, struct buf *tmp, const unsigned char **out,
-    size_t *outlen)
-{
-	bool bare = false;
-	sm_status st = SM_OK;
-
-	for (size_t i = 0; i < n && !bare; i++)
-		bare = p[i] == '\n' && (i == 0 || p[i - 1] != '\r');
-	if (!bare) {
-		*out = p;
-		*outlen = n;
-		return SM_OK;
-	}
-	for (size_t i = 0; i < n && st == SM_OK; i++) {
-		if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
-			st = buf_append_char(tmp, '\r');
-		if (st == SM_OK)
-			st = buf_append_char(tmp, (char)p[i]);
-	}
-	*out = tmp->data;
-	*outlen = tmp->len;
-	return st;
-}
-
 /* Free a buffer that may have held plaintext, wiping it first. */
 static void
 buf_wipe_free(struct buf *b)
@@ -1213,16 +1187,18 @@ budget_spent(const struct gw_env *env, struct gw_report *r)
 	return true;
 }
 
-/* Verify a detached signature (multipart/signed e) into slot s. SM_OK with
- * s->vr holding a verdict; SM_ERR_PARSE (r->what says why) when the
- * signature cannot even be read. */
+/* Verify a detached signature (multipart/signed e) into slot s. The
+ * signed part streams through the digests in its canonical form (bare LF
+ * made CRLF on the way), never copied; the pages of a spooled body are
+ * given back behind the reader (bodyio.h). SM_OK with s->vr holding a
+ * verdict; SM_ERR_PARSE (r->what says why) when the signature cannot even
+ * be read. */
 static sm_status
 verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
     const struct mime_entity *e)
 {
 	struct smime_limits lim;
-	const unsigned char *c;
-	size_t clen;
+	BIO *content;
 	uint64_t t0;
 	sm_status st;
 
@@ -1234,13 +1210,13 @@ verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
 		snprintf(r->what, sizeof(r->what), "signature part: %s", sm_strstatus(st));
 		return SM_ERR_PARSE;
 	}
-	buf_reset(&r->tmp);
-	if ((st = crlf_view(e->parts[0]->raw, e->parts[0]->raw_len, &r->tmp, &c, &clen)) != SM_OK)
-		return st;
+	if ((content = bodyio_crlf_bio(e->parts[0]->raw, e->parts[0]->raw_len, true)) == NULL)
+		return SM_ERR_NOMEM;
 	t0 = metrics_now();
-	st = smime_verify_bounded(r->der.data, r->der.len, c, clen, env_store(env),
-	    env->cfg->trust_allow_self_signed, verify_limits(env, &lim), &s->vr, NULL);
+	st = smime_verify_stream(r->der.data, r->der.len, content, env_store(env),
+	    env->cfg->trust_allow_self_signed, verify_limits(env, &lim), &s->vr);
 	metrics_observe(METRICS_STAGE_VERIFY, t0);
+	BIO_free(content);
 	s->verified = st == SM_OK;
 	if (st == SM_ERR_PARSE)
 		snprintf(r->what, sizeof(r->what), "%s", s->vr.reason);
@@ -1602,6 +1578,9 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 		snprintf(r->what, sizeof(r->what), "malformed MIME: %s", sm_strstatus(st));
 		return SM_OK;
 	}
+	/* The parse read all of a spooled body: its pages go back before
+	 * the signature is checked. */
+	bodyio_drop(body, len);
 	r->kind = mime_smime_kind(r->root);
 	st = walk(env, r, decrypt);
 	settle_signatures(r);
