@@ -1449,7 +1449,10 @@ walk(const struct gw_env *env, struct gw_report *r, bool decrypt)
 			/* application/(x-)pkcs7-mime or a .p7m: what the CMS
 			 * says it is counts, not the label. */
 			buf_reset(&r->der);
-			if ((st = mime_decode_body(e, &r->der)) != SM_OK) {
+			st = mime_decode_body(e, &r->der);
+			/* a spooled body's pages go back once decoded */
+			bodyio_drop(e->body, e->body_len);
+			if (st != SM_OK) {
 				if (st == SM_ERR_NOMEM)
 					return st;
 				structure_add(r, mime_smime_kind_name(k));

@@ -193,16 +193,15 @@ smime_membio(const unsigned char *p, size_t n)
 CMS_ContentInfo *
 smime_cms_parse(const unsigned char *der, size_t n)
 {
-	BIO *in;
-	CMS_ContentInfo *cms = NULL;
+	const unsigned char *p = der;
 
-	if (der == NULL || n == 0 || (in = smime_membio(der, n)) == NULL)
+	if (der == NULL || n == 0 || n > LONG_MAX)
 		return NULL;
-	/* d2i_CMS_bio reads BER too: indefinite lengths and constructed
-	 * OCTET STRINGs (gpgsm writes both) are collected. */
-	cms = d2i_CMS_bio(in, NULL);
-	BIO_free(in);
-	return cms;
+	/* Decoded in place: d2i_CMS_bio would first copy the whole input
+	 * into a buffer of its own (one more copy of a message that may be
+	 * tens of megabytes). BER is read all the same: indefinite lengths
+	 * and constructed OCTET STRINGs (gpgsm writes both) are collected. */
+	return d2i_CMS_ContentInfo(NULL, &p, (long)n);
 }
 
 /* DER of cms appended to out, encoded straight into the buffer. */

@@ -25,6 +25,7 @@
 #include "config.h"
 #include "gateway.h"
 #include "keycache.h"
+#include "keystore.h"
 #include "mime.h"
 #include "smime.h"
 #include "spool.h"
@@ -33,13 +34,19 @@
 
 #define CHUNK 65536              /* smime_verify's read size */
 #define BIG (50u * 1024 * 1024)
+/* Peak RSS rise for an opaque or enveloped message, times its size:
+ * measured 2.43 and 3.23 (4.06 and 4.69 before the CMS was decoded in
+ * place and the spooled pages given back after the base64 decode). */
+#define OPAQUE_BOUND 2.75
+#define ENVELOPE_BOUND 3.5
 
 static char *T;
 static struct config *cfg;
 static struct trust *tr;
 static struct keycache *kc;
+static struct keystore *ks;
 static struct gw_env env;
-static struct smime_key bob;
+static struct smime_key bob, alice;
 
 /* ------------------------------------------------------------ helpers */
 
@@ -288,6 +295,12 @@ suite_setup(void)
 	ck_assert_msg(trust_load(path, NULL, &tr, err, sizeof(err)) == SM_OK, "%s", err);
 	snprintf(path, sizeof(path), "%s/pki/bob.pem", T);
 	ck_assert_msg(smime_key_load_pem(path, &bob, err, sizeof(err)) == SM_OK, "%s", err);
+	snprintf(path, sizeof(path), "%s/pki/alice.pem", T);
+	ck_assert_msg(smime_key_load_pem(path, &alice, err, sizeof(err)) == SM_OK, "%s", err);
+	ck_assert_int_eq(sh("mkdir -m 700 keys && cp pki/alice.pem keys/ && chmod 600 keys/*"), 0);
+	snprintf(path, sizeof(path), "%s/keys", T);
+	ck_assert_msg(keystore_load(path, &ks, err, sizeof(err)) == SM_OK, "%s", err);
+	env.ks = ks;
 	snprintf(path, sizeof(path), "%s/cache.db", T);
 	ck_assert_msg(keycache_open("sqlite", path, &kc, err, sizeof(err)) == SM_OK, "%s", err);
 	env.cfg = cfg;
@@ -302,7 +315,9 @@ static void
 suite_teardown(void)
 {
 	keycache_close(kc);
+	keystore_free(ks);
 	smime_key_free(&bob);
+	smime_key_free(&alice);
 	trust_free(tr);
 	config_unref(cfg);
 	testutil_rmtree(T);
@@ -395,46 +410,27 @@ END_TEST
 
 /* ------------------------------------------------------------ gw_inbound */
 
-/* A multipart/signed message of content (as the milter sees it: the
- * headers apart, the body spooled to a file and mapped), run through
- * gw_inbound. tamper: change the last byte of the signed part. *rise: the
- * peak RSS growth during the call, in bytes. */
+/* Run gw_inbound on a message as the milter sees it: the headers apart
+ * (From, To, MIME-Version and h), the body spooled to a file and mapped.
+ * *rise: the peak RSS growth during the call, in bytes. */
 static void
-inbound_spooled(const struct buf *content, bool tamper, struct gw_result *res, long *rise)
+inbound_spooled(const struct mime_headers *h, const struct buf *body, struct gw_result *res,
+    long *rise)
 {
-	struct buf entity = BUF_INIT, canon = BUF_INIT, der = BUF_INIT, body = BUF_INIT;
-	struct mime_headers h = MIME_HEADERS_INIT, hdrs = MIME_HEADERS_INIT;
+	struct mime_headers hdrs = MIME_HEADERS_INIT;
 	struct spool *sp;
 	const unsigned char *view;
-	const char *eoh;
 	size_t vlen;
 	struct gw_msg m;
 	char *rcpts[1] = { "alice@org.example" };
 
-	ck_assert_int_eq(buf_append_str(&entity, "Content-Type: application/octet-stream\r\n"
-	    "Content-Transfer-Encoding: binary\r\n\r\n"), SM_OK);
-	ck_assert_int_eq(buf_append(&entity, content->data, content->len), SM_OK);
-	crlf_ref(entity.data, entity.len, &canon);
-	sign_canon(false, &canon, &der);
-	ck_assert_int_eq(mime_build_signed(entity.data, entity.len, der.data, der.len, "sha-256",
-	    &h, &body), SM_OK);
-	buf_free(&entity);
-	buf_free(&canon);
-	buf_free(&der);
 	ck_assert_int_eq(mime_headers_add(&hdrs, "From", "Bob <bob@partner.example>"), SM_OK);
 	ck_assert_int_eq(mime_headers_add(&hdrs, "To", "alice@org.example"), SM_OK);
 	ck_assert_int_eq(mime_headers_add(&hdrs, "MIME-Version", "1.0"), SM_OK);
-	for (size_t i = 0; i < h.n; i++)
-		ck_assert_int_eq(mime_headers_add(&hdrs, h.v[i].name, h.v[i].value), SM_OK);
-	if (tamper) {
-		/* the byte before the CRLF that ends the signed part */
-		eoh = (const char *)memmem(body.data + 200, body.len - 200, "\r\n--", 4);
-		ck_assert_ptr_nonnull(eoh);
-		((unsigned char *)eoh)[-1] ^= 0x01;
-	}
-	ck_assert_int_eq(spool_new(T, 1024, (uint64_t)BIG * 2, &sp), SM_OK);
-	ck_assert_int_eq(spool_write(sp, body.data, body.len), SM_OK);
-	buf_free(&body);
+	for (size_t i = 0; i < h->n; i++)
+		ck_assert_int_eq(mime_headers_add(&hdrs, h->v[i].name, h->v[i].value), SM_OK);
+	ck_assert_int_eq(spool_new(T, 1024, (uint64_t)BIG * 3, &sp), SM_OK);
+	ck_assert_int_eq(spool_write(sp, body->data, body->len), SM_OK);
 	ck_assert_int_eq(spool_view(sp, &view, &vlen), SM_OK);
 	memset(&m, 0, sizeof(m));
 	m.qid = "STREAMQID";
@@ -448,8 +444,83 @@ inbound_spooled(const struct buf *content, bool tamper, struct gw_result *res, l
 	ck_assert_int_eq(gw_inbound(&env, &m, res), SM_OK);
 	*rise = peak_rss_rise(*rise);
 	spool_free(sp);
-	mime_headers_free(&h);
 	mime_headers_free(&hdrs);
+}
+
+/* An entity (binary application/octet-stream) holding content. */
+static void
+entity_of(const struct buf *content, struct buf *entity)
+{
+	buf_reset(entity);
+	ck_assert_int_eq(buf_append_str(entity, "Content-Type: application/octet-stream\r\n"
+	    "Content-Transfer-Encoding: binary\r\n\r\n"), SM_OK);
+	ck_assert_int_eq(buf_append(entity, content->data, content->len), SM_OK);
+}
+
+/* multipart/signed over content, through gw_inbound. tamper: change the
+ * last byte of the signed part. */
+static void
+inbound_detached(const struct buf *content, bool tamper, struct gw_result *res, long *rise)
+{
+	struct buf entity = BUF_INIT, canon = BUF_INIT, der = BUF_INIT, body = BUF_INIT;
+	struct mime_headers h = MIME_HEADERS_INIT;
+	const char *eop;
+
+	entity_of(content, &entity);
+	crlf_ref(entity.data, entity.len, &canon);
+	sign_canon(false, &canon, &der);
+	ck_assert_int_eq(mime_build_signed(entity.data, entity.len, der.data, der.len, "sha-256",
+	    &h, &body), SM_OK);
+	buf_free(&entity);
+	buf_free(&canon);
+	buf_free(&der);
+	if (tamper) {
+		/* the byte before the CRLF that ends the signed part */
+		eop = (const char *)memmem(body.data + 200, body.len - 200, "\r\n--", 4);
+		ck_assert_ptr_nonnull(eop);
+		((unsigned char *)eop)[-1] ^= 0x01;
+	}
+	inbound_spooled(&h, &body, res, rise);
+	buf_free(&body);
+	mime_headers_free(&h);
+}
+
+/* application/pkcs7-mime around content: signed-data by bob, or an
+ * envelope to alice (of a signed entity, as sign-then-encrypt makes). */
+static size_t
+inbound_pkcs7(const struct buf *content, bool envelope, struct gw_result *res, long *rise)
+{
+	struct buf entity = BUF_INIT, der = BUF_INIT, body = BUF_INIT;
+	struct mime_headers h = MIME_HEADERS_INIT;
+	STACK_OF(X509) *to = sk_X509_new_null();
+	char err[256];
+	size_t n;
+
+	entity_of(content, &entity);
+	ck_assert_msg(smime_sign(&bob, NULL, false, entity.data, entity.len, &der, err,
+	    sizeof(err)) == SM_OK, "sign: %s", err);
+	if (envelope) {
+		buf_reset(&entity);
+		ck_assert_int_eq(mime_build_pkcs7(der.data, der.len, "signed-data", &h, &body), SM_OK);
+		ck_assert_int_eq(mime_entity_serialize(&h, body.data, body.len, &entity), SM_OK);
+		mime_headers_free(&h);
+		buf_reset(&body);
+		buf_reset(&der);
+		ck_assert_ptr_nonnull(to);
+		sk_X509_push(to, alice.cert);
+		ck_assert_msg(smime_encrypt(to, SMIME_CIPHER_AES256_CBC, false, entity.data,
+		    entity.len, &der, err, sizeof(err)) == SM_OK, "encrypt: %s", err);
+	}
+	sk_X509_free(to);
+	buf_free(&entity);
+	ck_assert_int_eq(mime_build_pkcs7(der.data, der.len, envelope ? "enveloped-data" :
+	    "signed-data", &h, &body), SM_OK);
+	buf_free(&der);
+	n = body.len;
+	inbound_spooled(&h, &body, res, rise);
+	buf_free(&body);
+	mime_headers_free(&h);
+	return n;
 }
 
 static const char *
@@ -468,7 +539,7 @@ START_TEST(a_spooled_50mb_detached_message_verifies_and_harvests_in_flat_memory)
 	long rise;
 
 	content_of(S_BIG, &c);
-	inbound_spooled(&c, false, &res, &rise);
+	inbound_detached(&c, false, &res, &rise);
 	buf_free(&c);
 	ck_assert_msg(strstr(ar_of(&res), "smime=pass") != NULL, "A-R: %s", ar_of(&res));
 	ck_assert_msg(strstr(buf_cstr(&res.summary), "harvested bob@partner.example") != NULL,
@@ -493,11 +564,40 @@ START_TEST(a_byte_changed_at_the_end_of_50mb_fails)
 	long rise;
 
 	content_of(S_BIG, &c);
-	inbound_spooled(&c, true, &res, &rise);
+	inbound_detached(&c, true, &res, &rise);
 	buf_free(&c);
 	ck_assert_msg(strstr(ar_of(&res), "smime=fail") != NULL, "A-R: %s", ar_of(&res));
 	ck_assert_msg(strstr(ar_of(&res), "altered") != NULL, "A-R: %s", ar_of(&res));
 	ck_assert(strstr(buf_cstr(&res.summary), "harvested bob") == NULL);
+	gw_result_free(&res);
+}
+END_TEST
+
+/* Opaque and enveloped messages need their CMS in memory (OpenSSL decodes
+ * it whole): the peak is measured against the message's size and
+ * printed; the bound asserted is what this code reaches (see README). */
+START_TEST(a_spooled_50mb_opaque_or_enveloped_message_stays_within_its_bound)
+{
+	struct buf c = BUF_INIT;
+	struct gw_result res;
+	bool envelope = _i == 1;
+	size_t n;
+	long rise;
+
+	cfg->inbound_decrypt = envelope ? CFG_DECRYPT_HARVEST : CFG_DECRYPT_OFF;
+	content_of(S_BIG, &c);
+	n = inbound_pkcs7(&c, envelope, &res, &rise);
+	buf_free(&c);
+	cfg->inbound_decrypt = CFG_DECRYPT_OFF;
+	ck_assert_msg(strstr(ar_of(&res), "smime=pass") != NULL, "A-R: %s", ar_of(&res));
+	ck_assert_msg(strstr(buf_cstr(&res.summary), "harvested bob@partner.example") != NULL,
+	    "summary: %s", buf_cstr(&res.summary));
+	fprintf(stderr, "%.1f MB %s message: peak RSS rise %.1f MB (%.2fx its size)\n",
+	    (double)n / 1048576, envelope ? "enveloped" : "opaque-signed",
+	    (double)rise / 1048576, (double)rise / (double)n);
+	if (!instrumented())
+		ck_assert_msg((double)rise <= (envelope ? ENVELOPE_BOUND : OPAQUE_BOUND) * (double)n,
+		    "peak RSS rose by %ld bytes for %zu", rise, n);
 	gw_result_free(&res);
 }
 END_TEST
@@ -518,6 +618,8 @@ suite(void)
 	tcase_add_loop_test(tc, streamed_and_in_memory_verification_agree, 0, S_COUNT);
 	tcase_add_test(tc, a_spooled_50mb_detached_message_verifies_and_harvests_in_flat_memory);
 	tcase_add_test(tc, a_byte_changed_at_the_end_of_50mb_fails);
+	tcase_add_loop_test(tc, a_spooled_50mb_opaque_or_enveloped_message_stays_within_its_bound,
+	    0, 2);
 	suite_add_tcase(s, tc);
 	return s;
 }
