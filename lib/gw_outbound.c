@@ -127,7 +127,7 @@ own_revocation(const struct gw_env *env, const char *qid, const char *from,
 	if (env->rs == NULL || soft.check == CFG_REV_OFF || k == NULL || k->cert == NULL)
 		return;
 	soft.check = CFG_REV_SOFT;
-	if (!revstore_usable(env->rs, &soft, k->cert, k->chain, env_store(env), clock_now(), why,
+	if (!revstore_usable(env->rs, &soft, k->cert, k->chain, gw_env_store(env), clock_now(), why,
 	    sizeof(why)))
 		log_qid(LOG_WARNING, qid, "signing as %s with a revoked certificate: %s", from, why);
 }
@@ -152,7 +152,7 @@ outbound_hp_edits(const struct outbound *o, struct gw_result *out)
 				continue;
 			for (size_t j = 0; j < i; j++)
 				occ += strcasecmp(o->outer.v[j].name, name) == 0;
-			st = edit_add(out, pass == 0 ? GW_HDR_CHANGE : GW_HDR_DELETE, name, occ,
+			st = gw_edit_add(out, pass == 0 ? GW_HDR_CHANGE : GW_HDR_DELETE, name, occ,
 			    pass == 0 ? o->hp.value[i] : NULL);
 		}
 	return st;
@@ -484,23 +484,23 @@ outbound_edits(const struct config *cfg, const struct gw_msg *m, const struct ou
 {
 	sm_status st;
 
-	if ((st = edit_delete_where(out, m->hdrs, is_content_header, NULL)) != SM_OK)
+	if ((st = gw_edit_delete_where(out, m->hdrs, gw_is_content_header, NULL)) != SM_OK)
 		return st;
 	if (o->by_header &&
-	    (st = edit_delete_where(out, m->hdrs, is_named, cfg->outbound.trigger_header)) != SM_OK)
+	    (st = gw_edit_delete_where(out, m->hdrs, is_named, cfg->outbound.trigger_header)) != SM_OK)
 		return st;
 	if (o->tagged && o->encrypt && !o->hp.applied &&
-	    (st = edit_add(out, GW_HDR_CHANGE, "Subject", 1, buf_cstr(&o->subject))) != SM_OK)
+	    (st = gw_edit_add(out, GW_HDR_CHANGE, "Subject", 1, buf_cstr(&o->subject))) != SM_OK)
 		return st;
 	if ((st = outbound_hp_edits(o, out)) != SM_OK)
 		return st;
 	if (mime_headers_get(m->hdrs, "MIME-Version") == NULL &&
-	    (st = edit_add(out, GW_HDR_ADD, "MIME-Version", 0, "1.0")) != SM_OK)
+	    (st = gw_edit_add(out, GW_HDR_ADD, "MIME-Version", 0, "1.0")) != SM_OK)
 		return st;
 	for (size_t i = 0; i < o->newhdrs.n; i++) {
 		char *v = mime_header_unfold(o->newhdrs.v[i].value);
 
-		st = v ? edit_add(out, GW_HDR_ADD, o->newhdrs.v[i].name, 0, v) : SM_ERR_NOMEM;
+		st = v ? gw_edit_add(out, GW_HDR_ADD, o->newhdrs.v[i].name, 0, v) : SM_ERR_NOMEM;
 		free(v);
 		if (st != SM_OK)
 			return SM_ERR_NOMEM;

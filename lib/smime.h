@@ -203,6 +203,17 @@ sm_status smime_verify_bounded(const unsigned char *der, size_t n,
     struct smime_verify_result *res, struct buf *content_out);
 
 /*
+ * A detached signature over content read from a BIO to its end, in chunks
+ * (a spooled body is never copied whole). The caller's BIO gives the
+ * canonical (CRLF) form and stays the caller's; 0 from BIO_read is the end,
+ * less an error (verdict MALFORMED, SM_ERR_PARSE). Otherwise the same
+ * verdicts and returns as smime_verify_bounded().
+ */
+sm_status smime_verify_stream(const unsigned char *der, size_t n, BIO *content,
+    X509_STORE *store, bool allow_self_signed, const struct smime_limits *lim,
+    struct smime_verify_result *res);
+
+/*
  * Is pkey a key we spend work on? RSA (and RSA-PSS) from 2048 to 16384
  * bits with a public exponent of at most 32 bits; EC on a named curve. DSA
  * and everything else: no. Writes why not into why.

@@ -1,6 +1,6 @@
 /*
  * smime_int.h — what the parts of the CMS layer share (smime.c,
- * smime_sign.c, smime_envelope.c). Not for other modules.
+ * smime_sign.c, smime_envelope.c, smime_verify.c). Not for other modules.
  */
 #ifndef SMIME_SMIME_INT_H
 #define SMIME_SMIME_INT_H
@@ -19,6 +19,8 @@
 
 #define CHUNK 65536
 
+/* OpenSSL's innermost reason for the last error, as text (tmp may hold it). */
+const char *ossl_reason(char *tmp, size_t len);
 /* "what: OpenSSL reason" into err; clears the queue. */
 void seterr_ossl(char *err, size_t errlen, const char *what);
 /* Empty the error queue, keeping the innermost reason as text; true when it
