@@ -377,6 +377,17 @@ struct kc_binding_view {
 	enum kc_status status; /* stored: active or removed */
 };
 
+/* Shared by keycache.c and keycache_select.c. Views of records (pointing
+ * into them; free() the array, NULL when memory ran out); the source and
+ * origin of records that discovery stored. */
+struct kc_binding_view *kc_views_of(const struct kc_record *r, size_t n);
+sm_status kc_records_origins(struct keycache *kc, struct kc_record *v,
+			     size_t n);
+/* Every binding of the (normalised) address, with origins, stored
+ * statuses. */
+sm_status kc_lookup_address(struct keycache *kc, const char *norm,
+			    struct kc_record **out, size_t *n);
+
 struct kc_plan {
 	enum keycache_outcome outcome;
 	char old_fp[X509U_FP_SIZE];
