@@ -388,9 +388,10 @@ verdict_compute(X509 *cert, const unsigned char *chain_der, size_t chain_len,
 sm_status
 certcache_verify(X509 *cert, const unsigned char *cert_key,
 		 const unsigned char *chain_der, size_t chain_len,
-		 X509_STORE *trust, bool allow_self_signed, time_t now)
+		 const unsigned char *chain_key, X509_STORE *trust,
+		 bool allow_self_signed, time_t now)
 {
-	unsigned char chain_key[CERTCACHE_KEY_SIZE], key[CERTCACHE_KEY_SIZE];
+	unsigned char ck[CERTCACHE_KEY_SIZE], key[CERTCACHE_KEY_SIZE];
 	struct cc_verdict v;
 	struct cc_shard *s;
 	struct cc_entry *e;
@@ -401,7 +402,10 @@ certcache_verify(X509 *cert, const unsigned char *cert_key,
 	if (cert == NULL || cert_key == NULL)
 		return SM_ERR_ARG;
 	pthread_once(&cc_once, cc_init);
-	certcache_key(chain_der, chain_der ? chain_len : 0, chain_key);
+	if (chain_key == NULL) {
+		certcache_key(chain_der, chain_der ? chain_len : 0, ck);
+		chain_key = ck;
+	}
 	if ((id = trust_id(trust)) != 0) {
 		verdict_key(cert_key, chain_key, id, allow_self_signed, key);
 		s = shard_of(key);

@@ -65,12 +65,13 @@ STACK_OF(X509) *certcache_chain(const unsigned char *der, size_t len,
 
 /* x509u_verify(cert, chain, trust, allow_self_signed, now), remembered:
  * cert_key is certcache_key of cert's DER, chain_der (may be NULL) the
- * concatenated DER the chain comes from. SM_OK (trusted), SM_ERR_VERIFY,
- * or an internal error (never remembered). */
+ * concatenated DER the chain comes from, chain_key its certcache_key (NULL:
+ * computed here). SM_OK (trusted), SM_ERR_VERIFY, or an internal error
+ * (never remembered). */
 sm_status certcache_verify(X509 *cert, const unsigned char *cert_key,
 			   const unsigned char *chain_der, size_t chain_len,
-			   X509_STORE *trust, bool allow_self_signed,
-			   time_t now);
+			   const unsigned char *chain_key, X509_STORE *trust,
+			   bool allow_self_signed, time_t now);
 
 /* Give store an identity: its contents never change again, so verdicts
  * against it may be remembered. Call before any other thread sees it. */

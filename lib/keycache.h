@@ -56,6 +56,16 @@
  * (BEGIN IMMEDIATE), so a killed process leaves either the whole change or
  * none of it. A process that forks must open its own keycache in the
  * child; never use a parent's handle across fork().
+ *
+ * Decoded once. Selection takes certificates, chains and trust verdicts
+ * from the process-wide certcache (certcache.h), so a certificate looked
+ * up again is neither decoded nor verified again. Every write through a
+ * keycache (and, for PostgreSQL, every change another gateway announces)
+ * bumps the certcache generation, which drops the kept verdicts and the
+ * look-ups messages keep (rcptmemo.h). With SQLite, a write by another
+ * process (smimectl) is seen by the next selection, which always reads
+ * the database; a verdict is about a certificate's bytes, not the cache,
+ * and lives at most CERTCACHE_VERDICT_TTL seconds anyway.
  */
 #ifndef SMIME_KEYCACHE_H
 #define SMIME_KEYCACHE_H

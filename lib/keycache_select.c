@@ -41,16 +41,16 @@ cert_unusable(const struct kc_record *r, X509 *cert, time_t now, char *date,
  * keycache_store_discovered). */
 static sm_status
 cert_trusted(const struct kc_record *r, X509 *cert, const unsigned char *key,
-	     X509_STORE *trust, bool allow_self_signed, time_t now,
-	     char *reason, size_t len)
+	     const unsigned char *chain_key, X509_STORE *trust,
+	     bool allow_self_signed, time_t now, char *reason, size_t len)
 {
 	sm_status st;
 
 	if ((trust == NULL && !allow_self_signed) ||
 	    (r->origin != NULL && strcmp(r->origin, KC_ORIGIN_DANE_EE) == 0))
 		return SM_OK;
-	st = certcache_verify(cert, key, r->chain, r->chain_len, trust,
-			      allow_self_signed, now);
+	st = certcache_verify(cert, key, r->chain, r->chain_len, chain_key,
+			      trust, allow_self_signed, now);
 	if (st == SM_ERR_VERIFY) {
 		snprintf(reason, len, "certificate not trusted");
 		st = SM_ERR_NOKEY;
@@ -65,7 +65,7 @@ candidate_usable(const struct kc_record *r, X509_STORE *trust,
 		 bool allow_self_signed, const struct kc_hook *hook, time_t now,
 		 X509 **out, char *reason, size_t len)
 {
-	unsigned char key[CERTCACHE_KEY_SIZE];
+	unsigned char key[CERTCACHE_KEY_SIZE], chain_key[CERTCACHE_KEY_SIZE];
 	STACK_OF(X509) *chain = NULL;
 	X509 *cert;
 	char date[16] = "";
@@ -87,13 +87,14 @@ candidate_usable(const struct kc_record *r, X509_STORE *trust,
 		snprintf(reason, len, "%s%s", why, date);
 		goto done;
 	}
-	if ((st = cert_trusted(r, cert, key, trust, allow_self_signed, now,
-			       reason, len)) != SM_OK)
+	certcache_key(r->chain, r->chain ? r->chain_len : 0, chain_key);
+	if ((st = cert_trusted(r, cert, key, chain_key, trust,
+			       allow_self_signed, now, reason, len)) != SM_OK)
 		goto done;
 	/* The last condition: one the caller adds (revocation). */
 	if (hook != NULL && hook->usable != NULL) {
-		if ((chain = certcache_chain(r->chain, r->chain_len, NULL)) ==
-		    NULL) {
+		if ((chain = certcache_chain(r->chain, r->chain_len,
+					     chain_key)) == NULL) {
 			st = SM_ERR_NOMEM;
 			goto done;
 		}
