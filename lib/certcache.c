@@ -64,17 +64,21 @@ cc_init(void)
 	cc_store_idx = X509_STORE_get_ex_new_index(0, NULL, NULL, NULL, NULL);
 }
 
-void
+bool
 certcache_key(const unsigned char *der, size_t len,
 	      unsigned char key[CERTCACHE_KEY_SIZE])
 {
 	unsigned int n = 0;
 
 	pthread_once(&cc_once, cc_init);
-	if (cc_sha256 == NULL ||
-	    !EVP_Digest(der ? der : (const unsigned char *)"", der ? len : 0,
-			key, &n, cc_sha256, NULL))
-		memset(key, 0, CERTCACHE_KEY_SIZE); /* never matches a DER */
+	if (cc_sha256 != NULL &&
+	    EVP_Digest(der ? der : (const unsigned char *)"", der ? len : 0,
+		       key, &n, cc_sha256, NULL) &&
+	    n == CERTCACHE_KEY_SIZE)
+		return true;
+	/* No digest: nothing may be found or kept under this key. */
+	memset(key, 0, CERTCACHE_KEY_SIZE);
+	return false;
 }
 
 static struct cc_shard *
@@ -170,11 +174,13 @@ certcache_cert(const unsigned char *der, size_t len, const unsigned char *key)
 
 	if (der == NULL || len == 0 || len > LONG_MAX)
 		return NULL;
-	if (key == NULL) {
-		certcache_key(der, len, k);
-		key = k;
-	}
 	pthread_once(&cc_once, cc_init);
+	if (key == NULL && certcache_key(der, len, k))
+		key = k;
+	if (key == NULL) { /* no digest: decoded, not kept */
+		x = decode(&p, (long)len);
+		return x != NULL && p == der + len ? x : (X509_free(x), NULL);
+	}
 	s = shard_of(key);
 	pthread_rwlock_rdlock(&s->lock);
 	if ((e = find(s, key, CC_CERT)) != NULL) {
@@ -254,11 +260,11 @@ certcache_chain(const unsigned char *der, size_t len, const unsigned char *key)
 
 	if (der == NULL || len == 0 || len > LONG_MAX)
 		return sk_X509_new_null();
-	if (key == NULL) {
-		certcache_key(der, len, k);
-		key = k;
-	}
 	pthread_once(&cc_once, cc_init);
+	if (key == NULL && certcache_key(der, len, k))
+		key = k;
+	if (key == NULL)
+		return chain_parse(der, len); /* no digest: not kept */
 	s = shard_of(key);
 	pthread_rwlock_rdlock(&s->lock);
 	if ((e = find(s, key, CC_CHAIN)) != NULL)
@@ -307,7 +313,7 @@ trust_id(X509_STORE *store)
 }
 
 /* The key of a verdict: everything it depends on but time. */
-static void
+static bool
 verdict_key(const unsigned char *cert_key, const unsigned char *chain_key,
 	    unsigned long id, bool allow_self_signed,
 	    unsigned char out[CERTCACHE_KEY_SIZE])
@@ -318,7 +324,7 @@ verdict_key(const unsigned char *cert_key, const unsigned char *chain_key,
 	memcpy(in + CERTCACHE_KEY_SIZE, chain_key, CERTCACHE_KEY_SIZE);
 	memcpy(in + 2 * CERTCACHE_KEY_SIZE, &id, sizeof(id));
 	in[sizeof(in) - 1] = allow_self_signed;
-	certcache_key(in, sizeof(in), out);
+	return certcache_key(in, sizeof(in), out);
 }
 
 static bool
@@ -399,15 +405,18 @@ certcache_verify(X509 *cert, const unsigned char *cert_key,
 	bool found = false, keep;
 	sm_status st;
 
-	if (cert == NULL || cert_key == NULL)
+	if (cert == NULL)
 		return SM_ERR_ARG;
 	pthread_once(&cc_once, cc_init);
-	if (chain_key == NULL) {
-		certcache_key(chain_der, chain_der ? chain_len : 0, ck);
+	if (chain_key == NULL &&
+	    certcache_key(chain_der, chain_der ? chain_len : 0, ck))
 		chain_key = ck;
-	}
-	if ((id = trust_id(trust)) != 0) {
-		verdict_key(cert_key, chain_key, id, allow_self_signed, key);
+	/* Without an identity or a digest: verified, not kept. */
+	id = trust_id(trust);
+	if (cert_key == NULL || chain_key == NULL ||
+	    !verdict_key(cert_key, chain_key, id, allow_self_signed, key))
+		id = 0;
+	if (id != 0) {
 		s = shard_of(key);
 		pthread_rwlock_rdlock(&s->lock);
 		if ((e = find(s, key, CC_VERDICT)) != NULL &&

@@ -47,8 +47,9 @@
 #define CERTCACHE_MAX 4096
 #define CERTCACHE_VERDICT_TTL 300
 
-/* SHA-256 of der. */
-void certcache_key(const unsigned char *der, size_t len,
+/* SHA-256 of der; false when it could not be computed (then key must
+ * not be used: pass NULL instead, and nothing is kept). */
+bool certcache_key(const unsigned char *der, size_t len,
 		   unsigned char key[CERTCACHE_KEY_SIZE]);
 
 /* The certificate der encodes: a new reference (X509_free), or NULL when

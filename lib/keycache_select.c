@@ -66,6 +66,7 @@ candidate_usable(const struct kc_record *r, X509_STORE *trust,
 		 X509 **out, char *reason, size_t len)
 {
 	unsigned char key[CERTCACHE_KEY_SIZE], chain_key[CERTCACHE_KEY_SIZE];
+	const unsigned char *hk, *ck; /* the keys, NULL without a digest */
 	STACK_OF(X509) *chain = NULL;
 	X509 *cert;
 	char date[16] = "";
@@ -77,8 +78,8 @@ candidate_usable(const struct kc_record *r, X509_STORE *trust,
 		snprintf(reason, len, "certificate removed");
 		return SM_ERR_NOKEY;
 	}
-	certcache_key(r->der, r->der_len, key);
-	if ((cert = certcache_cert(r->der, r->der_len, key)) == NULL) {
+	hk = certcache_key(r->der, r->der_len, key) ? key : NULL;
+	if ((cert = certcache_cert(r->der, r->der_len, hk)) == NULL) {
 		/* A damaged row must not stop mail to everyone else. */
 		snprintf(reason, len, "certificate not usable for encryption");
 		return SM_ERR_NOKEY;
@@ -87,14 +88,16 @@ candidate_usable(const struct kc_record *r, X509_STORE *trust,
 		snprintf(reason, len, "%s%s", why, date);
 		goto done;
 	}
-	certcache_key(r->chain, r->chain ? r->chain_len : 0, chain_key);
-	if ((st = cert_trusted(r, cert, key, chain_key, trust,
+	ck = certcache_key(r->chain, r->chain ? r->chain_len : 0, chain_key)
+		     ? chain_key
+		     : NULL;
+	if ((st = cert_trusted(r, cert, hk, ck, trust,
 			       allow_self_signed, now, reason, len)) != SM_OK)
 		goto done;
 	/* The last condition: one the caller adds (revocation). */
 	if (hook != NULL && hook->usable != NULL) {
-		if ((chain = certcache_chain(r->chain, r->chain_len,
-					     chain_key)) == NULL) {
+		if ((chain = certcache_chain(r->chain, r->chain_len, ck)) ==
+		    NULL) {
 			st = SM_ERR_NOMEM;
 			goto done;
 		}
