@@ -25,7 +25,9 @@
 #include "address.h"
 #include "bcc.h"
 #include "bodyio.h"
+#include "certcache.h"
 #include "clock.h"
+#include "rcptmemo.h"
 #include "recipient.h"
 #include "subject.h"
 #include "cmscheck.h"
@@ -167,10 +169,16 @@ lookup_rcpt(const struct gw_env *env, const char *sender, const char *addr,
 	    gw_env_store(env) };
 	struct kc_hook hook = { revstore_hook, &ra };
 	sm_status st;
-	uint64_t t0 = metrics_now();
+	unsigned long gen = certcache_generation();
+	uint64_t t0;
 
 	memset(rk, 0, sizeof(*rk));
 	snprintf(rk->addr, sizeof(rk->addr), "%s", addr);
+	/* Looked up at RCPT, and nothing changed since: the same answer. */
+	if (rcptmemo_get(env->memo, sender, addr, clock_now(), &rk->cert, &rk->caps, rk->reason,
+		sizeof(rk->reason)))
+		return SM_OK;
+	t0 = metrics_now();
 	st = keycache_select_hook(env->kc, addr, gw_env_store(env),
 	    env->cfg->trust_allow_self_signed, env->rs ? &hook : NULL, &rk->cert, &rk->caps,
 	    rk->reason, sizeof(rk->reason));
@@ -178,8 +186,11 @@ lookup_rcpt(const struct gw_env *env, const char *sender, const char *addr,
 	if (st == SM_ERR_NOKEY || st == SM_ERR_PARSE || (st == SM_OK && rk->cert == NULL)) {
 		if (rk->reason[0] == '\0')
 			snprintf(rk->reason, sizeof(rk->reason), "no certificate exchanged");
-		return SM_OK;
+		st = SM_OK;
 	}
+	if (st == SM_OK)
+		rcptmemo_put(env->memo, sender, addr, gen, clock_now(), rk->cert, rk->caps,
+		    rk->reason);
 	return st;
 }
 

@@ -29,6 +29,7 @@ struct keycache;
 struct discover;
 struct refusals;
 struct spool;
+struct rcptmemo;
 
 /* Everything a message is processed with. Read-only for the gateway; the
  * daemon keeps one per configuration generation. */
@@ -40,6 +41,10 @@ struct gw_env {
 	struct discover *disc;  /* key discovery at RCPT; NULL: off */
 	struct revstore *rs;  /* revocation results; NULL: not checked */
 	struct refusals *rf;   /* refusal log; NULL: not kept */
+	/* One message's look-ups, RCPT-time answers reused at end of data
+	 * (rcptmemo.h); NULL: none kept. The daemon sets it in a per-message
+	 * copy of its env. */
+	struct rcptmemo *memo;
 };
 
 /* One message as the MTA handed it over. */

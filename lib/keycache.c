@@ -13,6 +13,7 @@
 
 #include <openssl/x509v3.h>
 
+#include "certcache.h"
 #include "clock.h"
 
 /* More CA certificates than this arriving with one certificate is noise
@@ -109,11 +110,7 @@ kc_records_free(struct kc_record *v, size_t n)
 X509 *
 kc_record_cert(const struct kc_record *r)
 {
-	const unsigned char *p = r->der;
-
-	if (r->der == NULL || r->der_len == 0 || r->der_len > LONG_MAX)
-		return NULL;
-	return d2i_X509(NULL, &p, (long)r->der_len);
+	return certcache_cert(r->der, r->der_len, NULL);
 }
 
 const char *
@@ -227,28 +224,6 @@ chain_der(X509 *cert, STACK_OF(X509) *chain, unsigned char **out,
 	return SM_OK;
 }
 
-/* Parse a concatenated-DER chain. NULL/empty gives an empty stack. */
-static STACK_OF(X509) *
-chain_parse(const unsigned char *der, size_t len)
-{
-	STACK_OF(X509) *sk = sk_X509_new_null();
-	const unsigned char *p = der, *end = der + len;
-
-	if (sk == NULL)
-		return NULL;
-	while (der != NULL && p < end) {
-		X509 *c = d2i_X509(NULL, &p, (long)(end - p));
-
-		if (c == NULL)
-			break; /* a damaged tail: verify with what parsed */
-		if (sk_X509_push(sk, c) <= 0) {
-			X509_free(c);
-			break;
-		}
-	}
-	return sk;
-}
-
 /* Everything the cache stores about cert, bound to address. */
 static sm_status
 record_from_cert(X509 *cert, STACK_OF(X509) *chain, const char *address,
@@ -303,9 +278,8 @@ fail:
 	return st;
 }
 
-/* Views of records (pointing into them). */
-static struct kc_binding_view *
-views_of(const struct kc_record *r, size_t n)
+struct kc_binding_view *
+kc_views_of(const struct kc_record *r, size_t n)
 {
 	struct kc_binding_view *v = calloc(n ? n : 1, sizeof(*v));
 	size_t i;
@@ -333,7 +307,7 @@ views_of(const struct kc_record *r, size_t n)
 static sm_status
 group_effective(struct kc_record *r, size_t n, time_t now)
 {
-	struct kc_binding_view *v = views_of(r, n);
+	struct kc_binding_view *v = kc_views_of(r, n);
 	long head, enc;
 	size_t i;
 
@@ -407,6 +381,7 @@ keycache_store_pairing(struct keycache *kc, const struct kc_pairing *p,
 		memcpy(head.enc_fp, enc.fingerprint, X509U_FP_SIZE);
 	}
 	st = kc->ops->put(kc->be, &head, separate ? &enc : NULL, now, &plan);
+	certcache_bump(); /* a write: verdicts and lookups are re-made */
 	if (st == SM_OK) {
 		if (outcome)
 			*outcome = plan.outcome;
@@ -455,13 +430,13 @@ keycache_store_discovered(struct keycache *kc, X509 *cert,
 	    (st = x509u_addr_normalise(address, &norm)) != SM_OK)
 		return st;
 	st = kc->ops->put_origin(kc->be, fp, norm, origin, clock_now());
+	certcache_bump();
 	free(norm);
 	return st;
 }
 
-/* Fill source and origin of records that discovery stored. */
-static sm_status
-records_origins(struct keycache *kc, struct kc_record *v, size_t n)
+sm_status
+kc_records_origins(struct keycache *kc, struct kc_record *v, size_t n)
 {
 	char buf[512];
 	sm_status st;
@@ -484,346 +459,15 @@ records_origins(struct keycache *kc, struct kc_record *v, size_t n)
 	return SM_OK;
 }
 
-/* Is r usable now? SM_OK with a certificate, SM_ERR_NOKEY with the reason,
- * or an internal error. */
-static sm_status
-candidate_usable(const struct kc_record *r, X509_STORE *trust,
-		 bool allow_self_signed, const struct kc_hook *hook, time_t now,
-		 X509 **out, char *reason, size_t len)
-{
-	STACK_OF(X509) *chain = NULL;
-	X509 *cert;
-	char date[16];
-	sm_status st = SM_ERR_NOKEY;
-
-	*out = NULL;
-	if (r->status == KC_ST_REMOVED) {
-		snprintf(reason, len, "certificate removed");
-		return SM_ERR_NOKEY;
-	}
-	if ((cert = kc_record_cert(r)) == NULL) {
-		/* A damaged row must not stop mail to everyone else. */
-		snprintf(reason, len, "certificate not usable for encryption");
-		return SM_ERR_NOKEY;
-	}
-	switch (x509u_validity(cert, now)) {
-	case X509U_VALID: break;
-	case X509U_EXPIRED:
-		x509u_date(r->not_after, date, sizeof(date));
-		snprintf(reason, len, "certificate expired on %s", date);
-		goto done;
-	case X509U_NOT_YET_VALID:
-		snprintf(reason, len, "certificate not yet valid");
-		goto done;
-	case X509U_BAD_TIME:
-		snprintf(reason, len, "certificate not usable for encryption");
-		goto done;
-	}
-	/* The harvest rules already hold these for harvested certificates;
-	 * an import with --force may not. */
-	if (!x509u_ku_allows_encryption(cert) || !x509u_eku_allows_email(cert)) {
-		snprintf(reason, len, "certificate not usable for encryption");
-		goto done;
-	}
-	/* DNSSEC vouched for a DANE-EE certificate when it was found: it
-	 * needs no chain (see keycache_store_discovered). */
-	if ((trust != NULL || allow_self_signed) &&
-	    !(r->origin != NULL && strcmp(r->origin, KC_ORIGIN_DANE_EE) == 0)) {
-		if ((chain = chain_parse(r->chain, r->chain_len)) == NULL) {
-			st = SM_ERR_NOMEM;
-			goto done;
-		}
-		st = x509u_verify(cert, chain, trust, allow_self_signed, now,
-				  NULL);
-		if (st == SM_ERR_VERIFY) {
-			snprintf(reason, len, "certificate not trusted");
-			st = SM_ERR_NOKEY;
-		}
-		if (st != SM_OK)
-			goto done;
-	}
-	/* The last condition: one the caller adds (revocation). */
-	if (hook != NULL && hook->usable != NULL) {
-		if (chain == NULL &&
-		    (chain = chain_parse(r->chain, r->chain_len)) == NULL) {
-			st = SM_ERR_NOMEM;
-			goto done;
-		}
-		if ((st = hook->usable(hook->arg, cert, chain, now, reason,
-				       len)) != SM_OK)
-			goto done;
-	}
-	st = SM_OK;
-	*out = cert;
-	cert = NULL;
-done:
-	sk_X509_pop_free(chain, X509_free);
-	X509_free(cert);
-	return st;
-}
-
-/* What the rule picks for one address's records, with the trust check.
- * head/enc: indices (-1 none); cert (may be NULL): the encryption
- * certificate; reason: why none, about the best-ranked candidate. */
-struct pick {
-	long head, enc;
-	X509 *cert;
-	char reason[KC_REASON_SIZE];
-};
-
-static sm_status
-pick_one(const struct kc_record *r, const struct kc_binding_view *v,
-	 size_t n, X509_STORE *trust, bool allow_self_signed,
-	 const struct kc_hook *hook, time_t now,
-	 const size_t *order, size_t m, struct pick *pk)
-{
-	char why[KC_REASON_SIZE];
-	size_t i;
-	bool removed = false;
-	sm_status st;
-
-	pk->head = pk->enc = -1;
-	pk->cert = NULL;
-	pk->reason[0] = '\0';
-	for (i = 0; i < m; i++) {
-		long e = kc_pairing_enc(v, n, order[i]);
-
-		if (e < 0) {
-			snprintf(why, sizeof(why), "%s",
-				 "certificate not usable for encryption");
-			st = SM_ERR_NOKEY;
-		} else {
-			st = candidate_usable(&r[e], trust, allow_self_signed,
-					      hook, now, &pk->cert, why,
-					      sizeof(why));
-		}
-		if (st == SM_OK) {
-			pk->head = (long)order[i];
-			pk->enc = e;
-			return SM_OK;
-		}
-		if (st != SM_ERR_NOKEY)
-			return st;
-		if (pk->reason[0] == '\0')
-			memcpy(pk->reason, why, sizeof(pk->reason));
-	}
-	if (pk->reason[0] == '\0') {
-		for (i = 0; i < n; i++)
-			removed |= r[i].status == KC_ST_REMOVED;
-		snprintf(pk->reason, sizeof(pk->reason), "%s",
-			 removed ? "certificate removed"
-				 : "no certificate exchanged");
-	}
-	return SM_ERR_NOKEY;
-}
-
-/* Rank and pick for one address's records. order/blocked: n entries. */
-static sm_status
-pick_records(const struct kc_record *r, size_t n, X509_STORE *trust,
-	     bool allow_self_signed, const struct kc_hook *hook, time_t now, struct kc_binding_view **vout,
-	     size_t **order_out, bool **blocked_out, size_t *m,
-	     struct pick *pk)
-{
-	struct kc_binding_view *v = views_of(r, n);
-	size_t *order = calloc(n ? n : 1, sizeof(*order));
-	bool *blocked = calloc(n ? n : 1, sizeof(*blocked));
-	sm_status st = SM_ERR_NOMEM;
-
-	pk->head = pk->enc = -1;
-	pk->cert = NULL;
-	if (v != NULL && order != NULL && blocked != NULL) {
-		*m = kc_rank(v, n, order, blocked);
-		st = pick_one(r, v, n, trust, allow_self_signed, hook, now, order,
-			      *m, pk);
-	}
-	if (vout && st != SM_ERR_NOMEM) {
-		*vout = v;
-		*order_out = order;
-		*blocked_out = blocked;
-		return st;
-	}
-	free(v);
-	free(order);
-	free(blocked);
-	return st;
-}
-
 sm_status
-keycache_select(struct keycache *kc, const char *address, X509_STORE *trust,
-		bool allow_self_signed, X509 **cert_out, caps_t *caps_out,
-		char *reason, size_t reasonlen)
+kc_lookup_address(struct keycache *kc, const char *norm,
+		  struct kc_record **out, size_t *n)
 {
-	return keycache_select_hook(kc, address, trust, allow_self_signed, NULL,
-				    cert_out, caps_out, reason, reasonlen);
-}
+	sm_status st = kc->ops->lookup_address(kc->be, norm, out, n);
 
-sm_status
-keycache_select_hook(struct keycache *kc, const char *address,
-		     X509_STORE *trust, bool allow_self_signed,
-		     const struct kc_hook *hook, X509 **cert_out,
-		     caps_t *caps_out, char *reason, size_t reasonlen)
-{
-	struct kc_record *recs = NULL;
-	struct pick pk;
-	char *norm = NULL;
-	size_t n = 0, m = 0;
-	sm_status st;
-
-	if (cert_out)
-		*cert_out = NULL;
-	if (caps_out)
-		*caps_out = 0;
-	if (reasonlen)
-		reason[0] = '\0';
-	if (kc == NULL || address == NULL)
-		return SM_ERR_ARG;
-	if ((st = x509u_addr_normalise(address, &norm)) != SM_OK)
-		return st;
-	st = kc->ops->lookup_address(kc->be, norm, &recs, &n);
 	if (st == SM_OK)
-		st = records_origins(kc, recs, n);
-	if (st != SM_OK)
-		goto done;
-	st = pick_records(recs, n, trust, allow_self_signed, hook, clock_now(), NULL,
-			  NULL, NULL, &m, &pk);
-	if (st == SM_OK) {
-		/* The capabilities came with the signature that set up the
-		 * pairing. */
-		if (caps_out)
-			*caps_out = recs[pk.head].caps;
-		if (cert_out) {
-			*cert_out = pk.cert;
-			pk.cert = NULL;
-		}
-	} else if (st == SM_ERR_NOKEY) {
-		snprintf(reason, reasonlen, "%s", pk.reason);
-	}
-	X509_free(pk.cert);
-done:
-	kc_records_free(recs, n);
-	free(norm);
+		st = kc_records_origins(kc, *out, *n);
 	return st;
-}
-
-/* The one-line reason for record i (see keycache_explain). */
-static void
-explain_one(const struct kc_record *r, const struct kc_binding_view *v,
-	    size_t n, size_t i, const struct pick *pk, const bool *blocked,
-	    X509_STORE *trust, bool allow_self_signed,
-	    const struct kc_hook *hook, time_t now, char *out,
-	    size_t len)
-{
-	char why[KC_REASON_SIZE];
-	X509 *x = NULL;
-	long e, j;
-	size_t k;
-
-	if (r[i].status == KC_ST_REMOVED) {
-		snprintf(out, len, "not used: removed");
-		return;
-	}
-	if ((long)i == pk->enc) {
-		snprintf(out, len, "used for encryption%s",
-			 (long)i == pk->head ? ""
-					     : " (preferred by the signing "
-					       "certificate in use)");
-		return;
-	}
-	if ((long)i == pk->head) {
-		snprintf(out, len,
-			 "signing certificate in use; it prefers sha256 %s "
-			 "for encryption",
-			 r[pk->enc].fingerprint);
-		return;
-	}
-	if (blocked[i]) {
-		/* Name the certificate in use, or else a CA-issued one. */
-		for (k = 0; k < n; k++)
-			if (v[k].signer && v[k].status != KC_ST_REMOVED &&
-			    v[k].assurance >= KC_AS_CA)
-				break;
-		snprintf(out, len,
-			 "not used: self-signed would replace CA-issued sha256 "
-			 "%s (cert import --force overrides)",
-			 pk->enc >= 0 ? r[pk->enc].fingerprint
-			 : k < n      ? r[k].fingerprint
-				      : "?");
-		return;
-	}
-	/* A signing binding: is its own pairing usable? */
-	j = (long)i;
-	if (!r[i].signer) {
-		/* An encryption certificate: judged through the pairing
-		 * that names it. */
-		for (k = 0; k < n; k++)
-			if (v[k].signer && kc_pairing_enc(v, n, k) == (long)i)
-				break;
-		if (k == n) {
-			snprintf(out, len, "not used: no signing certificate "
-					   "of the address prefers it");
-			return;
-		}
-		j = (long)k;
-	}
-	e = kc_pairing_enc(v, n, (size_t)j);
-	if (e < 0) {
-		snprintf(out, len, "not used: its preferred encryption "
-				   "certificate is missing");
-		return;
-	}
-	if (candidate_usable(&r[e], trust, allow_self_signed, hook, now, &x,
-			     why, sizeof(why)) != SM_OK) {
-		snprintf(out, len, "not used: %s%s", e == (long)i ? "" :
-			 "its encryption certificate: ", why);
-		return;
-	}
-	X509_free(x);
-	if (pk->head >= 0)
-		snprintf(out, len, "superseded by sha256 %s (%s)",
-			 r[pk->enc].fingerprint,
-			 kc_rank_why(&v[pk->head], &v[j]));
-	else
-		snprintf(out, len, "not used");
-}
-
-sm_status
-keycache_explain(struct keycache *kc, const struct kc_record *recs, size_t n,
-		 X509_STORE *trust, bool allow_self_signed,
-		 char (*reasons)[KC_EXPLAIN_SIZE])
-{
-	return keycache_explain_hook(kc, recs, n, trust, allow_self_signed,
-				     NULL, reasons);
-}
-
-sm_status
-keycache_explain_hook(struct keycache *kc, const struct kc_record *recs,
-		      size_t n, X509_STORE *trust, bool allow_self_signed,
-		      const struct kc_hook *hook,
-		      char (*reasons)[KC_EXPLAIN_SIZE])
-{
-	struct kc_binding_view *v = NULL;
-	size_t *order = NULL, m = 0, i;
-	bool *blocked = NULL;
-	struct pick pk;
-	time_t now = clock_now();
-	sm_status st;
-
-	if (kc == NULL || (n > 0 && (recs == NULL || reasons == NULL)))
-		return SM_ERR_ARG;
-	st = pick_records(recs, n, trust, allow_self_signed, hook, now, &v,
-			  &order,
-			  &blocked, &m, &pk);
-	if (st != SM_OK && st != SM_ERR_NOKEY)
-		return st;
-	for (i = 0; i < n; i++)
-		explain_one(recs, v, n, i, &pk, blocked, trust,
-			    allow_self_signed, hook, now, reasons[i],
-			    KC_EXPLAIN_SIZE);
-	X509_free(pk.cert);
-	free(v);
-	free(order);
-	free(blocked);
-	return SM_OK;
 }
 
 sm_status
@@ -843,7 +487,7 @@ keycache_list(struct keycache *kc, int expiring_days, struct kc_record **out,
 	if (st == SM_OK)
 		st = records_effective(*out, *n, now);
 	if (st == SM_OK)
-		st = records_origins(kc, *out, *n);
+		st = kc_records_origins(kc, *out, *n);
 	if (st != SM_OK) {
 		kc_records_free(*out, *n);
 		*out = NULL;
@@ -885,7 +529,7 @@ keycache_find_address(struct keycache *kc, const char *address,
 	st = kc->ops->lookup_address(kc->be, norm, out, n);
 	if (st == SM_OK && ((st = group_effective(*out, *n, clock_now())) !=
 				SM_OK ||
-			    (st = records_origins(kc, *out, *n)) != SM_OK)) {
+			    (st = kc_records_origins(kc, *out, *n)) != SM_OK)) {
 		kc_records_free(*out, *n);
 		*out = NULL;
 		*n = 0;
@@ -932,7 +576,7 @@ keycache_find_fingerprint(struct keycache *kc, const char *fp,
 	for (i = 0; st == SM_OK && i < *n; i++)
 		st = status_in_address(kc, &(*out)[i], now);
 	if (st == SM_OK)
-		st = records_origins(kc, *out, *n);
+		st = kc_records_origins(kc, *out, *n);
 	if (st != SM_OK) {
 		kc_records_free(*out, *n);
 		*out = NULL;
@@ -955,6 +599,7 @@ keycache_remove_address(struct keycache *kc, const char *address,
 	if ((st = x509u_addr_normalise(address, &norm)) != SM_OK)
 		return st;
 	st = kc->ops->remove(kc->be, norm, NULL, count);
+	certcache_bump();
 	free(norm);
 	return st;
 }
@@ -964,6 +609,7 @@ keycache_remove_fingerprint(struct keycache *kc, const char *fp,
 			    size_t *count)
 {
 	char canon[X509U_FP_SIZE];
+	sm_status st;
 
 	if (count)
 		*count = 0;
@@ -971,7 +617,9 @@ keycache_remove_fingerprint(struct keycache *kc, const char *fp,
 		return SM_ERR_ARG;
 	if (!x509u_fingerprint_parse(fp, canon))
 		return SM_ERR_PARSE;
-	return kc->ops->remove(kc->be, NULL, canon, count);
+	st = kc->ops->remove(kc->be, NULL, canon, count);
+	certcache_bump();
+	return st;
 }
 
 sm_status
@@ -1055,6 +703,7 @@ keycache_restore(struct keycache *kc, X509 *cert, STACK_OF(X509) *chain,
 	if (b->last_seen)
 		r.last_seen = b->last_seen;
 	st = kc->ops->restore(kc->be, &r);
+	certcache_bump();
 	kc_record_free(&r);
 	return st;
 }
@@ -1081,6 +730,7 @@ keycache_copy(struct keycache *from, struct keycache *to, size_t *n)
 		for (i = 0; i < cnt && st == SM_OK; i++)
 			if (pass == 0 || v[i].enc_fp[0] != '\0')
 				st = to->ops->restore(to->be, &v[i]);
+	certcache_bump();
 	if (st == SM_OK && n)
 		*n = cnt;
 	kc_records_free(v, cnt);

@@ -56,6 +56,16 @@
  * (BEGIN IMMEDIATE), so a killed process leaves either the whole change or
  * none of it. A process that forks must open its own keycache in the
  * child; never use a parent's handle across fork().
+ *
+ * Decoded once. Selection takes certificates, chains and trust verdicts
+ * from the process-wide certcache (certcache.h), so a certificate looked
+ * up again is neither decoded nor verified again. Every write through a
+ * keycache (and, for PostgreSQL, every change another gateway announces)
+ * bumps the certcache generation, which drops the kept verdicts and the
+ * look-ups messages keep (rcptmemo.h). With SQLite, a write by another
+ * process (smimectl) is seen by the next selection, which always reads
+ * the database; a verdict is about a certificate's bytes, not the cache,
+ * and lives at most CERTCACHE_VERDICT_TTL seconds anyway.
  */
 #ifndef SMIME_KEYCACHE_H
 #define SMIME_KEYCACHE_H
@@ -376,6 +386,17 @@ struct kc_binding_view {
 	enum kc_assurance assurance;
 	enum kc_status status; /* stored: active or removed */
 };
+
+/* Shared by keycache.c and keycache_select.c. Views of records (pointing
+ * into them; free() the array, NULL when memory ran out); the source and
+ * origin of records that discovery stored. */
+struct kc_binding_view *kc_views_of(const struct kc_record *r, size_t n);
+sm_status kc_records_origins(struct keycache *kc, struct kc_record *v,
+			     size_t n);
+/* Every binding of the (normalised) address, with origins, stored
+ * statuses. */
+sm_status kc_lookup_address(struct keycache *kc, const char *norm,
+			    struct kc_record **out, size_t *n);
 
 struct kc_plan {
 	enum keycache_outcome outcome;

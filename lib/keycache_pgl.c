@@ -27,6 +27,7 @@
 #include <string.h>
 #include <syslog.h>
 
+#include "certcache.h"
 #include "clock.h"
 #include "log.h"
 
@@ -69,6 +70,7 @@ copy_clear(struct kc_backend *be)
 	}
 	be->entries = 0;
 	be->epoch++;
+	certcache_bump();
 }
 
 /* Drop one address's entry. lmu held. */
@@ -78,6 +80,9 @@ copy_drop(struct kc_backend *be, const char *address)
 	struct pg_entry **pp = &be->bucket[bucket_of(address)], *e;
 
 	be->epoch++;
+	/* Ours or another gateway's write (heard): verdicts and the
+	 * lookups messages keep are re-made. */
+	certcache_bump();
 	for (; (e = *pp) != NULL; pp = &e->next) {
 		if (strcmp(e->address, address) == 0) {
 			*pp = e->next;

@@ -138,6 +138,8 @@ enum sq_stmt {
 	Q_RM_ADDR,
 	Q_RM_FP,
 	Q_VERSION,
+	Q_ORIGIN_PUT,
+	Q_ORIGIN_GET,
 	Q_NSTMT
 };
 
@@ -204,11 +206,16 @@ static const char *const sql[Q_NSTMT] = {
 		    " WHERE status <> 'removed' AND cert_id ="
 		    " (SELECT id FROM certs WHERE fingerprint = ?1)",
 	[Q_VERSION] = "SELECT coalesce(max(version), 0) FROM schema_version",
+	/* Prepared once the origins table exists (origin_impl). */
+	[Q_ORIGIN_PUT] = "INSERT OR REPLACE INTO origins VALUES (?1, ?2, ?3, ?4)",
+	[Q_ORIGIN_GET] = "SELECT origin FROM origins WHERE fingerprint = ?1"
+			 " AND address = ?2",
 };
 
 struct sq_conn {
 	sqlite3 *db;
 	sqlite3_stmt *st[Q_NSTMT];
+	bool origins;	    /* the origins table is known to exist */
 	int last_rc;	    /* SQLite result code of the last failure */
 	char last_err[256]; /* and its message */
 	struct sq_conn *next;
@@ -1142,20 +1149,17 @@ static sm_status
 origin_impl(struct sq_conn *c, const char *fp, const char *address,
 	    const char *origin, time_t now, char *out, size_t outlen)
 {
-	sqlite3_stmt *s = NULL;
+	sqlite3_stmt *s;
 	int rc;
 
-	if ((rc = sqlite3_exec(c->db, SQ_ORIGINS_DDL, NULL, NULL, NULL)) !=
-	    SQLITE_OK)
+	/* Once per connection, not per look-up: every RCPT asks. */
+	if (!c->origins &&
+	    (rc = sqlite3_exec(c->db, SQ_ORIGINS_DDL, NULL, NULL, NULL)) !=
+		    SQLITE_OK)
 		return sq_fail(c, rc);
-	rc = sqlite3_prepare_v2(
-		c->db,
-		origin ? "INSERT OR REPLACE INTO origins VALUES (?1, ?2, ?3, ?4)"
-		       : "SELECT origin FROM origins WHERE fingerprint = ?1"
-			 " AND address = ?2",
-		-1, &s, NULL);
-	if (rc != SQLITE_OK)
-		return sq_fail(c, rc);
+	c->origins = true;
+	if ((s = sq_stmt(c, origin ? Q_ORIGIN_PUT : Q_ORIGIN_GET)) == NULL)
+		return sq_fail(c, c->last_rc);
 	sqlite3_bind_text(s, 1, fp, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, address, -1, SQLITE_STATIC);
 	if (origin) {
@@ -1169,7 +1173,7 @@ origin_impl(struct sq_conn *c, const char *fp, const char *address,
 			snprintf(out, outlen, "%s",
 				 (const char *)sqlite3_column_text(s, 0));
 	}
-	sqlite3_finalize(s);
+	sqlite3_reset(s); /* ends the read: no transaction left open */
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
 		return sq_fail(c, rc);
 	return SM_OK;

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "certcache.h"
+
 #define RS_RETRY_MIN 60		/* back-off after a failed check */
 #define RS_RETRY_MAX 3600
 #define RS_REFRESH_MIN 60
@@ -275,6 +277,7 @@ revstore_put(struct revstore *rs, const char *fp, const struct rev_result *r,
 	rc = exec_put(rs->db, r->status == REV_UNKNOWN ? none : answer, fp, r,
 		      now);
 	pthread_mutex_unlock(&rs->mu);
+	certcache_bump(); /* a recipient looked up at RCPT is judged again */
 	return rc == SQLITE_DONE ? SM_OK : SM_ERR_DB;
 }
 

@@ -11,6 +11,8 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include "certcache.h"
+
 struct trust {
 	atomic_int refs;
 	X509_STORE *store;
@@ -137,6 +139,9 @@ trust_load(const char *ca_file, const char *ca_dir, struct trust **out,
 		}
 	}
 	t->count = (size_t)sk_X509_OBJECT_num(X509_STORE_get0_objects(t->store));
+	/* Never changed from here on: verdicts against it may be kept (a
+	 * new load is a new identity, so a reload re-verifies). */
+	certcache_trust_adopt(t->store);
 	*out = t;
 	t = NULL;
 	st = SM_OK;

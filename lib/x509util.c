@@ -5,6 +5,7 @@
 
 #include "address.h"
 
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -582,9 +583,40 @@ verify_cb(int ok, X509_STORE_CTX *ctx)
 	return ok;
 }
 
+/* The span in which every certificate of a built chain is valid. */
+static void
+chain_span(STACK_OF(X509) *chain, time_t *from, time_t *until)
+{
+	time_t nb, na;
+
+	for (int i = 0; i < sk_X509_num(chain); i++) {
+		X509 *c = sk_X509_value(chain, i);
+
+		if (x509u_not_before(c, &nb) != SM_OK ||
+		    x509u_not_after(c, &na) != SM_OK) {
+			*from = 1; /* unknown: an empty span */
+			*until = 0;
+			return;
+		}
+		if (nb > *from)
+			*from = nb;
+		if (na < *until)
+			*until = na;
+	}
+}
+
 sm_status
 x509u_verify(X509 *cert, STACK_OF(X509) *untrusted, X509_STORE *trust,
 	     bool allow_self_signed, time_t now, int *verr)
+{
+	return x509u_verify_span(cert, untrusted, trust, allow_self_signed,
+				 now, verr, NULL, NULL);
+}
+
+sm_status
+x509u_verify_span(X509 *cert, STACK_OF(X509) *untrusted, X509_STORE *trust,
+		  bool allow_self_signed, time_t now, int *verr,
+		  time_t *from, time_t *until)
 {
 	struct verify_opts o = { allow_self_signed };
 	X509_STORE *empty = NULL;
@@ -594,6 +626,10 @@ x509u_verify(X509 *cert, STACK_OF(X509) *untrusted, X509_STORE *trust,
 
 	if (verr)
 		*verr = X509_V_OK;
+	if (from && until) {
+		*from = (time_t)LLONG_MIN;
+		*until = (time_t)LLONG_MAX;
+	}
 	if (cert == NULL)
 		return SM_ERR_ARG;
 	if (trust == NULL) {
@@ -615,6 +651,8 @@ x509u_verify(X509 *cert, STACK_OF(X509) *untrusted, X509_STORE *trust,
 	rc = X509_verify_cert(ctx);
 	if (rc == 1) {
 		st = SM_OK;
+		if (from && until)
+			chain_span(X509_STORE_CTX_get0_chain(ctx), from, until);
 	} else {
 		st = SM_ERR_VERIFY;
 		if (verr)

@@ -128,6 +128,13 @@ void x509u_date(time_t t, char *buf, size_t len);
 sm_status x509u_verify(X509 *cert, STACK_OF(X509) *untrusted,
 		       X509_STORE *trust, bool allow_self_signed, time_t now,
 		       int *verr);
+/* x509u_verify that also tells, on success, the span in which every
+ * certificate of the chain it built is valid: [*from, *until] (latest
+ * notBefore, earliest notAfter; both may be NULL). */
+sm_status x509u_verify_span(X509 *cert, STACK_OF(X509) *untrusted,
+			    X509_STORE *trust, bool allow_self_signed,
+			    time_t now, int *verr, time_t *from,
+			    time_t *until);
 /* Is the certificate self-signed (self-issued and verifying with its own
  * key)? */
 bool x509u_is_self_signed(X509 *cert);

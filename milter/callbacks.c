@@ -23,6 +23,7 @@
 #include "milter.h"
 #include "mime.h"
 #include "policy.h"
+#include "rcptmemo.h"
 #include "spool.h"
 #include "status.h"
 
@@ -39,6 +40,7 @@ struct msg {
 	struct pol_treatment first;   /* the transaction's, so far */
 	struct mime_headers hdrs;
 	struct spool *body;
+	struct rcptmemo *memo;        /* RCPT look-ups, reused at eom */
 	struct timespec start;
 };
 
@@ -59,6 +61,7 @@ msg_reset(struct msg *m)
 	free(m->rcpts);
 	mime_headers_free(&m->hdrs);
 	spool_free(m->body);
+	rcptmemo_free(m->memo);
 	memset(m, 0, sizeof(*m));
 }
 
@@ -172,6 +175,7 @@ mlfi_envfrom(SMFICTX *ctx, char **argv)
 	msg_reset(&c->msg);
 	c->msg.active = true;
 	clock_gettime(CLOCK_MONOTONIC, &c->msg.start);
+	c->msg.memo = rcptmemo_new(); /* NULL: each look-up made again */
 	msg_refresh_qid(ctx, &c->msg);
 	macro_copy(ctx, "{auth_authen}", c->msg.auth_authen, sizeof(c->msg.auth_authen));
 	c->msg.dir = policy_direction(cfg, c->daemon_name, c->msg.auth_authen,
@@ -188,6 +192,7 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 {
 	struct conn *c = smfi_getpriv(ctx);
 	struct pol_rcpt_decision d;
+	struct gw_env env;
 	char **v;
 	sm_status st;
 
@@ -195,7 +200,9 @@ mlfi_envrcpt(SMFICTX *ctx, char **argv)
 		return tempfail(ctx, c, "recipient outside a transaction");
 	msg_refresh_qid(ctx, &c->msg);
 	if (c->msg.dir == POL_OUTBOUND) {
-		st = gw_rcpt(&c->rt->env, c->msg.sender, argv[0],
+		env = c->rt->env;
+		env.memo = c->msg.memo;
+		st = gw_rcpt(&env, c->msg.sender, argv[0],
 		    c->msg.have_first ? &c->msg.first : NULL, &d);
 		if (st == SM_OK)
 			st = gw_rcpt_bcc(c->msg.sender, argv[0], c->msg.nrcpts, &c->msg.bcc_solo, &d);
@@ -330,6 +337,7 @@ static sfsistat
 mlfi_eom(SMFICTX *ctx)
 {
 	struct conn *c = smfi_getpriv(ctx);
+	struct gw_env env;
 	struct gw_msg gm;
 	struct sender_id who;
 	struct gw_result r;
@@ -358,8 +366,11 @@ mlfi_eom(SMFICTX *ctx)
 		ret = tempfail(ctx, c, "cannot read the spooled body");
 		goto out;
 	}
+	/* The look-ups made at RCPT, unless something changed since. */
+	env = c->rt->env;
+	env.memo = c->msg.memo;
 	t0 = metrics_now();
-	st = c->msg.dir == POL_OUTBOUND ? gw_outbound(&c->rt->env, &gm, &r) :
+	st = c->msg.dir == POL_OUTBOUND ? gw_outbound(&env, &gm, &r) :
 	    gw_inbound(&c->rt->env, &gm, &r);
 	metrics_observe(METRICS_STAGE_EOM, t0);
 	if (st != SM_OK) {

@@ -37,6 +37,7 @@
 #include "keycache.h"
 #include "keystore.h"
 #include "log.h"
+#include "certcache.h"
 #include "discover.h"
 #include "metrics.h"
 #include "milter.h"
@@ -354,6 +355,8 @@ reload_thread(void *arg)
 		}
 		runtime_swap(rt);
 		revocation_follow(rt->cfg);
+		/* Verdicts and the lookups messages keep are made again. */
+		certcache_bump();
 		metrics_reload(true);
 		log_msg(LOG_NOTICE, "reloaded configuration from %s", rt->cfg->file);
 	}

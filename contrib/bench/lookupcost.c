@@ -32,6 +32,7 @@
 #include <openssl/x509_vfy.h>
 
 #include "keycache.h"
+#include "trust.h"
 
 #define ADDR "bob@partner.example"
 
@@ -104,6 +105,7 @@ int main(int argc, char **argv)
 	char err[256];
 	struct keycache *kc = NULL;
 	enum keycache_outcome out;
+	struct trust *anchors = NULL;
 	X509_STORE *trust;
 	STACK_OF(X509) *chain;
 	X509 *cert;
@@ -117,12 +119,14 @@ int main(int argc, char **argv)
 	}
 	cert = read_cert(argv[3]);
 	chain = read_chain(argv[4]);
-	trust = X509_STORE_new();
-	if (cert == NULL || chain == NULL || trust == NULL ||
-	    X509_STORE_load_file(trust, argv[5]) != 1) {
+	/* The anchors as the daemon loads them (trust_load): a store of
+	 * its own identity, whose verdicts the certcache may keep. */
+	if (cert == NULL || chain == NULL ||
+	    trust_load(argv[5], NULL, &anchors, err, sizeof(err)) != SM_OK) {
 		fprintf(stderr, "lookupcost: cannot read the certificates\n");
 		return 1;
 	}
+	trust = trust_store(anchors);
 	if (keycache_open(argv[1], argv[2], &kc, err, sizeof(err)) != SM_OK) {
 		fprintf(stderr, "lookupcost: open %s: %s\n", argv[1], err);
 		return 1;
@@ -147,7 +151,7 @@ int main(int argc, char **argv)
 	rc = 0;
 done:
 	keycache_close(kc);
-	X509_STORE_free(trust);
+	trust_free(anchors);
 	sk_X509_pop_free(chain, X509_free);
 	X509_free(cert);
 	return rc;

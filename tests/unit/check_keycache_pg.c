@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "certcache.h"
 #include "certgen.h"
 #include "clock.h"
 #include "keycache.h"
@@ -519,6 +520,44 @@ START_TEST(test_a_malformed_conninfo_is_a_configuration_error)
 }
 END_TEST
 
+/* Another gateway's write (here: another process, so that only this
+ * process's listener can move the generation) drops the verdicts and the
+ * RCPT-time look-ups this gateway keeps (certcache.h, rcptmemo.h). */
+START_TEST(test_a_write_by_another_gateway_moves_the_generation)
+{
+	struct keycache *relay = node(true, 0);
+	X509 *x = leaf(1, CAROL, -10);
+	unsigned long gen;
+	int status = -1;
+	pid_t pid;
+
+	wait_listening(relay);
+	gen = certcache_generation();
+	if ((pid = fork()) == 0) {
+		struct keycache *other = NULL;
+		char err[256];
+
+		_exit(keycache_open("postgresql", conninfo, &other, err,
+				    sizeof(err)) == SM_OK &&
+		      keycache_store(other, x, NULL, CAROL, CAP_KNOWN,
+				     KC_SRC_HARVESTED, NULL, NULL) == SM_OK
+			      ? 0
+			      : 1);
+	}
+	ck_assert(pid > 0);
+	ck_assert(waitpid(pid, &status, 0) == pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+		      "the other gateway's store failed");
+	for (int t = 0; t < 2000 && certcache_generation() == gen; t += 20)
+		usleep(20000);
+	ck_assert_msg(certcache_generation() != gen,
+		      "the generation did not move within 2 s of another "
+		      "gateway's write");
+	X509_free(x);
+	keycache_close(relay);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -532,6 +571,7 @@ suite(void)
 	tcase_add_test(tc, test_a_schema_from_a_newer_program_is_refused);
 	tcase_add_test(tc, test_gateways_starting_at_once_migrate_once);
 	tcase_add_test(tc, test_a_harvest_on_one_node_is_used_by_the_other_within_a_second);
+	tcase_add_test(tc, test_a_write_by_another_gateway_moves_the_generation);
 	tcase_add_test(tc, test_concurrent_harvests_leave_one_row_per_certificate_and_one_selection);
 	tcase_add_test(tc, test_with_the_database_down_the_copy_serves_and_harvests_wait_on_disk);
 	tcase_add_test(tc, test_the_copy_is_not_served_past_max_stale);

@@ -784,10 +784,10 @@ ctx_open(struct rt_ctx *x, const struct rt_case *c)
 		ck_assert_msg(st == SM_OK, "keycache_store %s: got %s, want ok", idents[i].addr,
 		    sm_strstatus(st));
 	}
-	x->ours = (struct gw_env){ x->cfg, anchors, ks_ours, x->kc, NULL, NULL, NULL };
-	x->theirs = (struct gw_env){ x->cfg, anchors, who(c->to)->ks, x->kc, NULL, NULL, NULL };
+	x->ours = (struct gw_env){ x->cfg, anchors, ks_ours, x->kc, NULL, NULL, NULL, NULL };
+	x->theirs = (struct gw_env){ x->cfg, anchors, who(c->to)->ks, x->kc, NULL, NULL, NULL, NULL };
 	if (c->to2)
-		x->theirs2 = (struct gw_env){ x->cfg, anchors, who(c->to2)->ks, x->kc, NULL, NULL, NULL };
+		x->theirs2 = (struct gw_env){ x->cfg, anchors, who(c->to2)->ks, x->kc, NULL, NULL, NULL, NULL };
 }
 
 static void
