@@ -405,8 +405,13 @@ hp_legacy_find(const unsigned char *body, size_t len, bool html, size_t *off, si
 		b = hp_memcasestr(a, (size_t)(lim - a), "</div>");
 		if (b == NULL)
 			return false;
+		b += 6;
+		if (b + 1 < lim && b[0] == '\r' && b[1] == '\n')
+			b += 2; /* the line break hp_legacy_insert() puts after it */
+		else if (b < lim && *b == '\n')
+			b++;
 		*off = (size_t)(a - body);
-		*n = (size_t)(b + 6 - a);
+		*n = (size_t)(b - a);
 		return true;
 	}
 	while ((l = hp_field_line(p, lim)) > 0)

@@ -88,8 +88,8 @@ void hp_parsed_free(struct hp_parsed *p);
  * false) or text/html body part marked hp-legacy-display="1", so that a
  * reader that shows the protected header itself can hide it: the leading
  * "Name: value" lines and the empty line after them, or the first
- * <div class="header-protection-legacy-display">...</div>. false when
- * there is none. */
+ * <div class="header-protection-legacy-display">...</div> with the line
+ * break after it. false when there is none. */
 bool hp_legacy_find(const unsigned char *body, size_t len, bool html, size_t *off,
     size_t *n);
 
