@@ -312,6 +312,21 @@ hp_ctype_build(const struct mime_ctype *ct, const char *charset, bool mark, stru
 	return st;
 }
 
+/* A Content-Type value (NULL: the RFC 2045 default) with
+ * hp-legacy-display="1" appended. */
+static sm_status
+hp_ctype_mark(const char *value, struct buf *out)
+{
+	char *v = mime_header_unfold(value ? value : "text/plain; charset=us-ascii");
+	sm_status st;
+
+	if (v == NULL)
+		return SM_ERR_NOMEM;
+	st = buf_printf(out, "%s; hp-legacy-display=\"1\"", v);
+	free(v);
+	return st;
+}
+
 /* The part's new body, encoded as its Content-Transfer-Encoding says. */
 static sm_status
 hp_reencode(const struct mime_entity *e, const struct buf *dec, struct buf *out)
@@ -339,7 +354,8 @@ hp_part(const struct mime_entity *e, const struct mime_headers *lines, bool mark
 	const char *cs = mime_ctype_param(&e->ct, "charset");
 	struct buf dec = BUF_INIT, el = BUF_INIT, nb = BUF_INIT, ct = BUF_INIT;
 	size_t at;
-	sm_status st = mime_decode_body(e, &dec);
+	sm_status st = mime_ctype_param(&e->ct, "hp-legacy-display") ? SM_ERR_UNSUPPORTED :
+	    mime_decode_body(e, &dec); /* marked already: not ours to mark twice */
 
 	if (st == SM_OK)
 		st = hp_element(lines, html, cs, &el, &relabel);
@@ -350,9 +366,14 @@ hp_part(const struct mime_entity *e, const struct mime_headers *lines, bool mark
 	if (st == SM_OK)
 		st = hp_reencode(e, &nb, body);
 	if (st == SM_OK && (st = mime_headers_copy(hdrs, &e->hdrs)) == SM_OK &&
-	    (relabel || mark_ct) &&
-	    (st = hp_ctype_build(&e->ct, relabel ? "utf-8" : NULL, mark_ct, &ct)) == SM_OK)
-		st = mime_headers_set(hdrs, "Content-Type", buf_cstr(&ct));
+	    (relabel || mark_ct)) {
+		if (relabel)
+			st = hp_ctype_build(&e->ct, "utf-8", mark_ct, &ct);
+		else /* only the mark: the field as it was, parameter added */
+			st = hp_ctype_mark(mime_headers_get(&e->hdrs, "Content-Type"), &ct);
+		if (st == SM_OK)
+			st = mime_headers_set(hdrs, "Content-Type", buf_cstr(&ct));
+	}
 	buf_free(&dec);
 	buf_free(&el);
 	buf_free(&nb);

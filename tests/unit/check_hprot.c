@@ -366,6 +366,16 @@ START_TEST(charsets_are_respected_and_base64_is_reencoded)
 	ck_assert_str_eq(mime_ctype_param(&r.e->ct, "format"), "flowed");
 	free(d);
 	lrun_free(&r);
+	/* a part that says hp-legacy-display already is not marked twice */
+	{
+		static const char *const twice[] = {
+			"Content-Type", " text/plain; hp-legacy-display=\"1\"", NULL,
+		};
+		lrun(&r, CFG_HPROT_BASELINE, outer, twice, "text\r\n");
+		ck_assert_uint_eq(r.legacy.len, 0);
+		ck_assert(marked(r.e)); /* parsed: the parameter is there once */
+		lrun_free(&r);
+	}
 	/* UTF-16 text is not ASCII-compatible: the part is left alone */
 	lrun(&r, CFG_HPROT_BASELINE, outer, utf16, "//5IAGkA\r\n");
 	ck_assert(!marked(r.e));
