@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "addrlist.h"
+#include "encword.h"
 
 static const char *const hp_unprotected[] = {
 	"Received", "Return-Path", "MIME-Version", "DKIM-Signature", "ARC-Seal",
@@ -152,29 +153,6 @@ hp_mark(struct mime_headers *content, const char *hp, bool legacy)
 	return st;
 }
 
-/* Is the root part plain text whose body can take lines in front? */
-static bool
-hp_legacy_fits(const struct mime_headers *content)
-{
-	struct mime_ctype ct = MIME_CTYPE_INIT;
-	const char *cte = mime_headers_get(content, "Content-Transfer-Encoding");
-	const char *cs;
-	bool ok;
-
-	if (mime_ctype_parse(mime_headers_get(content, "Content-Type"), &ct) != SM_OK)
-		return false;
-	cs = mime_ctype_param(&ct, "charset");
-	ok = mime_ctype_is(&ct, "text", "plain") &&
-	    (cs == NULL || strcasecmp(cs, "us-ascii") == 0 || strcasecmp(cs, "utf-8") == 0);
-	mime_ctype_free(&ct);
-	if (ok && cte) {
-		char *c = mime_header_unfold(cte);
-		ok = c && (strcasecmp(c, "7bit") == 0 || strcasecmp(c, "8bit") == 0);
-		free(c);
-	}
-	return ok;
-}
-
 static bool
 hp_copied(const struct mime_header *h, const char *skip)
 {
@@ -188,33 +166,55 @@ hp_inner_value(const struct mime_header *h, const char *subject)
 	return subject && strcasecmp(h->name, "Subject") == 0 ? subject : h->value;
 }
 
-/* Prepend the legacy display element (RFC 9788 §4.5.3): the obscured
- * fields as lines, then an empty line, before the text. */
+/* RFC 9788's user-facing header fields (§1.1.2): the ones a legacy
+ * display element shows when the policy obscured or removed them. */
+static bool
+hp_user_facing(const char *name)
+{
+	static const char *const f[] = { "Subject", "From", "To", "Cc", "Date", "Reply-To",
+		"Followup-To", NULL };
+
+	for (size_t i = 0; f[i]; i++)
+		if (strcasecmp(name, f[i]) == 0)
+			return true;
+	return false;
+}
+
+/* The legacy display element (RFC 9788 §2.1.2): each user-facing field
+ * the policy changed or removed outside, with its protected value (RFC
+ * 2047 words decoded to UTF-8), put into the main body parts. */
 static sm_status
 hp_legacy(const struct mime_headers *outer, const struct hp_out *out, const char *subject,
-    const char *skip, const unsigned char **body, size_t *body_len, struct buf *legacy)
+    const char *skip, struct mime_headers *content, const unsigned char **body,
+    size_t *body_len, struct buf *legacy, bool *marked)
 {
+	struct mime_headers lines = MIME_HEADERS_INIT;
 	sm_status st = SM_OK;
 
+	*marked = false;
 	for (size_t i = 0; i < outer->n && st == SM_OK; i++) {
 		const struct mime_header *h = &outer->v[i];
-		char *v;
+		struct buf v = BUF_INIT;
+		char *u;
 
-		if (!hp_copied(h, skip) || out->fate[i] == HP_KEEP)
+		if (!hp_copied(h, skip) || out->fate[i] == HP_KEEP || !hp_user_facing(h->name))
 			continue;
-		if ((v = mime_header_unfold(hp_inner_value(h, subject))) == NULL)
-			return SM_ERR_NOMEM;
-		st = buf_printf(legacy, "%s: %s\r\n", h->name, v);
-		free(v);
+		if ((u = mime_header_unfold(hp_inner_value(h, subject))) == NULL) {
+			st = SM_ERR_NOMEM;
+			break;
+		}
+		if (encword_decode(u, &v, NULL, NULL, 0) != SM_OK) {
+			buf_reset(&v);
+			st = buf_append_str(&v, u); /* undecodable: shown as it is */
+		}
+		if (st == SM_OK)
+			st = mime_headers_add(&lines, h->name, buf_cstr(&v));
+		buf_free(&v);
+		free(u);
 	}
 	if (st == SM_OK)
-		st = buf_append_str(legacy, "\r\n");
-	if (st == SM_OK)
-		st = buf_append(legacy, *body, *body_len);
-	if (st == SM_OK) {
-		*body = legacy->data;
-		*body_len = legacy->len;
-	}
+		st = hp_legacy_insert(&lines, content, body, body_len, legacy, marked);
+	mime_headers_free(&lines);
 	return st;
 }
 
@@ -257,7 +257,7 @@ hp_protect(enum cfg_hprot policy, bool encrypt, bool legacy_display,
 {
 	struct mime_headers nc = MIME_HEADERS_INIT;
 	struct mime_ctype ct = MIME_CTYPE_INIT;
-	bool has_hp, use_legacy = false;
+	bool has_hp, marked = false;
 	sm_status st;
 
 	memset(out, 0, sizeof(*out));
@@ -280,12 +280,12 @@ hp_protect(enum cfg_hprot policy, bool encrypt, bool legacy_display,
 		if (hp_copied(&outer->v[i], skip) &&
 		    (st = hp_fate_of(policy, &outer->v[i], &out->fate[i], &out->value[i])) != SM_OK)
 			goto fail;
-	use_legacy = encrypt && legacy_display && hp_legacy_fits(content);
-	if (use_legacy &&
-	    (st = hp_legacy(outer, out, subject, skip, body, body_len, legacy)) != SM_OK)
+	if (encrypt && legacy_display &&
+	    (st = hp_legacy(outer, out, subject, skip, content, body, body_len, legacy,
+	    &marked)) != SM_OK)
 		goto fail;
 	if ((st = hp_inner(outer, out, encrypt, subject, skip, content, &nc)) != SM_OK ||
-	    (st = hp_mark(&nc, encrypt ? "cipher" : "clear", use_legacy)) != SM_OK)
+	    (st = hp_mark(&nc, encrypt ? "cipher" : "clear", marked)) != SM_OK)
 		goto fail;
 	mime_headers_free(content);
 	*content = nc;
@@ -405,8 +405,13 @@ hp_legacy_find(const unsigned char *body, size_t len, bool html, size_t *off, si
 		b = hp_memcasestr(a, (size_t)(lim - a), "</div>");
 		if (b == NULL)
 			return false;
+		b += 6;
+		if (b + 1 < lim && b[0] == '\r' && b[1] == '\n')
+			b += 2; /* the line break hp_legacy_insert() puts after it */
+		else if (b < lim && *b == '\n')
+			b++;
 		*off = (size_t)(a - body);
-		*n = (size_t)(b + 6 - a);
+		*n = (size_t)(b - a);
 		return true;
 	}
 	while ((l = hp_field_line(p, lim)) > 0)

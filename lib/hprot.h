@@ -46,8 +46,9 @@ struct hp_out {
  * tag), or NULL. skip: a field name that is not copied (already removed
  * outside, the trigger header), or NULL. When encrypting, *body and *body_len
  * may be redirected into legacy (which the caller frees) to carry the
- * legacy display element, when legacy_display and the root part is plain
- * text. With policy off (or a root part that already says hp=),
+ * legacy display element (hp_legacy_insert()) when legacy_display: the
+ * user-facing fields the policy obscured or removed, in the main body
+ * parts. With policy off (or a root part that already says hp=),
  * out->applied is false and nothing changes.
  */
 sm_status hp_protect(enum cfg_hprot policy, bool encrypt, bool legacy_display,
@@ -87,9 +88,34 @@ void hp_parsed_free(struct hp_parsed *p);
  * false) or text/html body part marked hp-legacy-display="1", so that a
  * reader that shows the protected header itself can hide it: the leading
  * "Name: value" lines and the empty line after them, or the first
- * <div class="header-protection-legacy-display">...</div>. false when
- * there is none. */
+ * <div class="header-protection-legacy-display">...</div> with the line
+ * break after it. false when there is none. */
 bool hp_legacy_find(const unsigned char *body, size_t len, bool html, size_t *off,
     size_t *n);
+
+/*
+ * Insert the Legacy Display Element (RFC 9788 §2.1.2, §4.5) into the main
+ * body parts of the entity content, *body: a text/plain or text/html root,
+ * or inside a multipart the parts a reader shows (the first part of a
+ * multipart/mixed or /related, the first text/plain and the first
+ * text/html of a multipart/alternative). lines: the fields to show, name
+ * and UTF-8 value. text/plain gets "Name: value" lines and an empty line
+ * in front; text/html a <div class="header-protection-legacy-display">
+ * with the lines, HTML-escaped, in a <pre>, just after <body> (after
+ * </head>, or at the start, when there is none). Bodies are decoded from
+ * and re-encoded to their transfer encoding; the text is written in the
+ * part's charset (a us-ascii part becomes utf-8 when it must; a part whose
+ * charset cannot carry it is left alone). Changed nested parts get
+ * hp-legacy-display="1"; when the root itself was changed, *root_marked is
+ * set (the caller marks it), content may change (charset) and *body is
+ * redirected into out. A part or message this cannot rewrite is left as
+ * it is: SM_OK. SM_ERR_NOMEM.
+ */
+sm_status hp_legacy_insert(const struct mime_headers *lines, struct mime_headers *content,
+    const unsigned char **body, size_t *body_len, struct buf *out, bool *root_marked);
+
+/* The offset at which hp_legacy_insert() puts the element into a decoded
+ * HTML document. */
+size_t hp_legacy_html_at(const unsigned char *doc, size_t n);
 
 #endif
