@@ -25,7 +25,7 @@ function done() {
 		last = sym[i]
 		if (k < depth) { c = c " <- " sym[i]; k++ }
 	}
-	if (self == "") self = "[unknown] [" dso[1] "]"
+	if (self == "") self = "(no symbol, no unwind info) [" dso[1] "]"
 	cnt[self]++
 	ch[self SUBSEP c]++
 	nf = 0
