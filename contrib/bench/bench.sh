@@ -90,13 +90,13 @@ if [ -n "$ADVERSARIAL" ] && [ -z "$(echo $SCENARIOS)" ]; then
 fi
 
 # Message counts: each 16-session run takes a few seconds on the reference
-# machine (2 cores); --quick keeps the whole run under two minutes.
+# machine (2 cores); --quick takes about 3-4 minutes, the full run about 12.
 # BENCH_N_1K, BENCH_N_50K, BENCH_N_1M, BENCH_N_LAT override them.
 if [ "$MODE" = quick ]; then
 	N_1K=${BENCH_N_1K:-200} N_50K=${BENCH_N_50K:-150} N_1M=${BENCH_N_1M:-24}
 	N_LAT=${BENCH_N_LAT:-40} LEAK_CHUNKS=1 BIG_SCEN="b c d o v" ROUNDS=${BENCH_ROUNDS:-1}
 else
-	N_1K=${BENCH_N_1K:-600} N_50K=${BENCH_N_50K:-500} N_1M=${BENCH_N_1M:-60}
+	N_1K=${BENCH_N_1K:-500} N_50K=${BENCH_N_50K:-400} N_1M=${BENCH_N_1M:-60}
 	N_LAT=${BENCH_N_LAT:-150} LEAK_CHUNKS=10 BIG_SCEN="b c d e n o v" ROUNDS=${BENCH_ROUNDS:-3}
 fi
 LEAK_CHUNK=2000
