@@ -227,7 +227,7 @@ scen() {
 	o) S_KIND=smime S_DIR=in S_GEN=opaque S_FROM=$BOB S_TO=$ALICE S_EXPECT=smime-pass S_TITLE="inbound opaque" S_MEMONLY=1 ;;
 	v) S_KIND=smime S_DIR=in S_GEN=enveloped S_FROM=$BOB S_TO=$ALICE S_EXPECT=decrypted S_TITLE="inbound enveloped" S_MEMONLY=1 ;;
 	f) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=signed S_TITLE="sign-only+metrics" S_UNIXONLY=1 ;;
-	g) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt+revocation" S_UNIXONLY=1 ;;
+	g) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt+rev. hard" S_UNIXONLY=1 ;;
 	p) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt pg" S_UNIXONLY=1 ;;
 	*) fail "unknown scenario $1" ;;
 	esac
@@ -1161,12 +1161,12 @@ print_report() {
 	echo "Throughput with 16 sessions (msg/s = delivered to the sink / wall time) and the"
 	echo "milter's CPU per message (cpu, ms); latency = client wall time per message, 1 session."
 	echo
-	printf '  %-19s %-5s %-11s %9s %6s %9s %6s %9s %6s %8s %8s\n' \
+	printf '  %-25s %-5s %-11s %9s %6s %9s %6s %9s %6s %8s %8s\n' \
 		"scenario" sock effect "1KB/s" cpu "50KB/s" cpu "1MB/s" cpu "lat 1KB" "lat 50KB"
 	for _s in $SCENARIOS; do
 		scen "$_s"
 		[ "$_s" = e ] && [ -z "$DKIM_OK" ] && {
-			printf '  %-19s %-5s %s\n' "e $S_TITLE" - "skipped: opendkim not installed"
+			printf '  %-25s %-5s %s\n' "e $S_TITLE" - "skipped: opendkim not installed"
 			continue
 		}
 		_kinds=$SOCKETS
@@ -1176,15 +1176,15 @@ print_report() {
 			_b=$_s.$_kd
 			_st=$(res_get "$_b.start")
 			if [ -n "$_st" ]; then
-				printf '  %-19s %-5s %s\n' "$_s $S_TITLE" "$_kd" "FAILED TO START: $_st"
+				printf '  %-25s %-5s %s\n' "$_s $S_TITLE" "$_kd" "FAILED TO START: $_st"
 				continue
 			fi
 			if [ -n "$S_MEMONLY" ]; then
-				printf '  %-19s %-5s %-11s %s\n' "$_s $S_TITLE" "$_kd" "$(effect_of "$_s" "$_kd")" \
+				printf '  %-25s %-5s %-11s %s\n' "$_s $S_TITLE" "$_kd" "$(effect_of "$_s" "$_kd")" \
 					"(only the 50 MB message: see Memory)"
 				continue
 			fi
-			printf '  %-19s %-5s %-11s %9s %6s %9s %6s %9s %6s %8s %8s\n' \
+			printf '  %-25s %-5s %-11s %9s %6s %9s %6s %9s %6s %8s %8s\n' \
 				"$_s $S_TITLE" "$([ "$_kd" = none ] && echo - || echo "$_kd")" "$(effect_of "$_s" "$_kd")" \
 				"$(cell "$_b.1k" rate 1)" "$(cell "$_b.1k" cpu 2)" \
 				"$(cell "$_b.50k" rate 1)" "$(cell "$_b.50k" cpu 2)" \
@@ -1197,9 +1197,10 @@ print_report() {
 	echo "  against the test root), encrypted (decrypts with bob's key, alice's signature"
 	echo "  inside), smime-pass (Authentication-Results smime=pass), dkim (DKIM-Signature),"
 	echo "  decrypted (X-SMIME-Decrypted: the envelope was opened, delivered in the clear),"
-	echo "  unchanged (a and n: nothing is meant to change). A trailing ! marks a scenario whose mail did NOT get the treatment it"
-	echo "  is meant to measure (e.g. unchanged!: the daemon passed it through); ? marks a"
-	echo "  sample whose cryptographic check failed. FAIL: rejected, deferred or lost mail."
+	echo "  unchanged (a and n: nothing is meant to change). A trailing ! marks a scenario"
+	echo "  whose mail did NOT get the treatment it is meant to measure (e.g. unchanged!:"
+	echo "  the daemon passed it through); ? marks a sample whose cryptographic check"
+	echo "  failed. FAIL: rejected, deferred or lost mail."
 	_errs=$(awk -F '\t' '$1 ~ /\.err$/ && $1 !~ /\.(r[0-9]+|warm)\.err$/ { print "    " $1 ": " $2 }' "$RESULTS" | sort -u)
 	[ -n "$_errs" ] && { echo; echo "  failures:"; echo "$_errs"; }
 	for _s in b c d; do
