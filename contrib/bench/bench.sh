@@ -1367,13 +1367,11 @@ print_report() {
 		fi
 	done
 	case " $SOCKETS " in *" inet "*)
-		for _s in b c d; do
-			for _z in 1k 50k; do
-				goal "inet, no stalls: 1-session latency / unix, $(title "$_s") $(size_label "$_z")" \
-					"$(ratio "$(lat "$_s.inet.lat$_z")" "$(lat "$_s.unix.lat$_z")")" "<=" 1.2 x \
-					"$_s:inet" "$_s:unix"
-			done
-		done
+		# A Nagle/delayed-ACK stall costs 40-90 ms a message (OpenDKIM's
+		# latency over inet shows it); 20 ms is half the smallest.
+		_v=$(for _s in b c d; do for _z in 1k 50k; do lat "$_s.inet.lat$_z" || echo x; done; done |
+			awk '$1 == "x" || $1 == "" { bad = 1 } $1 + 0 > m { m = $1 + 0 } END { if (!bad && NR) print m }')
+		goal "inet, no stalls: worst 1-session latency, b c d, 1/50 KB" "$_v" "<=" 20 ms b:inet c:inet d:inet
 		for _s in b c; do
 			for _z in 1k 50k; do
 				goal "inet: $(title "$_s") / OpenDKIM, msg/s at $(size_label "$_z")" \
@@ -1392,6 +1390,16 @@ print_report() {
 	done
 	goal "CPU/msg: sign+encrypt / OpenDKIM at 1 KB" \
 		"$(ratio "$(cpu c.unix.1k)" "$(cpu e.unix.1k)")" "<=" 1.5 x c:unix e:unix
+	case " $SOCKETS " in *" inet "*)
+		for _s in b c d; do
+			for _z in 1k 50k; do
+				goal "inet: 1-session latency / unix, $(title "$_s") $(size_label "$_z")" \
+					"$(ratio "$(lat "$_s.inet.lat$_z")" "$(lat "$_s.unix.lat$_z")")" "<=" 1.2 x \
+					"$_s:inet" "$_s:unix"
+			done
+		done
+		;;
+	esac
 	goal "CPU/msg: inbound harvest at 50 KB" "$(cpu d.unix.50k)" "<=" 2 ms d:unix
 	goal "CPU/msg: inbound harvest at 1 MB" "$(cpu d.unix.1m)" "<=" 5 ms d:unix
 	for _s in b c; do
