@@ -1,9 +1,9 @@
 #!/bin/sh
 # contrib/bench/bench.sh — throughput, latency, CPU and memory benchmark of
-# smime-milter through a real Postfix on loopback (issue 5, contrib/bench/).
+# smime-milter through a real Postfix on loopback (issues 5 and 14, contrib/bench/).
 #
-#   contrib/bench/bench.sh [--quick] [--scenarios a,b,c,d,e,f,g,p,x] [--sockets unix,inet]
-#                          [--report FILE] [--keep]
+#   contrib/bench/bench.sh [--quick] [--scenarios a,e,n,b,f,c,g,p,d,o,v,x]
+#                          [--sockets unix,inet] [--profile] [--report FILE] [--keep]
 #
 # smtp-source -> private Postfix (smtpd + milter) -> smtp-sink, all on
 # 127.0.0.1. Every scenario is a configuration plus a message generator, run
@@ -14,21 +14,28 @@
 #   c  smime-milter sign+encrypt        same messages, bob's certificate cached
 #   d  smime-milter inbound harvest     messages signed by bob@partner.example
 #   e  OpenDKIM signing, RSA-2048       plain text, outbound (when installed)
+#   n  do-nothing milter (nullmilter.c) plain text, outbound: the ceiling
 #   f  sign-only, metrics endpoint on   as b, scraped once a second (curl)
 #   g  sign+encrypt, revocation hard   as c, bob's revocation answer cached
 #   p  sign+encrypt, PostgreSQL cache   as c, against a private cluster
 #                                       (tests/pgcluster); with c or p, the
 #                                       cost of one cached lookup per backend
 #                                       (lookupcost.c under callgrind)
+#   o  inbound opaque-signed, 50 MB     memory only: one opaque message by bob
+#   v  inbound enveloped, 50 MB         memory only: signed by bob, encrypted to
+#                                       alice, inbound.decrypt = "deliver"
 #   x  adversarial inbound messages     signatures built to burn CPU and memory,
 #                                       one at a time (contrib/bench/adversarial.sh)
 #
 # Every number counts only messages that arrived at the sink; a sample of
 # each run is checked for what the scenario should have done (signed,
 # encrypted, Authentication-Results, DKIM-Signature). See README.md here.
+# --profile: perf record --call-graph dwarf on sign+encrypt's daemon (c,
+# unix) during one more 50 KB run; the top 15 symbols with call chains.
 #
 # Needs root (private Postfix), postfix (smtp-source, smtp-sink), openssl,
-# and opendkim for scenario e. Uses tests/e2e/lib.sh for Postfix, the sink,
+# cc and libmilter (scenario n), opendkim for scenario e, perf
+# (linux-perf) for --profile. Uses tests/e2e/lib.sh for Postfix, the sink,
 # ports, waiting and cleanup; tests/pki/mkpki.sh for keys when present.
 set -u
 
@@ -40,13 +47,15 @@ E2E_NAME=bench
 # ------------------------------------------------------------ options
 
 MODE=full
-SCENARIOS=a,e,b,f,c,g,p,d,x
+SCENARIOS=a,e,n,b,f,c,g,p,d,o,v,x
 SOCKETS=unix,inet
 REPORT=
+PROFILE=
+SCEN_GIVEN=
 CMDLINE="contrib/bench/bench.sh${*:+ $*}"
 
 usage() {
-	sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'
 	exit "${1:-2}"
 }
 
@@ -54,19 +63,23 @@ while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) MODE=quick ;;
 	--full) MODE=full ;;
-	--scenarios) shift; SCENARIOS=${1:?--scenarios needs a list} ;;
-	--scenarios=*) SCENARIOS=${1#*=} ;;
+	--scenarios) shift; SCENARIOS=${1:?--scenarios needs a list}; SCEN_GIVEN=1 ;;
+	--scenarios=*) SCENARIOS=${1#*=}; SCEN_GIVEN=1 ;;
 	--sockets) shift; SOCKETS=${1:?--sockets needs a list} ;;
 	--sockets=*) SOCKETS=${1#*=} ;;
 	--report) shift; REPORT=${1:?--report needs a file} ;;
 	--report=*) REPORT=${1#*=} ;;
 	--keep) E2E_KEEP=always ;;
+	--profile) PROFILE=1 ;;
 	-h | --help) usage 0 ;;
 	*) echo "bench.sh: unknown option $1" >&2; usage 2 ;;
 	esac
 	shift
 done
 SCENARIOS=$(echo "$SCENARIOS" | tr ',' ' ')
+# --quick leaves out the adversarial messages (about 40 s, a report of
+# their own) unless --scenarios names x.
+[ "$MODE" = quick ] && [ -z "$SCEN_GIVEN" ] && SCENARIOS=$(echo " $SCENARIOS " | sed 's/ x / /')
 # x runs on its own (its own Postfix and milter, after the others).
 ADVERSARIAL=
 case " $SCENARIOS " in *" x "*) ADVERSARIAL=1; SCENARIOS=$(echo " $SCENARIOS " | sed 's/ x / /') ;; esac
@@ -77,14 +90,14 @@ if [ -n "$ADVERSARIAL" ] && [ -z "$(echo $SCENARIOS)" ]; then
 fi
 
 # Message counts: each 16-session run takes a few seconds on the reference
-# machine (2 cores); --quick keeps the whole run under two minutes.
+# machine (2 cores); --quick takes about 3-4 minutes, the full run about 12.
 # BENCH_N_1K, BENCH_N_50K, BENCH_N_1M, BENCH_N_LAT override them.
 if [ "$MODE" = quick ]; then
 	N_1K=${BENCH_N_1K:-200} N_50K=${BENCH_N_50K:-150} N_1M=${BENCH_N_1M:-24}
-	N_LAT=${BENCH_N_LAT:-40} LEAK_CHUNKS=1 BIG_SCEN="b c" ROUNDS=${BENCH_ROUNDS:-1}
+	N_LAT=${BENCH_N_LAT:-40} LEAK_CHUNKS=1 BIG_SCEN="b c d o v" ROUNDS=${BENCH_ROUNDS:-1}
 else
-	N_1K=${BENCH_N_1K:-600} N_50K=${BENCH_N_50K:-500} N_1M=${BENCH_N_1M:-100}
-	N_LAT=${BENCH_N_LAT:-150} LEAK_CHUNKS=10 BIG_SCEN="b c d e" ROUNDS=${BENCH_ROUNDS:-3}
+	N_1K=${BENCH_N_1K:-500} N_50K=${BENCH_N_50K:-400} N_1M=${BENCH_N_1M:-60}
+	N_LAT=${BENCH_N_LAT:-150} LEAK_CHUNKS=10 BIG_SCEN="b c d e n o v" ROUNDS=${BENCH_ROUNDS:-3}
 fi
 LEAK_CHUNK=2000
 SESSIONS=16
@@ -139,7 +152,7 @@ pki_make() {
 	say "PKI: tests/pki/mkpki.sh"
 	sh "$SMIME_TOP/tests/pki/mkpki.sh" "$_pd" >"$_pd.log" 2>&1 ||
 		fail "tests/pki/mkpki.sh failed: $(tail -n 5 "$_pd.log")"
-	for _f in ca.pem alice.pem bob.crt bob.key; do
+	for _f in ca.pem alice.pem alice.crt bob.crt bob.key; do
 		[ -s "$_pd/$_f" ] || fail "PKI: $_pd/$_f missing"
 	done
 }
@@ -155,8 +168,10 @@ body_text() {
 	}'
 }
 
-# signed_message BYTES FILE — bob@partner.example to alice@org.example, a
-# text body of BYTES signed by bob (detached multipart/signed, with chain).
+# signed_message BYTES FILE [FORM] — bob@partner.example to alice@org.example, a
+# text body of BYTES signed by bob, with chain. FORM: detached (the default,
+# multipart/signed), opaque (application/pkcs7-mime signed-data) or
+# enveloped (the detached form encrypted to alice, AES-256-CBC).
 signed_message() {
 	_sm_dir=$E2E_DIR/msg
 	mkdir -p "$_sm_dir"
@@ -167,13 +182,20 @@ signed_message() {
 	} >"$_sm_dir/entity.txt"
 	_sm_chain=
 	[ -s "$PKI/chain.pem" ] && _sm_chain="-certfile $PKI/chain.pem"
+	_sm_nd=
+	[ "${3:-detached}" = opaque ] && _sm_nd=-nodetach
 	# shellcheck disable=SC2086
-	openssl cms -sign -in "$_sm_dir/entity.txt" -signer "$PKI/bob.crt" \
+	openssl cms -sign $_sm_nd -in "$_sm_dir/entity.txt" -signer "$PKI/bob.crt" \
 		-inkey "$PKI/bob.key" $_sm_chain -md sha256 -out "$_sm_dir/signed.mime" ||
 		fail "openssl cms -sign failed"
+	if [ "${3:-}" = enveloped ]; then
+		openssl cms -encrypt -in "$_sm_dir/signed.mime" -aes-256-cbc \
+			-out "$_sm_dir/enveloped.mime" "$PKI/alice.crt" || fail "openssl cms -encrypt failed"
+		mv "$_sm_dir/enveloped.mime" "$_sm_dir/signed.mime"
+	fi
 	{
 		printf 'From: Bob <%s>\nTo: Alice <%s>\n' "$BOB" "$ALICE"
-		printf 'Subject: bench signed %s bytes\n' "$1"
+		printf 'Subject: bench %s %s bytes\n' "${3:-signed}" "$1"
 		printf 'Date: %s\n' "$(date -R)"
 		printf 'Message-ID: <bench-signed-%s@partner.example>\n' "$1"
 		cat "$_sm_dir/signed.mime"
@@ -184,23 +206,29 @@ signed_message() {
 # ------------------------------------------------------------ scenarios
 
 # scen NAME — set the scenario's description:
-#   S_KIND   none | smime | dkim      what listens on the milter socket
+#   S_KIND   none | smime | dkim | null  what listens on the milter socket
 #   S_DIR    out | in                 which Postfix service (ORIGINATING or not)
-#   S_GEN    plain | signed           smtp-source -l SIZE, or -F a signed file
+#   S_GEN    plain | signed           smtp-source -l SIZE, or -F a signed file;
+#            opaque | enveloped       (the 50 MB message only, see big_file)
+#   S_MEMONLY 1: no throughput rounds, only the 50 MB message (unix socket)
+#   S_UNIXONLY 1: its goals compare unix socket runs only: no inet instance
 #   S_FROM, S_TO                      envelope and header addresses
 #   S_EXPECT what the sample at the sink must show (see sample_effect)
 #   S_TITLE  for the table
 scen() {
-	S_NAME=$1
+	S_NAME=$1 S_MEMONLY='' S_UNIXONLY=''
 	case $1 in
 	a) S_KIND=none S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=unchanged S_TITLE="no milter" ;;
 	b) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=signed S_TITLE="sign-only" ;;
 	c) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt" ;;
 	d) S_KIND=smime S_DIR=in S_GEN=signed S_FROM=$BOB S_TO=$ALICE S_EXPECT=smime-pass S_TITLE="inbound harvest" ;;
 	e) S_KIND=dkim S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=dkim S_TITLE="OpenDKIM sign" ;;
-	f) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=signed S_TITLE="sign-only+metrics" ;;
-	g) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt+revocation" ;;
-	p) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt pg" ;;
+	n) S_KIND=null S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=unchanged S_TITLE="do-nothing milter" S_UNIXONLY=1 ;;
+	o) S_KIND=smime S_DIR=in S_GEN=opaque S_FROM=$BOB S_TO=$ALICE S_EXPECT=smime-pass S_TITLE="inbound opaque" S_MEMONLY=1 ;;
+	v) S_KIND=smime S_DIR=in S_GEN=enveloped S_FROM=$BOB S_TO=$ALICE S_EXPECT=decrypted S_TITLE="inbound enveloped" S_MEMONLY=1 ;;
+	f) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=signed S_TITLE="sign-only+metrics" S_UNIXONLY=1 ;;
+	g) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt+rev. hard" S_UNIXONLY=1 ;;
+	p) S_KIND=smime S_DIR=out S_GEN=plain S_FROM=$ALICE S_TO=$BOB S_EXPECT=encrypted S_TITLE="sign+encrypt pg" S_UNIXONLY=1 ;;
 	*) fail "unknown scenario $1" ;;
 	esac
 }
@@ -234,7 +262,12 @@ pg_createdb() {
 # bob's certificate, trust checked) through each backend, counted by
 # callgrind in contrib/bench/lookupcost.c's loop: independent of the load
 # other work puts on the machine. Also the CPU time per lookup, natively.
-LOOKUP_N=200 LOOKUP_NATIVE=5000 # each lookup: about 0.4 ms natively, 50x that under callgrind
+# With c or g (issue 16): the same lookup through the revocation hook,
+# SQLite, check "off" against "soft" with a cached good answer.
+# Each lookup: about 0.4 ms natively, 50x that under callgrind; the count
+# of instructions per lookup with 50 is within 0.3 % of that with 200.
+LOOKUP_N=50 LOOKUP_NATIVE=2000
+[ "$MODE" = quick ] && LOOKUP_NATIVE=1000
 lookup_cost() {
 	_lc=$E2E_DIR/lookupcost
 	command -v valgrind >/dev/null 2>&1 ||
@@ -246,29 +279,47 @@ lookup_cost() {
 		res_set lookup.err "compiling lookupcost.c failed: $(head -n 1 "$E2E_DIR/log/lookupcost-cc.log")"
 		return 0
 	fi
-	[ -n "$PG_PORT" ] && pg_createdb lookupcost
-	for _lb in sqlite postgresql; do
-		case $_lb in
-		sqlite) _lw=$E2E_DIR/state/lookupcost.db ;;
-		postgresql) [ -n "$PG_PORT" ] || continue; _lw=$(pg_conninfo lookupcost) ;;
-		esac
-		"$_lc" "$_lb" "$_lw" "$PKI/bob.crt" "$PKI/chain.pem" "$PKI/ca.pem" $LOOKUP_NATIVE \
-			>"$E2E_DIR/log/lookupcost-$_lb.out" 2>&1 &&
-			res_set "lookup.$_lb.us" "$(awk '{ print $4 }' "$E2E_DIR/log/lookupcost-$_lb.out")"
-		valgrind --tool=callgrind --collect-atstart=no --toggle-collect=lookupcost_loop \
-			--callgrind-out-file="$E2E_DIR/log/callgrind-$_lb.out" \
-			"$_lc" "$_lb" "$_lw" "$PKI/bob.crt" "$PKI/chain.pem" "$PKI/ca.pem" "$LOOKUP_N" \
-			>"$E2E_DIR/log/lookupcost-cg-$_lb.out" 2>&1 || {
-			res_set lookup.err "lookupcost $_lb failed: $(grep -m1 lookupcost: "$E2E_DIR/log/lookupcost-cg-$_lb.out")"
-			continue
-		}
-		_li=$(awk -v n="$LOOKUP_N" '/^totals:/ { printf "%.0f\n", $2 / n }' "$E2E_DIR/log/callgrind-$_lb.out")
-		res_set "lookup.$_lb.ins" "$_li"
-		say "  lookup cost, $_lb: $_li instructions, $(res_get "lookup.$_lb.us") us CPU per cached lookup"
-	done
+	case " $SCENARIOS " in *" c "* | *" p "*)
+		[ -n "$PG_PORT" ] && pg_createdb lookupcost
+		lookup_one sqlite sqlite "$E2E_DIR/state/lookupcost.db"
+		[ -n "$PG_PORT" ] && lookup_one postgresql postgresql "$(pg_conninfo lookupcost)"
+		;;
+	esac
+	case " $SCENARIOS " in *" c "* | *" g "*)
+		for _lm in off soft; do
+			lookup_one "rev.$_lm" sqlite "$E2E_DIR/state/lookupcost-$_lm.db" \
+				"$_lm" "$E2E_DIR/state/lookupcost-$_lm.revocation" || continue
+			# soft must prove that its lookups read the store.
+			[ "$_lm" = soft ] && ! grep -q '^revoked: refused' "$E2E_DIR/log/lookupcost-cg-rev.$_lm.out" &&
+				res_set lookup.rev.err "lookupcost soft: a revoked answer did not refuse the certificate"
+		done
+		;;
+	esac
+	return 0
 }
 
-# smime_config SCENARIO ID FILE — instance ID's configuration (b, c or d).
+# lookup_one LABEL BACKEND WHERE [off|soft REVSTORE] — lookup.LABEL.us (native)
+# and lookup.LABEL.ins (callgrind); false (lookup.err) when it failed.
+lookup_one() {
+	_lo=$1
+	shift
+	"$_lc" "$1" "$2" "$PKI/bob.crt" "$PKI/chain.pem" "$PKI/ca.pem" $LOOKUP_NATIVE ${3:+"$3" "$4"} \
+		>"$E2E_DIR/log/lookupcost-$_lo.out" 2>&1 &&
+		res_set "lookup.$_lo.us" "$(awk 'NR == 1 { print $4 }' "$E2E_DIR/log/lookupcost-$_lo.out")"
+	valgrind --tool=callgrind --collect-atstart=no --toggle-collect=lookupcost_loop \
+		--callgrind-out-file="$E2E_DIR/log/callgrind-$_lo.out" \
+		"$_lc" "$1" "$2" "$PKI/bob.crt" "$PKI/chain.pem" "$PKI/ca.pem" "$LOOKUP_N" ${3:+"$3" "$4"} \
+		>"$E2E_DIR/log/lookupcost-cg-$_lo.out" 2>&1 || {
+		res_set lookup.err "lookupcost $_lo failed: $(grep -m1 lookupcost: "$E2E_DIR/log/lookupcost-cg-$_lo.out")"
+		return 1
+	}
+	_li=$(awk -v n="$LOOKUP_N" '/^totals:/ { printf "%.0f\n", $2 / n }' "$E2E_DIR/log/callgrind-$_lo.out")
+	res_set "lookup.$_lo.ins" "$_li"
+	say "  lookup cost, $_lo: $_li instructions, $(res_get "lookup.$_lo.us") us CPU per cached lookup"
+}
+
+# smime_config SCENARIO ID FILE — instance ID's configuration (b, c, d, f,
+# g, o, p or v).
 # Direction comes from {daemon_name} only (internal_hosts empty), so the
 # same daemon serves the outbound and the inbound Postfix service.
 smime_config() {
@@ -284,8 +335,12 @@ revocation = { check = \"off\"; };
 discovery = { ldap = ( { domains = [ \"@partner.example\" ]; uri = \"ldap://127.0.0.1:$DISC_PORT/\"; } ); };" ;;
 	g) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "required"; cipher = "auto"; };
 revocation = { check = "hard"; grace_days = 0; };' ;;
-	d) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "opportunistic"; };' ;;
+	d | o | v) _sc_pol='outbound = { sign = true; trusted_relays = [ "127.0.0.1" ]; encrypt = "opportunistic"; };' ;;
 	esac
+	# v: an envelope is opened and delivered in the clear (the mode that
+	# decrypts and replaces the message); everywhere else the default.
+	_sc_dec=harvest
+	[ "$1" = v ] && _sc_dec=deliver
 	# p is c with the PostgreSQL key cache (the bench's private cluster,
 	# one database per instance), c keeps SQLite.
 	_sc_cache="cache = { backend = \"sqlite\"; path = \"$E2E_DIR/state/$2/cache.db\"; };"
@@ -306,7 +361,7 @@ $_sc_cache
 keys_dir = "$KEYS_DIR";
 trust = { ca_file = "$PKI/ca.pem"; allow_self_signed = false; };
 $_sc_pol
-inbound = { harvest = true; results_header = true; decrypt = "harvest"; };
+inbound = { harvest = true; results_header = true; decrypt = "$_sc_dec"; };
 limits = { max_message_size = 104857600; spool_threshold = 1048576; };
 EOF
 }
@@ -348,7 +403,9 @@ instances_plan() {
 	for _ip_s in $SCENARIOS; do
 		scen "$_ip_s"
 		case $S_KIND in none) continue ;; dkim) [ -n "$DKIM_OK" ] || continue ;; esac
-		for _ip_k in $SOCKETS; do
+		_ip_ks=$SOCKETS
+		[ -n "$S_MEMONLY$S_UNIXONLY" ] && _ip_ks=$(case " $SOCKETS " in *" unix "*) echo unix ;; esac)
+		for _ip_k in $_ip_ks; do
 			_id=${_ip_s}_$_ip_k
 			INSTANCES="$INSTANCES $_id"
 			case $_ip_k in
@@ -398,6 +455,15 @@ instance_start() {
 		opendkim -f -x "$DKIM_DIR/opendkim.conf" -p "$_is_sock" </dev/null >"$_is_log" 2>&1 &
 		iset PID "$_id" $!
 		iset WHAT "$_id" opendkim
+		;;
+	null)
+		if [ -n "$NULL_ERR" ]; then
+			_is_err=$NULL_ERR
+		else
+			"$E2E_DIR/nullmilter" "$_is_sock" </dev/null >"$_is_log" 2>&1 &
+			iset PID "$_id" $!
+			iset WHAT "$_id" nullmilter
+		fi
 		;;
 	esac
 	if [ -z "$_is_err" ] && ! bm_wait_ready "$(iget PID "$_id")" "$_is_sock"; then
@@ -515,6 +581,23 @@ cache_harvest_fallback() {
 	rm -f "$SINK_DIR"/*
 }
 
+# ------------------------------------------------------------ do-nothing milter
+
+# nullmilter_build — scenario n's filter (contrib/bench/nullmilter.c), built
+# with cc against libmilter into the temp dir; NULL_ERR says why not.
+NULL_ERR=
+nullmilter_build() {
+	case " $SCENARIOS " in *" n "*) ;; *) return 0 ;; esac
+	if ! command -v cc >/dev/null 2>&1; then
+		NULL_ERR="cc not found (make deps installs the compiler)"
+	elif ! cc -O2 -o "$E2E_DIR/nullmilter" "$SMIME_TOP/contrib/bench/nullmilter.c" \
+		-lmilter -lpthread >"$E2E_DIR/log/nullmilter-cc.log" 2>&1; then
+		NULL_ERR="compiling nullmilter.c failed: $(head -n 1 "$E2E_DIR/log/nullmilter-cc.log")"
+	fi
+	[ -n "$NULL_ERR" ] && say "n: $NULL_ERR"
+	return 0
+}
+
 # ------------------------------------------------------------ OpenDKIM
 
 DKIM_OK=
@@ -611,9 +694,12 @@ wait_sink() {
 queue_empty() { [ "$(postfix_queue_count)" -eq 0 ]; }
 
 # sample_effect FILE — what the milter did to the message at the sink:
-# encrypted, signed, smime-pass (A-R smime=pass), smime-other (A-R with
-# another result), dkim, or unchanged.
+# decrypted (X-SMIME-Decrypted, when that is expected), encrypted, signed,
+# smime-pass (A-R smime=pass), smime-other (A-R with another result), dkim,
+# or unchanged.
 sample_effect() {
+	[ "$S_EXPECT" = decrypted ] && [ -n "$(sink_header "$1" X-SMIME-Decrypted)" ] &&
+		{ echo decrypted; return; }
 	_ct=$(sink_header "$1" Content-Type | tr '[:upper:]' '[:lower:]')
 	_ar=$(sink_header "$1" Authentication-Results | tr '[:upper:]' '[:lower:]')
 	case $_ct in
@@ -668,7 +754,11 @@ run_load() {
 	signed) set -- -F "$MSG_DIR/signed-$_rl_size.eml" ;;
 	esac
 	_rl_cpu0=
-	[ -n "$BM_PID" ] && _rl_cpu0=$(proc_cpu_ms "$BM_PID")
+	if [ -n "$BM_PID" ]; then
+		# Peak RSS of this run only: reset VmHWM to VmRSS (Linux >= 4.0).
+		echo 5 2>/dev/null >"/proc/$BM_PID/clear_refs"
+		_rl_cpu0=$(proc_cpu_ms "$BM_PID")
+	fi
 	_rl_t0=$(now_ns)
 	# Bounded: at least 5 msg/s, or the run counts as failed.
 	timeout -k 5 $((30 + _rl_n / 5)) smtp-source -s "$_rl_s" -m "$_rl_n" -f "$S_FROM" -t "$S_TO" \
@@ -683,8 +773,8 @@ run_load() {
 		wait_sink "$_rl_n" 5
 	fi
 	_rl_t2=$(now_ns)
-	_rl_cpu1=
-	[ -n "$BM_PID" ] && _rl_cpu1=$(proc_cpu_ms "$BM_PID")
+	_rl_cpu1='' _rl_hwm=''
+	[ -n "$BM_PID" ] && _rl_cpu1=$(proc_cpu_ms "$BM_PID") && _rl_hwm=$(proc_kb "$BM_PID" VmHWM)
 	_rl_got=$(ls -U "$SINK_DIR" | wc -l)
 	res_set "$_rl_k.n" "$_rl_got"
 	_rl_err=
@@ -703,6 +793,10 @@ run_load() {
 	res_set "$_rl_k.rate" "$(calc "$_rl_n / (($_rl_t2 - $_rl_t0) / 1e9)")"
 	res_set "$_rl_k.lat" "$(calc "(($_rl_t1 - $_rl_t0) / 1e6) / $_rl_n")"
 	[ -n "$_rl_cpu0" ] && [ -n "$_rl_cpu1" ] && res_set "$_rl_k.cpu" "$(calc "($_rl_cpu1 - $_rl_cpu0) / $_rl_n")"
+	[ -n "$_rl_hwm" ] && res_set "$_rl_k.hwm" "$_rl_hwm"
+	# smtp-sink creates a message's file when DATA starts: the sample is
+	# read once the queue is empty, i.e. every message was accepted whole.
+	wait_until 30 queue_empty
 	_rl_sample=$(ls -U "$SINK_DIR" | head -n 1)
 	_rl_eff=$(sample_effect "$SINK_DIR/$_rl_sample")
 	res_set "$_rl_k.effect" "$_rl_eff"
@@ -724,10 +818,28 @@ run_load() {
 
 # ------------------------------------------------------------ memory
 
+# big_file KIND — BIG_FILE: the 50 MB inbound message of that kind (made
+# once): a text body of 50 MB signed by bob, as S_GEN says (signed:
+# detached, opaque, enveloped).
+big_file() {
+	BIG_FILE=$MSG_DIR/$1-big.eml
+	[ -s "$BIG_FILE" ] && return 0
+	say "  making the 50 MB $1 message"
+	case $1 in
+	signed) signed_message "$BIG_SIZE" "$BIG_FILE" ;;
+	*) signed_message "$BIG_SIZE" "$BIG_FILE" "$1" ;;
+	esac
+}
+
 # big_message SCENARIO — peak RSS (VmHWM) before and after one 50 MB message.
+# Records .hwm0 .hwm1 (kB) and .size (bytes of the message as sent).
 big_message() {
 	_bg_s=$1
 	_k=$1.$BM_KIND.big
+	case $S_GEN in
+	plain) set -- -l "$BIG_SIZE"; _bg_size=$BIG_SIZE ;;
+	*) big_file "$S_GEN"; set -- -F "$BIG_FILE"; _bg_size=$(wc -c <"$BIG_FILE") ;;
+	esac
 	wait_until 60 queue_empty
 	# Reset the peak to the current RSS (clear_refs 5, Linux >= 4.0), so
 	# that the rise is the 50 MB message's own, not an earlier peak.
@@ -737,12 +849,6 @@ big_message() {
 		_hwm0=$(proc_kb "$BM_PID" VmHWM)
 	fi
 	rm -f "$SINK_DIR"/*
-	case $S_GEN in
-	plain) set -- -l "$BIG_SIZE" ;;
-	signed)
-		[ -f "$MSG_DIR/signed-big.eml" ] || signed_message "$BIG_SIZE" "$MSG_DIR/signed-big.eml"
-		set -- -F "$MSG_DIR/signed-big.eml" ;;
-	esac
 	timeout -k 5 300 smtp-source -s 1 -m 1 -f "$S_FROM" -t "$S_TO" -M client.bench.example \
 		"$@" "127.0.0.1:$(svc_port "$_bg_s" "$BM_KIND" "$S_DIR")" >"$E2E_DIR/log/source.out" 2>&1
 	_rc=$?
@@ -757,6 +863,8 @@ big_message() {
 	res_set "$_k.ok" 1
 	res_set "$_k.hwm0" "$_hwm0"
 	res_set "$_k.hwm1" "$_hwm1"
+	res_set "$_k.size" "$_bg_size"
+	wait_until 60 queue_empty
 	res_set "$_k.effect" "$(sample_effect "$(find "$SINK_DIR" -type f | head -n 1)")"
 	rm -f "$SINK_DIR"/*
 	say "  $_k: RSS $(fmt "$(calc "$_hwm0 / 1024")") MB before, peak $(fmt "$(calc "$_hwm1 / 1024")") MB ($(res_get "$_k.effect"))"
@@ -800,6 +908,7 @@ keys_parsed_once() {
 # aggregate() takes the median over the rounds.
 bench_round() {
 	use_instance "$1" "$2" || return 0 # did not start
+	[ -z "$S_MEMONLY" ] || return 0
 	_br_port=$(svc_port "$1" "$BM_KIND" "$S_DIR")
 	say "round $3: scenario $1 ($S_TITLE) over $BM_KIND"
 	# Warm-up: smtpd processes, milter threads, OpenSSL, the cache.
@@ -826,7 +935,7 @@ bench_memory() {
 	_bm_keys=
 	# (50 messages: also in --quick for c, whose cache hits must not
 	# reach the discovery directory)
-	{ [ "$MODE" = full ] || [ "$1" = c ]; } && [ "$S_KIND" = smime ] &&
+	{ [ "$MODE" = full ] || [ "$1" = c ]; } && [ "$S_KIND" = smime ] && [ -z "$S_MEMONLY" ] &&
 		command -v strace >/dev/null 2>&1 && _bm_keys=1
 	[ -n "$_bm_big$_bm_leak$_bm_keys" ] || return 0
 	say "memory: scenario $1 ($S_TITLE) over unix"
@@ -834,6 +943,56 @@ bench_memory() {
 	[ -n "$_bm_leak" ] && leak_run "$1"
 	[ -n "$_bm_keys" ] && keys_parsed_once "$1"
 	return 0
+}
+
+# ------------------------------------------------------------ profile
+
+# profile — --profile: perf record (call chains by DWARF unwinding, 999
+# samples a second) of sign+encrypt's daemon over the unix socket while
+# PROFILE_N messages of 50 KB pass with 16 sessions; then the self time
+# per function (contrib/bench/perffold.awk) for the report. The run is
+# not counted in the tables (perf slows the daemon). perf.data, and perf
+# report's own --stdio --no-children output, are kept beside the report.
+PROFILE_N=${BENCH_N_PROFILE:-500}
+profile() {
+	use_instance c unix || { res_set profile.err "c over unix did not start"; return 0; }
+	_pd=$E2E_DIR/perf.data
+	say "profile: perf record -p $BM_PID ($BM_WHAT) while $PROFILE_N messages of 50 KB pass"
+	perf record -q -F 999 --all-user --call-graph dwarf -p "$BM_PID" -o "$_pd" \
+		>"$E2E_DIR/log/perf-record.out" 2>&1 &
+	_pf_pid=$!
+	sleep 1
+	e2e_running "$_pf_pid" || {
+		res_set profile.err "perf record failed: $(head -n 1 "$E2E_DIR/log/perf-record.out")"
+		return 0
+	}
+	run_load c.unix.profile "$(svc_port c unix out)" "$SESSIONS" "$PROFILE_N" 50k
+	kill -INT "$_pf_pid" 2>/dev/null
+	wait "$_pf_pid" 2>/dev/null
+	[ -s "$_pd" ] || { res_set profile.err "perf record wrote nothing: $(head -n 1 "$E2E_DIR/log/perf-record.out")"; return 0; }
+	perf script -i "$_pd" -F comm,tid,period,ip,sym,dso 2>"$E2E_DIR/log/perf-script.err" |
+		awk -v depth=8 -f "$SMIME_TOP/contrib/bench/perffold.awk" >"$E2E_DIR/perf.fold"
+	perf report -i "$_pd" --stdio --no-children --percent-limit 0.5 \
+		>"$E2E_DIR/perf-report.txt" 2>/dev/null
+	res_set profile.ok 1
+}
+
+# profile_summary — the top 15 functions by self time, each with its three
+# commonest call chains.
+profile_summary() {
+	_t=$(awk -F '\t' '$1 == "T" { print $2 }' "$E2E_DIR/perf.fold")
+	[ "${_t:-0}" -gt 0 ] || { echo "  no samples"; return 0; }
+	echo "  $_t samples; self time per function (a function without a symbol counts for its"
+	echo "  nearest named caller), then its three commonest call chains (callers, nearest first)"
+	awk -F '\t' '$1 == "S"' "$E2E_DIR/perf.fold" | sort -t '	' -k2,2nr | head -n 15 |
+		while IFS='	' read -r _x _n _f; do
+			printf '  %5.1f%%  %s\n' "$(calc "100 * $_n / $_t")" "$_f"
+			awk -F '\t' -v f="$_f" '$1 == "C" && $3 == f' "$E2E_DIR/perf.fold" | sort -t '	' -k2,2nr |
+				head -n 3 | while IFS='	' read -r _x _cn _cf _cc; do
+				printf '         %5.1f%% %s\n' "$(calc "100 * $_cn / $_t")" "${_cc:- (no named caller)}" |
+					cut -c 1-150
+			done
+		done
 }
 
 # round_values PREFIX FIELD — the values of PREFIX.rN.FIELD, one a line.
@@ -857,7 +1016,7 @@ aggregate() {
 		res_set "$1.effect" failed
 		return 0
 	fi
-	for _ag_f in rate lat cpu; do
+	for _ag_f in rate lat cpu hwm; do
 		_ag_v=$(round_values "$1" "$_ag_f" | sort -g | awk '{ v[n++] = $1 }
 			END { if (n) print (n % 2) ? v[int(n / 2)] : (v[n / 2 - 1] + v[n / 2]) / 2 }')
 		[ -n "$_ag_v" ] && res_set "$1.$_ag_f" "$_ag_v"
@@ -880,11 +1039,26 @@ cell() { # KEY FIELD DECIMALS
 	esac
 }
 
+# mb_cell KEY — the run's peak RSS in MB, or "-".
+mb_cell() {
+	[ "$(res_get "$1.ok")" = 1 ] && [ -n "$(res_get "$1.hwm")" ] || { echo -; return; }
+	fmt "$(calc "$(res_get "$1.hwm") / 1024")"
+}
+
 # effect_of NAME KIND — the scenario's observed effect (expected one, or
 # what the first mismatching sample showed, or "not run").
 effect_of() {
 	scen "$1"
 	[ -n "$(res_get "$1.$2.start")" ] && { echo "no start"; return; }
+	if [ -n "$S_MEMONLY" ]; then # the 50 MB message is all it runs
+		_any=$(res_get "$1.$2.big.effect")
+		case $_any in
+		"") [ "$(res_get "$1.$2.big.ok")" = 0 ] && echo failed || echo "not run" ;;
+		"$S_EXPECT") echo "$_any" ;;
+		*) echo "$_any!" ;;
+		esac
+		return
+	fi
 	_mm=$(res_get "$1.$2.mismatch")
 	if [ -n "$_mm" ]; then echo "$_mm!"; return; fi
 	_any=$(res_get "$1.$2.1k.effect")
@@ -898,6 +1072,7 @@ effect_of() {
 # on every sample, cryptographic check passed).
 active() {
 	scen "$1"
+	[ -n "$S_MEMONLY" ] && { [ "$(effect_of "$1" "$2")" = "$S_EXPECT" ]; return; }
 	[ -z "$(res_get "$1.$2.start")" ] && [ -z "$(res_get "$1.$2.mismatch")" ] &&
 		[ "$(res_get "$1.$2.1k.ok")" = 1 ] &&
 		case $(res_get "$1.$2.deep") in ok | "") true ;; *) false ;; esac
@@ -905,12 +1080,15 @@ active() {
 
 # goal LABEL VALUE OP LIMIT UNIT NEEDS... — one line of the goals table.
 # NEEDS are "NAME:KIND" scenario runs that must be active for the value to
-# mean anything; VALUE empty = not measured.
-GOALS_MET=0 GOALS_NOT=0 GOALS_NA=0
+# mean anything; VALUE empty = not measured. GOAL_WHY (cleared): a failure
+# that makes this goal NOT MET whatever the value.
+GOALS_MET=0 GOALS_NOT=0 GOALS_NA=0 GOAL_WHY=
 goal() {
 	_gl=$1 _gv=$2 _gop=$3 _glim=$4 _gu=$5
 	shift 5
-	_why=
+	_why=$GOAL_WHY
+	GOAL_WHY=
+	[ -n "$_why" ] && set --
 	for _need in "$@"; do
 		_nn=${_need%%:*} _nk=${_need#*:}
 		if [ "$_nn" = e ] && [ -z "$DKIM_OK" ]; then _why="opendkim not installed"; break; fi
@@ -951,6 +1129,18 @@ goal() {
 	printf '  %-58s %9s  %-8s %s\n' "$_gl" "$_gshow" "$_gop $_glim${_gu:+ $_gu}" "$_verdict"
 }
 
+# big_goal SCENARIO LABEL VALUE LIMIT UNIT — a goal about the 50 MB message:
+# n/a when this mode does not send it to SCENARIO, NOT MET when it failed.
+big_goal() {
+	case " $BIG_SCEN " in
+	*" $1 "*)
+		[ "$(res_get "$1.unix.big.ok")" = 0 ] && GOAL_WHY="failed: $(res_get "$1.unix.big.err")"
+		goal "$2" "$3" "<=" "$4" "$5" "$1:unix" ;;
+	*) printf '  %-58s %9s  %-8s %s\n' "$2" - "<= $4 $5" "n/a (not sent in $MODE mode)"
+		GOALS_NA=$((GOALS_NA + 1)) ;;
+	esac
+}
+
 ratio() { # A B -> A/B, empty when either is missing
 	[ -n "$1" ] && [ -n "$2" ] && calc "$1 / $2"
 }
@@ -962,7 +1152,7 @@ print_report() {
 	echo "smime-milter benchmark — $MODE mode, $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo "  command:  $CMDLINE"
 	echo "  machine:  $(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME"), $(nproc) CPUs, $(awk '/MemTotal/ { printf "%.0f GB RAM", $2 / 1048576 }' /proc/meminfo)"
-	echo "  software: smime-milter $("$SMIME_BINDIR/smime-milter" -V | awk '{ print $2 }') ($(git -C "$SMIME_TOP" describe --always --dirty 2>/dev/null || echo '?')), Postfix $(postconf -d -h mail_version), $(openssl version | awk '{ print $1, $2 }')${DKIM_OK:+, OpenDKIM $DKIM_VERSION}"
+	echo "  software: smime-milter $("$SMIME_BINDIR/smime-milter" -V | awk 'NR == 1 { print $2 }') ($(git -C "$SMIME_TOP" describe --always --dirty 2>/dev/null || echo '?')), Postfix $(postconf -d -h mail_version), $(openssl version | awk '{ print $1, $2 }')${DKIM_OK:+, OpenDKIM $DKIM_VERSION}"
 	echo "  counts:   16 sessions: $N_1K x 1 KB, $N_50K x 50 KB, $N_1M x 1 MB; 1 session: $N_LAT messages"
 	echo "            ($(((N_LAT + 4) / 5)) for OpenDKIM);"
 	echo "            $ROUNDS round(s), each number the median over the rounds"
@@ -971,24 +1161,30 @@ print_report() {
 	echo "Throughput with 16 sessions (msg/s = delivered to the sink / wall time) and the"
 	echo "milter's CPU per message (cpu, ms); latency = client wall time per message, 1 session."
 	echo
-	printf '  %-19s %-5s %-11s %9s %6s %9s %6s %9s %6s %8s %8s\n' \
+	printf '  %-25s %-5s %-11s %9s %6s %9s %6s %9s %6s %8s %8s\n' \
 		"scenario" sock effect "1KB/s" cpu "50KB/s" cpu "1MB/s" cpu "lat 1KB" "lat 50KB"
 	for _s in $SCENARIOS; do
 		scen "$_s"
 		[ "$_s" = e ] && [ -z "$DKIM_OK" ] && {
-			printf '  %-19s %-5s %s\n' "e $S_TITLE" - "skipped: opendkim not installed"
+			printf '  %-25s %-5s %s\n' "e $S_TITLE" - "skipped: opendkim not installed"
 			continue
 		}
 		_kinds=$SOCKETS
 		[ "$S_KIND" = none ] && _kinds=none
+		[ -n "$S_MEMONLY$S_UNIXONLY" ] && _kinds=$(case " $SOCKETS " in *" unix "*) echo unix ;; esac)
 		for _kd in $_kinds; do
 			_b=$_s.$_kd
 			_st=$(res_get "$_b.start")
 			if [ -n "$_st" ]; then
-				printf '  %-19s %-5s %s\n' "$_s $S_TITLE" "$_kd" "FAILED TO START: $_st"
+				printf '  %-25s %-5s %s\n' "$_s $S_TITLE" "$_kd" "FAILED TO START: $_st"
 				continue
 			fi
-			printf '  %-19s %-5s %-11s %9s %6s %9s %6s %9s %6s %8s %8s\n' \
+			if [ -n "$S_MEMONLY" ]; then
+				printf '  %-25s %-5s %-11s %s\n' "$_s $S_TITLE" "$_kd" "$(effect_of "$_s" "$_kd")" \
+					"(only the 50 MB message: see Memory)"
+				continue
+			fi
+			printf '  %-25s %-5s %-11s %9s %6s %9s %6s %9s %6s %8s %8s\n' \
 				"$_s $S_TITLE" "$([ "$_kd" = none ] && echo - || echo "$_kd")" "$(effect_of "$_s" "$_kd")" \
 				"$(cell "$_b.1k" rate 1)" "$(cell "$_b.1k" cpu 2)" \
 				"$(cell "$_b.50k" rate 1)" "$(cell "$_b.50k" cpu 2)" \
@@ -1000,9 +1196,11 @@ print_report() {
 	echo "  effect: what a delivered sample showed — signed (multipart/signed, verifies"
 	echo "  against the test root), encrypted (decrypts with bob's key, alice's signature"
 	echo "  inside), smime-pass (Authentication-Results smime=pass), dkim (DKIM-Signature),"
-	echo "  unchanged. A trailing ! marks a scenario whose mail did NOT get the treatment it"
-	echo "  is meant to measure (e.g. unchanged!: the daemon passed it through); ? marks a"
-	echo "  sample whose cryptographic check failed. FAIL: rejected, deferred or lost mail."
+	echo "  decrypted (X-SMIME-Decrypted: the envelope was opened, delivered in the clear),"
+	echo "  unchanged (a and n: nothing is meant to change). A trailing ! marks a scenario"
+	echo "  whose mail did NOT get the treatment it is meant to measure (e.g. unchanged!:"
+	echo "  the daemon passed it through); ? marks a sample whose cryptographic check"
+	echo "  failed. FAIL: rejected, deferred or lost mail."
 	_errs=$(awk -F '\t' '$1 ~ /\.err$/ && $1 !~ /\.(r[0-9]+|warm)\.err$/ { print "    " $1 ": " $2 }' "$RESULTS" | sort -u)
 	[ -n "$_errs" ] && { echo; echo "  failures:"; echo "$_errs"; }
 	for _s in b c d; do
@@ -1023,7 +1221,7 @@ print_report() {
 		case $_id in e_*) continue ;; esac
 		_lf=$E2E_DIR/log/$_id.log
 		[ -f "$_lf" ] || continue
-		sed -n 's/^[0-9:]* smime-milter\[[0-9]*\]: info: [0-9A-Za-z]*: //p' "$_lf" |
+		sed -n 's/^[0-9T:.+-]* smime-milter\[[0-9]*\]: info: [0-9A-Za-z]*: //p' "$_lf" |
 			sed -e 's/ sha256=[0-9a-f]*//' -e 's/ ms=[0-9]*//' -e 's/ size=[0-9]*//' |
 			sort | uniq -c | sort -rn | head -n 3 |
 			awk -v id="$_id" '{ n = $1; $1 = ""; printf "  %-8s %7d x%s\n", id, n, $0 }'
@@ -1033,19 +1231,27 @@ print_report() {
 	done
 
 	echo
-	echo "Memory (daemon, over the unix socket)"
-	for _s in $BIG_SCEN; do
-		case " $SCENARIOS " in *" $_s "*) ;; *) continue ;; esac
+	echo "Memory of the daemon over the unix socket: peak RSS (VmHWM, reset before each run)"
+	echo "during the 16-session runs (median of the rounds) and during one 50 MB message, MB"
+	echo
+	printf '  %-27s %7s %7s %7s %7s  %s\n' scenario "1 KB" "50 KB" "1 MB" "50 MB" "50 MB message: RSS before, rise, size sent"
+	case " $SOCKETS " in *" unix "*) _mem_scen=$SCENARIOS ;; *) _mem_scen= ;; esac
+	for _s in $_mem_scen; do
+		[ "$_s" = a ] && continue
 		[ "$_s" = e ] && [ -z "$DKIM_OK" ] && continue
+		[ -n "$(res_get "$_s.unix.start")" ] && continue
 		scen "$_s"
-		_k=$_s.unix.big
+		_k=$_s.unix.big _big=- _rise=
 		case $(res_get "$_k.ok") in
-		1) printf '  %-19s 50 MB message: RSS %s MB before, peak %s MB during: rise %s MB (%s)\n' "$_s $S_TITLE" \
-			"$(fmt "$(calc "$(res_get "$_k.hwm0") / 1024")")" "$(fmt "$(calc "$(res_get "$_k.hwm1") / 1024")")" \
-			"$(fmt "$(calc "($(res_get "$_k.hwm1") - $(res_get "$_k.hwm0")) / 1024")")" "$(res_get "$_k.effect")" ;;
-		0) printf '  %-19s 50 MB message: FAILED: %s\n' "$_s $S_TITLE" "$(res_get "$_k.err")" ;;
+		1) _big=$(fmt "$(calc "$(res_get "$_k.hwm1") / 1024")")
+			_rise="$(fmt "$(calc "$(res_get "$_k.hwm0") / 1024")") before, +$(fmt "$(calc "($(res_get "$_k.hwm1") - $(res_get "$_k.hwm0")) / 1024")") for $(fmt "$(calc "$(res_get "$_k.size") / 1048576")") MB ($(res_get "$_k.effect"))" ;;
+		0) _big=FAIL _rise=$(res_get "$_k.err") ;;
+		*) case " $BIG_SCEN " in *" $_s "*) ;; *) _rise="(not sent in $MODE mode)" ;; esac ;;
 		esac
+		printf '  %-27s %7s %7s %7s %7s  %s\n' "$_s $S_TITLE" "$(mb_cell "$_s.unix.1k")" \
+			"$(mb_cell "$_s.unix.50k")" "$(mb_cell "$_s.unix.1m")" "$_big" "$_rise"
 	done
+	echo
 	for _s in c d; do
 		_r1=$(res_get "$_s.unix.rss$LEAK_CHUNK")
 		[ -n "$_r1" ] || continue
@@ -1068,78 +1274,85 @@ print_report() {
 	[ -n "$_o" ] && printf '  %-19s connections to the discovery directory while 50 cache hits passed: %s\n' \
 		"c $(scen c; echo "$S_TITLE")" "$_o"
 
-	if [ -n "$(res_get lookup.sqlite.ins)$(res_get lookup.err)" ]; then
+	if [ -n "$(res_get lookup.sqlite.ins)$(res_get lookup.rev.off.ins)$(res_get lookup.err)" ]; then
 		echo
 		echo "One cached RCPT lookup (contrib/bench/lookupcost.c: keycache_select of bob, trust checked)"
-		for _lb in sqlite postgresql; do
-			printf '  %-10s %12s instructions (callgrind, %s lookups)  %8s us CPU (native, %s lookups, load-dependent)\n' \
-				"$_lb" "$(fmt "$(res_get "lookup.$_lb.ins")" 0)" "$LOOKUP_N" "$(fmt "$(res_get "lookup.$_lb.us")" 2)" "$LOOKUP_NATIVE"
+		for _lb in sqlite postgresql rev.off rev.soft; do
+			[ -n "$(res_get "lookup.$_lb.ins")$(res_get "lookup.$_lb.us")" ] || continue
+			case $_lb in
+			rev.off) _lt="sqlite, revocation off" ;;
+			rev.soft) _lt="sqlite, soft, cached good" ;;
+			*) _lt=$_lb ;;
+			esac
+			printf '  %-26s %10s instructions (callgrind, %s lookups)  %7s us CPU (native, %s, load-dependent)\n' \
+				"$_lt" "$(fmt "$(res_get "lookup.$_lb.ins")" 0)" "$LOOKUP_N" "$(fmt "$(res_get "lookup.$_lb.us")" 1)" "$LOOKUP_NATIVE"
 		done
 		_o=$(res_get lookup.err)
+		[ -n "$_o" ] && echo "  failed: $_o"
+		_o=$(res_get lookup.rev.err)
 		[ -n "$_o" ] && echo "  failed: $_o"
 	fi
 
 	echo
-	echo "Goals (issues 5, 15, 16, 17), ratios from this run"
+	echo "Reference ratios (not goals), unix socket, msg/s at 50 KB unless said"
+	for _rr in "n a do-nothing milter / no milter (the ceiling of any milter)" \
+		"e a OpenDKIM / no milter" "b n sign-only / do-nothing milter" "c n sign+encrypt / do-nothing milter"; do
+		# shellcheck disable=SC2086 # split into words on purpose
+		set -- $_rr
+		_x=$1 _y=$2
+		shift 2
+		_v=$(ratio "$(rate "$_x.unix.50k")" "$(rate "$_y.unix.50k")")
+		[ "$_y" = a ] && _v=$(ratio "$(rate "$_x.unix.50k")" "$(rate a.none.50k)")
+		printf '  %-58s %9s\n' "$*" "$(fmt "$_v" 2)"
+	done
+	for _z in $SIZES; do
+		printf '  %-58s %9s\n' "CPU/msg: sign+encrypt, revocation hard cached / off, $(size_label "$_z")" \
+			"$(fmt "$(ratio "$(cpu "g.unix.$_z")" "$(cpu "c.unix.$_z")")" 2)"
+	done
+	echo "  (g against c is load-dependent: the goal of issue 16 is judged from the instruction counts)"
+
+	if [ -n "$PROFILE" ]; then
+		echo
+		echo "Profile (--profile): sign+encrypt's daemon, unix socket, $PROFILE_N messages of 50 KB, 16 sessions,"
+		echo "perf record -F 999 --all-user --call-graph dwarf -p PID ($(fmt "$(res_get c.unix.profile.rate)") msg/s under perf)"
+		if [ "$(res_get profile.ok)" = 1 ]; then
+			profile_summary
+			echo "  (perf.data and perf report --stdio --no-children: ${REPORT%.txt}-perf.data, -perf.txt)"
+		else
+			echo "  failed: $(res_get profile.err)"
+		fi
+	fi
+
+	echo
+	echo "Goals, ratios from this run (issue 14, then the rows of issues 5, 15, 16, 17 it leaves)"
 	printf '  %-58s %9s  %-8s %s\n' goal measured target verdict
 	GOALS_MET=0 GOALS_NOT=0 GOALS_NA=0
-	goal "unix: sign-only / no milter, msg/s at 50 KB" \
-		"$(ratio "$(rate b.unix.50k)" "$(rate a.none.50k)")" ">=" 0.8 x b:unix a:none
+	echo "  issue 14"
 	for _z in 1k 50k; do
 		goal "unix: sign+encrypt / OpenDKIM, msg/s at $(size_label "$_z")" \
-			"$(ratio "$(rate "c.unix.$_z")" "$(rate "e.unix.$_z")")" ">=" 1.0 x c:unix e:unix
+			"$(ratio "$(rate "c.unix.$_z")" "$(rate "e.unix.$_z")")" ">=" 1.1 x c:unix e:unix
 	done
 	goal "unix: sign+encrypt / OpenDKIM, msg/s at 1 MB" \
-		"$(ratio "$(rate c.unix.1m)" "$(rate e.unix.1m)")" ">=" 0.9 x c:unix e:unix
-	for _z in $SIZES; do
-		goal "CPU/msg: sign-only / OpenDKIM at $(size_label "$_z")" \
-			"$(ratio "$(cpu "b.unix.$_z")" "$(cpu "e.unix.$_z")")" "<=" 1.0 x b:unix e:unix
-	done
-	for _z in $SIZES; do
-		goal "CPU/msg: sign+encrypt / OpenDKIM at $(size_label "$_z")" \
-			"$(ratio "$(cpu "c.unix.$_z")" "$(cpu "e.unix.$_z")")" "<=" 1.5 x c:unix e:unix
-	done
-	for _z in $SIZES; do
-		goal "CPU/msg: sign+encrypt, revocation cached / off, $(size_label "$_z")" \
-			"$(ratio "$(cpu "g.unix.$_z")" "$(cpu "c.unix.$_z")")" "<=" 1.05 x g:unix c:unix
-	done
-	goal "PostgreSQL throughput within 10 % of SQLite at 50 KB (p/c)" \
-		"$(ratio "$(rate p.unix.50k)" "$(rate c.unix.50k)")" ">=" 0.9 x p:unix c:unix
-	for _z in $SIZES; do
-		goal "CPU/msg: sign+encrypt, postgresql / sqlite cache, $(size_label "$_z")" \
-			"$(ratio "$(cpu "p.unix.$_z")" "$(cpu "c.unix.$_z")")" "<=" 1.1 x p:unix c:unix
-	done
-	goal "RCPT lookup CPU within 10 % (instructions, pg / sqlite)" \
-		"$(ratio "$(res_get lookup.postgresql.ins)" "$(res_get lookup.sqlite.ins)")" "<=" 1.1 x
-	for _z in $SIZES; do
-		goal "CPU/msg: sign-only with metrics scraped / without, $(size_label "$_z")" \
-			"$(ratio "$(cpu "f.unix.$_z")" "$(cpu "b.unix.$_z")")" "<=" 1.02 x f:unix b:unix
-	done
-	goal "CPU/msg: inbound harvest at 50 KB" "$(cpu d.unix.50k)" "<=" 2 ms d:unix
-	goal "CPU/msg: inbound harvest at 1 MB" "$(cpu d.unix.1m)" "<=" 5 ms d:unix
-	case " $SOCKETS " in *" inet "*)
-		for _s in b c d; do
-			for _z in 1k 50k; do
-				goal "inet: 1-session latency / unix, $(title "$_s") $(size_label "$_z")" \
-					"$(ratio "$(lat "$_s.inet.lat$_z")" "$(lat "$_s.unix.lat$_z")")" "<=" 1.2 x \
-					"$_s:inet" "$_s:unix"
-			done
-		done
-		for _s in b c; do
-			for _z in 1k 50k; do
-				goal "inet: $(title "$_s") / OpenDKIM, msg/s at $(size_label "$_z")" \
-					"$(ratio "$(rate "$_s.inet.$_z")" "$(rate "e.inet.$_z")")" ">=" 1.5 x \
-					"$_s:inet" e:inet
-			done
-		done
-		;;
-	esac
+		"$(ratio "$(rate c.unix.1m)" "$(rate e.unix.1m)")" ">=" 1.0 x c:unix e:unix
+	goal "CPU/msg: sign-only / OpenDKIM at 50 KB" \
+		"$(ratio "$(cpu b.unix.50k)" "$(cpu e.unix.50k)")" "<=" 0.6 x b:unix e:unix
+	goal "CPU/msg: sign+encrypt / OpenDKIM at 50 KB" \
+		"$(ratio "$(cpu c.unix.50k)" "$(cpu e.unix.50k)")" "<=" 0.8 x c:unix e:unix
+	goal "unix: sign-only / no milter, msg/s at 50 KB" \
+		"$(ratio "$(rate b.unix.50k)" "$(rate a.none.50k)")" ">=" 0.75 x b:unix a:none
+	goal "CPU/msg: sign+encrypt / OpenDKIM at 1 MB" \
+		"$(ratio "$(cpu c.unix.1m)" "$(cpu e.unix.1m)")" "<=" 1.5 x c:unix e:unix
 	for _s in b c d; do
-		case " $BIG_SCEN " in *" $_s "*) ;; *) continue ;; esac
-		_h0=$(res_get "$_s.unix.big.hwm0") _h1=$(res_get "$_s.unix.big.hwm1")
 		_v=
-		[ "$(res_get "$_s.unix.big.ok")" = 1 ] && _v=$(calc "($_h1 - $_h0) / 1024")
-		goal "memory: peak RSS rise for one 50 MB message, $(title "$_s")" "$_v" "<=" 32 MB "$_s:unix"
+		[ "$(res_get "$_s.unix.big.ok")" = 1 ] &&
+			_v=$(calc "($(res_get "$_s.unix.big.hwm1") - $(res_get "$_s.unix.big.hwm0")) / 1024")
+		big_goal "$_s" "memory: 50 MB message, peak RSS rise, $(title "$_s")" "$_v" 32 MB
+	done
+	for _s in o v; do
+		_v=
+		[ "$(res_get "$_s.unix.big.ok")" = 1 ] &&
+			_v=$(calc "($(res_get "$_s.unix.big.hwm1") - $(res_get "$_s.unix.big.hwm0")) * 1024 / $(res_get "$_s.unix.big.size")")
+		big_goal "$_s" "memory: 50 MB message, rise / size, $(title "$_s")" "$_v" 1.2 x
 	done
 	for _s in c d; do
 		_r1=$(res_get "$_s.unix.rss2000") _r2=$(res_get "$_s.unix.rss20000")
@@ -1153,6 +1366,42 @@ print_report() {
 			goal "memory: RSS 20,000 / 2,000 messages, $(title "$_s")" "$_v" "<=" 1.1 x "$_s:unix"
 		fi
 	done
+	case " $SOCKETS " in *" inet "*)
+		# A Nagle/delayed-ACK stall costs 40-90 ms a message (OpenDKIM's
+		# latency over inet shows it); 20 ms is half the smallest.
+		_v=$(for _s in b c d; do for _z in 1k 50k; do lat "$_s.inet.lat$_z" || echo x; done; done |
+			awk '$1 == "x" || $1 == "" { bad = 1 } $1 + 0 > m { m = $1 + 0 } END { if (!bad && NR) print m }')
+		goal "inet, no stalls: worst 1-session latency, b c d, 1/50 KB" "$_v" "<=" 20 ms b:inet c:inet d:inet
+		for _s in b c; do
+			for _z in 1k 50k; do
+				goal "inet: $(title "$_s") / OpenDKIM, msg/s at $(size_label "$_z")" \
+					"$(ratio "$(rate "$_s.inet.$_z")" "$(rate "e.inet.$_z")")" ">=" 1.5 x \
+					"$_s:inet" e:inet
+			done
+		done
+		;;
+	*) printf '  %-58s %9s  %-8s %s\n' "inet: no stalls, >= 1.5x OpenDKIM's msg/s" - "" "n/a (--sockets without inet)"
+		GOALS_NA=$((GOALS_NA + 1)) ;;
+	esac
+	echo "  issue 5 (the sizes issue 14 does not set)"
+	for _z in 1k 1m; do
+		goal "CPU/msg: sign-only / OpenDKIM at $(size_label "$_z")" \
+			"$(ratio "$(cpu "b.unix.$_z")" "$(cpu "e.unix.$_z")")" "<=" 1.0 x b:unix e:unix
+	done
+	goal "CPU/msg: sign+encrypt / OpenDKIM at 1 KB" \
+		"$(ratio "$(cpu c.unix.1k)" "$(cpu e.unix.1k)")" "<=" 1.5 x c:unix e:unix
+	case " $SOCKETS " in *" inet "*)
+		for _s in b c d; do
+			for _z in 1k 50k; do
+				goal "inet: 1-session latency / unix, $(title "$_s") $(size_label "$_z")" \
+					"$(ratio "$(lat "$_s.inet.lat$_z")" "$(lat "$_s.unix.lat$_z")")" "<=" 1.2 x \
+					"$_s:inet" "$_s:unix"
+			done
+		done
+		;;
+	esac
+	goal "CPU/msg: inbound harvest at 50 KB" "$(cpu d.unix.50k)" "<=" 2 ms d:unix
+	goal "CPU/msg: inbound harvest at 1 MB" "$(cpu d.unix.1m)" "<=" 5 ms d:unix
 	for _s in b c; do
 		_o=$(res_get "$_s.keyopens")
 		[ -n "$_o" ] || continue
@@ -1160,6 +1409,24 @@ print_report() {
 	done
 	_o=$(res_get c.discconns)
 	[ -n "$_o" ] && goal "cache hit makes no network call: discovery connects per 50 msgs" "$_o" "<=" 0 "" "c:unix"
+	echo "  issue 15"
+	goal "PostgreSQL throughput within 10 % of SQLite at 50 KB (p/c)" \
+		"$(ratio "$(rate p.unix.50k)" "$(rate c.unix.50k)")" ">=" 0.9 x p:unix c:unix
+	for _z in $SIZES; do
+		goal "CPU/msg: sign+encrypt, postgresql / sqlite cache, $(size_label "$_z")" \
+			"$(ratio "$(cpu "p.unix.$_z")" "$(cpu "c.unix.$_z")")" "<=" 1.1 x p:unix c:unix
+	done
+	goal "RCPT lookup CPU within 10 % (instructions, pg / sqlite)" \
+		"$(ratio "$(res_get lookup.postgresql.ins)" "$(res_get lookup.sqlite.ins)")" "<=" 1.1 x
+	echo "  issue 16"
+	GOAL_WHY=$(res_get lookup.rev.err)
+	goal "revocation cached: RCPT lookup instructions, soft / off" \
+		"$(ratio "$(res_get lookup.rev.soft.ins)" "$(res_get lookup.rev.off.ins)")" "<=" 1.05 x
+	echo "  issue 17"
+	for _z in $SIZES; do
+		goal "CPU/msg: sign-only with metrics scraped / without, $(size_label "$_z")" \
+			"$(ratio "$(cpu "f.unix.$_z")" "$(cpu "b.unix.$_z")")" "<=" 1.02 x f:unix b:unix
+	done
 	echo
 	echo "  $GOALS_MET met, $GOALS_NOT not met, $GOALS_NA not applicable."
 }
@@ -1172,6 +1439,16 @@ for _c in smtp-source smtp-sink postfix openssl timeout ss; do
 		{ echo "bench.sh: $_c not found (make deps installs postfix and openssl)" >&2; exit 1; }
 done
 [ -x "$SMIME_TOP/milter/smime-milter" ] || { echo "bench.sh: build first: make" >&2; exit 1; }
+if [ -n "$PROFILE" ]; then
+	perf --version >/dev/null 2>&1 ||
+		{ echo "bench.sh: --profile needs perf: apt-get install linux-perf" >&2; exit 1; }
+	case " $SCENARIOS " in *" c "*) ;; *)
+		echo "bench.sh: --profile profiles scenario c (sign+encrypt): add c to --scenarios" >&2; exit 1 ;;
+	esac
+	case " $SOCKETS " in *" unix "*) ;; *)
+		echo "bench.sh: --profile profiles the unix socket: add unix to --sockets" >&2; exit 1 ;;
+	esac
+fi
 
 BENCH_START=$(date +%s)
 LOAD_START=$(cut -d ' ' -f 1-3 /proc/loadavg)
@@ -1215,6 +1492,7 @@ for _z in $SIZES; do
 	signed_message "$(size_bytes "$_z")" "$MSG_DIR/signed-$_z.eml"
 done
 dkim_setup
+nullmilter_build
 
 instances_plan
 sink_start
@@ -1262,15 +1540,20 @@ case " $SOCKETS " in *" unix "*)
 	done
 	;;
 esac
+[ -n "$PROFILE" ] && profile
 say "stopping the milters"
 instances_stop
-case " $SCENARIOS " in *" p "* | *" c "*) say "the cost of one cached RCPT lookup (callgrind)"; lookup_cost ;; esac
+case " $SCENARIOS " in *" p "* | *" c "* | *" g "*) say "the cost of one cached RCPT lookup (callgrind)"; lookup_cost ;; esac
 pg_stop
 LOAD_END=$(cut -d ' ' -f 1-3 /proc/loadavg)
 
 mkdir -p "$(dirname "$REPORT")"
 print_report | tee "$REPORT"
 cp "$RESULTS" "${REPORT%.txt}.tsv"
+if [ "$(res_get profile.ok)" = 1 ]; then
+	cp "$E2E_DIR/perf.data" "${REPORT%.txt}-perf.data"
+	cp "$E2E_DIR/perf-report.txt" "${REPORT%.txt}-perf.txt"
+fi
 if [ -n "$ADVERSARIAL" ]; then
 	say "scenario x: adversarial inbound messages (contrib/bench/adversarial.sh)"
 	SMIME_TOP=$SMIME_TOP sh "$SMIME_TOP/contrib/bench/adversarial.sh" \
