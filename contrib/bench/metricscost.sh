@@ -83,13 +83,14 @@ inclusive() {
 }
 # counting LABEL — "INSTRUCTIONS CLOCK_READS" of the counting in dump LABEL:
 # the own instructions of metrics_now, metrics_observe, metrics_observe_ns
-# and metrics_message, and the clock_gettime calls metrics_now makes.
+# and metrics_message, and the clock_gettime calls they make (metrics_now
+# is inlined into metrics_observe).
 counting() {
 	_f=$(grep -l "^desc: Trigger: .*$1" "$CG".* | head -n 1)
 	callgrind_annotate --tree=calling --threshold=100 "$_f" 2>/dev/null | awk '
 		/\*  .*:metrics_(now|observe|observe_ns|message) \[/ {
 			f = $0; sub(/ \[.*/, "", f); sub(/.*:/, "", f)
-			v = $1; gsub(",", "", v); s += v; in_now = f == "metrics_now"; next }
+			v = $1; gsub(",", "", v); s += v; in_now = f == "metrics_now" || f == "metrics_observe"; next }
 		/\*  / { in_now = 0; next }
 		in_now && />.*clock_gettime/ {
 			v = $1; gsub(",", "", v); s += v
