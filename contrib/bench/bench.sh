@@ -15,7 +15,9 @@
 #   d  smime-milter inbound harvest     messages signed by bob@partner.example
 #   e  OpenDKIM signing, RSA-2048       plain text, outbound (when installed)
 #   n  do-nothing milter (nullmilter.c) plain text, outbound: the ceiling
-#   f  sign-only, metrics endpoint on   as b, scraped once a second (curl)
+#   f  sign-only, metrics endpoint on   as b, scraped once a second (curl);
+#                                       and the endpoint's cost in instructions
+#                                       (metricscost.sh under callgrind)
 #   g  sign+encrypt, revocation hard   as c, bob's revocation answer cached
 #   p  sign+encrypt, PostgreSQL cache   as c, against a private cluster
 #                                       (tests/pgcluster); with c or p, the
@@ -316,6 +318,24 @@ lookup_one() {
 	_li=$(awk -v n="$LOOKUP_N" '/^totals:/ { printf "%.0f\n", $2 / n }' "$E2E_DIR/log/callgrind-$_lo.out")
 	res_set "lookup.$_lo.ins" "$_li"
 	say "  lookup cost, $_lo: $_li instructions, $(res_get "lookup.$_lo.us") us CPU per cached lookup"
+}
+
+# metrics_cost — issue 17 in instructions, independent of the load:
+# contrib/bench/metricscost.sh runs scenario f's daemon under callgrind
+# behind a Postfix of its own, 100 sign-only 1 KB messages, then 20
+# scrapes. Sets metrics.msg_ins, .count_ins, .clock_reads and .scrape_ins
+# (per message, per scrape), or metrics.err.
+metrics_cost() {
+	if ! SMIME_TOP=$SMIME_TOP SMIME_BINDIR=$SMIME_BINDIR sh "$SMIME_TOP/contrib/bench/metricscost.sh" \
+		100 20 1024 >"$E2E_DIR/log/metricscost.out" 2>&1; then
+		res_set metrics.err "metricscost.sh failed: $(grep -m1 'FAIL' "$E2E_DIR/log/metricscost.out")"
+		say "  metrics cost: $(res_get metrics.err)"
+		return 0
+	fi
+	for _mk in msg_ins count_ins clock_reads scrape_ins; do
+		res_set "metrics.$_mk" "$(awk -v k="$_mk" '$1 == k { print $2 }' "$E2E_DIR/log/metricscost.out")"
+	done
+	say "  metrics cost: $(res_get metrics.msg_ins) instructions per message, $(res_get metrics.scrape_ins) per scrape"
 }
 
 # smime_config SCENARIO ID FILE — instance ID's configuration (b, c, d, f,
@@ -1293,6 +1313,22 @@ print_report() {
 		[ -n "$_o" ] && echo "  failed: $_o"
 	fi
 
+	if [ -n "$(res_get metrics.msg_ins)$(res_get metrics.err)" ]; then
+		echo
+		echo "The metrics endpoint in instructions (contrib/bench/metricscost.sh: f's daemon under callgrind)"
+		if [ -n "$(res_get metrics.msg_ins)" ]; then
+			printf '  one sign-only 1 KB message  %10s instructions, of which counting %s (%s clock reads)\n' \
+				"$(res_get metrics.msg_ins)" "$(res_get metrics.count_ins)" "$(res_get metrics.clock_reads)"
+			printf '  one scrape                  %10s instructions = %s messages' \
+				"$(res_get metrics.scrape_ins)" "$(fmt "$(calc "$(res_get metrics.scrape_ins) / $(res_get metrics.msg_ins)")" 2)"
+			_o=$(rate f.unix.1k)
+			[ -n "$_o" ] && printf ' (f at 1 KB: %s msg/s)' "$(fmt "$_o" 1)"
+			echo
+		fi
+		_o=$(res_get metrics.err)
+		[ -n "$_o" ] && echo "  failed: $_o"
+	fi
+
 	echo
 	echo "Reference ratios (not goals), unix socket, msg/s at 50 KB unless said"
 	for _rr in "n a do-nothing milter / no milter (the ceiling of any milter)" \
@@ -1427,6 +1463,13 @@ print_report() {
 		goal "CPU/msg: sign-only with metrics scraped / without, $(size_label "$_z")" \
 			"$(ratio "$(cpu "f.unix.$_z")" "$(cpu "b.unix.$_z")")" "<=" 1.02 x f:unix b:unix
 	done
+	# The same in instructions (metricscost.sh): counting runs with the
+	# endpoint off too, so f costs b's instructions plus one scrape a
+	# second, spread over the messages of a second at f's 1 KB rate.
+	GOAL_WHY=$(res_get metrics.err)
+	_mi=$(res_get metrics.msg_ins) _ms=$(res_get metrics.scrape_ins) _mr=$(rate f.unix.1k)
+	goal "instructions/msg: sign-only with metrics scraped / without, 1 KB" \
+		"$([ -n "$_mi" ] && [ -n "$_ms" ] && [ -n "$_mr" ] && calc "1 + $_ms / ($_mr * $_mi)")" "<=" 1.02 x f:unix
 	echo
 	echo "  $GOALS_MET met, $GOALS_NOT not met, $GOALS_NA not applicable."
 }
@@ -1544,6 +1587,7 @@ esac
 say "stopping the milters"
 instances_stop
 case " $SCENARIOS " in *" p "* | *" c "* | *" g "*) say "the cost of one cached RCPT lookup (callgrind)"; lookup_cost ;; esac
+case " $SCENARIOS " in *" f "*) say "the cost of the metrics endpoint (callgrind)"; metrics_cost ;; esac
 pg_stop
 LOAD_END=$(cut -d ' ' -f 1-3 /proc/loadavg)
 
