@@ -1346,6 +1346,11 @@ print_report() {
 			"$(fmt "$(ratio "$(cpu "g.unix.$_z")" "$(cpu "c.unix.$_z")")" 2)"
 	done
 	echo "  (g against c is load-dependent: the goal of issue 16 is judged from the instruction counts)"
+	for _z in $SIZES; do
+		printf '  %-58s %9s\n' "CPU/msg: sign-only with metrics scraped / without, $(size_label "$_z")" \
+			"$(fmt "$(ratio "$(cpu "f.unix.$_z")" "$(cpu "b.unix.$_z")")" 2)"
+	done
+	echo "  (f against b is a few 10 ms ticks apart: issue 17's goal is judged from instruction counts)"
 
 	if [ -n "$PROFILE" ]; then
 		echo
@@ -1459,10 +1464,6 @@ print_report() {
 	goal "revocation cached: RCPT lookup instructions, soft / off" \
 		"$(ratio "$(res_get lookup.rev.soft.ins)" "$(res_get lookup.rev.off.ins)")" "<=" 1.05 x
 	echo "  issue 17"
-	for _z in $SIZES; do
-		goal "CPU/msg: sign-only with metrics scraped / without, $(size_label "$_z")" \
-			"$(ratio "$(cpu "f.unix.$_z")" "$(cpu "b.unix.$_z")")" "<=" 1.02 x f:unix b:unix
-	done
 	# The same in instructions (metricscost.sh): counting runs with the
 	# endpoint off too, so f costs b's instructions plus one scrape a
 	# second, spread over the messages of a second at f's 1 KB rate.
