@@ -566,6 +566,70 @@ START_TEST(test_threads_look_up_while_the_generation_moves)
 }
 END_TEST
 
+/* The same, through the revocation hook, while the worker writes good
+ * answers (each one bumps the generation and drops the kept judgment). */
+static struct revstore *shared_rs;
+static char shared_fp[X509U_FP_SIZE];
+
+static void *
+rev_hammer(void *arg)
+{
+	struct cfg_revocation rc = { .check = CFG_REV_HARD, .grace_days = 0 };
+	struct revstore_hook_arg ra = { shared_rs, &rc,
+					trust_store(shared_trust) };
+	struct kc_hook hook = { revstore_hook, &ra };
+	char why[KC_REASON_SIZE];
+
+	(void)arg;
+	for (int i = 0; i < NLOOKUPS; i++) {
+		X509 *x = NULL;
+
+		if (keycache_select_hook(kc, BOB, trust_store(shared_trust),
+					 false, &hook, &x, NULL, why,
+					 sizeof(why)) != SM_OK ||
+		    x == NULL)
+			atomic_fetch_add(&failures, 1);
+		X509_free(x);
+	}
+	return NULL;
+}
+
+static void *
+rev_writer(void *arg)
+{
+	struct rev_result r = { .status = REV_GOOD, .source = REV_SRC_CRL,
+				.reason = -1, .this_update = CG_NOW,
+				.next_update = CG_NOW + CG_DAY };
+
+	(void)arg;
+	for (int i = 0; i < NWRITES; i++)
+		if (revstore_put(shared_rs, shared_fp, &r, CG_NOW) != SM_OK)
+			atomic_fetch_add(&failures, 1);
+	return NULL;
+}
+
+START_TEST(test_threads_judge_revocation_while_answers_are_written)
+{
+	struct cfg_revocation rc = { .check = CFG_REV_HARD, .grace_days = 0 };
+	pthread_t t[NTHREADS + 1];
+
+	shared_trust = anchors("root");
+	shared_rs = rev_open();
+	rev_good(shared_trust, shared_rs, &rc, shared_fp);
+	atomic_store(&failures, 0);
+	for (int i = 0; i < NTHREADS; i++)
+		ck_assert(pthread_create(&t[i], NULL, rev_hammer, NULL) == 0);
+	ck_assert(pthread_create(&t[NTHREADS], NULL, rev_writer, NULL) == 0);
+	for (int i = 0; i <= NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	ck_assert_msg(atomic_load(&failures) == 0,
+		      "lookups or writes that failed: got %d, want 0",
+		      atomic_load(&failures));
+	revstore_close(shared_rs);
+	trust_free(shared_trust);
+}
+END_TEST
+
 START_TEST(test_a_full_cache_is_emptied_not_grown)
 {
 	unsigned char junk[64], *der = NULL;
@@ -626,6 +690,8 @@ suite(void)
 		tc,
 		test_a_kept_revocation_judgment_is_dropped_when_another_process_writes);
 	tcase_add_test(tc, test_threads_look_up_while_the_generation_moves);
+	tcase_add_test(tc,
+		       test_threads_judge_revocation_while_answers_are_written);
 	tcase_add_test(tc, test_a_full_cache_is_emptied_not_grown);
 	suite_add_tcase(s, tc);
 	return s;
