@@ -22,12 +22,21 @@
 #define CC_SHARD_MAX (CERTCACHE_MAX / CERTCACHE_SHARDS)
 #define CC_NO_ANCHORS 1 /* the identity of trust NULL */
 
-enum cc_kind { CC_CERT, CC_CHAIN, CC_VERDICT };
+enum cc_kind { CC_CERT, CC_CHAIN, CC_VERDICT, CC_MEMO };
 
 struct cc_verdict {
 	sm_status st;
 	unsigned long gen;
 	time_t at, from, until; /* computed at; valid within [from, until] */
+};
+
+/* A caller's memo: the key past its first CERTCACHE_KEY_SIZE bytes
+ * (restlen), then the value (vallen), in buf; the times in t (t.st
+ * unused). */
+struct cc_memo {
+	struct cc_verdict t;
+	unsigned char *buf;
+	size_t restlen, vallen;
 };
 
 struct cc_entry {
@@ -37,6 +46,7 @@ struct cc_entry {
 		X509 *cert;
 		STACK_OF(X509) *chain;
 		struct cc_verdict v;
+		struct cc_memo m;
 	} u;
 	struct cc_entry *next;
 };
@@ -51,9 +61,32 @@ static struct cc_shard shards[CERTCACHE_SHARDS];
 static pthread_once_t cc_once = PTHREAD_ONCE_INIT;
 static EVP_MD *cc_sha256;	/* fetched once, not by name per call */
 static int cc_store_idx = -1;	/* X509_STORE ex_data: the identity */
+static int cc_key_idx = -1;	/* X509 ex_data: its certcache key */
 static atomic_ulong cc_gen = 1;
 static atomic_ulong cc_next_id = CC_NO_ANCHORS + 1;
-static atomic_ulong cc_decodes, cc_verifies, cc_verdict_hits;
+static atomic_ulong cc_decodes, cc_verifies, cc_verdict_hits, cc_memo_hits;
+
+/* The key kept with an X509 (ex_data): freed with it, copied with it. */
+static void
+key_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl,
+	 void *argp)
+{
+	(void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+	free(ptr);
+}
+
+static int
+key_dup(CRYPTO_EX_DATA *to, const CRYPTO_EX_DATA *from, void **from_d,
+	int idx, long argl, void *argp)
+{
+	unsigned char *k = NULL;
+
+	(void)to, (void)from, (void)idx, (void)argl, (void)argp;
+	if (*from_d != NULL && (k = malloc(CERTCACHE_KEY_SIZE)) != NULL)
+		memcpy(k, *from_d, CERTCACHE_KEY_SIZE);
+	*from_d = k;
+	return 1;
+}
 
 static void
 cc_init(void)
@@ -62,6 +95,7 @@ cc_init(void)
 		pthread_rwlock_init(&shards[i].lock, NULL);
 	cc_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	cc_store_idx = X509_STORE_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	cc_key_idx = X509_get_ex_new_index(0, NULL, NULL, key_dup, key_free);
 }
 
 bool
@@ -100,6 +134,8 @@ entry_free(struct cc_entry *e)
 		X509_free(e->u.cert);
 	else if (e->kind == CC_CHAIN)
 		sk_X509_pop_free(e->u.chain, X509_free);
+	else if (e->kind == CC_MEMO)
+		free(e->u.m.buf);
 	free(e);
 }
 
@@ -163,6 +199,29 @@ decode(const unsigned char **p, long len)
 	return x;
 }
 
+/* Keep key with x (certcache_key_of). x not shared yet. */
+static void
+key_attach(X509 *x, const unsigned char *key)
+{
+	unsigned char *k;
+
+	if (cc_key_idx < 0 || (k = malloc(CERTCACHE_KEY_SIZE)) == NULL)
+		return;
+	memcpy(k, key, CERTCACHE_KEY_SIZE);
+	if (!X509_set_ex_data(x, cc_key_idx, k))
+		free(k);
+}
+
+const unsigned char *
+certcache_key_of(X509 *x)
+{
+	/* cc_key_idx is set once (pthread_once) before any X509 carries a
+	 * key; before that, nothing carries one. */
+	if (x == NULL || cc_key_idx < 0)
+		return NULL;
+	return X509_get_ex_data(x, cc_key_idx);
+}
+
 X509 *
 certcache_cert(const unsigned char *der, size_t len, const unsigned char *key)
 {
@@ -195,6 +254,7 @@ certcache_cert(const unsigned char *der, size_t len, const unsigned char *key)
 		return NULL;
 	if (p != der + len || (e = calloc(1, sizeof(*e))) == NULL)
 		return x; /* trailing bytes: not the DER of x alone */
+	key_attach(x, key); /* before any other thread sees x */
 	memcpy(e->key, key, CERTCACHE_KEY_SIZE);
 	e->kind = CC_CERT;
 	e->u.cert = x;
@@ -437,6 +497,93 @@ certcache_verify(X509 *cert, const unsigned char *cert_key,
 	return st;
 }
 
+/* ---- memos ---- */
+
+/* The memo of exactly key. Shard lock held (either). */
+static struct cc_entry *
+memo_find(struct cc_shard *s, const unsigned char *key, size_t keylen)
+{
+	struct cc_entry *e = s->bucket[bucket_of(key)];
+	size_t rest = keylen - CERTCACHE_KEY_SIZE;
+
+	for (; e != NULL; e = e->next)
+		if (e->kind == CC_MEMO && e->u.m.restlen == rest &&
+		    memcmp(e->key, key, CERTCACHE_KEY_SIZE) == 0 &&
+		    memcmp(e->u.m.buf, key + CERTCACHE_KEY_SIZE, rest) == 0)
+			return e;
+	return NULL;
+}
+
+bool
+certcache_memo_get(const void *key, size_t keylen, time_t now, void *val,
+		   size_t vallen)
+{
+	struct cc_shard *s;
+	struct cc_entry *e;
+	bool found = false;
+
+	if (key == NULL || keylen < CERTCACHE_KEY_SIZE)
+		return false;
+	pthread_once(&cc_once, cc_init);
+	s = shard_of(key);
+	pthread_rwlock_rdlock(&s->lock);
+	if ((e = memo_find(s, key, keylen)) != NULL &&
+	    e->u.m.vallen == vallen && verdict_current(&e->u.m.t, now)) {
+		memcpy(val, e->u.m.buf + e->u.m.restlen, vallen);
+		found = true;
+	}
+	pthread_rwlock_unlock(&s->lock);
+	if (found)
+		atomic_fetch_add(&cc_memo_hits, 1);
+	return found;
+}
+
+void
+certcache_memo_put(const void *key, size_t keylen, unsigned long gen,
+		   time_t at, time_t from, time_t until, const void *val,
+		   size_t vallen)
+{
+	const unsigned char *k = key;
+	size_t rest = keylen - CERTCACHE_KEY_SIZE;
+	struct cc_shard *s;
+	struct cc_entry *e, *old;
+	unsigned b;
+
+	if (key == NULL || keylen < CERTCACHE_KEY_SIZE ||
+	    (e = calloc(1, sizeof(*e))) == NULL)
+		return;
+	if ((e->u.m.buf = malloc(rest + vallen ? rest + vallen : 1)) == NULL) {
+		free(e);
+		return;
+	}
+	pthread_once(&cc_once, cc_init);
+	memcpy(e->key, k, CERTCACHE_KEY_SIZE);
+	e->kind = CC_MEMO;
+	e->u.m.t = (struct cc_verdict){ SM_OK, gen, at, from, until };
+	memcpy(e->u.m.buf, k + CERTCACHE_KEY_SIZE, rest);
+	memcpy(e->u.m.buf + rest, val, vallen);
+	e->u.m.restlen = rest;
+	e->u.m.vallen = vallen;
+	s = shard_of(k);
+	pthread_rwlock_wrlock(&s->lock);
+	if ((old = memo_find(s, k, keylen)) != NULL) {
+		/* The newer one: swap contents, free the old. */
+		struct cc_memo m = old->u.m;
+
+		old->u.m = e->u.m;
+		e->u.m = m;
+		entry_free(e);
+	} else {
+		if (s->n >= CC_SHARD_MAX)
+			shard_clear(s);
+		b = bucket_of(k);
+		e->next = s->bucket[b];
+		s->bucket[b] = e;
+		s->n++;
+	}
+	pthread_rwlock_unlock(&s->lock);
+}
+
 /* ---- generation, housekeeping ---- */
 
 void
@@ -470,6 +617,7 @@ certcache_stats(struct certcache_stats *st)
 	st->decodes = atomic_load(&cc_decodes);
 	st->verifies = atomic_load(&cc_verifies);
 	st->verdict_hits = atomic_load(&cc_verdict_hits);
+	st->memo_hits = atomic_load(&cc_memo_hits);
 	for (size_t i = 0; i < CERTCACHE_SHARDS; i++) {
 		pthread_rwlock_rdlock(&shards[i].lock);
 		st->entries += shards[i].n;

@@ -25,6 +25,15 @@
  * A negative verdict that a clock change could turn (an intermediate not
  * yet valid or expired) is not remembered.
  *
+ * Memos. A caller may keep a small value of its own that it derived from
+ * certificates (revstore keeps its revocation judgment of a chain), under
+ * a key of its own, by the same rules as a verdict: it is found only
+ * while the generation is the one read before it was computed, now lies
+ * within the [from, until] the caller gives, and it is at most
+ * CERTCACHE_VERDICT_TTL seconds old. A certificate handed out by
+ * certcache_cert carries its key (certcache_key_of), so a memo about it
+ * is found without hashing anything.
+ *
  * Threads. Entries live in CERTCACHE_SHARDS shards, each under a rwlock:
  * a hit takes one shard's read lock and hands out a new reference
  * (X509_up_ref); only a miss writes. Objects handed out stay valid after
@@ -58,6 +67,11 @@ bool certcache_key(const unsigned char *der, size_t len,
 X509 *certcache_cert(const unsigned char *der, size_t len,
 		     const unsigned char *key);
 
+/* The certcache key (SHA-256 of the DER) of a certificate handed out by
+ * certcache_cert or certcache_chain, kept with the object (valid while
+ * the caller holds its reference); NULL for any other X509. */
+const unsigned char *certcache_key_of(X509 *x);
+
 /* The certificates of a concatenated-DER chain: a new stack of new
  * references (sk_X509_pop_free). NULL or empty der: an empty stack; a
  * damaged tail: what parsed before it. NULL only when memory ran out. */
@@ -78,7 +92,19 @@ sm_status certcache_verify(X509 *cert, const unsigned char *cert_key,
  * against it may be remembered. Call before any other thread sees it. */
 void certcache_trust_adopt(X509_STORE *store);
 
-/* Drop every verdict (cheap: one atomic increment). */
+/* Memos (see above). key: keylen bytes (at least CERTCACHE_KEY_SIZE),
+ * the first CERTCACHE_KEY_SIZE of them a SHA-256 (they pick the shard);
+ * the whole key is compared. put: gen is certcache_generation() read
+ * before the value was computed, at the time it was computed for; a memo
+ * of the same key is replaced. get: true and val filled (vallen must be
+ * the length it was put with) when a current one is found at now. */
+void certcache_memo_put(const void *key, size_t keylen, unsigned long gen,
+			time_t at, time_t from, time_t until, const void *val,
+			size_t vallen);
+bool certcache_memo_get(const void *key, size_t keylen, time_t now,
+			void *val, size_t vallen);
+
+/* Drop every verdict and memo (cheap: one atomic increment). */
 void certcache_bump(void);
 unsigned long certcache_generation(void);
 
@@ -91,6 +117,7 @@ struct certcache_stats {
 	unsigned long decodes;	   /* certificates decoded from DER */
 	unsigned long verifies;	   /* chain verifications run */
 	unsigned long verdict_hits;
+	unsigned long memo_hits;
 	unsigned long entries;	   /* now */
 };
 void certcache_stats(struct certcache_stats *s);

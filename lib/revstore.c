@@ -3,8 +3,10 @@
  */
 #include "revstore.h"
 
+#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +19,13 @@
 
 struct revstore {
 	sqlite3 *db;
+	sqlite3_stmt *dv;	/* PRAGMA data_version, kept prepared */
 	pthread_mutex_t mu;
+	unsigned long id;	/* this store's identity, in memo keys */
+	atomic_ulong reads;	/* revstore_get calls (revstore_reads) */
 };
+
+static atomic_ulong rs_next_id = 1;
 
 static const char schema_sql[] =
 	"CREATE TABLE IF NOT EXISTS rev_status("
@@ -64,6 +71,14 @@ revstore_open(const char *path, struct revstore **out, char *err,
 		revstore_close(rs);
 		return SM_ERR_DB;
 	}
+	if (sqlite3_prepare_v3(rs->db, "PRAGMA data_version", -1,
+			       SQLITE_PREPARE_PERSISTENT, &rs->dv,
+			       NULL) != SQLITE_OK) {
+		sm_seterr(err, errlen, "%s: %s", path, sqlite3_errmsg(rs->db));
+		revstore_close(rs);
+		return SM_ERR_DB;
+	}
+	rs->id = atomic_fetch_add(&rs_next_id, 1);
 	*out = rs;
 	return SM_OK;
 }
@@ -73,6 +88,7 @@ revstore_close(struct revstore *rs)
 {
 	if (rs == NULL)
 		return;
+	sqlite3_finalize(rs->dv);
 	sqlite3_close(rs->db);
 	pthread_mutex_destroy(&rs->mu);
 	free(rs);
@@ -147,6 +163,7 @@ revstore_get(struct revstore *rs, const char *fp, struct rev_entry *e)
 	int rc;
 
 	memset(e, 0, sizeof(*e));
+	atomic_fetch_add(&rs->reads, 1);
 	pthread_mutex_lock(&rs->mu);
 	if (sqlite3_prepare_v2(rs->db,
 			       "SELECT " ROW_COLS " FROM rev_status WHERE fp = ?",
@@ -473,24 +490,53 @@ issuer_of(X509 *cert, STACK_OF(X509) *chain, X509_STORE *anchors)
 	return i;
 }
 
-/* Queue cert; a row that exists only learns an issuer (when found). */
-static void
+/* Queue cert; a row that exists only learns an issuer (when found).
+ * true: the store was written. */
+static bool
 enqueue_with_issuer(struct revstore *rs, X509 *cert, STACK_OF(X509) *chain,
 		    X509_STORE *anchors, bool is_new, time_t now)
 {
 	X509 *issuer = issuer_of(cert, chain, anchors);
+	bool wrote = false;
 
 	if (issuer != NULL || is_new)
-		revstore_enqueue(rs, cert, issuer, now);
+		wrote = revstore_enqueue(rs, cert, issuer, now) == SM_OK;
 	X509_free(issuer);
+	return wrote;
+}
+
+#define RS_TEXT_SIZE 256
+#define RS_FOREVER ((time_t)LLONG_MAX)
+
+/* What the store says about a certificate and its chain, whatever the
+ * policy: revoked (text: the refusal), else unknown since `since` (text:
+ * whose status, "" for the certificate itself), else all good. keep: it
+ * may be remembered (certcache memo) until `until`; version: the store's
+ * data version it was read at. */
+struct rs_judgment {
+	long long version;
+	time_t since, until;
+	bool revoked, unknown, keep;
+	char text[RS_TEXT_SIZE];
+};
+
+static void
+until_min(struct rs_judgment *j, time_t t)
+{
+	if (t < j->until)
+		j->until = t;
 }
 
 /* What the store says about one certificate at now: REV_GOOD (a current
  * answer), REV_REVOKED (*revoked_at, *reason_code) or REV_UNKNOWN (*since:
- * from when). A certificate without a row is queued. */
+ * from when). A certificate without a row is queued. j learns how long
+ * the answer holds, and whether it may be kept at all: not when nothing
+ * was read, or the store was written (queued: the next lookup reads the
+ * row), or the answer moves with the clock by itself. */
 static enum rev_status
 judge(struct revstore *rs, X509 *cert, STACK_OF(X509) *chain,
-      X509_STORE *anchors, time_t now, struct rev_result *out, time_t *since)
+      X509_STORE *anchors, time_t now, struct rev_result *out, time_t *since,
+      struct rs_judgment *j)
 {
 	struct rev_entry e;
 	char fp[X509U_FP_SIZE];
@@ -498,24 +544,34 @@ judge(struct revstore *rs, X509 *cert, STACK_OF(X509) *chain,
 	enum rev_status v = REV_UNKNOWN;
 
 	*since = now;
-	if (x509u_fingerprint(cert, fp) != SM_OK)
+	if (x509u_fingerprint(cert, fp) != SM_OK) {
+		j->keep = false;
 		return REV_UNKNOWN;
+	}
 	if ((st = revstore_get(rs, fp, &e)) == SM_ERR_NOTFOUND)
 		enqueue_with_issuer(rs, cert, chain, anchors, true, now);
-	if (st != SM_OK)
+	if (st != SM_OK) {
+		j->keep = false;
 		return REV_UNKNOWN;
-	if (e.issuer == NULL)
-		enqueue_with_issuer(rs, cert, chain, anchors, false, now);
+	}
+	if (e.issuer == NULL &&
+	    enqueue_with_issuer(rs, cert, chain, anchors, false, now))
+		j->keep = false;
 	if (e.r.status == REV_REVOKED && e.r.revoked_at <= now) {
 		*out = e.r;
 		v = REV_REVOKED;
 	} else if (e.r.status == REV_GOOD &&
 		   e.r.next_update + REV_LEEWAY >= now) {
 		v = REV_GOOD;
+		until_min(j, e.r.next_update + REV_LEEWAY);
 	} else {
+		if (e.r.status == REV_REVOKED) /* revoked from then on */
+			until_min(j, e.r.revoked_at - 1);
 		*since = e.unknown_since ? e.unknown_since
 			 : e.r.status != REV_UNKNOWN ? e.r.next_update
 						     : now;
+		if (*since == now && e.unknown_since == 0)
+			j->keep = false; /* "since now" moves */
 	}
 	rev_entry_free(&e);
 	return v;
@@ -550,12 +606,11 @@ say_revoked(const char *who, const struct rev_result *r, char *reason,
 #define RS_CHAIN_MAX 8	/* intermediates looked at, at most */
 
 /* The intermediates of cert's chain (up to, not including, a self-signed
- * anchor): revoked → false with the reason; the longest-lasting unknown
- * of one that names a source goes to *since and who. */
-static bool
-intermediates_usable(struct revstore *rs, X509 *cert, STACK_OF(X509) *chain,
-		     X509_STORE *anchors, time_t now, time_t *since,
-		     char *who, size_t wholen, char *reason, size_t len)
+ * anchor), into j: the first revoked one, else the longest-lasting
+ * unknown of one that names a source. */
+static void
+intermediates_judge(struct revstore *rs, X509 *cert, STACK_OF(X509) *chain,
+		    X509_STORE *anchors, time_t now, struct rs_judgment *j)
 {
 	X509 *cur = cert, *ca;
 	struct rev_result r;
@@ -569,22 +624,123 @@ intermediates_usable(struct revstore *rs, X509 *cert, STACK_OF(X509) *chain,
 			break;
 		if (!names_a_source(ca))
 			continue;
-		if ((v = judge(rs, ca, chain, anchors, now, &r, &s)) == REV_GOOD)
+		if ((v = judge(rs, ca, chain, anchors, now, &r, &s, j)) ==
+		    REV_GOOD)
 			continue;
 		if (x509u_name_text(X509_get_subject_name(ca), &name) != SM_OK)
 			name = NULL;
 		snprintf(buf, sizeof(buf), "issuing CA %s", name ? name : "?");
 		free(name);
 		if (v == REV_REVOKED) {
-			say_revoked(buf, &r, reason, len);
-			return false;
+			j->revoked = true;
+			say_revoked(buf, &r, j->text, sizeof(j->text));
+			return;
 		}
-		if (s < *since) {
-			*since = s;
-			snprintf(who, wholen, "%s", buf);
+		if (!j->unknown || s < j->since) {
+			j->unknown = true;
+			j->since = s;
+			snprintf(j->text, sizeof(j->text), "%s", buf);
 		}
 	}
-	return true;
+}
+
+/* Read the store about cert and its chain (the slow path). */
+static void
+chain_judge(struct revstore *rs, X509 *cert, STACK_OF(X509) *chain,
+	    X509_STORE *anchors, time_t now, struct rs_judgment *j)
+{
+	struct rev_result r;
+	enum rev_status v;
+	time_t s;
+
+	memset(j, 0, sizeof(*j));
+	j->keep = true;
+	j->until = RS_FOREVER;
+	v = judge(rs, cert, chain, anchors, now, &r, &s, j);
+	if (v == REV_REVOKED) {
+		j->revoked = true;
+		say_revoked("certificate", &r, j->text, sizeof(j->text));
+		return;
+	}
+	if (v == REV_UNKNOWN) {
+		j->unknown = true;
+		j->since = s;
+	}
+	intermediates_judge(rs, cert, chain, anchors, now, j);
+}
+
+/* The policy applied to a judgment at now. */
+static bool
+decide(const struct rs_judgment *j, const struct cfg_revocation *rc,
+       time_t now, char *reason, size_t len)
+{
+	char date[16];
+
+	if (j->revoked) {
+		snprintf(reason, len, "%s", j->text);
+		return false;
+	}
+	if (!j->unknown || rc->check == CFG_REV_SOFT ||
+	    now - j->since <= (time_t)rc->grace_days * 86400)
+		return true;
+	x509u_date(j->since, date, sizeof(date));
+	if (j->text[0] != '\0')
+		snprintf(reason, len, "revocation status of %s unknown since %s",
+			 j->text, date);
+	else
+		snprintf(reason, len, "revocation status unknown since %s", date);
+	return false;
+}
+
+/* The store's data version: it changes when another connection commits
+ * (smimectl revocation refresh, another process); -1 on an error. */
+static long long
+store_version(struct revstore *rs)
+{
+	long long v = -1;
+
+	pthread_mutex_lock(&rs->mu);
+	if (sqlite3_step(rs->dv) == SQLITE_ROW)
+		v = sqlite3_column_int64(rs->dv, 0);
+	sqlite3_reset(rs->dv);
+	pthread_mutex_unlock(&rs->mu);
+	return v;
+}
+
+unsigned long
+revstore_reads(struct revstore *rs)
+{
+	return atomic_load(&rs->reads);
+}
+
+#define RS_MEMO_CHAIN 8	/* longer chains are not remembered */
+#define RS_MEMO_KEY_MAX                                                       \
+	(CERTCACHE_KEY_SIZE + 1 + sizeof(unsigned long) +                     \
+	 RS_MEMO_CHAIN * CERTCACHE_KEY_SIZE)
+
+/* The memo key of a judgment: the certificate's certcache key, a tag,
+ * the store's identity, and the key of every certificate of the chain,
+ * in order. 0: no key (a certificate not from the certcache). */
+static size_t
+memo_key(const struct revstore *rs, X509 *cert, STACK_OF(X509) *chain,
+	 unsigned char key[RS_MEMO_KEY_MAX])
+{
+	const unsigned char *k = certcache_key_of(cert);
+	int n = sk_X509_num(chain);
+	size_t len;
+
+	if (k == NULL || n > RS_MEMO_CHAIN)
+		return 0;
+	memcpy(key, k, CERTCACHE_KEY_SIZE);
+	key[CERTCACHE_KEY_SIZE] = 'R';
+	memcpy(key + CERTCACHE_KEY_SIZE + 1, &rs->id, sizeof(rs->id));
+	len = CERTCACHE_KEY_SIZE + 1 + sizeof(rs->id);
+	for (int i = 0; i < n; i++, len += CERTCACHE_KEY_SIZE) {
+		if ((k = certcache_key_of(sk_X509_value(chain, i))) == NULL)
+			return 0;
+		memcpy(key + len, k, CERTCACHE_KEY_SIZE);
+	}
+	return len;
 }
 
 bool
@@ -592,31 +748,28 @@ revstore_usable(struct revstore *rs, const struct cfg_revocation *rc,
 		X509 *cert, STACK_OF(X509) *chain, X509_STORE *anchors,
 		time_t now, char *reason, size_t len)
 {
-	struct rev_result r;
-	char date[16], who[REV_WHY_SIZE] = "";
-	time_t since = now, s;
-	enum rev_status v;
+	unsigned char key[RS_MEMO_KEY_MAX];
+	struct rs_judgment j;
+	size_t keylen;
+	unsigned long gen;
+	long long version;
 
 	if (rc == NULL || rc->check == CFG_REV_OFF || rs == NULL)
 		return true;
-	v = judge(rs, cert, chain, anchors, now, &r, &s);
-	if (v == REV_REVOKED) {
-		say_revoked("certificate", &r, reason, len);
-		return false;
-	}
-	if (v == REV_UNKNOWN)
-		since = s;
-	if (!intermediates_usable(rs, cert, chain, anchors, now, &since, who,
-				  sizeof(who), reason, len))
-		return false;
-	if (rc->check == CFG_REV_SOFT ||
-	    now - since <= (time_t)rc->grace_days * 86400)
-		return true;
-	x509u_date(since, date, sizeof(date));
-	if (who[0] != '\0')
-		snprintf(reason, len, "revocation status of %s unknown since %s",
-			 who, date);
-	else
-		snprintf(reason, len, "revocation status unknown since %s", date);
-	return false;
+	/* The fast path: the judgment kept for this certificate and chain,
+	 * while nothing was written here (generation) or by another
+	 * connection (data version) since. */
+	keylen = memo_key(rs, cert, chain, key);
+	if (keylen != 0 &&
+	    certcache_memo_get(key, keylen, now, &j, sizeof(j)) &&
+	    j.version == store_version(rs))
+		return decide(&j, rc, now, reason, len);
+	gen = certcache_generation(); /* both read before the store */
+	version = store_version(rs);
+	chain_judge(rs, cert, chain, anchors, now, &j);
+	j.version = version;
+	if (keylen != 0 && j.keep && j.version >= 0)
+		certcache_memo_put(key, keylen, gen, now, now, j.until, &j,
+				   sizeof(j));
+	return decide(&j, rc, now, reason, len);
 }

@@ -112,7 +112,20 @@ sm_status revstore_health(struct revstore *rs, time_t now,
  * worker with its own issuer (from chain, else from anchors; may be
  * NULL). A CA certificate that names no revocation source (no http CRL
  * distribution point, no OCSP responder) is accepted under soft and hard
- * alike and is not queued. */
+ * alike and is not queued.
+ *
+ * Kept: what the store said about a certificate and its chain (revoked,
+ * unknown since when, or good; the policy is applied on every call) is
+ * remembered as a certcache memo when the certificate and the chain came
+ * from the certcache (certcache_key_of), so that a lookup with nothing
+ * changed reads neither the rows nor the chain's signatures. It is used
+ * only while the certcache generation holds (revstore_put, every key
+ * cache write and every reload bump it), while the store's data version
+ * is the same (another connection's commit, such as `smimectl revocation
+ * refresh`, changes it), until the first good answer runs out or a
+ * future revocation date comes, and for CERTCACHE_VERDICT_TTL at most.
+ * Never kept: a judgment that queued a certificate or taught a row its
+ * issuer (the next call reads the row), or one the store could not give. */
 bool revstore_usable(struct revstore *rs, const struct cfg_revocation *rc,
 		     X509 *cert, STACK_OF(X509) *chain, X509_STORE *anchors,
 		     time_t now, char *reason, size_t len);
@@ -129,5 +142,9 @@ struct revstore_hook_arg {
 };
 sm_status revstore_hook(void *arg, X509 *cert, STACK_OF(X509) *chain,
 			time_t now, char *reason, size_t len);
+
+/* How many rows were read (revstore_get) through rs so far: tests and
+ * benchmarks show with it that a kept judgment was used. */
+unsigned long revstore_reads(struct revstore *rs);
 
 #endif

@@ -4,11 +4,14 @@
  * it: a second lookup decodes and verifies nothing, and a kept verdict is
  * dropped when the trust store reloads, when a certificate of the chain
  * expires (injectable clock) and when the cache changes (harvest,
- * supersede, removal, revocation result). Threads hammer lookups while
+ * supersede, removal, revocation result). The revocation judgment kept
+ * beside it is used without reading the store, and dropped by a
+ * revocation result, ours or another process's. Threads hammer lookups while
  * another writes and bumps the generation (run under ASan and valgrind).
  */
 #include <check.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include "clock.h"
 #include "keycache.h"
 #include "revstore.h"
+#include "x509util.h"
 #include "testutil.h"
 #include "trust.h"
 
@@ -385,6 +389,127 @@ START_TEST(test_a_verdict_is_dropped_when_the_cache_changes)
 }
 END_TEST
 
+/* ---- the revocation judgment, kept as a memo ---- */
+
+static struct revstore *
+rev_open(void)
+{
+	char path[600], err[256];
+	struct revstore *rs = NULL;
+
+	snprintf(path, sizeof(path), "%s/cache.db.revocation", dir);
+	ck_assert_msg(revstore_open(path, &rs, err, sizeof(err)) == SM_OK,
+		      "revstore_open: %s", err);
+	return rs;
+}
+
+/* keycache_select_hook of BOB through revstore_hook, as the RCPT path. */
+static sm_status
+rev_lookup(struct trust *t, struct revstore *rs,
+	   const struct cfg_revocation *rc, char why[KC_REASON_SIZE])
+{
+	struct revstore_hook_arg ra = { rs, rc, trust_store(t) };
+	struct kc_hook hook = { revstore_hook, &ra };
+	X509 *x = NULL;
+	sm_status st;
+
+	why[0] = '\0';
+	st = keycache_select_hook(kc, BOB, trust_store(t), false, &hook, &x,
+				  NULL, why, KC_REASON_SIZE);
+	ck_assert((st == SM_OK) == (x != NULL));
+	X509_free(x);
+	return st;
+}
+
+/* BOB stored, and a good answer about his certificate (fingerprint into
+ * fp) valid for a day; one lookup reads it and keeps the judgment. */
+static void
+rev_good(struct trust *t, struct revstore *rs,
+	 const struct cfg_revocation *rc, char fp[X509U_FP_SIZE])
+{
+	struct rev_result r = { .status = REV_GOOD, .source = REV_SRC_OCSP,
+				.reason = -1, .this_update = CG_NOW,
+				.next_update = CG_NOW + CG_DAY };
+	char why[KC_REASON_SIZE];
+	X509 *x = NULL;
+
+	store_leaf(BOB, inter);
+	ck_assert(keycache_select(kc, BOB, trust_store(t), false, &x, NULL,
+				  why, sizeof(why)) == SM_OK);
+	ck_assert(x509u_fingerprint(x, fp) == SM_OK);
+	ck_assert(revstore_enqueue(rs, x, inter, CG_NOW) == SM_OK);
+	ck_assert(revstore_put(rs, fp, &r, CG_NOW) == SM_OK);
+	X509_free(x);
+	ck_assert_int_eq(rev_lookup(t, rs, rc, why), SM_OK);
+}
+
+START_TEST(test_a_kept_revocation_judgment_is_dropped_when_the_store_is_written)
+{
+	struct trust *t = anchors("root");
+	struct revstore *rs = rev_open();
+	struct cfg_revocation rc = { .check = CFG_REV_SOFT, .grace_days = 3 };
+	struct rev_result r = { .status = REV_REVOKED, .source = REV_SRC_OCSP,
+				.reason = 1, .this_update = CG_NOW,
+				.next_update = CG_NOW + CG_DAY,
+				.revoked_at = CG_NOW - 60 };
+	char fp[X509U_FP_SIZE], why[KC_REASON_SIZE];
+	struct certcache_stats a;
+	unsigned long reads;
+
+	rev_good(t, rs, &rc, fp);
+	/* The fast path: no row read, the memo used. */
+	reads = revstore_reads(rs);
+	a = stats();
+	for (int i = 0; i < 5; i++)
+		ck_assert_int_eq(rev_lookup(t, rs, &rc, why), SM_OK);
+	ck_assert_uint_eq(revstore_reads(rs), reads);
+	ck_assert_uint_eq(stats().memo_hits - a.memo_hits, 5);
+	/* The worker's next answer: revoked. The next lookup reads it. */
+	ck_assert(revstore_put(rs, fp, &r, CG_NOW) == SM_OK);
+	ck_assert_int_eq(rev_lookup(t, rs, &rc, why), SM_ERR_NOKEY);
+	ck_assert_str_eq(why, "certificate revoked on 2025-05-31 (keyCompromise)");
+	ck_assert_uint_gt(revstore_reads(rs), reads);
+	revstore_close(rs);
+	trust_free(t);
+}
+END_TEST
+
+/* smimectl revocation refresh writes from a process of its own: no
+ * generation moves here, the store's data version does. */
+START_TEST(test_a_kept_revocation_judgment_is_dropped_when_another_process_writes)
+{
+	struct trust *t = anchors("root");
+	struct revstore *rs = rev_open();
+	struct cfg_revocation rc = { .check = CFG_REV_SOFT, .grace_days = 3 };
+	char fp[X509U_FP_SIZE], why[KC_REASON_SIZE], path[600];
+	sqlite3 *db = NULL;
+	sqlite3_stmt *q = NULL;
+	unsigned long gen;
+
+	rev_good(t, rs, &rc, fp);
+	ck_assert_int_eq(rev_lookup(t, rs, &rc, why), SM_OK);
+	gen = certcache_generation();
+	snprintf(path, sizeof(path), "%s/cache.db.revocation", dir);
+	ck_assert(sqlite3_open(path, &db) == SQLITE_OK);
+	ck_assert(sqlite3_prepare_v2(db,
+				     "UPDATE rev_status SET status = ?1,"
+				     " revoked_at = ?2, reason = 1 WHERE fp = ?3",
+				     -1, &q, NULL) == SQLITE_OK);
+	sqlite3_bind_int(q, 1, REV_REVOKED);
+	sqlite3_bind_int64(q, 2, (sqlite3_int64)(CG_NOW - 60));
+	sqlite3_bind_text(q, 3, fp, -1, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_DONE);
+	ck_assert_int_eq(sqlite3_changes(db), 1);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+	ck_assert_uint_eq(certcache_generation(), gen);
+	ck_assert_int_eq(rev_lookup(t, rs, &rc, why), SM_ERR_NOKEY);
+	ck_assert_str_eq(why, "certificate revoked on 2025-05-31 (keyCompromise)");
+	revstore_close(rs);
+	trust_free(t);
+}
+END_TEST
+
 /* ---- threads ---- */
 
 enum { NTHREADS = 4, NLOOKUPS = 60, NWRITES = 20 };
@@ -437,6 +562,70 @@ START_TEST(test_threads_look_up_while_the_generation_moves)
 	ck_assert_msg(atomic_load(&failures) == 0,
 		      "lookups that failed: got %d, want 0",
 		      atomic_load(&failures));
+	trust_free(shared_trust);
+}
+END_TEST
+
+/* The same, through the revocation hook, while the worker writes good
+ * answers (each one bumps the generation and drops the kept judgment). */
+static struct revstore *shared_rs;
+static char shared_fp[X509U_FP_SIZE];
+
+static void *
+rev_hammer(void *arg)
+{
+	struct cfg_revocation rc = { .check = CFG_REV_HARD, .grace_days = 0 };
+	struct revstore_hook_arg ra = { shared_rs, &rc,
+					trust_store(shared_trust) };
+	struct kc_hook hook = { revstore_hook, &ra };
+	char why[KC_REASON_SIZE];
+
+	(void)arg;
+	for (int i = 0; i < NLOOKUPS; i++) {
+		X509 *x = NULL;
+
+		if (keycache_select_hook(kc, BOB, trust_store(shared_trust),
+					 false, &hook, &x, NULL, why,
+					 sizeof(why)) != SM_OK ||
+		    x == NULL)
+			atomic_fetch_add(&failures, 1);
+		X509_free(x);
+	}
+	return NULL;
+}
+
+static void *
+rev_writer(void *arg)
+{
+	struct rev_result r = { .status = REV_GOOD, .source = REV_SRC_CRL,
+				.reason = -1, .this_update = CG_NOW,
+				.next_update = CG_NOW + CG_DAY };
+
+	(void)arg;
+	for (int i = 0; i < NWRITES; i++)
+		if (revstore_put(shared_rs, shared_fp, &r, CG_NOW) != SM_OK)
+			atomic_fetch_add(&failures, 1);
+	return NULL;
+}
+
+START_TEST(test_threads_judge_revocation_while_answers_are_written)
+{
+	struct cfg_revocation rc = { .check = CFG_REV_HARD, .grace_days = 0 };
+	pthread_t t[NTHREADS + 1];
+
+	shared_trust = anchors("root");
+	shared_rs = rev_open();
+	rev_good(shared_trust, shared_rs, &rc, shared_fp);
+	atomic_store(&failures, 0);
+	for (int i = 0; i < NTHREADS; i++)
+		ck_assert(pthread_create(&t[i], NULL, rev_hammer, NULL) == 0);
+	ck_assert(pthread_create(&t[NTHREADS], NULL, rev_writer, NULL) == 0);
+	for (int i = 0; i <= NTHREADS; i++)
+		pthread_join(t[i], NULL);
+	ck_assert_msg(atomic_load(&failures) == 0,
+		      "lookups or writes that failed: got %d, want 0",
+		      atomic_load(&failures));
+	revstore_close(shared_rs);
 	trust_free(shared_trust);
 }
 END_TEST
@@ -494,7 +683,15 @@ suite(void)
 	tcase_add_test(tc, test_a_verdict_is_at_most_the_ttl_old);
 	tcase_add_loop_test(tc, test_a_verdict_is_dropped_when_the_cache_changes,
 			    0, (int)(sizeof(writes) / sizeof(writes[0])));
+	tcase_add_test(
+		tc,
+		test_a_kept_revocation_judgment_is_dropped_when_the_store_is_written);
+	tcase_add_test(
+		tc,
+		test_a_kept_revocation_judgment_is_dropped_when_another_process_writes);
 	tcase_add_test(tc, test_threads_look_up_while_the_generation_moves);
+	tcase_add_test(tc,
+		       test_threads_judge_revocation_while_answers_are_written);
 	tcase_add_test(tc, test_a_full_cache_is_emptied_not_grown);
 	suite_add_tcase(s, tc);
 	return s;

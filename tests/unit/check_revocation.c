@@ -1,6 +1,7 @@
 /*
  * check_revocation.c — CRL and OCSP verification: what counts as an answer
- * (issuer, signature, delegation, times, nonce) and what it says.
+ * (issuer, signature, delegation, times, nonce) and what it says; the
+ * rule of the hot path, and the judgment it keeps between lookups.
  */
 #include <check.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include <openssl/ocsp.h>
 
+#include "certcache.h"
 #include "certgen.h"
 #include "config.h"
 #include "revocation.h"
@@ -704,6 +706,151 @@ START_TEST(test_an_intermediate_without_sources_is_accepted_under_soft_and_hard)
 }
 END_TEST
 
+/* ---- the judgment kept for the hot path (certcache memo) ---- */
+
+/* x as the key cache hands it out: the certcache's object for its DER. */
+static X509 *
+cached(X509 *x)
+{
+	unsigned char *der = NULL;
+	int len = i2d_X509(x, &der);
+	X509 *c;
+
+	ck_assert_int_gt(len, 0);
+	c = certcache_cert(der, (size_t)len, NULL);
+	OPENSSL_free(der);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(certcache_key_of(c));
+	return c;
+}
+
+/* bob (from the certcache) and his chain (the CA, from the certcache). */
+struct kept {
+	X509 *bob;
+	STACK_OF(X509) *chain;
+	char fp[X509U_FP_SIZE];
+};
+
+static void
+kept_new(struct kept *k)
+{
+	X509 *b = bob_cert();
+
+	k->bob = cached(b);
+	X509_free(b);
+	k->chain = sk_X509_new_null();
+	ck_assert_int_gt(sk_X509_push(k->chain, cached(ca)), 0);
+	ck_assert_int_eq(x509u_fingerprint(k->bob, k->fp), SM_OK);
+}
+
+static void
+kept_free(struct kept *k)
+{
+	sk_X509_pop_free(k->chain, X509_free);
+	X509_free(k->bob);
+}
+
+static bool
+kept_usable(struct revstore *rs, struct kept *k, enum cfg_rev_check check,
+	    int grace_days, time_t now, char *reason, size_t len)
+{
+	struct cfg_revocation rc = { check, (uint64_t)grace_days, 2000, NULL };
+
+	reason[0] = '\0';
+	return revstore_usable(rs, &rc, k->bob, k->chain, NULL, now, reason,
+			       len);
+}
+
+START_TEST(test_a_kept_judgment_ends_with_its_good_answer)
+{
+	struct rev_result good = { .status = REV_GOOD, .source = REV_SRC_OCSP, .reason = -1,
+				   .next_update = CG_NOW - 200 }; /* good within the leeway */
+	char *dir, reason[160];
+	struct revstore *rs = store_new(&dir);
+	struct kept k;
+	unsigned long reads;
+
+	kept_new(&k);
+	ck_assert_int_eq(revstore_enqueue(rs, k.bob, ca, CG_NOW - CG_DAY), SM_OK);
+	ck_assert_int_eq(revstore_put(rs, k.fp, &good, CG_NOW - CG_DAY), SM_OK);
+	ck_assert(kept_usable(rs, &k, CFG_REV_HARD, 0, CG_NOW, reason, sizeof(reason)));
+	reads = revstore_reads(rs);
+	ck_assert(kept_usable(rs, &k, CFG_REV_HARD, 0, CG_NOW + 50, reason, sizeof(reason)));
+	ck_assert_uint_eq(revstore_reads(rs), reads);
+	/* Past nextUpdate + leeway (within the memo's TTL): unknown since
+	 * nextUpdate, so hard without grace refuses. */
+	ck_assert(!kept_usable(rs, &k, CFG_REV_HARD, 0, CG_NOW + 101, reason, sizeof(reason)));
+	ck_assert_str_eq(reason, "revocation status unknown since 2025-05-31");
+	ck_assert_uint_gt(revstore_reads(rs), reads);
+	revstore_close(rs);
+	testutil_rmtree(dir);
+	free(dir);
+	kept_free(&k);
+}
+END_TEST
+
+START_TEST(test_the_policy_is_applied_to_a_kept_judgment_every_time)
+{
+	struct rev_result none = { .status = REV_UNKNOWN, .reason = -1, .why = "HTTP 500" };
+	char *dir, reason[160];
+	struct revstore *rs = store_new(&dir);
+	struct kept k;
+	unsigned long reads;
+
+	kept_new(&k);
+	ck_assert_int_eq(revstore_enqueue(rs, k.bob, ca, CG_NOW - 2 * CG_DAY), SM_OK);
+	ck_assert_int_eq(revstore_put(rs, k.fp, &none, CG_NOW - 2 * CG_DAY), SM_OK);
+	ck_assert(kept_usable(rs, &k, CFG_REV_HARD, 3, CG_NOW, reason, sizeof(reason)));
+	reads = revstore_reads(rs);
+	/* The same judgment, another policy: the grace counts from when the
+	 * status became unknown, on every call. */
+	ck_assert(!kept_usable(rs, &k, CFG_REV_HARD, 1, CG_NOW, reason, sizeof(reason)));
+	ck_assert_str_eq(reason, "revocation status unknown since 2025-05-30");
+	ck_assert(kept_usable(rs, &k, CFG_REV_SOFT, 1, CG_NOW, reason, sizeof(reason)));
+	ck_assert(kept_usable(rs, &k, CFG_REV_HARD, 3, CG_NOW + 60, reason, sizeof(reason)));
+	ck_assert_uint_eq(revstore_reads(rs), reads);
+	revstore_close(rs);
+	testutil_rmtree(dir);
+	free(dir);
+	kept_free(&k);
+}
+END_TEST
+
+START_TEST(test_a_certificate_never_seen_is_queued_and_read_again)
+{
+	char *dir, reason[160];
+	struct revstore *rs = store_new(&dir);
+	struct rev_entry e;
+	struct kept k;
+	unsigned long reads;
+	X509 *plain = bob_cert();
+
+	kept_new(&k);
+	/* Queued (not kept: the next lookup reads the row)... */
+	ck_assert(kept_usable(rs, &k, CFG_REV_HARD, 3, CG_NOW, reason, sizeof(reason)));
+	ck_assert_int_eq(revstore_get(rs, k.fp, &e), SM_OK);
+	ck_assert_int_eq(e.due, CG_NOW);
+	ck_assert_int_eq(e.unknown_since, CG_NOW);
+	rev_entry_free(&e);
+	reads = revstore_reads(rs);
+	ck_assert(kept_usable(rs, &k, CFG_REV_HARD, 3, CG_NOW + 10, reason, sizeof(reason)));
+	ck_assert_uint_eq(revstore_reads(rs), reads + 1);
+	/* ...then kept: unknown since it was queued. */
+	ck_assert(kept_usable(rs, &k, CFG_REV_HARD, 3, CG_NOW + 20, reason, sizeof(reason)));
+	ck_assert_uint_eq(revstore_reads(rs), reads + 1);
+	/* A certificate that is not the certcache's is read every time. */
+	X509_free(k.bob);
+	k.bob = plain;
+	ck_assert(kept_usable(rs, &k, CFG_REV_SOFT, 3, CG_NOW + 30, reason, sizeof(reason)));
+	ck_assert(kept_usable(rs, &k, CFG_REV_SOFT, 3, CG_NOW + 40, reason, sizeof(reason)));
+	ck_assert_uint_eq(revstore_reads(rs), reads + 3);
+	revstore_close(rs);
+	testutil_rmtree(dir);
+	free(dir);
+	kept_free(&k);
+}
+END_TEST
+
 static Suite *
 revocation_suite(void)
 {
@@ -724,6 +871,9 @@ revocation_suite(void)
 	tcase_add_test(tc, test_an_intermediate_revoked_by_its_roots_crl_refuses_the_leaf);
 	tcase_add_test(tc, test_a_good_intermediate_leaves_the_leaf_decision_alone);
 	tcase_add_test(tc, test_an_intermediate_without_sources_is_accepted_under_soft_and_hard);
+	tcase_add_test(tc, test_a_kept_judgment_ends_with_its_good_answer);
+	tcase_add_test(tc, test_the_policy_is_applied_to_a_kept_judgment_every_time);
+	tcase_add_test(tc, test_a_certificate_never_seen_is_queued_and_read_again);
 	suite_add_tcase(s, tc);
 	return s;
 }
