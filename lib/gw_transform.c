@@ -82,20 +82,49 @@ stage_write(void *arg, const unsigned char *p, size_t n)
 	return spool_write(((struct stage_sink *)arg)->to, p, n);
 }
 
-/* Reading a spool from the start. */
+/* Reading a spool from the start. OpenSSL's copy loops read 1 KiB at a
+ * time (SMIME_crlf_copy's MAX_SMLEN): a spool on disk would take a pread
+ * per KiB, about 2,000 system calls per MB and stage, so the spool is
+ * read ahead in MIME_CHUNK pieces and served from there. */
 struct stage_src {
 	struct spool *sp;
-	uint64_t off;
+	uint64_t off;		/* of the spool, where ahead starts */
+	unsigned char *ahead;	/* MIME_CHUNK bytes; NULL until the first read */
+	size_t pos, len;	/* served / held in ahead */
 };
 
 static sm_status
 stage_read(void *arg, unsigned char *p, size_t n, size_t *got)
 {
 	struct stage_src *s = arg;
-	sm_status st = spool_pread(s->sp, s->off, p, n, got);
+	sm_status st;
 
-	s->off += *got;
-	return st;
+	*got = 0;
+	if (n >= MIME_CHUNK && s->pos == s->len) {
+		/* a large read needs no copy through ahead */
+		st = spool_pread(s->sp, s->off, p, n, got);
+		s->off += *got;
+		return st;
+	}
+	if (s->pos == s->len) {
+		if (s->ahead == NULL && (s->ahead = malloc(MIME_CHUNK)) == NULL)
+			return SM_ERR_NOMEM;
+		s->pos = s->len = 0;
+		if ((st = spool_pread(s->sp, s->off, s->ahead, MIME_CHUNK, &s->len)) != SM_OK)
+			return st;
+		s->off += s->len;
+	}
+	*got = s->len - s->pos < n ? s->len - s->pos : n;
+	memcpy(p, s->ahead + s->pos, *got);
+	s->pos += *got;
+	return SM_OK;
+}
+
+static void
+stage_src_free(struct stage_src *s)
+{
+	free(s->ahead);
+	s->ahead = NULL;
 }
 
 /* CMS output, base64 on its way into a spool. */
@@ -252,7 +281,7 @@ outbound_sign(const struct gw_env *env, struct outbound *o)
 	const struct keystore_key *k = o->signer;
 	struct smime_key sk = { k->cert, k->pkey, k->chain };
 	const EVP_MD *md = digest_md(o->plan.o.digest);
-	struct stage_src from = { o->canon, 0 };
+	struct stage_src from = { o->canon, 0, NULL, 0, 0 };
 	struct smime_src src = { stage_read, &from };
 	uint64_t t0 = metrics_now();
 	sm_status st;
@@ -261,6 +290,7 @@ outbound_sign(const struct gw_env *env, struct outbound *o)
 		return st;
 	st = o->plan.o.sign_format == CFG_SIGN_DETACHED ? sign_detached(o, &sk, md, &src) :
 	    sign_opaque(o, &sk, md, &src);
+	stage_src_free(&from);
 	metrics_observe(METRICS_STAGE_SIGN, t0);
 	spool_free(o->canon); /* now inside the signed body: one copy, not two */
 	o->canon = NULL;
@@ -319,7 +349,7 @@ out:
 static sm_status
 outbound_encrypt(const struct gw_env *env, struct outbound *o)
 {
-	struct stage_src from = { o->signd ? o->signd : o->canon, 0 };
+	struct stage_src from = { o->signd ? o->signd : o->canon, 0, NULL, 0, 0 };
 	struct smime_src src = { stage_read, &from };
 	struct stage_sink k = { NULL, NULL };
 	struct mime_sink sink = { stage_write, NULL, &k };
@@ -334,6 +364,7 @@ outbound_encrypt(const struct gw_env *env, struct outbound *o)
 	mime_b64w_init(&w, &sink);
 	st = smime_encrypt_stream(o->rcpt_certs, o->choice.cipher, o->choice.oaep, &src, &so,
 	    o->err, sizeof(o->err));
+	stage_src_free(&from);
 	if (st == SM_OK)
 		st = mime_b64w_finish(&w);
 	mime_b64w_free(&w);
