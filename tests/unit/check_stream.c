@@ -15,7 +15,11 @@
  *    envelope's content key is random, so the plaintext is compared).
  * (The 50 MB body is too slow under Valgrind: SMIME_VALGRIND=1 or
  * SMIME_SKIP_HUGE=1 leaves it out and says so on stderr.)
- * Base64 in pieces is mime_b64_encode()'s, however the input is cut, and a
+ * Base64 in pieces is mime_b64_encode()'s, however the input is cut, and
+ * that is OpenSSL's base64 in 76-character CRLF lines for every length;
+ * the 7-bit verdict of the canonical form (kept as it is, or re-encoded)
+ * is the byte-by-byte one for an odd byte in every place of a word and
+ * lines of 997-999 octets; and a
  * source that fails mid-way fails the signature instead of signing what
  * was read so far.
  */
@@ -26,6 +30,7 @@
 #include <sys/wait.h>
 
 #include <openssl/cms.h>
+#include <openssl/evp.h>
 
 #include "buf.h"
 #include "certgen.h"
@@ -444,6 +449,104 @@ START_TEST(base64_in_pieces_is_base64_of_the_whole)
 }
 END_TEST
 
+/* The line-at-a-time encoder against OpenSSL's: one base64 string,
+ * a CRLF after every 76 characters and at the end. */
+START_TEST(base64_is_openssls_for_every_length)
+{
+	struct buf in = BUF_INIT, got = BUF_INIT, want = BUF_INIT;
+	unsigned char *flat = malloc(4 * 1024 + 8);
+
+	ck_assert_ptr_nonnull(flat);
+	make_binary(&in, 3 * 1024);
+	for (size_t n = 0; n <= in.len; n += n < 400 ? 1 : 97) {
+		int k = EVP_EncodeBlock(flat, in.data, (int)n);
+
+		buf_reset(&want);
+		for (int at = 0; at < k; at += 76)
+			ck_assert(buf_append(&want, flat + at, k - at < 76 ? (size_t)(k - at) : 76) ==
+			    SM_OK && buf_append(&want, "\r\n", 2) == SM_OK);
+		buf_reset(&got);
+		ck_assert_int_eq(mime_b64_encode(in.data, n, &got), SM_OK);
+		ck_assert_msg(got.len == want.len && memcmp(got.data, want.data, got.len) == 0,
+		    "%zu bytes: base64 differs from OpenSSL's", n);
+	}
+	free(flat);
+	buf_free(&in);
+	buf_free(&got);
+	buf_free(&want);
+}
+END_TEST
+
+/* RFC 2045 7bit, byte by byte (the reference for the word-at-a-time
+ * check): no NUL, no 8-bit byte, CR only before LF, lines of at most 998
+ * octets besides the CRLF. */
+static bool
+ref_7bit_clean(const unsigned char *p, size_t n)
+{
+	size_t col = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\n')
+			col = 0;
+		else if (p[i] == '\r') {
+			if (i + 1 == n || p[i + 1] != '\n')
+				return false;
+		} else if (p[i] == 0 || p[i] >= 128 || ++col > 998)
+			return false;
+	}
+	return true;
+}
+
+/* One text body through mime_canonicalize: kept as it is (no CTE added)
+ * exactly when it is 7-bit clean. */
+static void
+check_7bit_verdict(const unsigned char *p, size_t n, const char *what, size_t at)
+{
+	struct mime_headers h = MIME_HEADERS_INIT;
+	struct buf out = BUF_INIT;
+	bool clean = ref_7bit_clean(p, n), kept;
+
+	ck_assert_int_eq(mime_headers_add(&h, "Content-Type", "text/plain"), SM_OK);
+	ck_assert_int_eq(mime_canonicalize(&h, p, n, NULL, &out), SM_OK);
+	kept = strstr(buf_cstr(&out), "Content-Transfer-Encoding") == NULL;
+	ck_assert_msg(kept == clean, "%s at %zu (%zu bytes): kept as is %d, 7-bit clean %d", what,
+	    at, n, (int)kept, (int)clean);
+	mime_headers_free(&h);
+	buf_free(&out);
+}
+
+START_TEST(the_7bit_verdict_is_the_byte_by_byte_one)
+{
+	static const unsigned char bad[] = { 0, 0x80, 0xff, '\r', '\n' };
+	static const size_t lens[] = { 1, 7, 8, 9, 17, 997, 998, 999, 1500 };
+	unsigned char b[1600];
+
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+		size_t n = lens[l];
+
+		/* a line of n octets ending in LF, in CRLF, in a lone CR, in nothing */
+		memset(b, 'a', n);
+		memcpy(b + n, "\r\n", 2);
+		check_7bit_verdict(b, n + 1, "line ending in CR", n);
+		check_7bit_verdict(b, n, "line ending in nothing", n);
+		check_7bit_verdict(b, n + 2, "line ending in CRLF", n);
+		b[n] = '\n';
+		check_7bit_verdict(b, n + 1, "line ending in LF", n);
+		if (n > 40)
+			continue;
+		/* one odd byte at every place of the line (every lane of a word) */
+		for (size_t k = 0; k < sizeof(bad); k++)
+			for (size_t at = 0; at < n; at++) {
+				memset(b, 'a', n);
+				memcpy(b + n, "\r\n", 2);
+				b[at] = bad[k];
+				check_7bit_verdict(b, n + 2, bad[k] == '\r' ? "bare CR" : "odd byte",
+				    at);
+			}
+	}
+}
+END_TEST
+
 /* OpenSSL's copy loop stops quietly at a read error; signing what was
  * read so far would sign a truncated message. */
 START_TEST(a_source_failing_mid_way_fails_the_signature_and_the_envelope)
@@ -534,6 +637,8 @@ stream_suite(void)
 	tcase_add_loop_test(tc, a_gcm_envelope_with_oaep_streamed_decrypts_to_the_content, 0,
 	    NBODIES);
 	tcase_add_test(tc, base64_in_pieces_is_base64_of_the_whole);
+	tcase_add_test(tc, base64_is_openssls_for_every_length);
+	tcase_add_test(tc, the_7bit_verdict_is_the_byte_by_byte_one);
 	tcase_add_test(tc, a_source_failing_mid_way_fails_the_signature_and_the_envelope);
 	suite_add_tcase(s, tc);
 	return s;
