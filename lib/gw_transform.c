@@ -1,7 +1,8 @@
 /*
  * gw_transform.c — the outbound body, streamed through spools: the
- * canonical entity is written in 64 KiB pieces from the one parse; the
- * detached signature digests it from its spool; opaque signatures and
+ * canonical entity is written in 64 KiB pieces from the one parse; a
+ * detached signature digests it on its way into the multipart/signed
+ * spool (one pass, no copy of the entity to read back); opaque signatures and
  * envelopes are streamed (CMS_STREAM) through base64 into the next spool.
  * Every spool stays in memory up to spool_threshold and moves to a private
  * file in spool_dir past it, so no stage holds the whole body in memory.
@@ -79,7 +80,12 @@ stage_spool(const struct gw_env *env, struct spool **sp)
 static sm_status
 stage_write(void *arg, const unsigned char *p, size_t n)
 {
-	return spool_write(((struct stage_sink *)arg)->to, p, n);
+	struct stage_sink *k = arg;
+	sm_status st = spool_write(k->to, p, n);
+
+	if (st == SM_OK && k->tee != NULL)
+		st = smime_signer_write(k->tee, p, n);
+	return st;
 }
 
 /* Reading a spool from the start. OpenSSL's copy loops read 1 KiB at a
@@ -134,23 +140,6 @@ stage_b64(void *arg, const unsigned char *p, size_t n)
 	return mime_b64w_write(arg, p, n);
 }
 
-/* Append all of from (from offset off) to to, in pieces. */
-static sm_status
-stage_copy(struct spool *from, uint64_t off, struct spool *to)
-{
-	unsigned char *chunk = malloc(MIME_CHUNK);
-	size_t got = 0;
-	sm_status st = chunk ? SM_OK : SM_ERR_NOMEM;
-
-	while (st == SM_OK && (st = spool_pread(from, off, chunk, MIME_CHUNK, &got)) == SM_OK &&
-	    got > 0) {
-		st = spool_write(to, chunk, got);
-		off += got;
-	}
-	free(chunk);
-	return st;
-}
-
 /* hdrs serialised (and the blank line) at the start of sp: the entity a
  * later stage may wrap. *off: where the body starts. */
 static sm_status
@@ -172,8 +161,12 @@ stage_head(struct spool *sp, const struct mime_headers *hdrs, uint64_t *off)
 static sm_status
 outbound_copy_entity(const struct gw_msg *m, struct outbound *o, const struct mime_sink *s)
 {
-	uint64_t off;
-	sm_status st = stage_head(o->canon, &o->content, &off);
+	struct buf h = BUF_INIT;
+	sm_status st = mime_entity_serialize(&o->content, NULL, 0, &h);
+
+	if (st == SM_OK)
+		st = s->write(s->arg, h.data, h.len);
+	buf_free(&h);
 
 	for (size_t at = 0; st == SM_OK && at < m->body_len; at += MIME_CHUNK) {
 		size_t k = m->body_len - at < MIME_CHUNK ? m->body_len - at : MIME_CHUNK;
@@ -186,14 +179,16 @@ outbound_copy_entity(const struct gw_msg *m, struct outbound *o, const struct mi
 	return st;
 }
 
-/* The canonical entity into o->canon, its header section protected
- * (RFC 9788) as the policy says. */
+/* The canonical entity, its header section protected (RFC 9788) as the
+ * policy says, appended to the spool to (and written to the signer tee,
+ * when there is one). */
 static sm_status
-outbound_canon(const struct gw_env *env, const struct gw_msg *m, struct outbound *o)
+outbound_canon(const struct gw_env *env, const struct gw_msg *m, struct outbound *o,
+    struct spool *to, struct smime_signer *tee)
 {
 	const struct cfg_outbound *set = &o->plan.o;
 	const char *skip = o->by_header ? env->cfg->outbound.trigger_header : NULL;
-	struct stage_sink k = { NULL, m->body_spool };
+	struct stage_sink k = { to, m->body_spool, tee };
 	struct mime_sink sink = { stage_write, gw_stage_read_done, &k };
 	const unsigned char *body = m->body;
 	size_t len = m->body_len;
@@ -201,9 +196,6 @@ outbound_canon(const struct gw_env *env, const struct gw_msg *m, struct outbound
 
 	if (o->split_st != SM_OK)
 		return o->split_st;
-	if ((st = stage_spool(env, &o->canon)) != SM_OK)
-		return st;
-	k.to = o->canon;
 	if (o->existing != MIME_SMIME_NONE)
 		return outbound_copy_entity(m, o, &sink);
 	st = hp_protect(set->header_protection, o->encrypt, set->legacy_display, &o->outer,
@@ -223,28 +215,35 @@ outbound_canon(const struct gw_env *env, const struct gw_msg *m, struct outbound
 	return mime_canonicalize_tree(o->root, &o->content, &sink);
 }
 
-/* multipart/signed: the preamble, the canonical entity copied from its
- * spool, the signature part. The signature digests the entity from its
- * spool first (it is small and goes at the end). */
+/* multipart/signed, made in one pass: the headers and the preamble, then
+ * the canonical entity written into the spool and the signature's digest
+ * at once, then the signature part. No copy of the entity to read back. */
 static sm_status
-sign_detached(struct outbound *o, const struct smime_key *sk, const EVP_MD *md,
-    const struct smime_src *src)
+sign_detached(const struct gw_env *env, const struct gw_msg *m, struct outbound *o,
+    const struct smime_key *sk, const EVP_MD *md)
 {
 	struct buf der = BUF_INIT, pre = BUF_INIT, post = BUF_INIT;
+	struct smime_signer *sg = NULL;
 	char b[MIME_BOUNDARY_SIZE];
 	sm_status st;
 
-	if ((st = smime_sign_stream(sk, md, true, src, &der, NULL, o->err, sizeof(o->err))) !=
-	    SM_OK)
-		goto out;
 	if ((st = mime_build_signed_head(smime_micalg(md), &o->newhdrs, b, &pre)) != SM_OK ||
-	    (st = mime_build_signed_tail(b, der.data, der.len, &post)) != SM_OK ||
 	    (st = stage_head(o->signd, &o->newhdrs, &o->signd_off)) != SM_OK ||
 	    (st = spool_write(o->signd, pre.data, pre.len)) != SM_OK ||
-	    (st = stage_copy(o->canon, 0, o->signd)) != SM_OK)
+	    (st = smime_signer_begin(sk, md, &sg, o->err, sizeof(o->err))) != SM_OK)
+		goto out;
+	if ((st = outbound_canon(env, m, o, o->signd, sg)) != SM_OK) {
+		snprintf(o->err, sizeof(o->err), "cannot canonicalise the message: %s",
+		    sm_strstatus(st));
+		goto out;
+	}
+	st = smime_signer_end(sg, &der, o->err, sizeof(o->err));
+	sg = NULL;
+	if (st != SM_OK || (st = mime_build_signed_tail(b, der.data, der.len, &post)) != SM_OK)
 		goto out;
 	st = spool_write(o->signd, post.data, post.len);
 out:
+	smime_signer_free(sg);
 	buf_free(&der);
 	buf_free(&pre);
 	buf_free(&post);
@@ -257,7 +256,7 @@ static sm_status
 sign_opaque(struct outbound *o, const struct smime_key *sk, const EVP_MD *md,
     const struct smime_src *src)
 {
-	struct stage_sink k = { o->signd, NULL };
+	struct stage_sink k = { o->signd, NULL, NULL };
 	struct mime_sink sink = { stage_write, NULL, &k };
 	struct mime_b64w w;
 	struct smime_out so = { stage_b64, &w };
@@ -274,9 +273,11 @@ sign_opaque(struct outbound *o, const struct smime_key *sk, const EVP_MD *md,
 	return st;
 }
 
-/* Sign the canonical entity into o->signd (headers, then the body). */
+/* Sign the canonical entity into o->signd (headers, then the body): a
+ * detached signature while the entity is made, an opaque one from
+ * o->canon. */
 static sm_status
-outbound_sign(const struct gw_env *env, struct outbound *o)
+outbound_sign(const struct gw_env *env, const struct gw_msg *m, struct outbound *o)
 {
 	const struct keystore_key *k = o->signer;
 	struct smime_key sk = { k->cert, k->pkey, k->chain };
@@ -288,12 +289,27 @@ outbound_sign(const struct gw_env *env, struct outbound *o)
 
 	if ((st = stage_spool(env, &o->signd)) != SM_OK)
 		return st;
-	st = o->plan.o.sign_format == CFG_SIGN_DETACHED ? sign_detached(o, &sk, md, &src) :
+	st = o->plan.o.sign_format == CFG_SIGN_DETACHED ? sign_detached(env, m, o, &sk, md) :
 	    sign_opaque(o, &sk, md, &src);
 	stage_src_free(&from);
 	metrics_observe(METRICS_STAGE_SIGN, t0);
 	spool_free(o->canon); /* now inside the signed body: one copy, not two */
 	o->canon = NULL;
+	return st;
+}
+
+/* The canonical entity into a spool of its own (o->canon), for an opaque
+ * signature or an envelope without a signature. */
+static sm_status
+outbound_canon_spool(const struct gw_env *env, const struct gw_msg *m, struct outbound *o)
+{
+	sm_status st = stage_spool(env, &o->canon);
+
+	if (st == SM_OK)
+		st = outbound_canon(env, m, o, o->canon, NULL);
+	if (st != SM_OK)
+		snprintf(o->err, sizeof(o->err), "cannot canonicalise the message: %s",
+		    sm_strstatus(st));
 	return st;
 }
 
@@ -351,7 +367,7 @@ outbound_encrypt(const struct gw_env *env, struct outbound *o)
 {
 	struct stage_src from = { o->signd ? o->signd : o->canon, 0, NULL, 0, 0 };
 	struct smime_src src = { stage_read, &from };
-	struct stage_sink k = { NULL, NULL };
+	struct stage_sink k = { NULL, NULL, NULL };
 	struct mime_sink sink = { stage_write, NULL, &k };
 	struct mime_b64w w;
 	struct smime_out so = { stage_b64, &w };
@@ -381,15 +397,14 @@ outbound_encrypt(const struct gw_env *env, struct outbound *o)
 sm_status
 gw_outbound_transform(const struct gw_env *env, const struct gw_msg *m, struct outbound *o)
 {
+	bool tee = o->sign && o->plan.o.sign_format == CFG_SIGN_DETACHED;
 	sm_status st;
 
-	if ((st = outbound_canon(env, m, o)) != SM_OK) {
-		snprintf(o->err, sizeof(o->err), "cannot canonicalise the message: %s",
-		    sm_strstatus(st));
+	if (!tee && (st = outbound_canon_spool(env, m, o)) != SM_OK) {
 		o->crypto = true;
 		return st;
 	}
-	if (o->sign && (st = outbound_sign(env, o)) != SM_OK) {
+	if (o->sign && (st = outbound_sign(env, m, o)) != SM_OK) {
 		o->crypto = true;
 		return st;
 	}

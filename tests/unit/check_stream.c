@@ -7,8 +7,9 @@
  * mixed, a multipart, 50 MB):
  *  - the canonical form streamed into a spool on disk is byte for byte
  *    mime_canonicalize()'s;
- *  - the detached signature digested from that spool is byte for byte
- *    smime_sign()'s (signingTime pinned with clock_set) and verifies with
+ *  - the detached signature digested from that spool, and the one written
+ *    to in uneven pieces (smime_signer, gw_transform's one pass), are byte
+ *    for byte smime_sign()'s (signingTime pinned with clock_set) and verify with
  *    `openssl cms` over the spooled content;
  *  - the opaque signature and the envelope streamed out (BER) open with
  *    `openssl cms` and give the canonical form back byte for byte (an
@@ -323,6 +324,24 @@ START_TEST(a_detached_signature_from_the_spool_is_byte_identical)
 	    SM_OK, "%s: %s", bd->name, err);
 	ck_assert_msg(str_sig.len == mem_sig.len && memcmp(str_sig.data, mem_sig.data,
 	    str_sig.len) == 0, "%s: the streamed signature differs", bd->name);
+	/* and written to while the entity is made (gw_transform's one pass),
+	 * in uneven pieces */
+	{
+		static const size_t cuts[] = { 1, 1000, 65536, 7 };
+		struct smime_signer *sg = NULL;
+		struct buf tee_sig = BUF_INIT;
+
+		ck_assert_msg(smime_signer_begin(&k, NULL, &sg, err, sizeof(err)) == SM_OK, "%s: %s",
+		    bd->name, err);
+		for (size_t at = 0, c = 0; at < want.len; at += cuts[c++ % 4])
+			ck_assert_int_eq(smime_signer_write(sg, want.data + at, want.len - at <
+			    cuts[c % 4] ? want.len - at : cuts[c % 4]), SM_OK);
+		ck_assert_msg(smime_signer_end(sg, &tee_sig, err, sizeof(err)) == SM_OK, "%s: %s",
+		    bd->name, err);
+		ck_assert_msg(tee_sig.len == mem_sig.len && memcmp(tee_sig.data, mem_sig.data,
+		    tee_sig.len) == 0, "%s: the signature written to differs", bd->name);
+		buf_free(&tee_sig);
+	}
 	put_file("detached.der", str_sig.data, str_sig.len);
 	put_file("content.bin", want.data, want.len);
 	ck_assert_msg(run("openssl cms -verify -binary -inform DER -in '%s' -content '%s' "
