@@ -2,7 +2,9 @@
  * gw_transform.c — the outbound body, streamed through spools: the
  * canonical entity is written in 64 KiB pieces from the one parse; a
  * detached signature digests it on its way into the multipart/signed
- * spool (one pass, no copy of the entity to read back); opaque signatures and
+ * spool (one pass, no copy of the entity to read back), and with
+ * encryption the multipart/signed goes straight into the envelope
+ * (smime_sealer); opaque signatures and
  * envelopes are streamed (CMS_STREAM) through base64 into the next spool.
  * Every spool stays in memory up to spool_threshold and moves to a private
  * file in spool_dir past it, so no stage holds the whole body in memory.
@@ -81,7 +83,7 @@ static sm_status
 stage_write(void *arg, const unsigned char *p, size_t n)
 {
 	struct stage_sink *k = arg;
-	sm_status st = spool_write(k->to, p, n);
+	sm_status st = k->seal ? smime_sealer_write(k->seal, p, n) : spool_write(k->to, p, n);
 
 	if (st == SM_OK && k->tee != NULL)
 		st = smime_signer_write(k->tee, p, n);
@@ -143,13 +145,13 @@ stage_b64(void *arg, const unsigned char *p, size_t n)
 /* hdrs serialised (and the blank line) at the start of sp: the entity a
  * later stage may wrap. *off: where the body starts. */
 static sm_status
-stage_head(struct spool *sp, const struct mime_headers *hdrs, uint64_t *off)
+stage_head(struct stage_sink *k, const struct mime_headers *hdrs, uint64_t *off)
 {
 	struct buf h = BUF_INIT;
 	sm_status st = mime_entity_serialize(hdrs, NULL, 0, &h);
 
 	if (st == SM_OK)
-		st = spool_write(sp, h.data, h.len);
+		st = stage_write(k, h.data, h.len);
 	*off = h.len;
 	buf_free(&h);
 	return st;
@@ -180,15 +182,15 @@ outbound_copy_entity(const struct gw_msg *m, struct outbound *o, const struct mi
 }
 
 /* The canonical entity, its header section protected (RFC 9788) as the
- * policy says, appended to the spool to (and written to the signer tee,
- * when there is one). */
+ * policy says, written where to says (a spool or an envelope, and the
+ * signer tee when there is one). */
 static sm_status
 outbound_canon(const struct gw_env *env, const struct gw_msg *m, struct outbound *o,
-    struct spool *to, struct smime_signer *tee)
+    const struct stage_sink *to)
 {
 	const struct cfg_outbound *set = &o->plan.o;
 	const char *skip = o->by_header ? env->cfg->outbound.trigger_header : NULL;
-	struct stage_sink k = { to, m->body_spool, tee };
+	struct stage_sink k = { to->to, m->body_spool, to->tee, to->seal };
 	struct mime_sink sink = { stage_write, gw_stage_read_done, &k };
 	const unsigned char *body = m->body;
 	size_t len = m->body_len;
@@ -215,35 +217,36 @@ outbound_canon(const struct gw_env *env, const struct gw_msg *m, struct outbound
 	return mime_canonicalize_tree(o->root, &o->content, &sink);
 }
 
-/* multipart/signed, made in one pass: the headers and the preamble, then
- * the canonical entity written into the spool and the signature's digest
- * at once, then the signature part. No copy of the entity to read back. */
+/* multipart/signed, made in one pass into out (o->signd, or the
+ * envelope): the headers and the preamble, then the canonical entity
+ * written out and into the signature's digest at once, then the signature
+ * part. No copy of the entity to read back. */
 static sm_status
 sign_detached(const struct gw_env *env, const struct gw_msg *m, struct outbound *o,
-    const struct smime_key *sk, const EVP_MD *md)
+    const struct smime_key *sk, const EVP_MD *md, struct stage_sink *out)
 {
 	struct buf der = BUF_INIT, pre = BUF_INIT, post = BUF_INIT;
-	struct smime_signer *sg = NULL;
 	char b[MIME_BOUNDARY_SIZE];
 	sm_status st;
 
 	if ((st = mime_build_signed_head(smime_micalg(md), &o->newhdrs, b, &pre)) != SM_OK ||
-	    (st = stage_head(o->signd, &o->newhdrs, &o->signd_off)) != SM_OK ||
-	    (st = spool_write(o->signd, pre.data, pre.len)) != SM_OK ||
-	    (st = smime_signer_begin(sk, md, &sg, o->err, sizeof(o->err))) != SM_OK)
+	    (st = stage_head(out, &o->newhdrs, &o->signd_off)) != SM_OK ||
+	    (st = stage_write(out, pre.data, pre.len)) != SM_OK ||
+	    (st = smime_signer_begin(sk, md, &out->tee, o->err, sizeof(o->err))) != SM_OK)
 		goto out;
-	if ((st = outbound_canon(env, m, o, o->signd, sg)) != SM_OK) {
+	if ((st = outbound_canon(env, m, o, out)) != SM_OK) {
 		snprintf(o->err, sizeof(o->err), "cannot canonicalise the message: %s",
 		    sm_strstatus(st));
 		goto out;
 	}
-	st = smime_signer_end(sg, &der, o->err, sizeof(o->err));
-	sg = NULL;
+	st = smime_signer_end(out->tee, &der, o->err, sizeof(o->err));
+	out->tee = NULL;
 	if (st != SM_OK || (st = mime_build_signed_tail(b, der.data, der.len, &post)) != SM_OK)
 		goto out;
-	st = spool_write(o->signd, post.data, post.len);
+	st = stage_write(out, post.data, post.len);
 out:
-	smime_signer_free(sg);
+	smime_signer_free(out->tee);
+	out->tee = NULL;
 	buf_free(&der);
 	buf_free(&pre);
 	buf_free(&post);
@@ -256,14 +259,14 @@ static sm_status
 sign_opaque(struct outbound *o, const struct smime_key *sk, const EVP_MD *md,
     const struct smime_src *src)
 {
-	struct stage_sink k = { o->signd, NULL, NULL };
+	struct stage_sink k = { o->signd, NULL, NULL, NULL };
 	struct mime_sink sink = { stage_write, NULL, &k };
 	struct mime_b64w w;
 	struct smime_out so = { stage_b64, &w };
 	sm_status st;
 
 	if ((st = mime_build_pkcs7_headers("signed-data", &o->newhdrs)) != SM_OK ||
-	    (st = stage_head(o->signd, &o->newhdrs, &o->signd_off)) != SM_OK)
+	    (st = stage_head(&k, &o->newhdrs, &o->signd_off)) != SM_OK)
 		return st;
 	mime_b64w_init(&w, &sink);
 	st = smime_sign_stream(sk, md, false, src, NULL, &so, o->err, sizeof(o->err));
@@ -285,11 +288,13 @@ outbound_sign(const struct gw_env *env, const struct gw_msg *m, struct outbound 
 	struct stage_src from = { o->canon, 0, NULL, 0, 0 };
 	struct smime_src src = { stage_read, &from };
 	uint64_t t0 = metrics_now();
+	struct stage_sink to = { NULL, NULL, NULL, NULL };
 	sm_status st;
 
 	if ((st = stage_spool(env, &o->signd)) != SM_OK)
 		return st;
-	st = o->plan.o.sign_format == CFG_SIGN_DETACHED ? sign_detached(env, m, o, &sk, md) :
+	to.to = o->signd;
+	st = o->plan.o.sign_format == CFG_SIGN_DETACHED ? sign_detached(env, m, o, &sk, md, &to) :
 	    sign_opaque(o, &sk, md, &src);
 	stage_src_free(&from);
 	metrics_observe(METRICS_STAGE_SIGN, t0);
@@ -303,10 +308,12 @@ outbound_sign(const struct gw_env *env, const struct gw_msg *m, struct outbound 
 static sm_status
 outbound_canon_spool(const struct gw_env *env, const struct gw_msg *m, struct outbound *o)
 {
+	struct stage_sink to = { NULL, NULL, NULL, NULL };
 	sm_status st = stage_spool(env, &o->canon);
 
+	to.to = o->canon;
 	if (st == SM_OK)
-		st = outbound_canon(env, m, o, o->canon, NULL);
+		st = outbound_canon(env, m, o, &to);
 	if (st != SM_OK)
 		snprintf(o->err, sizeof(o->err), "cannot canonicalise the message: %s",
 		    sm_strstatus(st));
@@ -367,7 +374,7 @@ outbound_encrypt(const struct gw_env *env, struct outbound *o)
 {
 	struct stage_src from = { o->signd ? o->signd : o->canon, 0, NULL, 0, 0 };
 	struct smime_src src = { stage_read, &from };
-	struct stage_sink k = { NULL, NULL, NULL };
+	struct stage_sink k = { NULL, NULL, NULL, NULL };
 	struct mime_sink sink = { stage_write, NULL, &k };
 	struct mime_b64w w;
 	struct smime_out so = { stage_b64, &w };
@@ -392,6 +399,49 @@ outbound_encrypt(const struct gw_env *env, struct outbound *o)
 	return st;
 }
 
+/* Sign (detached) and encrypt in one pass: the multipart/signed is
+ * written straight into the envelope, which goes through base64 into
+ * o->env; no spool of the signed entity to read back. The sign stage's
+ * time includes encrypting the content as it passes; the encrypt stage's
+ * is the envelope's end (key transport, tag). */
+static sm_status
+outbound_sign_sealed(const struct gw_env *env, const struct gw_msg *m, struct outbound *o)
+{
+	const struct keystore_key *key = o->signer;
+	struct smime_key sk = { key->cert, key->pkey, key->chain };
+	struct stage_sink k = { NULL, NULL, NULL, NULL }, to = { NULL, NULL, NULL, NULL };
+	struct mime_sink sink = { stage_write, NULL, &k };
+	struct mime_b64w w;
+	struct smime_out so = { stage_b64, &w };
+	uint64_t t0 = metrics_now();
+	sm_status st;
+
+	if ((st = stage_spool(env, &o->env)) != SM_OK)
+		return st;
+	k.to = o->env;
+	mime_b64w_init(&w, &sink);
+	st = smime_sealer_begin(o->rcpt_certs, o->choice.cipher, o->choice.oaep, &so, &to.seal,
+	    o->err, sizeof(o->err));
+	if (st == SM_OK)
+		st = sign_detached(env, m, o, &sk, digest_md(o->plan.o.digest), &to);
+	metrics_observe(METRICS_STAGE_SIGN, t0);
+	t0 = metrics_now();
+	if (st == SM_OK) {
+		st = smime_sealer_end(to.seal, o->err, sizeof(o->err));
+		to.seal = NULL;
+	}
+	if (st == SM_OK)
+		st = mime_b64w_finish(&w);
+	smime_sealer_free(to.seal);
+	mime_b64w_free(&w);
+	metrics_observe(METRICS_STAGE_ENCRYPT, t0);
+	mime_headers_free(&o->newhdrs);
+	if (st == SM_OK)
+		st = mime_build_pkcs7_headers(smime_cipher_smime_type(o->choice.cipher),
+		    &o->newhdrs);
+	return st;
+}
+
 /* Canonical form, signature, envelope. A failure of these sets o->crypto
  * (fail closed or on_error, outbound_crypto_fail). */
 sm_status
@@ -400,6 +450,13 @@ gw_outbound_transform(const struct gw_env *env, const struct gw_msg *m, struct o
 	bool tee = o->sign && o->plan.o.sign_format == CFG_SIGN_DETACHED;
 	sm_status st;
 
+	if (tee && o->encrypt) {
+		if ((st = outbound_recipients(env, m, o)) != SM_OK)
+			return st;
+		st = outbound_sign_sealed(env, m, o);
+		o->crypto = st != SM_OK;
+		return st;
+	}
 	if (!tee && (st = outbound_canon_spool(env, m, o)) != SM_OK) {
 		o->crypto = true;
 		return st;

@@ -133,6 +133,19 @@ void smime_signer_free(struct smime_signer *s);
 sm_status smime_encrypt_stream(STACK_OF(X509) *rcpts, enum smime_cipher c, bool oaep,
     const struct smime_src *src, const struct smime_out *out, char *err, size_t errlen);
 
+/*
+ * smime_encrypt_stream() with the content written to it rather than read
+ * from a source: the envelope goes to out as BER while the content is
+ * written; smime_sealer_end() finishes it and frees s; smime_sealer_free()
+ * abandons one (NULL-safe).
+ */
+struct smime_sealer;
+sm_status smime_sealer_begin(STACK_OF(X509) *rcpts, enum smime_cipher c, bool oaep,
+    const struct smime_out *out, struct smime_sealer **s, char *err, size_t errlen);
+sm_status smime_sealer_write(struct smime_sealer *s, const unsigned char *p, size_t n);
+sm_status smime_sealer_end(struct smime_sealer *s, char *err, size_t errlen);
+void smime_sealer_free(struct smime_sealer *s);
+
 enum smime_verify_status {
 	SMIME_VERIFY_OK,
 	SMIME_VERIFY_BAD_SIGNATURE,        /* signature over the attributes fails */

@@ -11,8 +11,9 @@
  *    to in uneven pieces (smime_signer, gw_transform's one pass), are byte
  *    for byte smime_sign()'s (signingTime pinned with clock_set) and verify with
  *    `openssl cms` over the spooled content;
- *  - the opaque signature and the envelope streamed out (BER) open with
- *    `openssl cms` and give the canonical form back byte for byte (an
+ *  - the opaque signature and the envelope streamed out (BER), and the
+ *    envelope written to in uneven pieces (smime_sealer, CBC and GCM), open
+ *    with `openssl cms` and give the canonical form back byte for byte (an
  *    envelope's content key is random, so the plaintext is compared).
  * (The 50 MB body is too slow under Valgrind: SMIME_VALGRIND=1 or
  * SMIME_SKIP_HUGE=1 leaves it out and says so on stderr.)
@@ -389,8 +390,26 @@ START_TEST(an_opaque_signature_streamed_gives_the_content_back)
 }
 END_TEST
 
+/* The content written to an smime_sealer in uneven pieces (gw_transform's
+ * one pass of sign+encrypt). */
 static void
-encrypt_and_open(const struct body *bd, enum smime_cipher c, bool oaep)
+seal_written(STACK_OF(X509) *rcpts, enum smime_cipher c, bool oaep, const struct buf *want,
+    const struct smime_out *so, const char *name)
+{
+	static const size_t cuts[] = { 7, 65536, 1, 1000 };
+	struct smime_sealer *sl = NULL;
+	char err[256];
+
+	ck_assert_msg(smime_sealer_begin(rcpts, c, oaep, so, &sl, err, sizeof(err)) == SM_OK,
+	    "%s: %s", name, err);
+	for (size_t at = 0, k = 0; at < want->len; at += cuts[k++ % 4])
+		ck_assert_int_eq(smime_sealer_write(sl, want->data + at, want->len - at <
+		    cuts[k % 4] ? want->len - at : cuts[k % 4]), SM_OK);
+	ck_assert_msg(smime_sealer_end(sl, err, sizeof(err)) == SM_OK, "%s: %s", name, err);
+}
+
+static void
+encrypt_and_open(const struct body *bd, enum smime_cipher c, bool oaep, bool written)
 {
 	STACK_OF(X509) *rcpts = sk_X509_new_null();
 	struct buf want = BUF_INIT, ber = BUF_INIT;
@@ -403,8 +422,11 @@ encrypt_and_open(const struct body *bd, enum smime_cipher c, bool oaep)
 	ck_assert(rcpts != NULL && sk_X509_push(rcpts, rcpt) > 0);
 	canon_both(bd, &want, &sp);
 	s.sp = sp;
-	ck_assert_msg(smime_encrypt_stream(rcpts, c, oaep, &src, &so, err, sizeof(err)) == SM_OK,
-	    "%s: %s", bd->name, err);
+	if (written)
+		seal_written(rcpts, c, oaep, &want, &so, bd->name);
+	else
+		ck_assert_msg(smime_encrypt_stream(rcpts, c, oaep, &src, &so, err, sizeof(err)) ==
+		    SM_OK, "%s: %s", bd->name, err);
 	spool_all(out, &ber);
 	put_file("env.ber", ber.data, ber.len);
 	ck_assert_msg(run("openssl cms -decrypt -binary -inform DER -in '%s' -recip '%s' "
@@ -423,13 +445,25 @@ encrypt_and_open(const struct body *bd, enum smime_cipher c, bool oaep)
 
 START_TEST(an_envelope_streamed_decrypts_to_the_content)
 {
-	encrypt_and_open(&bodies[_i], SMIME_CIPHER_AES256_CBC, false);
+	encrypt_and_open(&bodies[_i], SMIME_CIPHER_AES256_CBC, false, false);
 }
 END_TEST
 
 START_TEST(a_gcm_envelope_with_oaep_streamed_decrypts_to_the_content)
 {
-	encrypt_and_open(&bodies[_i], SMIME_CIPHER_AES128_GCM, true);
+	encrypt_and_open(&bodies[_i], SMIME_CIPHER_AES128_GCM, true, false);
+}
+END_TEST
+
+START_TEST(an_envelope_written_to_decrypts_to_the_content)
+{
+	encrypt_and_open(&bodies[_i], SMIME_CIPHER_AES256_CBC, false, true);
+}
+END_TEST
+
+START_TEST(a_gcm_envelope_written_to_decrypts_to_the_content)
+{
+	encrypt_and_open(&bodies[_i], SMIME_CIPHER_AES256_GCM, false, true);
 }
 END_TEST
 
@@ -655,6 +689,8 @@ stream_suite(void)
 	tcase_add_loop_test(tc, an_envelope_streamed_decrypts_to_the_content, 0, NBODIES);
 	tcase_add_loop_test(tc, a_gcm_envelope_with_oaep_streamed_decrypts_to_the_content, 0,
 	    NBODIES);
+	tcase_add_loop_test(tc, an_envelope_written_to_decrypts_to_the_content, 0, NBODIES);
+	tcase_add_loop_test(tc, a_gcm_envelope_written_to_decrypts_to_the_content, 0, NBODIES);
 	tcase_add_test(tc, base64_in_pieces_is_base64_of_the_whole);
 	tcase_add_test(tc, base64_is_openssls_for_every_length);
 	tcase_add_test(tc, the_7bit_verdict_is_the_byte_by_byte_one);
