@@ -386,7 +386,7 @@ outbound_planned(const struct gw_env *env, const struct gw_msg *m, struct outbou
 static void
 outbound_parse(const struct gw_msg *m, struct outbound *o)
 {
-	struct stage_sink k = { NULL, m->body_spool };
+	struct stage_sink k = { NULL, m->body_spool, NULL, NULL };
 	struct mime_sink pager = { NULL, gw_stage_read_done, &k };
 
 	o->split_st = mime_split_headers(m->hdrs, &o->outer, &o->content);

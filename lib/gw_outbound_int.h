@@ -56,6 +56,8 @@ struct outbound {
 struct stage_sink {
 	struct spool *to;
 	struct spool *from; /* the message body's spool, or NULL */
+	struct smime_signer *tee; /* also digested for a detached signature, or NULL */
+	struct smime_sealer *seal; /* into an envelope instead of to, or NULL */
 };
 
 /* A mime_sink read_done(): drop the read pages of the body's spool. */

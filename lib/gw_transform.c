@@ -1,7 +1,10 @@
 /*
  * gw_transform.c — the outbound body, streamed through spools: the
- * canonical entity is written in 64 KiB pieces from the one parse; the
- * detached signature digests it from its spool; opaque signatures and
+ * canonical entity is written in 64 KiB pieces from the one parse; a
+ * detached signature digests it on its way into the multipart/signed
+ * spool (one pass, no copy of the entity to read back), and with
+ * encryption the multipart/signed goes straight into the envelope
+ * (smime_sealer); opaque signatures and
  * envelopes are streamed (CMS_STREAM) through base64 into the next spool.
  * Every spool stays in memory up to spool_threshold and moves to a private
  * file in spool_dir past it, so no stage holds the whole body in memory.
@@ -79,23 +82,57 @@ stage_spool(const struct gw_env *env, struct spool **sp)
 static sm_status
 stage_write(void *arg, const unsigned char *p, size_t n)
 {
-	return spool_write(((struct stage_sink *)arg)->to, p, n);
+	struct stage_sink *k = arg;
+	sm_status st = k->seal ? smime_sealer_write(k->seal, p, n) : spool_write(k->to, p, n);
+
+	if (st == SM_OK && k->tee != NULL)
+		st = smime_signer_write(k->tee, p, n);
+	return st;
 }
 
-/* Reading a spool from the start. */
+/* Reading a spool from the start. OpenSSL's copy loops read 1 KiB at a
+ * time (SMIME_crlf_copy's MAX_SMLEN): a spool on disk would take a pread
+ * per KiB, about 2,000 system calls per MB and stage, so the spool is
+ * read ahead in MIME_CHUNK pieces and served from there. */
 struct stage_src {
 	struct spool *sp;
-	uint64_t off;
+	uint64_t off;		/* of the spool, where ahead starts */
+	unsigned char *ahead;	/* MIME_CHUNK bytes; NULL until the first read */
+	size_t pos, len;	/* served / held in ahead */
 };
 
 static sm_status
 stage_read(void *arg, unsigned char *p, size_t n, size_t *got)
 {
 	struct stage_src *s = arg;
-	sm_status st = spool_pread(s->sp, s->off, p, n, got);
+	sm_status st;
 
-	s->off += *got;
-	return st;
+	*got = 0;
+	if (n >= MIME_CHUNK && s->pos == s->len) {
+		/* a large read needs no copy through ahead */
+		st = spool_pread(s->sp, s->off, p, n, got);
+		s->off += *got;
+		return st;
+	}
+	if (s->pos == s->len) {
+		if (s->ahead == NULL && (s->ahead = malloc(MIME_CHUNK)) == NULL)
+			return SM_ERR_NOMEM;
+		s->pos = s->len = 0;
+		if ((st = spool_pread(s->sp, s->off, s->ahead, MIME_CHUNK, &s->len)) != SM_OK)
+			return st;
+		s->off += s->len;
+	}
+	*got = s->len - s->pos < n ? s->len - s->pos : n;
+	memcpy(p, s->ahead + s->pos, *got);
+	s->pos += *got;
+	return SM_OK;
+}
+
+static void
+stage_src_free(struct stage_src *s)
+{
+	free(s->ahead);
+	s->ahead = NULL;
 }
 
 /* CMS output, base64 on its way into a spool. */
@@ -105,33 +142,16 @@ stage_b64(void *arg, const unsigned char *p, size_t n)
 	return mime_b64w_write(arg, p, n);
 }
 
-/* Append all of from (from offset off) to to, in pieces. */
-static sm_status
-stage_copy(struct spool *from, uint64_t off, struct spool *to)
-{
-	unsigned char *chunk = malloc(MIME_CHUNK);
-	size_t got = 0;
-	sm_status st = chunk ? SM_OK : SM_ERR_NOMEM;
-
-	while (st == SM_OK && (st = spool_pread(from, off, chunk, MIME_CHUNK, &got)) == SM_OK &&
-	    got > 0) {
-		st = spool_write(to, chunk, got);
-		off += got;
-	}
-	free(chunk);
-	return st;
-}
-
 /* hdrs serialised (and the blank line) at the start of sp: the entity a
  * later stage may wrap. *off: where the body starts. */
 static sm_status
-stage_head(struct spool *sp, const struct mime_headers *hdrs, uint64_t *off)
+stage_head(struct stage_sink *k, const struct mime_headers *hdrs, uint64_t *off)
 {
 	struct buf h = BUF_INIT;
 	sm_status st = mime_entity_serialize(hdrs, NULL, 0, &h);
 
 	if (st == SM_OK)
-		st = spool_write(sp, h.data, h.len);
+		st = stage_write(k, h.data, h.len);
 	*off = h.len;
 	buf_free(&h);
 	return st;
@@ -143,8 +163,12 @@ stage_head(struct spool *sp, const struct mime_headers *hdrs, uint64_t *off)
 static sm_status
 outbound_copy_entity(const struct gw_msg *m, struct outbound *o, const struct mime_sink *s)
 {
-	uint64_t off;
-	sm_status st = stage_head(o->canon, &o->content, &off);
+	struct buf h = BUF_INIT;
+	sm_status st = mime_entity_serialize(&o->content, NULL, 0, &h);
+
+	if (st == SM_OK)
+		st = s->write(s->arg, h.data, h.len);
+	buf_free(&h);
 
 	for (size_t at = 0; st == SM_OK && at < m->body_len; at += MIME_CHUNK) {
 		size_t k = m->body_len - at < MIME_CHUNK ? m->body_len - at : MIME_CHUNK;
@@ -157,14 +181,16 @@ outbound_copy_entity(const struct gw_msg *m, struct outbound *o, const struct mi
 	return st;
 }
 
-/* The canonical entity into o->canon, its header section protected
- * (RFC 9788) as the policy says. */
+/* The canonical entity, its header section protected (RFC 9788) as the
+ * policy says, written where to says (a spool or an envelope, and the
+ * signer tee when there is one). */
 static sm_status
-outbound_canon(const struct gw_env *env, const struct gw_msg *m, struct outbound *o)
+outbound_canon(const struct gw_env *env, const struct gw_msg *m, struct outbound *o,
+    const struct stage_sink *to)
 {
 	const struct cfg_outbound *set = &o->plan.o;
 	const char *skip = o->by_header ? env->cfg->outbound.trigger_header : NULL;
-	struct stage_sink k = { NULL, m->body_spool };
+	struct stage_sink k = { to->to, m->body_spool, to->tee, to->seal };
 	struct mime_sink sink = { stage_write, gw_stage_read_done, &k };
 	const unsigned char *body = m->body;
 	size_t len = m->body_len;
@@ -172,9 +198,6 @@ outbound_canon(const struct gw_env *env, const struct gw_msg *m, struct outbound
 
 	if (o->split_st != SM_OK)
 		return o->split_st;
-	if ((st = stage_spool(env, &o->canon)) != SM_OK)
-		return st;
-	k.to = o->canon;
 	if (o->existing != MIME_SMIME_NONE)
 		return outbound_copy_entity(m, o, &sink);
 	st = hp_protect(set->header_protection, o->encrypt, set->legacy_display, &o->outer,
@@ -194,28 +217,36 @@ outbound_canon(const struct gw_env *env, const struct gw_msg *m, struct outbound
 	return mime_canonicalize_tree(o->root, &o->content, &sink);
 }
 
-/* multipart/signed: the preamble, the canonical entity copied from its
- * spool, the signature part. The signature digests the entity from its
- * spool first (it is small and goes at the end). */
+/* multipart/signed, made in one pass into out (o->signd, or the
+ * envelope): the headers and the preamble, then the canonical entity
+ * written out and into the signature's digest at once, then the signature
+ * part. No copy of the entity to read back. */
 static sm_status
-sign_detached(struct outbound *o, const struct smime_key *sk, const EVP_MD *md,
-    const struct smime_src *src)
+sign_detached(const struct gw_env *env, const struct gw_msg *m, struct outbound *o,
+    const struct smime_key *sk, const EVP_MD *md, struct stage_sink *out)
 {
 	struct buf der = BUF_INIT, pre = BUF_INIT, post = BUF_INIT;
 	char b[MIME_BOUNDARY_SIZE];
 	sm_status st;
 
-	if ((st = smime_sign_stream(sk, md, true, src, &der, NULL, o->err, sizeof(o->err))) !=
-	    SM_OK)
-		goto out;
 	if ((st = mime_build_signed_head(smime_micalg(md), &o->newhdrs, b, &pre)) != SM_OK ||
-	    (st = mime_build_signed_tail(b, der.data, der.len, &post)) != SM_OK ||
-	    (st = stage_head(o->signd, &o->newhdrs, &o->signd_off)) != SM_OK ||
-	    (st = spool_write(o->signd, pre.data, pre.len)) != SM_OK ||
-	    (st = stage_copy(o->canon, 0, o->signd)) != SM_OK)
+	    (st = stage_head(out, &o->newhdrs, &o->signd_off)) != SM_OK ||
+	    (st = stage_write(out, pre.data, pre.len)) != SM_OK ||
+	    (st = smime_signer_begin(sk, md, &out->tee, o->err, sizeof(o->err))) != SM_OK)
 		goto out;
-	st = spool_write(o->signd, post.data, post.len);
+	if ((st = outbound_canon(env, m, o, out)) != SM_OK) {
+		snprintf(o->err, sizeof(o->err), "cannot canonicalise the message: %s",
+		    sm_strstatus(st));
+		goto out;
+	}
+	st = smime_signer_end(out->tee, &der, o->err, sizeof(o->err));
+	out->tee = NULL;
+	if (st != SM_OK || (st = mime_build_signed_tail(b, der.data, der.len, &post)) != SM_OK)
+		goto out;
+	st = stage_write(out, post.data, post.len);
 out:
+	smime_signer_free(out->tee);
+	out->tee = NULL;
 	buf_free(&der);
 	buf_free(&pre);
 	buf_free(&post);
@@ -228,14 +259,14 @@ static sm_status
 sign_opaque(struct outbound *o, const struct smime_key *sk, const EVP_MD *md,
     const struct smime_src *src)
 {
-	struct stage_sink k = { o->signd, NULL };
+	struct stage_sink k = { o->signd, NULL, NULL, NULL };
 	struct mime_sink sink = { stage_write, NULL, &k };
 	struct mime_b64w w;
 	struct smime_out so = { stage_b64, &w };
 	sm_status st;
 
 	if ((st = mime_build_pkcs7_headers("signed-data", &o->newhdrs)) != SM_OK ||
-	    (st = stage_head(o->signd, &o->newhdrs, &o->signd_off)) != SM_OK)
+	    (st = stage_head(&k, &o->newhdrs, &o->signd_off)) != SM_OK)
 		return st;
 	mime_b64w_init(&w, &sink);
 	st = smime_sign_stream(sk, md, false, src, NULL, &so, o->err, sizeof(o->err));
@@ -245,25 +276,47 @@ sign_opaque(struct outbound *o, const struct smime_key *sk, const EVP_MD *md,
 	return st;
 }
 
-/* Sign the canonical entity into o->signd (headers, then the body). */
+/* Sign the canonical entity into o->signd (headers, then the body): a
+ * detached signature while the entity is made, an opaque one from
+ * o->canon. */
 static sm_status
-outbound_sign(const struct gw_env *env, struct outbound *o)
+outbound_sign(const struct gw_env *env, const struct gw_msg *m, struct outbound *o)
 {
 	const struct keystore_key *k = o->signer;
 	struct smime_key sk = { k->cert, k->pkey, k->chain };
 	const EVP_MD *md = digest_md(o->plan.o.digest);
-	struct stage_src from = { o->canon, 0 };
+	struct stage_src from = { o->canon, 0, NULL, 0, 0 };
 	struct smime_src src = { stage_read, &from };
 	uint64_t t0 = metrics_now();
+	struct stage_sink to = { NULL, NULL, NULL, NULL };
 	sm_status st;
 
 	if ((st = stage_spool(env, &o->signd)) != SM_OK)
 		return st;
-	st = o->plan.o.sign_format == CFG_SIGN_DETACHED ? sign_detached(o, &sk, md, &src) :
+	to.to = o->signd;
+	st = o->plan.o.sign_format == CFG_SIGN_DETACHED ? sign_detached(env, m, o, &sk, md, &to) :
 	    sign_opaque(o, &sk, md, &src);
+	stage_src_free(&from);
 	metrics_observe(METRICS_STAGE_SIGN, t0);
 	spool_free(o->canon); /* now inside the signed body: one copy, not two */
 	o->canon = NULL;
+	return st;
+}
+
+/* The canonical entity into a spool of its own (o->canon), for an opaque
+ * signature or an envelope without a signature. */
+static sm_status
+outbound_canon_spool(const struct gw_env *env, const struct gw_msg *m, struct outbound *o)
+{
+	struct stage_sink to = { NULL, NULL, NULL, NULL };
+	sm_status st = stage_spool(env, &o->canon);
+
+	to.to = o->canon;
+	if (st == SM_OK)
+		st = outbound_canon(env, m, o, &to);
+	if (st != SM_OK)
+		snprintf(o->err, sizeof(o->err), "cannot canonicalise the message: %s",
+		    sm_strstatus(st));
 	return st;
 }
 
@@ -319,9 +372,9 @@ out:
 static sm_status
 outbound_encrypt(const struct gw_env *env, struct outbound *o)
 {
-	struct stage_src from = { o->signd ? o->signd : o->canon, 0 };
+	struct stage_src from = { o->signd ? o->signd : o->canon, 0, NULL, 0, 0 };
 	struct smime_src src = { stage_read, &from };
-	struct stage_sink k = { NULL, NULL };
+	struct stage_sink k = { NULL, NULL, NULL, NULL };
 	struct mime_sink sink = { stage_write, NULL, &k };
 	struct mime_b64w w;
 	struct smime_out so = { stage_b64, &w };
@@ -334,8 +387,52 @@ outbound_encrypt(const struct gw_env *env, struct outbound *o)
 	mime_b64w_init(&w, &sink);
 	st = smime_encrypt_stream(o->rcpt_certs, o->choice.cipher, o->choice.oaep, &src, &so,
 	    o->err, sizeof(o->err));
+	stage_src_free(&from);
 	if (st == SM_OK)
 		st = mime_b64w_finish(&w);
+	mime_b64w_free(&w);
+	metrics_observe(METRICS_STAGE_ENCRYPT, t0);
+	mime_headers_free(&o->newhdrs);
+	if (st == SM_OK)
+		st = mime_build_pkcs7_headers(smime_cipher_smime_type(o->choice.cipher),
+		    &o->newhdrs);
+	return st;
+}
+
+/* Sign (detached) and encrypt in one pass: the multipart/signed is
+ * written straight into the envelope, which goes through base64 into
+ * o->env; no spool of the signed entity to read back. The sign stage's
+ * time includes encrypting the content as it passes; the encrypt stage's
+ * is the envelope's end (key transport, tag). */
+static sm_status
+outbound_sign_sealed(const struct gw_env *env, const struct gw_msg *m, struct outbound *o)
+{
+	const struct keystore_key *key = o->signer;
+	struct smime_key sk = { key->cert, key->pkey, key->chain };
+	struct stage_sink k = { NULL, NULL, NULL, NULL }, to = { NULL, NULL, NULL, NULL };
+	struct mime_sink sink = { stage_write, NULL, &k };
+	struct mime_b64w w;
+	struct smime_out so = { stage_b64, &w };
+	uint64_t t0 = metrics_now();
+	sm_status st;
+
+	if ((st = stage_spool(env, &o->env)) != SM_OK)
+		return st;
+	k.to = o->env;
+	mime_b64w_init(&w, &sink);
+	st = smime_sealer_begin(o->rcpt_certs, o->choice.cipher, o->choice.oaep, &so, &to.seal,
+	    o->err, sizeof(o->err));
+	if (st == SM_OK)
+		st = sign_detached(env, m, o, &sk, digest_md(o->plan.o.digest), &to);
+	metrics_observe(METRICS_STAGE_SIGN, t0);
+	t0 = metrics_now();
+	if (st == SM_OK) {
+		st = smime_sealer_end(to.seal, o->err, sizeof(o->err));
+		to.seal = NULL;
+	}
+	if (st == SM_OK)
+		st = mime_b64w_finish(&w);
+	smime_sealer_free(to.seal);
 	mime_b64w_free(&w);
 	metrics_observe(METRICS_STAGE_ENCRYPT, t0);
 	mime_headers_free(&o->newhdrs);
@@ -350,15 +447,21 @@ outbound_encrypt(const struct gw_env *env, struct outbound *o)
 sm_status
 gw_outbound_transform(const struct gw_env *env, const struct gw_msg *m, struct outbound *o)
 {
+	bool tee = o->sign && o->plan.o.sign_format == CFG_SIGN_DETACHED;
 	sm_status st;
 
-	if ((st = outbound_canon(env, m, o)) != SM_OK) {
-		snprintf(o->err, sizeof(o->err), "cannot canonicalise the message: %s",
-		    sm_strstatus(st));
+	if (tee && o->encrypt) {
+		if ((st = outbound_recipients(env, m, o)) != SM_OK)
+			return st;
+		st = outbound_sign_sealed(env, m, o);
+		o->crypto = st != SM_OK;
+		return st;
+	}
+	if (!tee && (st = outbound_canon_spool(env, m, o)) != SM_OK) {
 		o->crypto = true;
 		return st;
 	}
-	if (o->sign && (st = outbound_sign(env, o)) != SM_OK) {
+	if (o->sign && (st = outbound_sign(env, m, o)) != SM_OK) {
 		o->crypto = true;
 		return st;
 	}

@@ -112,10 +112,39 @@ sm_status smime_sign_stream(const struct smime_key *k, const EVP_MD *md, bool de
     const struct smime_src *src, struct buf *der_out, const struct smime_out *out,
     char *err, size_t errlen);
 
+/*
+ * A detached signature made while the content is written to it, for a
+ * caller that produces the content anyway (the canonical entity on its way
+ * into the multipart/signed): no second pass, no copy to read back.
+ * smime_signer_end() appends the DER to der_out, byte-identical to
+ * smime_sign()'s over the same bytes, key and clock, and frees s;
+ * smime_signer_free() abandons one (NULL-safe).
+ */
+struct smime_signer;
+sm_status smime_signer_begin(const struct smime_key *k, const EVP_MD *md,
+    struct smime_signer **out, char *err, size_t errlen);
+sm_status smime_signer_write(struct smime_signer *s, const unsigned char *p, size_t n);
+sm_status smime_signer_end(struct smime_signer *s, struct buf *der_out, char *err,
+    size_t errlen);
+void smime_signer_free(struct smime_signer *s);
+
 /* smime_encrypt() of content read from src, the envelope written to out
  * as BER (indefinite lengths, the encrypted content in pieces). */
 sm_status smime_encrypt_stream(STACK_OF(X509) *rcpts, enum smime_cipher c, bool oaep,
     const struct smime_src *src, const struct smime_out *out, char *err, size_t errlen);
+
+/*
+ * smime_encrypt_stream() with the content written to it rather than read
+ * from a source: the envelope goes to out as BER while the content is
+ * written; smime_sealer_end() finishes it and frees s; smime_sealer_free()
+ * abandons one (NULL-safe).
+ */
+struct smime_sealer;
+sm_status smime_sealer_begin(STACK_OF(X509) *rcpts, enum smime_cipher c, bool oaep,
+    const struct smime_out *out, struct smime_sealer **s, char *err, size_t errlen);
+sm_status smime_sealer_write(struct smime_sealer *s, const unsigned char *p, size_t n);
+sm_status smime_sealer_end(struct smime_sealer *s, char *err, size_t errlen);
+void smime_sealer_free(struct smime_sealer *s);
 
 enum smime_verify_status {
 	SMIME_VERIFY_OK,

@@ -6,6 +6,8 @@
 #include "smime_int.h"
 
 #include <stdio.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/cms.h>
@@ -162,6 +164,105 @@ done:
 	BIO_free(ob);
 	ERR_clear_error();
 	return st;
+}
+
+/*
+ * The envelope written to: what i2d_CMS_bio_stream() does with a source
+ * BIO (BIO_new_NDEF, copy, flush), with the copy driven by the caller, who
+ * makes the content anyway (the multipart/signed of a sign+encrypt): no
+ * spool of it to read back.
+ */
+struct smime_sealer {
+	CMS_ContentInfo *cms;
+	BIO *ob;	/* out, wrapped */
+	BIO *bio;	/* the NDEF chain in front of ob */
+	bool failed;
+};
+
+sm_status
+smime_sealer_begin(STACK_OF(X509) *rcpts, enum smime_cipher c, bool oaep,
+    const struct smime_out *out, struct smime_sealer **sp, char *err, size_t errlen)
+{
+	struct smime_sealer *s;
+	sm_status st;
+
+	ERR_clear_error();
+	sm_seterr(err, errlen, "ok");
+	*sp = NULL;
+	if (out == NULL)
+		return SM_ERR_ARG;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return SM_ERR_NOMEM;
+	if ((st = envelope_prepare(rcpts, c, oaep, CMS_STREAM, &s->cms, err, errlen)) != SM_OK) {
+		free(s);
+		return st;
+	}
+	st = SM_ERR_NOMEM;
+	if ((s->ob = out_bio_new(out)) == NULL)
+		goto fail;
+	st = SM_ERR_CRYPTO;
+	if ((s->bio = BIO_new_NDEF(s->ob, (ASN1_VALUE *)s->cms,
+	    ASN1_ITEM_rptr(CMS_ContentInfo))) == NULL) {
+		st = out_bio_status(s->ob, SM_ERR_CRYPTO);
+		seterr_ossl(err, errlen, "encrypt");
+		goto fail;
+	}
+	*sp = s;
+	return SM_OK;
+fail:
+	smime_sealer_free(s);
+	return st;
+}
+
+sm_status
+smime_sealer_write(struct smime_sealer *s, const unsigned char *p, size_t n)
+{
+	while (!s->failed && n > 0) {
+		int k = n > INT_MAX ? INT_MAX : (int)n;
+		int w = BIO_write(s->bio, p, k);
+
+		if (w <= 0)
+			s->failed = true;
+		else {
+			p += w;
+			n -= (size_t)w;
+		}
+	}
+	return s->failed ? out_bio_status(s->ob, SM_ERR_CRYPTO) : SM_OK;
+}
+
+sm_status
+smime_sealer_end(struct smime_sealer *s, char *err, size_t errlen)
+{
+	sm_status st = SM_ERR_CRYPTO;
+
+	sm_seterr(err, errlen, "ok");
+	if (!s->failed && BIO_flush(s->bio) > 0)
+		st = out_bio_status(s->ob, SM_OK);
+	else
+		st = out_bio_status(s->ob, SM_ERR_CRYPTO);
+	if (st != SM_OK)
+		seterr_ossl(err, errlen, "encrypt");
+	smime_sealer_free(s);
+	ERR_clear_error();
+	return st;
+}
+
+void
+smime_sealer_free(struct smime_sealer *s)
+{
+	if (s == NULL)
+		return;
+	/* The chain up to ob, then ob (as i2d_ASN1_bio_stream frees it). */
+	while (s->bio != NULL && s->bio != s->ob) {
+		BIO *next = BIO_pop(s->bio);
+
+		BIO_free(s->bio);
+		s->bio = next;
+	}
+	BIO_free(s->ob);
+	CMS_ContentInfo_free(s->cms);
+	free(s);
 }
 
 /* --------------------------------------------------------------- decrypt */

@@ -6,6 +6,8 @@
 #include "smime.h"
 #include "smime_int.h"
 
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/cms.h>
@@ -280,4 +282,88 @@ done:
 	BIO_free(ob);
 	ERR_clear_error();
 	return st;
+}
+
+/*
+ * The detached signature written to: what CMS_final() does with a source
+ * BIO (CMS_dataInit, copy, CMS_dataFinal), with the copy driven by the
+ * caller. Detached content goes through the digest into a null BIO.
+ */
+struct smime_signer {
+	CMS_ContentInfo *cms;
+	BIO *bio;	/* the digest chain from CMS_dataInit */
+	bool failed;
+};
+
+sm_status
+smime_signer_begin(const struct smime_key *k, const EVP_MD *md, struct smime_signer **out,
+    char *err, size_t errlen)
+{
+	struct smime_signer *s;
+	sm_status st;
+
+	ERR_clear_error();
+	sm_seterr(err, errlen, "ok");
+	*out = NULL;
+	if ((st = sign_args(k, &md, err, errlen)) != SM_OK)
+		return st;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return SM_ERR_NOMEM;
+	if ((st = sign_prepare(k, md, CMS_DETACHED, &s->cms, err, errlen)) != SM_OK) {
+		free(s);
+		return st;
+	}
+	if ((s->bio = CMS_dataInit(s->cms, NULL)) == NULL) {
+		seterr_ossl(err, errlen, "sign: CMS_dataInit");
+		smime_signer_free(s);
+		return SM_ERR_CRYPTO;
+	}
+	*out = s;
+	return SM_OK;
+}
+
+sm_status
+smime_signer_write(struct smime_signer *s, const unsigned char *p, size_t n)
+{
+	while (!s->failed && n > 0) {
+		int k = n > INT_MAX ? INT_MAX : (int)n;
+		int w = BIO_write(s->bio, p, k);
+
+		if (w <= 0)
+			s->failed = true;
+		else {
+			p += w;
+			n -= (size_t)w;
+		}
+	}
+	return s->failed ? SM_ERR_CRYPTO : SM_OK;
+}
+
+sm_status
+smime_signer_end(struct smime_signer *s, struct buf *der_out, char *err, size_t errlen)
+{
+	size_t keep = der_out->len;
+	sm_status st = SM_ERR_CRYPTO;
+
+	sm_seterr(err, errlen, "ok");
+	(void)BIO_flush(s->bio);
+	if (s->failed || !CMS_dataFinal(s->cms, s->bio)) {
+		seterr_ossl(err, errlen, "sign");
+	} else if ((st = cms_to_buf(s->cms, der_out)) != SM_OK) {
+		buf_truncate_wipe(der_out, keep);
+		sm_seterr(err, errlen, "sign: encoding failed (%s)", sm_strstatus(st));
+	}
+	smime_signer_free(s);
+	ERR_clear_error();
+	return st;
+}
+
+void
+smime_signer_free(struct smime_signer *s)
+{
+	if (s == NULL)
+		return;
+	BIO_free_all(s->bio);
+	CMS_ContentInfo_free(s->cms);
+	free(s);
 }

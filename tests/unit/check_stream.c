@@ -7,15 +7,21 @@
  * mixed, a multipart, 50 MB):
  *  - the canonical form streamed into a spool on disk is byte for byte
  *    mime_canonicalize()'s;
- *  - the detached signature digested from that spool is byte for byte
- *    smime_sign()'s (signingTime pinned with clock_set) and verifies with
+ *  - the detached signature digested from that spool, and the one written
+ *    to in uneven pieces (smime_signer, gw_transform's one pass), are byte
+ *    for byte smime_sign()'s (signingTime pinned with clock_set) and verify with
  *    `openssl cms` over the spooled content;
- *  - the opaque signature and the envelope streamed out (BER) open with
- *    `openssl cms` and give the canonical form back byte for byte (an
+ *  - the opaque signature and the envelope streamed out (BER), and the
+ *    envelope written to in uneven pieces (smime_sealer, CBC and GCM), open
+ *    with `openssl cms` and give the canonical form back byte for byte (an
  *    envelope's content key is random, so the plaintext is compared).
  * (The 50 MB body is too slow under Valgrind: SMIME_VALGRIND=1 or
  * SMIME_SKIP_HUGE=1 leaves it out and says so on stderr.)
- * Base64 in pieces is mime_b64_encode()'s, however the input is cut, and a
+ * Base64 in pieces is mime_b64_encode()'s, however the input is cut, and
+ * that is OpenSSL's base64 in 76-character CRLF lines for every length;
+ * the 7-bit verdict of the canonical form (kept as it is, or re-encoded)
+ * is the byte-by-byte one for an odd byte in every place of a word and
+ * lines of 997-999 octets; and a
  * source that fails mid-way fails the signature instead of signing what
  * was read so far.
  */
@@ -26,6 +32,7 @@
 #include <sys/wait.h>
 
 #include <openssl/cms.h>
+#include <openssl/evp.h>
 
 #include "buf.h"
 #include "certgen.h"
@@ -318,6 +325,24 @@ START_TEST(a_detached_signature_from_the_spool_is_byte_identical)
 	    SM_OK, "%s: %s", bd->name, err);
 	ck_assert_msg(str_sig.len == mem_sig.len && memcmp(str_sig.data, mem_sig.data,
 	    str_sig.len) == 0, "%s: the streamed signature differs", bd->name);
+	/* and written to while the entity is made (gw_transform's one pass),
+	 * in uneven pieces */
+	{
+		static const size_t cuts[] = { 1, 1000, 65536, 7 };
+		struct smime_signer *sg = NULL;
+		struct buf tee_sig = BUF_INIT;
+
+		ck_assert_msg(smime_signer_begin(&k, NULL, &sg, err, sizeof(err)) == SM_OK, "%s: %s",
+		    bd->name, err);
+		for (size_t at = 0, c = 0; at < want.len; at += cuts[c++ % 4])
+			ck_assert_int_eq(smime_signer_write(sg, want.data + at, want.len - at <
+			    cuts[c % 4] ? want.len - at : cuts[c % 4]), SM_OK);
+		ck_assert_msg(smime_signer_end(sg, &tee_sig, err, sizeof(err)) == SM_OK, "%s: %s",
+		    bd->name, err);
+		ck_assert_msg(tee_sig.len == mem_sig.len && memcmp(tee_sig.data, mem_sig.data,
+		    tee_sig.len) == 0, "%s: the signature written to differs", bd->name);
+		buf_free(&tee_sig);
+	}
 	put_file("detached.der", str_sig.data, str_sig.len);
 	put_file("content.bin", want.data, want.len);
 	ck_assert_msg(run("openssl cms -verify -binary -inform DER -in '%s' -content '%s' "
@@ -365,8 +390,26 @@ START_TEST(an_opaque_signature_streamed_gives_the_content_back)
 }
 END_TEST
 
+/* The content written to an smime_sealer in uneven pieces (gw_transform's
+ * one pass of sign+encrypt). */
 static void
-encrypt_and_open(const struct body *bd, enum smime_cipher c, bool oaep)
+seal_written(STACK_OF(X509) *rcpts, enum smime_cipher c, bool oaep, const struct buf *want,
+    const struct smime_out *so, const char *name)
+{
+	static const size_t cuts[] = { 7, 65536, 1, 1000 };
+	struct smime_sealer *sl = NULL;
+	char err[256];
+
+	ck_assert_msg(smime_sealer_begin(rcpts, c, oaep, so, &sl, err, sizeof(err)) == SM_OK,
+	    "%s: %s", name, err);
+	for (size_t at = 0, k = 0; at < want->len; at += cuts[k++ % 4])
+		ck_assert_int_eq(smime_sealer_write(sl, want->data + at, want->len - at <
+		    cuts[k % 4] ? want->len - at : cuts[k % 4]), SM_OK);
+	ck_assert_msg(smime_sealer_end(sl, err, sizeof(err)) == SM_OK, "%s: %s", name, err);
+}
+
+static void
+encrypt_and_open(const struct body *bd, enum smime_cipher c, bool oaep, bool written)
 {
 	STACK_OF(X509) *rcpts = sk_X509_new_null();
 	struct buf want = BUF_INIT, ber = BUF_INIT;
@@ -379,8 +422,11 @@ encrypt_and_open(const struct body *bd, enum smime_cipher c, bool oaep)
 	ck_assert(rcpts != NULL && sk_X509_push(rcpts, rcpt) > 0);
 	canon_both(bd, &want, &sp);
 	s.sp = sp;
-	ck_assert_msg(smime_encrypt_stream(rcpts, c, oaep, &src, &so, err, sizeof(err)) == SM_OK,
-	    "%s: %s", bd->name, err);
+	if (written)
+		seal_written(rcpts, c, oaep, &want, &so, bd->name);
+	else
+		ck_assert_msg(smime_encrypt_stream(rcpts, c, oaep, &src, &so, err, sizeof(err)) ==
+		    SM_OK, "%s: %s", bd->name, err);
 	spool_all(out, &ber);
 	put_file("env.ber", ber.data, ber.len);
 	ck_assert_msg(run("openssl cms -decrypt -binary -inform DER -in '%s' -recip '%s' "
@@ -399,13 +445,25 @@ encrypt_and_open(const struct body *bd, enum smime_cipher c, bool oaep)
 
 START_TEST(an_envelope_streamed_decrypts_to_the_content)
 {
-	encrypt_and_open(&bodies[_i], SMIME_CIPHER_AES256_CBC, false);
+	encrypt_and_open(&bodies[_i], SMIME_CIPHER_AES256_CBC, false, false);
 }
 END_TEST
 
 START_TEST(a_gcm_envelope_with_oaep_streamed_decrypts_to_the_content)
 {
-	encrypt_and_open(&bodies[_i], SMIME_CIPHER_AES128_GCM, true);
+	encrypt_and_open(&bodies[_i], SMIME_CIPHER_AES128_GCM, true, false);
+}
+END_TEST
+
+START_TEST(an_envelope_written_to_decrypts_to_the_content)
+{
+	encrypt_and_open(&bodies[_i], SMIME_CIPHER_AES256_CBC, false, true);
+}
+END_TEST
+
+START_TEST(a_gcm_envelope_written_to_decrypts_to_the_content)
+{
+	encrypt_and_open(&bodies[_i], SMIME_CIPHER_AES256_GCM, false, true);
 }
 END_TEST
 
@@ -434,13 +492,113 @@ START_TEST(base64_in_pieces_is_base64_of_the_whole)
 				ck_assert_int_eq(mime_b64w_write(&w, in.data + at,
 				    n - at < cuts[c] ? n - at : cuts[c]), SM_OK);
 			ck_assert_int_eq(mime_b64w_finish(&w), SM_OK);
-			ck_assert_msg(got.len == want.len && memcmp(got.data, want.data, got.len) == 0,
+			ck_assert_msg(got.len == want.len &&
+			    (got.len == 0 || memcmp(got.data, want.data, got.len) == 0),
 			    "%zu bytes written %zu at a time: base64 differs", n, cuts[c]);
 		}
 	}
 	buf_free(&in);
 	buf_free(&want);
 	buf_free(&got);
+}
+END_TEST
+
+/* The line-at-a-time encoder against OpenSSL's: one base64 string,
+ * a CRLF after every 76 characters and at the end. */
+START_TEST(base64_is_openssls_for_every_length)
+{
+	struct buf in = BUF_INIT, got = BUF_INIT, want = BUF_INIT;
+	unsigned char *flat = malloc(4 * 1024 + 8);
+
+	ck_assert_ptr_nonnull(flat);
+	make_binary(&in, 3 * 1024);
+	for (size_t n = 0; n <= in.len; n += n < 400 ? 1 : 97) {
+		int k = EVP_EncodeBlock(flat, in.data, (int)n);
+
+		buf_reset(&want);
+		for (int at = 0; at < k; at += 76)
+			ck_assert(buf_append(&want, flat + at, k - at < 76 ? (size_t)(k - at) : 76) ==
+			    SM_OK && buf_append(&want, "\r\n", 2) == SM_OK);
+		buf_reset(&got);
+		ck_assert_int_eq(mime_b64_encode(in.data, n, &got), SM_OK);
+		ck_assert_msg(got.len == want.len &&
+		    (got.len == 0 || memcmp(got.data, want.data, got.len) == 0),
+		    "%zu bytes: base64 differs from OpenSSL's", n);
+	}
+	free(flat);
+	buf_free(&in);
+	buf_free(&got);
+	buf_free(&want);
+}
+END_TEST
+
+/* RFC 2045 7bit, byte by byte (the reference for the word-at-a-time
+ * check): no NUL, no 8-bit byte, CR only before LF, lines of at most 998
+ * octets besides the CRLF. */
+static bool
+ref_7bit_clean(const unsigned char *p, size_t n)
+{
+	size_t col = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\n')
+			col = 0;
+		else if (p[i] == '\r') {
+			if (i + 1 == n || p[i + 1] != '\n')
+				return false;
+		} else if (p[i] == 0 || p[i] >= 128 || ++col > 998)
+			return false;
+	}
+	return true;
+}
+
+/* One text body through mime_canonicalize: kept as it is (no CTE added)
+ * exactly when it is 7-bit clean. */
+static void
+check_7bit_verdict(const unsigned char *p, size_t n, const char *what, size_t at)
+{
+	struct mime_headers h = MIME_HEADERS_INIT;
+	struct buf out = BUF_INIT;
+	bool clean = ref_7bit_clean(p, n), kept;
+
+	ck_assert_int_eq(mime_headers_add(&h, "Content-Type", "text/plain"), SM_OK);
+	ck_assert_int_eq(mime_canonicalize(&h, p, n, NULL, &out), SM_OK);
+	kept = strstr(buf_cstr(&out), "Content-Transfer-Encoding") == NULL;
+	ck_assert_msg(kept == clean, "%s at %zu (%zu bytes): kept as is %d, 7-bit clean %d", what,
+	    at, n, (int)kept, (int)clean);
+	mime_headers_free(&h);
+	buf_free(&out);
+}
+
+START_TEST(the_7bit_verdict_is_the_byte_by_byte_one)
+{
+	static const unsigned char bad[] = { 0, 0x80, 0xff, '\r', '\n' };
+	static const size_t lens[] = { 1, 7, 8, 9, 17, 997, 998, 999, 1500 };
+	unsigned char b[1600];
+
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++) {
+		size_t n = lens[l];
+
+		/* a line of n octets ending in LF, in CRLF, in a lone CR, in nothing */
+		memset(b, 'a', n);
+		memcpy(b + n, "\r\n", 2);
+		check_7bit_verdict(b, n + 1, "line ending in CR", n);
+		check_7bit_verdict(b, n, "line ending in nothing", n);
+		check_7bit_verdict(b, n + 2, "line ending in CRLF", n);
+		b[n] = '\n';
+		check_7bit_verdict(b, n + 1, "line ending in LF", n);
+		if (n > 40)
+			continue;
+		/* one odd byte at every place of the line (every lane of a word) */
+		for (size_t k = 0; k < sizeof(bad); k++)
+			for (size_t at = 0; at < n; at++) {
+				memset(b, 'a', n);
+				memcpy(b + n, "\r\n", 2);
+				b[at] = bad[k];
+				check_7bit_verdict(b, n + 2, bad[k] == '\r' ? "bare CR" : "odd byte",
+				    at);
+			}
+	}
 }
 END_TEST
 
@@ -533,7 +691,11 @@ stream_suite(void)
 	tcase_add_loop_test(tc, an_envelope_streamed_decrypts_to_the_content, 0, NBODIES);
 	tcase_add_loop_test(tc, a_gcm_envelope_with_oaep_streamed_decrypts_to_the_content, 0,
 	    NBODIES);
+	tcase_add_loop_test(tc, an_envelope_written_to_decrypts_to_the_content, 0, NBODIES);
+	tcase_add_loop_test(tc, a_gcm_envelope_written_to_decrypts_to_the_content, 0, NBODIES);
 	tcase_add_test(tc, base64_in_pieces_is_base64_of_the_whole);
+	tcase_add_test(tc, base64_is_openssls_for_every_length);
+	tcase_add_test(tc, the_7bit_verdict_is_the_byte_by_byte_one);
 	tcase_add_test(tc, a_source_failing_mid_way_fails_the_signature_and_the_envelope);
 	suite_add_tcase(s, tc);
 	return s;
