@@ -162,7 +162,7 @@ static const unsigned char OID_AUTHENV[] = { 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d,
  * SEQUENCE, the content info's SEQUENCE) and the content element. */
 struct frame {
 	struct hdr h[4], c;
-	bool env;
+	bool env, auth;
 };
 
 /* Walk to the content element; false when the shape is another. */
@@ -173,11 +173,12 @@ find_content(const unsigned char *p, size_t n, struct frame *f)
 	size_t i;
 	bool env;
 
-	f->env = false;
+	f->env = f->auth = false;
 	if (!hdr_read(p, n, 0, &f->h[0]) || f->h[0].tag != 0x30 ||
 	    !hdr_read(p, n, f->h[0].hlen, &t))
 		return false;
-	env = oid_is(p, &t, OID_ENV, sizeof(OID_ENV)) || oid_is(p, &t, OID_AUTHENV, sizeof(OID_AUTHENV));
+	f->auth = oid_is(p, &t, OID_AUTHENV, sizeof(OID_AUTHENV));
+	env = f->auth || oid_is(p, &t, OID_ENV, sizeof(OID_ENV));
 	if (!env && !oid_is(p, &t, OID_SIGNED, sizeof(OID_SIGNED)))
 		return false;
 	i = t.at + t.hlen + t.len;
@@ -206,44 +207,69 @@ find_content(const unsigned char *p, size_t n, struct frame *f)
 	return env ? f->c.tag == 0x80 || f->c.tag == 0xa0 : f->c.tag == 0xa0;
 }
 
+/* The ContentInfo of der with its content element (f->c up to cend)
+ * replaced by repl[0..rlen) (nothing when rlen is 0), appended to out.
+ * Each definite length shrinks by what leaves inside it: the content, and
+ * the shorter headers nested in it. */
+static sm_status
+strip_build(const unsigned char *der, size_t n, const struct frame *f, size_t cend,
+    const unsigned char *repl, size_t rlen, struct buf *out)
+{
+	size_t cut = cend - f->c.at - rlen, newlen[4], at;
+	sm_status st = SM_OK;
+
+	for (int k = 3; k >= 0; k--) {
+		newlen[k] = f->h[k].indef ? 0 : f->h[k].len - cut;
+		cut += f->h[k].hlen - hdr_size(&f->h[k], newlen[k]);
+	}
+	for (int k = 0; k < 4 && st == SM_OK; k++) {
+		at = f->h[k].at + f->h[k].hlen;
+		st = hdr_put(out, &f->h[k], newlen[k]);
+		if (st == SM_OK)
+			st = buf_append(out, der + at, (k < 3 ? f->h[k + 1].at : f->c.at) - at);
+	}
+	if (st == SM_OK && rlen > 0)
+		st = buf_append(out, repl, rlen);
+	if (st == SM_OK)
+		st = buf_append(out, der + cend, n - cend);
+	return st;
+}
+
+/* Find and check the content; *s: the string holding its octets. */
+static bool
+strip_find(const unsigned char *der, size_t n, struct frame *f, struct hdr *s, size_t *cend)
+{
+	size_t send;
+
+	if (der == NULL || !find_content(der, n, f) || !elem_end(der, n, f->c.at, 0, cend))
+		return false;
+	/* signed-data: [0] EXPLICIT around the OCTET STRING; an envelope's
+	 * [0] IMPLICIT is the string itself. */
+	if (f->env)
+		*s = f->c;
+	else if (!hdr_read(der, n, f->c.at + f->c.hlen, s) || (s->tag != 0x04 && s->tag != 0x24))
+		return false;
+	if (!elem_end(der, n, s->at, 0, &send) || send > *cend)
+		return false;
+	/* definite enclosing lengths must hold the content */
+	for (int k = 0; k < 4; k++)
+		if (!f->h[k].indef && f->h[k].at + f->h[k].hlen + f->h[k].len < *cend)
+			return false;
+	return true;
+}
+
 sm_status
 cmsstrip_content(unsigned char *der, size_t n, struct buf *shell, size_t *off, size_t *len)
 {
 	struct frame f;
 	struct hdr s;
-	size_t cend, send, at, cut, keep = shell->len, newlen[4];
-	sm_status st = SM_OK;
+	size_t cend, send, keep = shell->len;
+	sm_status st;
 
-	if (der == NULL || !find_content(der, n, &f) || !elem_end(der, n, f.c.at, 0, &cend))
+	if (!strip_find(der, n, &f, &s, &cend))
 		return SM_ERR_PARSE;
-	/* signed-data: [0] EXPLICIT around the OCTET STRING; an envelope's
-	 * [0] IMPLICIT is the string itself. */
-	if (f.env)
-		s = f.c;
-	else if (!hdr_read(der, n, f.c.at + f.c.hlen, &s) || (s.tag != 0x04 && s.tag != 0x24))
-		return SM_ERR_PARSE;
-	if (!elem_end(der, n, s.at, 0, &send) || send > cend)
-		return SM_ERR_PARSE;
-	/* definite enclosing lengths must hold the content */
-	for (int k = 0; k < 4; k++)
-		if (!f.h[k].indef && f.h[k].at + f.h[k].hlen + f.h[k].len < cend)
-			return SM_ERR_PARSE;
-	/* each definite length shrinks by what leaves inside it: the
-	 * content, and the shorter headers nested in it */
-	cut = cend - f.c.at;
-	for (int k = 3; k >= 0; k--) {
-		newlen[k] = f.h[k].indef ? 0 : f.h[k].len - cut;
-		cut += f.h[k].hlen - hdr_size(&f.h[k], newlen[k]);
-	}
-	for (int k = 0; k < 4 && st == SM_OK; k++) {
-		at = f.h[k].at + f.h[k].hlen;
-		st = hdr_put(shell, &f.h[k], newlen[k]);
-		if (st == SM_OK)
-			st = buf_append(shell, der + at, (k < 3 ? f.h[k + 1].at : f.c.at) - at);
-	}
-	if (st == SM_OK)
-		st = buf_append(shell, der + cend, n - cend);
-	if (st == SM_OK && !string_gather(der, n, &s, len, &send))
+	if ((st = strip_build(der, n, &f, cend, NULL, 0, shell)) == SM_OK &&
+	    !string_gather(der, n, &s, len, &send))
 		st = SM_ERR_PARSE;
 	if (st != SM_OK) {
 		shell->len = keep;
@@ -251,4 +277,34 @@ cmsstrip_content(unsigned char *der, size_t n, struct buf *shell, size_t *off, s
 	}
 	*off = s.at + s.hlen;
 	return SM_OK;
+}
+
+sm_status
+cmsstrip_envelope(unsigned char *der, size_t n, size_t tail, struct buf *shell,
+    struct buf *mini, size_t *off, size_t *len)
+{
+	struct frame f;
+	struct hdr s, t = { 0, 0, 0, 0x80, false };
+	struct buf repl = BUF_INIT;
+	size_t cend, send, keep = shell->len, keepm = mini->len, k;
+	sm_status st;
+
+	if (!strip_find(der, n, &f, &s, &cend) || !f.env || f.auth)
+		return SM_ERR_PARSE;
+	if ((st = strip_build(der, n, &f, cend, NULL, 0, shell)) == SM_OK &&
+	    !string_gather(der, n, &s, len, &send))
+		st = SM_ERR_PARSE;
+	if (st == SM_OK) {
+		k = *len < tail ? *len : tail;
+		*off = s.at + s.hlen;
+		if ((st = hdr_put(&repl, &t, k)) == SM_OK &&
+		    (st = buf_append(&repl, der + *off + *len - k, k)) == SM_OK)
+			st = strip_build(der, n, &f, cend, repl.data, repl.len, mini);
+	}
+	buf_free(&repl);
+	if (st != SM_OK) {
+		shell->len = keep;
+		mini->len = keepm;
+	}
+	return st;
 }

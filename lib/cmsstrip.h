@@ -30,4 +30,16 @@
 sm_status cmsstrip_content(unsigned char *der, size_t n, struct buf *shell, size_t *off,
     size_t *len);
 
+/*
+ * cmsstrip_content() of an enveloped-data (not authEnveloped-data: SM_ERR_PARSE),
+ * and in mini (appended) the same envelope holding only the last `tail`
+ * octets of its encrypted content. With tail a multiple of the cipher's
+ * block size and at least two blocks, a CBC decryption of mini fails or
+ * succeeds (the padding of the last block) exactly as one of the whole
+ * envelope with the same key: the check whether a recipient can open it,
+ * once the content was decrypted in place.
+ */
+sm_status cmsstrip_envelope(unsigned char *der, size_t n, size_t tail, struct buf *shell,
+    struct buf *mini, size_t *off, size_t *len);
+
 #endif
