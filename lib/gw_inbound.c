@@ -23,6 +23,7 @@
 
 #include "address.h"
 #include "bodyio.h"
+#include "cmsscan.h"
 #include "cmsstrip.h"
 #include "clock.h"
 #include "harvest.h"
@@ -251,6 +252,22 @@ budget_spent(const struct gw_env *env, struct gw_report *r)
 	return true;
 }
 
+/* mime_decode_body() of e into out; a base64 body in a file mapping is
+ * decoded in pieces with its pages given back behind (bodyio.h), any
+ * other one's pages after: a signature part of tens of megabytes (a
+ * certificate bag) costs its decoded size, not that plus its own. */
+static sm_status
+decode_paged(const struct mime_entity *e, struct buf *out)
+{
+	sm_status st;
+
+	if (strcmp(e->cte, "base64") == 0)
+		return bodyio_b64_decode(e->body, e->body_len, out);
+	st = mime_decode_body(e, out);
+	bodyio_drop(e->body, e->body_len);
+	return st;
+}
+
 /* Verify a detached signature (multipart/signed e) into slot s. The
  * signed part streams through the digests in its canonical form (bare LF
  * made CRLF on the way), never copied; the pages of a spooled body are
@@ -268,7 +285,7 @@ verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
 
 	s->kind = MIME_SMIME_SIGNED_DETACHED;
 	buf_reset(&r->der);
-	if ((st = mime_decode_body(e->parts[1], &r->der)) != SM_OK) {
+	if ((st = decode_paged(e->parts[1], &r->der)) != SM_OK) {
 		if (st == SM_ERR_NOMEM)
 			return st;
 		snprintf(r->what, sizeof(r->what), "signature part: %s", sm_strstatus(st));
@@ -285,6 +302,17 @@ verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
 	if (st == SM_ERR_PARSE)
 		snprintf(r->what, sizeof(r->what), "%s", s->vr.reason);
 	return st;
+}
+
+/* Would the pre-parse bounds (cmsscan.h) refuse der unread? */
+static bool
+over_limits(const struct gw_env *env, const unsigned char *der, size_t n)
+{
+	struct cmsscan_limits cl = { (size_t)env->cfg->max_digest_algorithms,
+		(size_t)env->cfg->max_certs, (size_t)env->cfg->max_signers };
+	struct cmsscan_counts c;
+
+	return cmsscan_signed(der, n, &cl, &c) == SM_ERR_LIMIT;
 }
 
 /* Verify the opaque signed-data left in r->der taken apart (cmsstrip.h):
@@ -333,6 +361,9 @@ verify_opaque(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
 	uint64_t t0 = metrics_now();
 
 	s->kind = MIME_SMIME_SIGNED_OPAQUE;
+	/* what the limits refuse unread is never taken apart: its shell
+	 * would be a second copy of a certificate bag */
+	own = own && !over_limits(env, der, n);
 	if (own && (st = cmsstrip_content(r->der.data, r->der.len, &shell, &off, &clen)) == SM_OK)
 		st = verify_split(env, r, s, &shell, off, clen, content);
 	else if (own && st == SM_ERR_NOMEM)
@@ -540,12 +571,7 @@ walk_decode(struct gw_report *r, struct walkpos *w, enum mime_smime_kind k)
 	sm_status st;
 
 	buf_reset(&r->der);
-	if (strcmp(e->cte, "base64") == 0) {
-		st = bodyio_b64_decode(e->body, e->body_len, &r->der);
-	} else {
-		st = mime_decode_body(e, &r->der);
-		bodyio_drop(e->body, e->body_len);
-	}
+	st = decode_paged(e, &r->der);
 	if (st == SM_OK || st == SM_ERR_NOMEM)
 		return st;
 	structure_add(r, mime_smime_kind_name(k));
