@@ -38,7 +38,7 @@
  * measured 2.43 and 3.23 (4.06 and 4.69 before the CMS was decoded in
  * place and the spooled pages given back after the base64 decode). */
 #define OPAQUE_BOUND 1.2
-#define ENVELOPE_BOUND 3.5
+#define ENVELOPE_BOUND 1.6
 
 static char *T;
 static struct config *cfg;
@@ -643,8 +643,12 @@ START_TEST(a_byte_changed_at_the_end_of_50mb_fails)
 END_TEST
 
 /* Opaque and enveloped messages need their CMS in memory (OpenSSL decodes
- * it whole): the peak is measured against the message's size and
- * printed; the bound asserted is what this code reaches (see README). */
+ * it whole), but nothing more of that size: the opaque one at issue 14's
+ * goal (1.2x the message). The envelope here holds opaque signed-data in
+ * base64 (sign, then encrypt, as two layers of pkcs7-mime): its
+ * plaintext (the base64 text) and the decoded signed-data are both held
+ * while the inner layer is verified, about 1.45x; the bench's shape
+ * (multipart/signed inside) is the deliver test below, at the goal. */
 START_TEST(a_spooled_50mb_opaque_or_enveloped_message_stays_within_its_bound)
 {
 	struct buf c = BUF_INIT;
