@@ -12,6 +12,7 @@
 #include "smime_open.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -101,26 +102,31 @@ inplace_ctrl(BIO *b, int cmd, long num, void *ptr)
 	return cmd == BIO_CTRL_FLUSH ? 1 : 0;
 }
 
+static BIO_METHOD *inplace_method;
+static pthread_once_t inplace_once = PTHREAD_ONCE_INIT;
+
+static void
+inplace_init_method(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+	    "smime in-place sink");
+
+	if (m == NULL)
+		return;
+	if (!BIO_meth_set_write(m, inplace_write) || !BIO_meth_set_ctrl(m, inplace_ctrl)) {
+		BIO_meth_free(m);
+		return;
+	}
+	inplace_method = m;
+}
+
 static BIO *
 inplace_new(struct inplace *s)
 {
-	static BIO_METHOD *m;
 	BIO *b;
 
-	if (m == NULL) {
-		BIO_METHOD *n = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-		    "smime in-place sink");
-		if (n == NULL || !BIO_meth_set_write(n, inplace_write) ||
-		    !BIO_meth_set_ctrl(n, inplace_ctrl)) {
-			BIO_meth_free(n);
-			return NULL;
-		}
-		/* one method for the process; a lost race leaks one */
-		if (!__atomic_compare_exchange_n(&m, &(BIO_METHOD *){ NULL }, n, false,
-		    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-			BIO_meth_free(n);
-	}
-	if ((b = BIO_new(m)) == NULL)
+	if (pthread_once(&inplace_once, inplace_init_method) != 0 || inplace_method == NULL ||
+	    (b = BIO_new(inplace_method)) == NULL)
 		return NULL;
 	BIO_set_data(b, s);
 	BIO_set_init(b, 1);
