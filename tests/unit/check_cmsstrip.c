@@ -83,10 +83,12 @@ teardown(void)
 static void
 text(size_t n, struct buf *out)
 {
+	/* (no assertion per byte: Check reports each one through a pipe) */
 	buf_reset(out);
+	ck_assert_int_eq(buf_reserve(out, n), SM_OK);
 	for (size_t i = 0; i < n; i++)
-		ck_assert_int_eq(buf_append_char(out, i % 61 == 60 ? '\n' : (char)('a' + i % 26)),
-		    SM_OK);
+		out->data[i] = i % 61 == 60 ? '\n' : (unsigned char)('a' + i % 26);
+	out->len = n;
 }
 
 /* The CMS as DER, or streamed (BER: indefinite lengths, the content in
