@@ -3,6 +3,8 @@
  */
 #include "bodyio.h"
 
+#include "mime.h"
+
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -208,4 +210,95 @@ bodyio_drop(const void *p, size_t n)
 	a = page_down((uintptr_t)p);
 	z = page_up((uintptr_t)p + n);
 	(void)madvise((void *)a, z - a, MADV_DONTNEED);
+}
+
+void
+bodyio_pager_init(struct bodyio_pager *pg, const void *p, size_t n)
+{
+	pg->p = p;
+	pg->n = n;
+	pg->mapped = bodyio_file_mapped(p, n);
+}
+
+void
+bodyio_pager_done(void *arg)
+{
+	struct bodyio_pager *pg = arg;
+	uintptr_t a, z;
+
+	if (pg == NULL || !pg->mapped)
+		return;
+	a = page_down((uintptr_t)pg->p);
+	z = page_up((uintptr_t)pg->p + pg->n);
+	(void)madvise((void *)a, z - a, MADV_DONTNEED);
+}
+
+static bool
+b64_blank(unsigned char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* The end of the piece from s: past BODYIO_DROP_STEP, at a line end where
+ * the base64 characters since s make whole quads (else the end of in). */
+static size_t
+b64_piece_end(const unsigned char *in, size_t n, size_t s)
+{
+	size_t e = s, quad = 0;
+
+	while (e < n) {
+		const unsigned char *nl = memchr(in + e, '\n', n - e);
+		size_t z = nl != NULL ? (size_t)(nl - in) + 1 : n;
+
+		for (; e < z; e++)
+			quad += !b64_blank(in[e]);
+		if (e - s >= BODYIO_DROP_STEP && quad % 4 == 0)
+			break;
+	}
+	return e;
+}
+
+/* Any base64 data (not blank) in in[0..n)? */
+static bool
+b64_any_data(const unsigned char *in, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!b64_blank(in[i]))
+			return true;
+	return false;
+}
+
+sm_status
+bodyio_b64_decode(const unsigned char *in, size_t n, struct buf *out)
+{
+	size_t start = out->len, s = 0, e;
+	uintptr_t dropped = page_down((uintptr_t)in);
+	sm_status st = SM_OK;
+
+	if (!bodyio_file_mapped(in, n))
+		return mime_b64_decode(in, n, out);
+	if (buf_reserve(out, n / 4 * 3 + 4) != SM_OK)
+		return SM_ERR_NOMEM;
+	for (; s < n && st == SM_OK; s = e) {
+		uintptr_t upto;
+
+		e = b64_piece_end(in, n, s);
+		st = mime_b64_decode(in + s, e - s, out);
+		/* padding ends the data: nothing but blanks may follow */
+		if (st == SM_OK && memchr(in + s, '=', e - s) != NULL && b64_any_data(in + e, n - e))
+			st = SM_ERR_PARSE;
+		upto = page_down((uintptr_t)(in + e));
+		if (upto > dropped) {
+			(void)madvise((void *)dropped, upto - dropped, MADV_DONTNEED);
+			dropped = upto;
+		}
+	}
+	if (st == SM_ERR_PARSE) {
+		/* A piece boundary the whole decoder would not see: judge the
+		 * whole, as it would. */
+		out->len = start;
+		st = mime_b64_decode(in, n, out);
+	}
+	bodyio_drop(in, n);
+	return st;
 }

@@ -17,6 +17,9 @@
 
 #include <openssl/bio.h>
 
+#include "buf.h"
+#include "status.h"
+
 /* Ranges shorter than this are never dropped: not worth a look at
  * /proc/self/maps. */
 #define BODYIO_DROP_MIN (1024 * 1024)
@@ -37,5 +40,27 @@ bool bodyio_file_mapped(const void *p, size_t n);
 
 /* Drop the resident pages of [p, p+n) when it is such a mapping. */
 void bodyio_drop(const void *p, size_t n);
+
+/*
+ * A pager for mime_parse_message_paged() over [p, p+n): its read_done
+ * drops the pages of the mapping (they are read again where touched), so
+ * a parse of a spooled body never holds all of it resident. The mapping
+ * is looked up once, in bodyio_pager_init().
+ */
+struct bodyio_pager {
+	const void *p;
+	size_t n;
+	bool mapped;
+};
+void bodyio_pager_init(struct bodyio_pager *pg, const void *p, size_t n);
+void bodyio_pager_done(void *arg);
+
+/*
+ * mime_b64_decode() of in[0..n) appended to out, with the same result and
+ * status; when the input is such a mapping it is decoded in pieces, the
+ * pages behind each piece dropped, into out reserved once (about 3/4 of
+ * n): the peak is the decoded size, not that plus the encoded one.
+ */
+sm_status bodyio_b64_decode(const unsigned char *in, size_t n, struct buf *out);
 
 #endif

@@ -15,11 +15,14 @@
 #include <syslog.h>
 
 #include "address.h"
+#include "cmsstrip.h"
 #include "hprot.h"
 #include "keystore.h"
 #include "log.h"
 #include "metrics.h"
 #include "smime.h"
+#include "smime_open.h"
+#include "spool.h"
 #include "x509util.h"
 
 /* Why a decryption failed, in the words an admin looks for. */
@@ -34,8 +37,45 @@ decrypt_failure_kind(sm_status st)
 	}
 }
 
+/* The tail of the encrypted content kept in the envelope `deliver` checks
+ * recipients against: two AES blocks, four DES ones (cmsstrip.h). */
+#define ENVELOPE_TAIL 32
+
+/* Decrypt r->envder in place (cmsstrip.h, smime_open.h): the plaintext
+ * takes the envelope's buffer (r->plain), r->envder becomes the envelope
+ * with the tail of its content only. SM_ERR_PARSE untouched when the
+ * envelope is not one this takes apart (authEnveloped-data, odd BER). */
+static sm_status
+decrypt_inplace(struct gw_report *r, const struct smime_key *keys, size_t n, char *err,
+    size_t errlen)
+{
+	struct buf shell = BUF_INIT, mini = BUF_INIT;
+	size_t off, len, plen = 0;
+	sm_status st;
+
+	st = cmsstrip_envelope(r->envder.data, r->envder.len, ENVELOPE_TAIL, &shell, &mini, &off,
+	    &len);
+	if (st != SM_OK)
+		return st == SM_ERR_NOMEM ? st : SM_ERR_PARSE;
+	st = smime_decrypt_inplace(shell.data, shell.len, r->envder.data, off, len, keys, n, &plen,
+	    err, errlen);
+	buf_free(&shell);
+	gw_buf_wipe_free(&r->plain);
+	if (st == SM_OK) {
+		r->plain = r->envder;
+		r->plain.len = plen;
+		r->plain.data[plen] = '\0';
+	} else {
+		gw_buf_wipe_free(&r->envder);
+	}
+	r->envder = mini;
+	/* the parse error of a kept-apart envelope is no reason to retry */
+	return st == SM_ERR_PARSE ? SM_ERR_CRYPTO : st;
+}
+
 /* Decrypt the envelope in r->envder with every key we hold (current,
- * renewed and expired alike) into r->plain. */
+ * renewed and expired alike) into r->plain: in place when it can be taken
+ * apart (no copy of a large envelope), else as a whole. */
 sm_status
 gw_decrypt_open(const struct gw_env *env, struct gw_report *r)
 {
@@ -54,8 +94,10 @@ gw_decrypt_open(const struct gw_env *env, struct gw_report *r)
 	}
 	/* struct keystore_key and struct smime_key have the same layout. */
 	t0 = metrics_now();
-	st = smime_decrypt(r->envder.data, r->envder.len, (const struct smime_key *)keys, n,
-	    &r->plain, err, sizeof(err));
+	st = decrypt_inplace(r, (const struct smime_key *)keys, n, err, sizeof(err));
+	if (st == SM_ERR_PARSE)
+		st = smime_decrypt(r->envder.data, r->envder.len, (const struct smime_key *)keys, n,
+		    &r->plain, err, sizeof(err));
 	metrics_observe(METRICS_STAGE_DECRYPT, t0);
 	if (st != SM_OK) {
 		e = err[0] ? err : sm_strstatus(st);
@@ -309,49 +351,115 @@ deliver_restore_header(const struct gw_msg *m, const struct gw_report *r, struct
 	return st;
 }
 
-/* Replace the message by the decrypted content (decrypt = "deliver"). */
+/* Where the rebuilt content goes: a spool (memory up to spool_threshold,
+ * then a private file), the end of its header noted on the way. */
+struct deliver_sink {
+	struct spool *sp;
+	uint64_t n;          /* bytes written */
+	uint64_t body_off;   /* past the first CRLFCRLF; 0 until seen */
+	unsigned char last[3];
+};
+
 static sm_status
-deliver_decrypted(const struct gw_msg *m, const struct gw_report *r, struct gw_result *out)
+deliver_write(void *arg, const unsigned char *p, size_t n)
+{
+	struct deliver_sink *k = arg;
+
+	for (size_t i = 0; i < n && k->body_off == 0; i++) {
+		if (k->last[0] == '\r' && k->last[1] == '\n' && k->last[2] == '\r' && p[i] == '\n')
+			k->body_off = k->n + i + 1;
+		k->last[0] = k->last[1];
+		k->last[1] = k->last[2];
+		k->last[2] = p[i];
+	}
+	k->n += n;
+	return spool_write(k->sp, p, n);
+}
+
+/* The rebuilt body into out: in out->body while it is small, else from
+ * the spool it was written to (gw_result_body_read serves both). */
+static sm_status
+deliver_body(struct deliver_sink *k, struct gw_result *out)
+{
+	sm_status st;
+
+	if (k->body_off == 0)
+		return SM_ERR_PARSE;
+	if (spool_on_disk(k->sp)) {
+		out->body_spool = k->sp;
+		out->body_off = k->body_off;
+		k->sp = NULL;
+		return SM_OK;
+	}
+	gw_buf_wipe_free(&out->body);
+	if ((st = spool_take(k->sp, &out->body)) != SM_OK)
+		return st;
+	memmove(out->body.data, out->body.data + k->body_off, out->body.len - k->body_off);
+	out->body.len -= k->body_off;
+	out->body.data[out->body.len] = '\0';
+	return SM_OK;
+}
+
+/* The content's own Content-* fields become the message's. */
+static sm_status
+deliver_headers(const struct gw_msg *m, const struct mime_headers *content, struct gw_result *out)
+{
+	sm_status st;
+
+	if ((st = gw_edit_delete_where(out, m->hdrs, gw_is_content_header, NULL)) != SM_OK)
+		return st;
+	if (mime_headers_get(m->hdrs, "MIME-Version") == NULL &&
+	    (st = gw_edit_add(out, GW_HDR_ADD, "MIME-Version", 0, "1.0")) != SM_OK)
+		return st;
+	for (size_t i = 0; i < content->n; i++) {
+		char *v = mime_header_unfold(content->v[i].value);
+		st = v ? gw_edit_add(out, GW_HDR_ADD, content->v[i].name, 0, v) : SM_ERR_NOMEM;
+		free(v);
+		if (st != SM_OK)
+			return st;
+	}
+	return SM_OK;
+}
+
+/* Replace the message by the decrypted content (decrypt = "deliver"),
+ * rebuilt in pieces into a spool: never a second copy of it in memory. */
+static sm_status
+deliver_decrypted(const struct gw_env *env, const struct gw_msg *m, const struct gw_report *r,
+    struct gw_result *out)
 {
 	const struct mime_entity *e = r->content_e;
 	struct mime_headers outer = MIME_HEADERS_INIT, content = MIME_HEADERS_INIT;
-	struct buf canon = BUF_INIT;
-	const unsigned char *body;
+	struct mime_entity *tree = NULL;
+	struct deliver_sink k = { NULL, 0, 0, { 0, 0, 0 } };
+	const struct mime_sink sink = { deliver_write, NULL, &k };
 	sm_status st;
 
 	/* Fresh canonical MIME from the content entity: nothing of the
 	 * envelope's or the signatures' bytes survives around it, and the
 	 * RFC 5322 headers stay those of the message (EFAIL). */
 	if ((st = mime_split_headers(&e->hdrs, &outer, &content)) != SM_OK ||
-	    (st = mime_canonicalize(&content, e->body, e->body_len, NULL, &canon)) != SM_OK)
+	    (st = mime_parse_message(&content, e->body, e->body_len, NULL, &tree)) != SM_OK ||
+	    (st = spool_new(env->cfg->spool_dir, env->cfg->spool_threshold, UINT64_MAX,
+		&k.sp)) != SM_OK ||
+	    (st = mime_canonicalize_tree(tree, &content, &sink)) != SM_OK)
 		goto out;
-	body = canon.data ? (const unsigned char *)strstr((const char *)canon.data, "\r\n\r\n") : NULL;
-	if (body == NULL) {
-		st = SM_ERR_PARSE;
+	if ((st = deliver_headers(m, &content, out)) != SM_OK ||
+	    (st = deliver_restore_header(m, r, out)) != SM_OK)
 		goto out;
-	}
-	if ((st = gw_edit_delete_where(out, m->hdrs, gw_is_content_header, NULL)) != SM_OK)
-		goto out;
-	if (mime_headers_get(m->hdrs, "MIME-Version") == NULL &&
-	    (st = gw_edit_add(out, GW_HDR_ADD, "MIME-Version", 0, "1.0")) != SM_OK)
-		goto out;
-	for (size_t i = 0; i < content.n; i++) {
-		char *v = mime_header_unfold(content.v[i].value);
-		st = v ? gw_edit_add(out, GW_HDR_ADD, content.v[i].name, 0, v) : SM_ERR_NOMEM;
-		free(v);
-		if (st != SM_OK)
-			goto out;
-	}
-	if ((st = deliver_restore_header(m, r, out)) != SM_OK)
-		goto out;
-	body += 4;
-	buf_reset(&out->body);
-	st = buf_append(&out->body, body, canon.len - (size_t)(body - canon.data));
+	st = deliver_body(&k, out);
 	out->replace_body = st == SM_OK;
 out:
+	mime_entity_free(tree);
+	if (k.sp != NULL && !spool_on_disk(k.sp)) {
+		struct buf left = BUF_INIT;
+
+		/* plaintext never stays behind in freed memory */
+		if (spool_take(k.sp, &left) == SM_OK)
+			gw_buf_wipe_free(&left);
+	}
+	spool_free(k.sp);
 	mime_headers_free(&outer);
 	mime_headers_free(&content);
-	gw_buf_wipe_free(&canon);
 	return st;
 }
 
@@ -367,7 +475,7 @@ gw_decrypt_deliver(const struct gw_env *env, const struct gw_msg *m, const struc
 	ok = deliverable(m, r, why, sizeof(why));
 	if (ok && (st = rcpts_can_open(env, m, r, &ok, why, sizeof(why))) != SM_OK)
 		return st;
-	if (ok && (st = deliver_decrypted(m, r, out)) != SM_OK) {
+	if (ok && (st = deliver_decrypted(env, m, r, out)) != SM_OK) {
 		if (st == SM_ERR_NOMEM)
 			return st;
 		/* Never partial plaintext: the original goes through. */
@@ -389,6 +497,9 @@ gw_decrypt_deliver(const struct gw_env *env, const struct gw_msg *m, const struc
 	edits_truncate(out, nedits);
 	out->replace_body = false;
 	gw_buf_wipe_free(&out->body);
+	spool_free(out->body_spool);
+	out->body_spool = NULL;
+	out->body_off = 0;
 	buf_printf(&out->summary, ", delivered as received: %s", why);
 	return SM_OK;
 }

@@ -10,17 +10,21 @@
 #include "gateway.h"
 #include "gateway_int.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <syslog.h>
 
+#include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/x509.h>
 
 #include "address.h"
 #include "bodyio.h"
+#include "cmsscan.h"
+#include "cmsstrip.h"
 #include "clock.h"
 #include "harvest.h"
 #include "keycache.h"
@@ -248,6 +252,22 @@ budget_spent(const struct gw_env *env, struct gw_report *r)
 	return true;
 }
 
+/* mime_decode_body() of e into out; a base64 body in a file mapping is
+ * decoded in pieces with its pages given back behind (bodyio.h), any
+ * other one's pages after: a signature part of tens of megabytes (a
+ * certificate bag) costs its decoded size, not that plus its own. */
+static sm_status
+decode_paged(const struct mime_entity *e, struct buf *out)
+{
+	sm_status st;
+
+	if (strcmp(e->cte, "base64") == 0)
+		return bodyio_b64_decode(e->body, e->body_len, out);
+	st = mime_decode_body(e, out);
+	bodyio_drop(e->body, e->body_len);
+	return st;
+}
+
 /* Verify a detached signature (multipart/signed e) into slot s. The
  * signed part streams through the digests in its canonical form (bare LF
  * made CRLF on the way), never copied; the pages of a spooled body are
@@ -265,7 +285,7 @@ verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
 
 	s->kind = MIME_SMIME_SIGNED_DETACHED;
 	buf_reset(&r->der);
-	if ((st = mime_decode_body(e->parts[1], &r->der)) != SM_OK) {
+	if ((st = decode_paged(e->parts[1], &r->der)) != SM_OK) {
 		if (st == SM_ERR_NOMEM)
 			return st;
 		snprintf(r->what, sizeof(r->what), "signature part: %s", sm_strstatus(st));
@@ -284,20 +304,74 @@ verify_detached(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
 	return st;
 }
 
-/* Verify opaque signed-data der into slot s; the encapsulated content is
- * appended to content. Same returns as verify_detached(). */
+/* Would the pre-parse bounds (cmsscan.h) refuse der unread? */
+static bool
+over_limits(const struct gw_env *env, const unsigned char *der, size_t n)
+{
+	struct cmsscan_limits cl = { (size_t)env->cfg->max_digest_algorithms,
+		(size_t)env->cfg->max_certs, (size_t)env->cfg->max_signers };
+	struct cmsscan_counts c;
+
+	return cmsscan_signed(der, n, &cl, &c) == SM_ERR_LIMIT;
+}
+
+/* Verify the opaque signed-data left in r->der taken apart (cmsstrip.h):
+ * the shell decoded, the content streamed from where it lies and, once
+ * read, moved to the front of that buffer, which becomes content's. No
+ * second copy of the content exists at any time. */
 static sm_status
-verify_opaque(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
-    const unsigned char *der, size_t n, struct buf *content)
+verify_split(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
+    const struct buf *shell, size_t off, size_t clen, struct buf *content)
 {
 	struct smime_limits lim;
+	BIO *src = clen <= INT_MAX ? BIO_new_mem_buf(clen > 0 ? r->der.data + off :
+	    (const unsigned char *)"", (int)clen) : NULL;
+	bool read;
 	sm_status st;
 
+	if (src == NULL)
+		return SM_ERR_NOMEM;
+	st = smime_verify_stream(shell->data, shell->len, src, gw_env_store(env),
+	    env->cfg->trust_allow_self_signed, verify_limits(env, &lim), &s->vr);
+	/* refused unread (limits, no signer): no content, as before */
+	read = BIO_ctrl_pending(src) == 0;
+	BIO_free(src);
+	if (st != SM_OK || !read)
+		return st;
+	memmove(r->der.data, r->der.data + off, clen);
+	r->der.len = clen;
+	r->der.data[clen] = '\0';
+	buf_free(content);
+	*content = r->der;
+	memset(&r->der, 0, sizeof(r->der));
+	return SM_OK;
+}
+
+/* Verify opaque signed-data der into slot s; the encapsulated content is
+ * appended to content. own: der is r->der, which may be taken apart.
+ * Same returns as verify_detached(). */
+static sm_status
+verify_opaque(const struct gw_env *env, struct gw_report *r, struct gw_sig *s,
+    const unsigned char *der, size_t n, bool own, struct buf *content)
+{
+	struct smime_limits lim;
+	struct buf shell = BUF_INIT;
+	size_t off, clen;
+	sm_status st;
 	uint64_t t0 = metrics_now();
 
 	s->kind = MIME_SMIME_SIGNED_OPAQUE;
-	st = smime_verify_bounded(der, n, NULL, 0, gw_env_store(env),
-	    env->cfg->trust_allow_self_signed, verify_limits(env, &lim), &s->vr, content);
+	/* what the limits refuse unread is never taken apart: its shell
+	 * would be a second copy of a certificate bag */
+	own = own && !over_limits(env, der, n);
+	if (own && (st = cmsstrip_content(r->der.data, r->der.len, &shell, &off, &clen)) == SM_OK)
+		st = verify_split(env, r, s, &shell, off, clen, content);
+	else if (own && st == SM_ERR_NOMEM)
+		return st;
+	else
+		st = smime_verify_bounded(der, n, NULL, 0, gw_env_store(env),
+		    env->cfg->trust_allow_self_signed, verify_limits(env, &lim), &s->vr, content);
+	buf_free(&shell);
 	metrics_observe(METRICS_STAGE_VERIFY, t0);
 	s->verified = st == SM_OK;
 	if (st == SM_ERR_PARSE)
@@ -412,185 +486,236 @@ settle_signatures(struct gw_report *r)
 	r->nsig = 0;
 }
 
+/* Where walk() stands: the entity at hand, or NULL when the layer at hand
+ * is a bare CMS blob (raw/rawlen); the envelopes opened so far. */
+struct walkpos {
+	const struct mime_entity *e;
+	const unsigned char *raw;
+	size_t rawlen, nenv;
+	bool done;              /* stop walking (SM_OK) */
+};
+
+/* Stop at this layer: nothing further to examine. */
+static sm_status
+walk_stop(struct walkpos *w)
+{
+	w->done = true;
+	return SM_OK;
+}
+
+/* The next layer is content: a MIME entity parsed from it, else (when it
+ * is signed-data without MIME around it) the bare blob, else the walk
+ * stops there with r->what saying why when what is given. */
+static sm_status
+walk_into(struct gw_report *r, struct walkpos *w, const struct buf *content,
+    struct mime_entity **tree, const char *what)
+{
+	sm_status st = mime_parse(content->data, content->len, NULL, tree);
+
+	if (st == SM_ERR_NOMEM)
+		return st;
+	if (st == SM_OK) {
+		w->e = *tree;
+	} else if (smime_content_type(content->data, content->len) == SMIME_CT_SIGNED) {
+		w->e = NULL;
+		w->raw = content->data;
+		w->rawlen = content->len;
+	} else {
+		if (what != NULL)
+			snprintf(r->what, sizeof(r->what), "%s: %s", what, sm_strstatus(st));
+		structure_add(r, "not MIME");
+		return walk_stop(w);
+	}
+	return SM_OK;
+}
+
+/* An entity that is no S/MIME layer, or a detached signature. */
+static sm_status
+walk_plain_or_detached(const struct gw_env *env, struct gw_report *r, struct walkpos *w,
+    enum mime_smime_kind k)
+{
+	const struct mime_entity *e = w->e;
+	struct gw_sig *s;
+	sm_status st;
+
+	if (k == MIME_SMIME_NONE || k == MIME_SMIME_CERTS_ONLY) {
+		r->content_e = e;
+		if (k == MIME_SMIME_NONE)
+			structure_add_entity(r, e);
+		else
+			structure_add(r, "certs-only");
+		r->envelope_in_part = has_envelope_part(e);
+		return walk_stop(w);
+	}
+	structure_add(r, "signed-detached");
+	if (r->nsig == GW_MAX_SIGNATURES) {
+		r->too_deep = true;
+		return walk_stop(w);
+	}
+	s = &r->sig[r->nsig++];
+	s->inside_envelope = w->nenv > 0;
+	if ((st = verify_detached(env, r, s, e)) == SM_ERR_PARSE) {
+		r->malformed = true;
+		return walk_stop(w);
+	}
+	w->e = e->parts[0];
+	return st;
+}
+
+/* The body of an application/(x-)pkcs7-mime or .p7m entity decoded into
+ * r->der, a spooled body's pages dropped behind the decoder. */
+static sm_status
+walk_decode(struct gw_report *r, struct walkpos *w, enum mime_smime_kind k)
+{
+	const struct mime_entity *e = w->e;
+	sm_status st;
+
+	buf_reset(&r->der);
+	st = decode_paged(e, &r->der);
+	if (st == SM_OK || st == SM_ERR_NOMEM)
+		return st;
+	structure_add(r, mime_smime_kind_name(k));
+	r->malformed = true;
+	snprintf(r->what, sizeof(r->what), "%s: the %s body does not decode (%s)",
+	    is_envelope_kind(k) ? "corrupt envelope" : "malformed PKCS#7", e->cte, sm_strstatus(st));
+	return walk_stop(w);
+}
+
+/* An envelope: opened (decrypt) and its content the next layer. */
+static sm_status
+walk_envelope(const struct gw_env *env, struct gw_report *r, struct walkpos *w, bool decrypt,
+    enum smime_content_type ct)
+{
+	sm_status st;
+
+	structure_add(r, smime_content_type_name(ct));
+	if (w->nenv == GW_MAX_ENVELOPES || w->e == NULL) {
+		r->too_deep = true;
+		return walk_stop(w);
+	}
+	w->nenv++;
+	r->encrypted = true;
+	if (!decrypt)
+		return walk_stop(w);
+	/* keep the envelope: `deliver` checks its recipients */
+	buf_free(&r->envder);
+	r->envder = r->der;
+	memset(&r->der, 0, sizeof(r->der));
+	st = gw_decrypt_open(env, r);
+	if (st == SM_ERR_NOMEM)
+		return st;
+	if (st != SM_OK) {
+		r->decrypt_failed = true;
+		r->decrypt_status = st;
+		return walk_stop(w);
+	}
+	r->decrypted = true;
+	return walk_into(r, w, &r->plain, &r->inner, "decrypted content is not MIME");
+}
+
+/* Opaque signed-data: verified, its content the next layer. own: der is
+ * r->der, which the verification may take apart. */
+static sm_status
+walk_opaque(const struct gw_env *env, struct gw_report *r, struct walkpos *w,
+    const unsigned char *der, size_t dlen, bool own)
+{
+	size_t i = r->nsig;
+	struct gw_sig *s;
+	sm_status st;
+
+	structure_add(r, "signed-opaque");
+	if (r->nsig == GW_MAX_SIGNATURES) {
+		r->too_deep = true;
+		return walk_stop(w);
+	}
+	s = &r->sig[r->nsig++];
+	s->inside_envelope = w->nenv > 0;
+	st = verify_opaque(env, r, s, der, dlen, own, &r->ctext[i]);
+	if (st == SM_ERR_PARSE) {
+		r->malformed = true;
+		return walk_stop(w);
+	}
+	if (st != SM_OK)
+		return st;
+	/* Signed, but what was signed may be no MIME entity: nothing to show
+	 * or deliver then. */
+	return walk_into(r, w, &r->ctext[i], &r->ctree[i], NULL);
+}
+
+/* One CMS layer, by what the CMS says it is (not its label). */
+static sm_status
+walk_cms(const struct gw_env *env, struct gw_report *r, struct walkpos *w, bool decrypt,
+    enum mime_smime_kind k, bool own)
+{
+	const unsigned char *der = own ? r->der.data : w->raw;
+	size_t dlen = own ? r->der.len : w->rawlen;
+	enum smime_content_type ct = smime_content_type(der, dlen);
+
+	switch (ct) {
+	case SMIME_CT_ENVELOPED:
+	case SMIME_CT_AUTH_ENVELOPED:
+		return walk_envelope(env, r, w, decrypt, ct);
+	case SMIME_CT_SIGNED:
+		return walk_opaque(env, r, w, der, dlen, own);
+	case SMIME_CT_CERTS_ONLY:
+		structure_add(r, "certs-only");
+		r->content_e = w->e;
+		return walk_stop(w);
+	case SMIME_CT_OTHER:
+		structure_add(r, "other CMS content");
+		snprintf(r->what, sizeof(r->what), "CMS content type not supported here");
+		return walk_stop(w);
+	case SMIME_CT_INVALID:
+	default:
+		structure_add(r, mime_smime_kind_name(k));
+		r->malformed = true;
+		snprintf(r->what, sizeof(r->what), "%s: not a CMS structure",
+		    is_envelope_kind(k) ? "corrupt envelope" : "malformed PKCS#7");
+		return walk_stop(w);
+	}
+}
+
 /*
- * Follow the S/MIME layers of the message from the outside in. e is the
- * entity at hand, or NULL when the layer at hand is a bare CMS blob
- * (raw/rawlen: decrypted content that is signed-data without MIME around
- * it, as `gpgsm --sign | gpgsm --encrypt` makes). Stops at the first layer
- * that is no S/MIME, at anything malformed, at a failed decryption, and at
- * GW_MAX_ENVELOPES / GW_MAX_SIGNATURES.
+ * Follow the S/MIME layers of the message from the outside in (struct
+ * walkpos). Stops at the first layer that is no S/MIME, at anything
+ * malformed, at a failed decryption, and at GW_MAX_ENVELOPES /
+ * GW_MAX_SIGNATURES.
  */
 static sm_status
 walk(const struct gw_env *env, struct gw_report *r, bool decrypt)
 {
-	const struct mime_entity *e = r->root;
-	const unsigned char *raw = NULL, *der;
-	size_t rawlen = 0, dlen, nenv = 0;
+	struct walkpos w = { r->root, NULL, 0, 0, false };
 	enum mime_smime_kind k;
-	enum smime_content_type ct;
-	sm_status st;
+	sm_status st = SM_OK;
 
-	for (;;) {
-		struct gw_sig *s;
-
-		if (budget_spent(env, r))
-			return SM_OK;
-		if (e != NULL) {
-			k = mime_smime_kind(e);
-			if (k == MIME_SMIME_NONE || k == MIME_SMIME_CERTS_ONLY) {
-				r->content_e = e;
-				if (k == MIME_SMIME_NONE)
-					structure_add_entity(r, e);
-				else
-					structure_add(r, "certs-only");
-				r->envelope_in_part = has_envelope_part(e);
-				return SM_OK;
-			}
-			if (k == MIME_SMIME_SIGNED_DETACHED) {
-				structure_add(r, "signed-detached");
-				if (r->nsig == GW_MAX_SIGNATURES) {
-					r->too_deep = true;
-					return SM_OK;
-				}
-				s = &r->sig[r->nsig++];
-				s->inside_envelope = nenv > 0;
-				if ((st = verify_detached(env, r, s, e)) == SM_ERR_PARSE) {
-					r->malformed = true;
-					return SM_OK;
-				}
-				if (st != SM_OK)
-					return st;
-				e = e->parts[0];
-				continue;
-			}
-			/* application/(x-)pkcs7-mime or a .p7m: what the CMS
-			 * says it is counts, not the label. */
-			buf_reset(&r->der);
-			st = mime_decode_body(e, &r->der);
-			/* a spooled body's pages go back once decoded */
-			bodyio_drop(e->body, e->body_len);
-			if (st != SM_OK) {
-				if (st == SM_ERR_NOMEM)
-					return st;
-				structure_add(r, mime_smime_kind_name(k));
-				r->malformed = true;
-				snprintf(r->what, sizeof(r->what), "%s: the %s body does not decode (%s)",
-				    is_envelope_kind(k) ? "corrupt envelope" : "malformed PKCS#7",
-				    e->cte, sm_strstatus(st));
-				return SM_OK;
-			}
-			der = r->der.data;
-			dlen = r->der.len;
-		} else {
-			k = MIME_SMIME_PKCS7_UNKNOWN;
-			der = raw;
-			dlen = rawlen;
-		}
-		ct = smime_content_type(der, dlen);
-		switch (ct) {
-		case SMIME_CT_ENVELOPED:
-		case SMIME_CT_AUTH_ENVELOPED:
-			structure_add(r, smime_content_type_name(ct));
-			if (nenv == GW_MAX_ENVELOPES || e == NULL) {
-				r->too_deep = true;
-				return SM_OK;
-			}
-			nenv++;
-			r->encrypted = true;
-			if (!decrypt)
-				return SM_OK;
-			/* keep the envelope: `deliver` checks its recipients */
-			buf_free(&r->envder);
-			r->envder = r->der;
-			memset(&r->der, 0, sizeof(r->der));
-			st = gw_decrypt_open(env, r);
-			if (st == SM_ERR_NOMEM)
-				return st;
-			if (st != SM_OK) {
-				r->decrypt_failed = true;
-				r->decrypt_status = st;
-				return SM_OK;
-			}
-			r->decrypted = true;
-			st = mime_parse(r->plain.data, r->plain.len, NULL, &r->inner);
-			if (st == SM_ERR_NOMEM)
-				return st;
-			if (st == SM_OK) {
-				e = r->inner;
-			} else if (smime_content_type(r->plain.data, r->plain.len) == SMIME_CT_SIGNED) {
-				e = NULL;
-				raw = r->plain.data;
-				rawlen = r->plain.len;
-			} else {
-				snprintf(r->what, sizeof(r->what), "decrypted content is not MIME: %s",
-				    sm_strstatus(st));
-				structure_add(r, "not MIME");
-				return SM_OK;
-			}
+	while (st == SM_OK && !w.done && !budget_spent(env, r)) {
+		if (w.e == NULL) {
+			st = walk_cms(env, r, &w, decrypt, MIME_SMIME_PKCS7_UNKNOWN, false);
 			continue;
-		case SMIME_CT_SIGNED:
-			structure_add(r, "signed-opaque");
-			if (r->nsig == GW_MAX_SIGNATURES) {
-				r->too_deep = true;
-				return SM_OK;
-			}
-			{
-				size_t i = r->nsig;
-				s = &r->sig[r->nsig++];
-				s->inside_envelope = nenv > 0;
-				if ((st = verify_opaque(env, r, s, der, dlen, &r->ctext[i])) == SM_ERR_PARSE) {
-					r->malformed = true;
-					return SM_OK;
-				}
-				if (st != SM_OK)
-					return st;
-				st = mime_parse(r->ctext[i].data, r->ctext[i].len, NULL, &r->ctree[i]);
-				if (st == SM_ERR_NOMEM)
-					return st;
-				if (st == SM_OK) {
-					e = r->ctree[i];
-				} else if (smime_content_type(r->ctext[i].data, r->ctext[i].len) ==
-				    SMIME_CT_SIGNED) {
-					e = NULL;
-					raw = r->ctext[i].data;
-					rawlen = r->ctext[i].len;
-				} else {
-					/* Signed, but what was signed is no MIME entity:
-					 * nothing to show or deliver. */
-					structure_add(r, "not MIME");
-					return SM_OK;
-				}
-			}
-			continue;
-		case SMIME_CT_CERTS_ONLY:
-			structure_add(r, "certs-only");
-			r->content_e = e;
-			return SM_OK;
-		case SMIME_CT_OTHER:
-			structure_add(r, "other CMS content");
-			snprintf(r->what, sizeof(r->what), "CMS content type not supported here");
-			return SM_OK;
-		case SMIME_CT_INVALID:
-		default:
-			structure_add(r, mime_smime_kind_name(k));
-			r->malformed = true;
-			snprintf(r->what, sizeof(r->what), "%s: not a CMS structure",
-			    is_envelope_kind(k) ? "corrupt envelope" : "malformed PKCS#7");
-			return SM_OK;
 		}
+		k = mime_smime_kind(w.e);
+		if (k == MIME_SMIME_NONE || k == MIME_SMIME_CERTS_ONLY ||
+		    k == MIME_SMIME_SIGNED_DETACHED)
+			st = walk_plain_or_detached(env, r, &w, k);
+		else if ((st = walk_decode(r, &w, k)) == SM_OK && !w.done)
+			st = walk_cms(env, r, &w, decrypt, k, true);
 	}
+	return st;
 }
 
 sm_status
 gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsigned char *body,
     size_t len, bool decrypt, struct gw_report *r)
 {
+	struct bodyio_pager pg;
+	const struct mime_sink pager = { NULL, bodyio_pager_done, &pg };
 	const char *fromh;
 	sm_status st;
 
 	memset(r, 0, sizeof(*r));
 	r->cpu_start = clock_cpu_ms();
-	st = mime_parse_message(hdrs, body, len, NULL, &r->root);
+	bodyio_pager_init(&pg, body, len);
+	st = mime_parse_message_paged(hdrs, body, len, NULL, &pager, &r->root);
 	if (st != SM_OK) {
 		if (st == SM_ERR_NOMEM)
 			return st;
@@ -599,8 +724,8 @@ gw_examine(const struct gw_env *env, const struct mime_headers *hdrs, const unsi
 		return SM_OK;
 	}
 	/* The parse read all of a spooled body: its pages go back before
-	 * the signature is checked. */
-	bodyio_drop(body, len);
+	 * the signature is checked (and went back while it read). */
+	bodyio_pager_done(&pg);
 	r->kind = mime_smime_kind(r->root);
 	st = walk(env, r, decrypt);
 	settle_signatures(r);

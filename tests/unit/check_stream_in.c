@@ -37,8 +37,8 @@
 /* Peak RSS rise for an opaque or enveloped message, times its size:
  * measured 2.43 and 3.23 (4.06 and 4.69 before the CMS was decoded in
  * place and the spooled pages given back after the base64 decode). */
-#define OPAQUE_BOUND 2.75
-#define ENVELOPE_BOUND 3.5
+#define OPAQUE_BOUND 1.2
+#define ENVELOPE_BOUND 1.6
 
 static char *T;
 static struct config *cfg;
@@ -523,6 +523,76 @@ inbound_pkcs7(const struct buf *content, bool envelope, struct gw_result *res, l
 	return n;
 }
 
+/* The body gw_inbound delivers, read the way the milter reads it. */
+static void
+delivered_body(const struct gw_result *r, struct buf *out)
+{
+	unsigned char chunk[65536];
+	uint64_t off = 0;
+	size_t got;
+
+	buf_reset(out);
+	do {
+		ck_assert_int_eq(gw_result_body_read(r, off, chunk, sizeof(chunk), &got), SM_OK);
+		ck_assert_int_eq(buf_append(out, chunk, got), SM_OK);
+		off += got;
+	} while (got > 0);
+	ck_assert_uint_eq(off, gw_result_body_len(r));
+}
+
+/* What bench scenario v sends: multipart/signed over content (detached,
+ * by bob) encrypted to alice; with decrypt = "deliver". canon: the body
+ * the decrypted message must get (the signed part's canonical form, as
+ * mime_canonicalize() makes it in memory, without its header). Returns the size of the message body. */
+static size_t
+inbound_enveloped_detached(const struct buf *content, struct gw_result *res, long *rise,
+    struct buf *canon)
+{
+	struct buf entity = BUF_INIT, cr = BUF_INIT, der = BUF_INIT, body = BUF_INIT;
+	struct mime_headers h = MIME_HEADERS_INIT;
+	STACK_OF(X509) *to = sk_X509_new_null();
+	struct mime_entity *signed_part = NULL;
+	const unsigned char *eoh;
+	char err[256];
+	size_t n;
+
+	entity_of(content, &entity);
+	crlf_ref(entity.data, entity.len, &cr);
+	sign_canon(false, &cr, &der);
+	buf_free(&cr);
+	/* what is delivered: the signed part, canonical */
+	ck_assert_int_eq(mime_parse(entity.data, entity.len, NULL, &signed_part), SM_OK);
+	buf_reset(canon);
+	ck_assert_int_eq(mime_canonicalize(&signed_part->hdrs, signed_part->body,
+	    signed_part->body_len, NULL, canon), SM_OK);
+	mime_entity_free(signed_part);
+	ck_assert_int_eq(mime_build_signed(entity.data, entity.len, der.data, der.len, "sha-256",
+	    &h, &body), SM_OK);
+	eoh = memmem(canon->data, canon->len, "\r\n\r\n", 4);
+	ck_assert_ptr_nonnull(eoh);
+	n = (size_t)(eoh + 4 - canon->data);
+	memmove(canon->data, canon->data + n, canon->len - n);
+	canon->len -= n;
+	buf_reset(&entity);
+	ck_assert_int_eq(mime_entity_serialize(&h, body.data, body.len, &entity), SM_OK);
+	mime_headers_free(&h);
+	buf_reset(&body);
+	buf_reset(&der);
+	ck_assert_ptr_nonnull(to);
+	sk_X509_push(to, alice.cert);
+	ck_assert_msg(smime_encrypt(to, SMIME_CIPHER_AES256_CBC, false, entity.data, entity.len,
+	    &der, err, sizeof(err)) == SM_OK, "encrypt: %s", err);
+	sk_X509_free(to);
+	buf_free(&entity);
+	ck_assert_int_eq(mime_build_pkcs7(der.data, der.len, "enveloped-data", &h, &body), SM_OK);
+	buf_free(&der);
+	n = body.len;
+	inbound_spooled(&h, &body, res, rise);
+	buf_free(&body);
+	mime_headers_free(&h);
+	return n;
+}
+
 static const char *
 ar_of(const struct gw_result *r)
 {
@@ -546,13 +616,12 @@ START_TEST(a_spooled_50mb_detached_message_verifies_and_harvests_in_flat_memory)
 	    "summary: %s", buf_cstr(&res.summary));
 	fprintf(stderr, "50 MB detached verify+harvest: peak RSS rise %.1f MB\n",
 	    (double)rise / 1048576);
-	/* The MIME parse (lib/mime.c) reads the whole mapping before anything
-	 * else, and its file-backed pages count in VmHWM until they are given
-	 * back: that is the body's size. Everything after it stays within
-	 * 32 MB; the CRLF copy the verification used to make of this LF text
-	 * alone was another 50 MB. */
+	/* Issue 14's goal: at most 32 MB. The MIME parse gives the pages of
+	 * the mapping back while it reads (they count in VmHWM: the body's
+	 * size before), and the CRLF copy the verification used to make of
+	 * this LF text alone was another 50 MB. */
 	if (!instrumented())
-		ck_assert_msg(rise <= (long)BIG + 32L * 1024 * 1024, "peak RSS rose by %ld bytes", rise);
+		ck_assert_msg(rise <= 32L * 1024 * 1024, "peak RSS rose by %ld bytes", rise);
 	gw_result_free(&res);
 }
 END_TEST
@@ -574,8 +643,12 @@ START_TEST(a_byte_changed_at_the_end_of_50mb_fails)
 END_TEST
 
 /* Opaque and enveloped messages need their CMS in memory (OpenSSL decodes
- * it whole): the peak is measured against the message's size and
- * printed; the bound asserted is what this code reaches (see README). */
+ * it whole), but nothing more of that size: the opaque one at issue 14's
+ * goal (1.2x the message). The envelope here holds opaque signed-data in
+ * base64 (sign, then encrypt, as two layers of pkcs7-mime): its
+ * plaintext (the base64 text) and the decoded signed-data are both held
+ * while the inner layer is verified, about 1.45x; the bench's shape
+ * (multipart/signed inside) is the deliver test below, at the goal. */
 START_TEST(a_spooled_50mb_opaque_or_enveloped_message_stays_within_its_bound)
 {
 	struct buf c = BUF_INIT;
@@ -602,6 +675,41 @@ START_TEST(a_spooled_50mb_opaque_or_enveloped_message_stays_within_its_bound)
 }
 END_TEST
 
+/* Bench scenario v: the envelope opened in place, the content verified
+ * from the plaintext, the rebuilt body written to a spool: the same
+ * bytes as the canonical form in memory, and the peak at the goal. */
+START_TEST(a_spooled_50mb_envelope_is_delivered_decrypted_within_the_goal)
+{
+	struct buf c = BUF_INIT, canon = BUF_INIT, got = BUF_INIT;
+	struct gw_result res;
+	size_t n;
+	long rise;
+
+	cfg->inbound_decrypt = CFG_DECRYPT_DELIVER;
+	content_of(S_BIG, &c);
+	n = inbound_enveloped_detached(&c, &res, &rise, &canon);
+	buf_free(&c);
+	cfg->inbound_decrypt = CFG_DECRYPT_OFF;
+	ck_assert_msg(strstr(ar_of(&res), "smime=pass") != NULL, "A-R: %s", ar_of(&res));
+	ck_assert_msg(strstr(buf_cstr(&res.summary), "delivered decrypted") != NULL, "summary: %s",
+	    buf_cstr(&res.summary));
+	ck_assert(res.replace_body);
+	ck_assert_msg(res.body_spool != NULL, "a 50 MB body is not kept in memory");
+	delivered_body(&res, &got);
+	ck_assert_uint_eq(got.len, canon.len);
+	ck_assert(memcmp(got.data, canon.data, canon.len) == 0);
+	buf_free(&got);
+	buf_free(&canon);
+	fprintf(stderr, "%.1f MB enveloped message, delivered decrypted: peak RSS rise %.1f MB "
+	    "(%.2fx its size)\n", (double)n / 1048576, (double)rise / 1048576,
+	    (double)rise / (double)n);
+	if (!instrumented())
+		ck_assert_msg((double)rise <= 1.2 * (double)n, "peak RSS rose by %ld bytes for %zu",
+		    rise, n);
+	gw_result_free(&res);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -620,6 +728,7 @@ suite(void)
 	tcase_add_test(tc, a_byte_changed_at_the_end_of_50mb_fails);
 	tcase_add_loop_test(tc, a_spooled_50mb_opaque_or_enveloped_message_stays_within_its_bound,
 	    0, 2);
+	tcase_add_test(tc, a_spooled_50mb_envelope_is_delivered_decrypted_within_the_goal);
 	suite_add_tcase(s, tc);
 	return s;
 }
