@@ -307,7 +307,7 @@ is_recipient(CMS_ContentInfo *cms, X509 *cert)
  * so it fails exactly as a corrupt content does. The first of our keys
  * that a recipient entry names is the one we try.
  */
-static sm_status
+sm_status
 decrypt_pick_key(CMS_ContentInfo *cms, const struct smime_key *keys, size_t nkeys,
     bool *matched, char *err, size_t errlen)
 {

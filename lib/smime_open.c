@@ -4,8 +4,8 @@
  * OpenSSL's copy of the encrypted content and without a second buffer
  * for the plaintext.
  *
- * The recipient matching repeats smime_envelope.c's (is_recipient,
- * decrypt_pick_key: static there); keep the two the same.
+ * The recipient matching is smime_envelope.c's (decrypt_pick_key), so
+ * both paths pick the same key and fail alike.
  */
 #include "smime.h"
 #include "smime_int.h"
@@ -18,55 +18,6 @@
 
 #include <openssl/cms.h>
 #include <openssl/err.h>
-
-/* Does a RecipientInfo name this certificate? (smime_envelope.c) */
-static bool
-open_is_recipient(CMS_ContentInfo *cms, X509 *cert)
-{
-	STACK_OF(CMS_RecipientInfo) *ris = CMS_get0_RecipientInfos(cms);
-
-	for (int i = 0; i < sk_CMS_RecipientInfo_num(ris); i++) {
-		CMS_RecipientInfo *ri = sk_CMS_RecipientInfo_value(ris, i);
-		STACK_OF(CMS_RecipientEncryptedKey) *reks;
-
-		switch (CMS_RecipientInfo_type(ri)) {
-		case CMS_RECIPINFO_TRANS:
-			if (CMS_RecipientInfo_ktri_cert_cmp(ri, cert) == 0)
-				return true;
-			break;
-		case CMS_RECIPINFO_AGREE:
-			reks = CMS_RecipientInfo_kari_get0_reks(ri);
-			for (int j = 0; j < sk_CMS_RecipientEncryptedKey_num(reks); j++)
-				if (CMS_RecipientEncryptedKey_cert_cmp(
-				    sk_CMS_RecipientEncryptedKey_value(reks, j), cert) == 0)
-					return true;
-			break;
-		default:
-			break;
-		}
-	}
-	ERR_clear_error();
-	return false;
-}
-
-/* The first of our keys a recipient entry names (smime_envelope.c). */
-static sm_status
-open_pick_key(CMS_ContentInfo *cms, const struct smime_key *keys, size_t nkeys, bool *matched,
-    char *err, size_t errlen)
-{
-	for (size_t i = 0; i < nkeys && !*matched; i++) {
-		if (keys[i].pkey == NULL || keys[i].cert == NULL ||
-		    !open_is_recipient(cms, keys[i].cert))
-			continue;
-		if (!CMS_decrypt_set1_pkey_and_peer(cms, keys[i].pkey, keys[i].cert, NULL)) {
-			sm_seterr(err, errlen, "decrypt: content does not decrypt "
-			    "(wrong key or corrupt envelope)");
-			return SM_ERR_CRYPTO;
-		}
-		*matched = true;
-	}
-	return SM_OK;
-}
 
 /* The plaintext written to buf[0..w), never past what the source (the
  * ciphertext at buf[off..off+len)) has handed out: a block cipher's output
@@ -183,7 +134,7 @@ smime_decrypt_inplace(const unsigned char *shell, size_t sn, unsigned char *buf,
 		st = SM_ERR_PARSE;
 		goto done;
 	}
-	if ((st = open_pick_key(cms, keys, nkeys, &matched, err, errlen)) != SM_OK)
+	if ((st = decrypt_pick_key(cms, keys, nkeys, &matched, err, errlen)) != SM_OK)
 		goto done;
 	st = SM_ERR_NOKEY;
 	ERR_clear_error();
