@@ -284,6 +284,20 @@ out_bio_status(BIO *b, sm_status fallback)
 	return src_bio_status(b, fallback);
 }
 
+bool
+bio_write_all(BIO *b, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		int w = BIO_write(b, p, n > INT_MAX ? INT_MAX : (int)n);
+
+		if (w <= 0)
+			return false;
+		p += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
 /* Undo what was appended to out since it had length keep; wipe it, since it
  * may be plaintext we must not leave lying around. */
 void

@@ -6,7 +6,6 @@
 #include "smime_int.h"
 
 #include <stdio.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -217,17 +216,8 @@ fail:
 sm_status
 smime_sealer_write(struct smime_sealer *s, const unsigned char *p, size_t n)
 {
-	while (!s->failed && n > 0) {
-		int k = n > INT_MAX ? INT_MAX : (int)n;
-		int w = BIO_write(s->bio, p, k);
-
-		if (w <= 0)
-			s->failed = true;
-		else {
-			p += w;
-			n -= (size_t)w;
-		}
-	}
+	if (!s->failed && !bio_write_all(s->bio, p, n))
+		s->failed = true;
 	return s->failed ? out_bio_status(s->ob, SM_ERR_CRYPTO) : SM_OK;
 }
 

@@ -46,6 +46,8 @@ BIO *out_bio_new(const struct smime_out *out);
 sm_status src_bio_status(BIO *b, sm_status fallback);
 sm_status out_bio_status(BIO *b, sm_status fallback);
 
+/* Write all n bytes of p to b; false when the chain refuses some. */
+bool bio_write_all(BIO *b, const unsigned char *p, size_t n);
 /* Give cms the first of our keys that one of its recipient entries names
  * (*matched); SM_ERR_CRYPTO when that key does not open it (smime_envelope.c). */
 sm_status decrypt_pick_key(CMS_ContentInfo *cms, const struct smime_key *keys, size_t nkeys,

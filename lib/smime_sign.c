@@ -6,7 +6,6 @@
 #include "smime.h"
 #include "smime_int.h"
 
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -325,17 +324,8 @@ smime_signer_begin(const struct smime_key *k, const EVP_MD *md, struct smime_sig
 sm_status
 smime_signer_write(struct smime_signer *s, const unsigned char *p, size_t n)
 {
-	while (!s->failed && n > 0) {
-		int k = n > INT_MAX ? INT_MAX : (int)n;
-		int w = BIO_write(s->bio, p, k);
-
-		if (w <= 0)
-			s->failed = true;
-		else {
-			p += w;
-			n -= (size_t)w;
-		}
-	}
+	if (!s->failed && !bio_write_all(s->bio, p, n))
+		s->failed = true;
 	return s->failed ? SM_ERR_CRYPTO : SM_OK;
 }
 
