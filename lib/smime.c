@@ -284,6 +284,36 @@ out_bio_status(BIO *b, sm_status fallback)
 	return src_bio_status(b, fallback);
 }
 
+/* The digests signers use, fetched from the providers once (a fetch by
+ * name takes OpenSSL's locks on every call). */
+static struct {
+	int nid;
+	EVP_MD *md;
+} mds[] = { { NID_sha1, NULL }, { NID_sha224, NULL }, { NID_sha256, NULL },
+	{ NID_sha384, NULL }, { NID_sha512, NULL } };
+static pthread_once_t mds_once = PTHREAD_ONCE_INIT;
+
+static void
+mds_fetch(void)
+{
+	for (size_t i = 0; i < sizeof(mds) / sizeof(mds[0]); i++)
+		mds[i].md = EVP_MD_fetch(NULL, OBJ_nid2sn(mds[i].nid), NULL);
+	ERR_clear_error();
+}
+
+EVP_MD *
+md_fetch(int nid)
+{
+	if (nid == NID_undef)
+		return NULL;
+	if (pthread_once(&mds_once, mds_fetch) == 0)
+		for (size_t i = 0; i < sizeof(mds) / sizeof(mds[0]); i++)
+			if (mds[i].nid == nid && mds[i].md != NULL &&
+			    EVP_MD_up_ref(mds[i].md))
+				return mds[i].md;
+	return EVP_MD_fetch(NULL, OBJ_nid2sn(nid), NULL);
+}
+
 bool
 bio_write_all(BIO *b, const unsigned char *p, size_t n)
 {

@@ -46,6 +46,9 @@ BIO *out_bio_new(const struct smime_out *out);
 sm_status src_bio_status(BIO *b, sm_status fallback);
 sm_status out_bio_status(BIO *b, sm_status fallback);
 
+/* The digest for nid (EVP_MD_free it): the common ones fetched once per
+ * process, others fetched now; NULL when no provider implements it. */
+EVP_MD *md_fetch(int nid);
 /* Write all n bytes of p to b; false when the chain refuses some. */
 bool bio_write_all(BIO *b, const unsigned char *p, size_t n);
 /* Give cms the first of our keys that one of its recipient entries names

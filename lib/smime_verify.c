@@ -259,9 +259,7 @@ digest_supported(int nid)
 {
 	EVP_MD *md;
 
-	if (nid == NID_undef)
-		return false;
-	md = EVP_MD_fetch(NULL, OBJ_nid2sn(nid), NULL);
+	md = md_fetch(nid);
 	EVP_MD_free(md);
 	ERR_clear_error();
 	return md != NULL;
@@ -450,7 +448,7 @@ digest_push(struct vctx *c, int i, int *seen, int *nseen, int max)
 		;
 	if (k < *nseen)
 		return true;
-	if (*nseen == max || (md = EVP_MD_fetch(NULL, OBJ_nid2sn(nid), NULL)) == NULL) {
+	if (*nseen == max || (md = md_fetch(nid)) == NULL) {
 		verdict(&c->v[i], SMIME_VERIFY_UNSUPPORTED_ALGORITHM,
 		    "cannot digest the content with %s", OBJ_nid2ln(nid));
 		return true;
