@@ -309,9 +309,10 @@ suite_setup(void)
 	cfg->inbound_harvest = true;
 	cfg->inbound_results_header = true;
 	cfg->inbound_decrypt = CFG_DECRYPT_OFF;
-	/* Valgrind runs these 50 MB messages ten to forty times slower: the
-	 * default 2 s CPU budget would leave them unjudged (temperror), and
-	 * the budget is check_bounds' subject, not this suite's. */
+	/* Valgrind runs these 50 MB messages ten to forty times slower (ASan
+	 * a few times): the default 2 s CPU budget would leave them unjudged
+	 * (temperror), and the budget is check_bounds' subject, not this
+	 * suite's. */
 	if (instrumented())
 		cfg->inbound_cpu_ms = 0;
 }
